@@ -1,0 +1,98 @@
+"""The `tasksgodzilla` command line: thin commands over the library, exit codes from the error table."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from app import __version__
+from app.config import Settings, load_settings, masked_settings
+from app.errors import TasksGodzillaError, spec_for
+from app.logs import configure_logging, get_logger
+
+log = get_logger("app.cli")
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into one line on stderr and the table's exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TasksGodzillaError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(spec_for(exc).exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def settings_for_command() -> Settings:
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tasksgodzilla")
+def cli() -> None:
+    """TasksGodzilla: orchestrate AI coding agents over git repositories."""
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on [TASKSGODZILLA_HOST].")
+@click.option("--port", type=int, help="Port to listen on [TASKSGODZILLA_PORT].")
+@click.option(
+    "--migrate/--no-migrate", default=None, help="Apply migrations first [TASKSGODZILLA_MIGRATE_ON_START]."
+)
+@reports_errors
+def serve(host: str | None, port: int | None, migrate: bool | None) -> None:
+    """Run the API and console (on an embedded PostgreSQL when no database URL is set)."""
+    from app.cli.serve import run_server
+
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "migrate_on_start": migrate}.items() if v is not None
+    }
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    run_server(settings)
+
+
+@cli.command()
+@click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
+@reports_errors
+def migrate(revision: str) -> None:
+    """Upgrade the database schema (ours and the job queue's)."""
+    from app.store import migrate as migrations
+    from app.store.provision import provision_database
+
+    settings = settings_for_command()
+    with provision_database(settings) as url:
+        migrations.upgrade(url, revision)
+    click.echo(f"database at revision {migrations.head_revision() if revision == 'head' else revision}")
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@reports_errors
+def show_config(as_json: bool) -> None:
+    """Print the effective settings, secrets masked."""
+    shown = masked_settings(load_settings())
+    if as_json:
+        click.echo(json.dumps(shown, indent=2))
+        return
+    width = max(len(name) for name in shown)
+    for name, value in shown.items():
+        click.echo(f"{name.ljust(width)}  {value}")
+
+
+def main() -> None:
+    cli(prog_name="tasksgodzilla")

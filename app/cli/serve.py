@@ -1,0 +1,35 @@
+"""`tasksgodzilla serve`: provision the database, migrate, and run the web application."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from app.config import Settings
+from app.logs import get_logger
+from app.store import migrate
+from app.store.provision import provision_database
+from app.web.app import create_app
+
+log = get_logger("app.serve")
+
+
+def run_server(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; an embedded database is stopped on the way out."""
+    started = time.perf_counter()
+    with provision_database(settings) as url:
+        embedded = settings.database_url is None
+        log.info(
+            "database ready",
+            embedded=embedded,
+            seconds=round(time.perf_counter() - started, 3),
+            location=str(settings.embedded_pgdata) if embedded else "TASKSGODZILLA_DATABASE_URL",
+        )
+        if settings.migrate_on_start:
+            migrate.upgrade(url)
+            log.info("migrations applied", revision=migrate.head_revision())
+        app = create_app(settings, url)
+        log.info("listening", url=f"http://{settings.host}:{settings.port}")
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    log.info("stopped")

@@ -1,0 +1,66 @@
+"""The catalogue of event types: one per kind of happening, named `noun.verb`, payload documented here.
+
+An event always belongs to a project, and optionally to one protocol run and one step of it.
+Status changes are named after the status reached (`protocol.blocked`, `step.needs_qa`) and carry
+`{"from": <old status>, "to": <new status>}` plus whatever the caller adds (`reason`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.domain.statuses import ProtocolStatus, StepStatus
+
+
+@dataclass(frozen=True)
+class EventKind:
+    name: str
+    summary: str
+    payload: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended; the store gives it an id and a time."""
+
+    project_id: int
+    event_type: str
+    message: str
+    protocol_run_id: int | None = None
+    step_run_id: int | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.step_run_id is not None and self.protocol_run_id is None:
+            raise ValueError("an event about a step must name the step's protocol run")
+        if self.event_type not in EVENT_KINDS:
+            raise ValueError(f"unknown event type {self.event_type!r}")
+
+
+_STATUS_PAYLOAD = ("from", "to", "reason")
+
+_KINDS = [
+    EventKind("project.created", "A project was registered.", ("name", "git_url", "local_path")),
+    EventKind("project.updated", "A project's settings changed.", ("fields",)),
+    EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),
+    *(
+        EventKind(f"protocol.{status}", f"A protocol run became {status}.", _STATUS_PAYLOAD)
+        for status in ProtocolStatus
+        if status is not ProtocolStatus.PENDING
+    ),
+    EventKind("step.created", "A step run was created from the plan.", ("step_index", "name")),
+    *(EventKind(f"step.{status}", f"A step run became {status}.", _STATUS_PAYLOAD) for status in StepStatus),
+]
+
+EVENT_KINDS: dict[str, EventKind] = {kind.name: kind for kind in _KINDS}
+
+
+def protocol_status_event(target: ProtocolStatus) -> str:
+    """The event type recorded when a protocol run reaches `target`."""
+    return f"protocol.{target}"
+
+
+def step_status_event(target: StepStatus) -> str:
+    """The event type recorded when a step run reaches `target`."""
+    return f"step.{target}"

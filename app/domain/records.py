@@ -1,0 +1,178 @@
+"""What the store hands out: immutable records of projects, runs, events and agent runs.
+
+The store maps its rows to these in one place (`model_validate(row)`); services and the web layer
+never see a database row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.statuses import ProtocolStatus, StepStatus
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class ProjectStatus(StrEnum):
+    """Where a project's setup stands (set by the setup job, not a guarded machine)."""
+
+    PENDING = "pending"
+    SETTING_UP = "setting_up"
+    AWAITING_ANSWERS = "awaiting_answers"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class AgentRunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+class Stage(StrEnum):
+    """Which kind of work an agent does; engines and models are chosen per stage."""
+
+    DISCOVERY = "discovery"
+    PLANNING = "planning"
+    EXECUTION = "execution"
+    QA = "qa"
+
+
+class Project(Record):
+    id: int
+    name: str
+    git_url: str | None
+    local_path: str | None
+    base_branch: str
+    ci_provider: str | None
+    status: ProjectStatus
+    planning_engine: str | None
+    planning_model: str | None
+    execution_engine: str | None
+    execution_model: str | None
+    qa_engine: str | None
+    qa_model: str | None
+    policy_pack_key: str | None
+    policy_pack_version: str | None
+    policy_overrides: dict[str, Any]
+    policy_repo_local_enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class ProtocolRun(Record):
+    id: int
+    project_id: int
+    number: int
+    name: str
+    title: str
+    description: str
+    status: ProtocolStatus
+    base_branch: str
+    branch_name: str | None
+    worktree_path: str | None
+    protocol_root: str | None
+    head_sha: str | None
+    pr_url: str | None
+    pr_number: int | None
+    planning_engine: str | None
+    planning_model: str | None
+    execution_engine: str | None
+    execution_model: str | None
+    qa_engine: str | None
+    qa_model: str | None
+    planning_prompt_version: str | None
+    plan_attempts: int
+    summary: str | None
+    last_error: str | None
+    policy_pack_key: str | None
+    policy_pack_version: str | None
+    policy_effective_hash: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class StepRun(Record):
+    id: int
+    protocol_run_id: int
+    step_index: int
+    name: str
+    step_file: str
+    status: StepStatus
+    engine: str | None
+    model: str | None
+    qa_engine: str | None
+    qa_model: str | None
+    prompt_version: str | None
+    qa_prompt_version: str | None
+    attempts: int
+    commit_sha: str | None
+    ci_status: str | None
+    qa_verdict: str | None
+    summary: str | None
+    last_error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class Event(Record):
+    id: int
+    project_id: int
+    protocol_run_id: int | None
+    step_run_id: int | None
+    event_type: str
+    message: str
+    payload: dict[str, Any]
+    correlation_id: str | None
+    created_at: datetime
+
+
+class AgentRun(Record):
+    id: int
+    project_id: int
+    protocol_run_id: int | None
+    step_run_id: int | None
+    stage: Stage
+    engine: str
+    model: str | None
+    prompt_version: str | None
+    status: AgentRunStatus
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    cost_usd: Decimal | None
+    exit_code: int | None
+    duration_ms: int | None
+    log_path: str | None
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class PolicyPack(Record):
+    id: int
+    key: str
+    version: str
+    name: str
+    description: str
+    status: str
+    pack: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime

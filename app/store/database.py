@@ -1,0 +1,66 @@
+"""The database handle: one async engine per process, transactions, and driver errors translated.
+
+Connection failures become `UnavailableError` here, at the boundary, so callers never see a driver
+exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.errors import UnavailableError
+
+
+def with_driver(url: str, driver: str | None) -> str:
+    """The same PostgreSQL URL for another driver: `asyncpg` (SQLAlchemy), `psycopg`, or None (libpq)."""
+    parts = urlsplit(url)
+    scheme = "postgresql" if driver is None else f"postgresql+{driver}"
+    return urlunsplit(parts._replace(scheme=scheme))
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, InterfaceError, OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class Database:
+    """An async engine on asyncpg, with transactions that translate connection failures."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+        self.url = with_driver(url, "asyncpg")
+        self.engine: AsyncEngine = create_async_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": connect_timeout,
+                "server_settings": {"application_name": "tasksgodzilla"},
+            },
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise UnavailableError("the database cannot be reached") from exc
+            raise
+
+    async def ping(self) -> None:
+        """Raise UnavailableError unless the database answers."""
+        async with self.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,76 @@
+"""Projects: create, read, list, update (compare-and-set on `version`), delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.records import Project
+from app.errors import ConflictError
+from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
+from app.store.tables import projects
+
+
+async def create(conn: AsyncConnection, *, name: str, **fields: Any) -> Project:
+    """Insert a project; a taken name is a ConflictError naming the field."""
+    values = writable_changes(projects, {"name": name, **fields})
+    try:
+        async with conn.begin_nested():
+            row = (await conn.execute(insert(projects).values(**values).returning(projects))).one()
+    except IntegrityError as exc:
+        if "uq_projects_name" in str(exc.orig):
+            raise ConflictError(f"a project named {name!r} exists already", field="name") from None
+        raise
+    return to_record(Project, row)
+
+
+async def get(conn: AsyncConnection, project_id: int) -> Project:
+    return await fetch_one(
+        conn, select(projects).where(projects.c.id == project_id), Project, what=f"project {project_id}"
+    )
+
+
+async def list_page(conn: AsyncConnection, *, before_id: int | None = None, limit: int = 50) -> list[Project]:
+    """Newest first; pass the last id seen as `before_id` for the next page."""
+    query = select(projects).order_by(projects.c.id.desc()).limit(page_size(limit))
+    if before_id is not None:
+        query = query.where(projects.c.id < before_id)
+    return await fetch_all(conn, query, Project)
+
+
+async def update_fields(
+    conn: AsyncConnection, project_id: int, *, expected_version: int, **changes: Any
+) -> Project:
+    """Change fields (not the status) if the row is still at `expected_version`."""
+    return await compare_and_set(
+        conn,
+        projects,
+        Project,
+        project_id,
+        expected_version=expected_version,
+        changes=changes,
+        what=f"project {project_id}",
+    )
+
+
+async def delete_project(conn: AsyncConnection, project_id: int) -> None:
+    """Delete a project with its runs, steps, events and agent runs."""
+    await get(conn, project_id)
+    await conn.execute(delete(projects).where(projects.c.id == project_id))
+
+
+async def next_protocol_number(conn: AsyncConnection, project_id: int) -> int:
+    """Hand out the project's next protocol number; the row lock serialises concurrent callers."""
+    statement = (
+        update(projects)
+        .where(projects.c.id == project_id)
+        .values(protocol_counter=projects.c.protocol_counter + 1)
+        .returning(projects.c.protocol_counter)
+    )
+    number = (await conn.execute(statement)).scalar()
+    if number is None:
+        await get(conn, project_id)  # raises NotFoundError
+    return int(number)

@@ -1,0 +1,77 @@
+"""Protocol runs: create (with a race-free NNNN), read, list, update non-status fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.naming import protocol_name
+from app.domain.records import ProtocolRun
+from app.domain.statuses import ProtocolStatus
+from app.store import projects as project_store
+from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
+from app.store.tables import protocol_runs
+
+
+async def create(
+    conn: AsyncConnection, project_id: int, *, title: str, slug: str, **fields: Any
+) -> ProtocolRun:
+    """Insert a `pending` run numbered after the project's last one; base branch defaults to the project's."""
+    project = await project_store.get(conn, project_id)
+    number = await project_store.next_protocol_number(conn, project_id)
+    values = writable_changes(protocol_runs, fields)
+    values.setdefault("base_branch", project.base_branch)
+    statement = (
+        insert(protocol_runs)
+        .values(project_id=project_id, number=number, name=protocol_name(number, slug), title=title, **values)
+        .returning(protocol_runs)
+    )
+    return to_record(ProtocolRun, (await conn.execute(statement)).one())
+
+
+async def get(conn: AsyncConnection, run_id: int) -> ProtocolRun:
+    return await fetch_one(
+        conn,
+        select(protocol_runs).where(protocol_runs.c.id == run_id),
+        ProtocolRun,
+        what=f"protocol run {run_id}",
+    )
+
+
+async def list_for_project(
+    conn: AsyncConnection,
+    project_id: int,
+    *,
+    statuses: list[ProtocolStatus] | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[ProtocolRun]:
+    """Newest first, optionally only some statuses; pass the last id seen as `before_id`."""
+    query = (
+        select(protocol_runs)
+        .where(protocol_runs.c.project_id == project_id)
+        .order_by(protocol_runs.c.id.desc())
+        .limit(page_size(limit))
+    )
+    if statuses:
+        query = query.where(protocol_runs.c.status.in_([str(s) for s in statuses]))
+    if before_id is not None:
+        query = query.where(protocol_runs.c.id < before_id)
+    return await fetch_all(conn, query, ProtocolRun)
+
+
+async def update_fields(
+    conn: AsyncConnection, run_id: int, *, expected_version: int, **changes: Any
+) -> ProtocolRun:
+    """Change fields (not the status) if the row is still at `expected_version`."""
+    return await compare_and_set(
+        conn,
+        protocol_runs,
+        ProtocolRun,
+        run_id,
+        expected_version=expected_version,
+        changes=changes,
+        what=f"protocol run {run_id}",
+    )

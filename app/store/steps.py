@@ -1,0 +1,56 @@
+"""Step runs: created from a plan, read, listed in order, non-status fields updated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.records import StepRun
+from app.store.rows import compare_and_set, fetch_all, fetch_one, to_record, writable_changes
+from app.store.tables import step_runs
+
+
+async def create_many(
+    conn: AsyncConnection, protocol_run_id: int, steps: Sequence[dict[str, Any]]
+) -> list[StepRun]:
+    """Insert the plan's steps (each a dict with `step_index`, `name`, `step_file`, ...), in order."""
+    if not steps:
+        return []
+    rows = [{**writable_changes(step_runs, step), "protocol_run_id": protocol_run_id} for step in steps]
+    result = await conn.execute(insert(step_runs).values(rows).returning(step_runs))
+    created = [to_record(StepRun, row) for row in result]
+    return sorted(created, key=lambda step: step.step_index)
+
+
+async def get(conn: AsyncConnection, step_id: int) -> StepRun:
+    return await fetch_one(
+        conn, select(step_runs).where(step_runs.c.id == step_id), StepRun, what=f"step run {step_id}"
+    )
+
+
+async def list_for_protocol(conn: AsyncConnection, protocol_run_id: int) -> list[StepRun]:
+    """All steps of a run in plan order (a plan has at most a few dozen)."""
+    query = (
+        select(step_runs)
+        .where(step_runs.c.protocol_run_id == protocol_run_id)
+        .order_by(step_runs.c.step_index)
+    )
+    return await fetch_all(conn, query, StepRun)
+
+
+async def update_fields(
+    conn: AsyncConnection, step_id: int, *, expected_version: int, **changes: Any
+) -> StepRun:
+    """Change fields (not the status) if the step is still at `expected_version`."""
+    return await compare_and_set(
+        conn,
+        step_runs,
+        StepRun,
+        step_id,
+        expected_version=expected_version,
+        changes=changes,
+        what=f"step run {step_id}",
+    )

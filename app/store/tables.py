@@ -1,0 +1,258 @@
+"""The database schema, as SQLAlchemy Core tables. Alembic migrations must match this (a test checks).
+
+Statuses are text with CHECK constraints built from the domain enums, so a new status is a migration,
+never a silent surprise. Every list the API and console page through has an index ending in `id`,
+the keyset cursor.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from app.domain.records import AgentRunStatus, ProjectStatus, Stage
+from app.domain.statuses import ProtocolStatus, StepStatus
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
+    allowed = ", ".join(f"'{v.value}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_known")
+
+
+def _id() -> Column:
+    return Column("id", BigInteger, Identity(always=True), primary_key=True)
+
+
+def _timestamps() -> list[Column]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+def _engine_choices() -> list[Column]:
+    return [
+        Column(f"{stage}_{what}", Text)
+        for stage in ("planning", "execution", "qa")
+        for what in ("engine", "model")
+    ]
+
+
+def _version() -> Column:
+    return Column("version", Integer, nullable=False, server_default=text("1"))
+
+
+projects = Table(
+    "projects",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("git_url", Text),
+    Column("local_path", Text),
+    Column("base_branch", Text, nullable=False, server_default="main"),
+    Column("ci_provider", Text),
+    Column("status", Text, nullable=False, server_default=ProjectStatus.PENDING.value),
+    *_engine_choices(),
+    Column("policy_pack_key", Text),
+    Column("policy_pack_version", Text),
+    Column("policy_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("policy_repo_local_enabled", Boolean, nullable=False, server_default=text("false")),
+    # Last protocol number handed out: the row lock on increment makes NNNN unique without races.
+    Column("protocol_counter", Integer, nullable=False, server_default=text("0")),
+    *_timestamps(),
+    _version(),
+    UniqueConstraint("name"),
+    _one_of("status", ProjectStatus),
+    CheckConstraint("git_url IS NOT NULL OR local_path IS NOT NULL", name="has_source"),
+)
+
+protocol_runs = Table(
+    "protocol_runs",
+    metadata,
+    _id(),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default=ProtocolStatus.PENDING.value),
+    Column("base_branch", Text, nullable=False),
+    Column("branch_name", Text),
+    Column("worktree_path", Text),
+    Column("protocol_root", Text),
+    Column("head_sha", Text),
+    Column("pr_url", Text),
+    Column("pr_number", Integer),
+    *_engine_choices(),
+    Column("planning_prompt_version", Text),
+    Column("plan_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("summary", Text),
+    Column("last_error", Text),
+    Column("policy_pack_key", Text),
+    Column("policy_pack_version", Text),
+    Column("policy_effective_hash", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    *_timestamps(),
+    _version(),
+    UniqueConstraint("project_id", "number"),
+    # Lets events and agent runs prove their protocol run belongs to their project.
+    UniqueConstraint("id", "project_id"),
+    _one_of("status", ProtocolStatus),
+    Index(None, "project_id", "id"),
+    Index(None, "project_id", "status", "id"),
+    Index(None, "status", "id"),
+    Index(None, "project_id", "branch_name"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    _id(),
+    Column(
+        "protocol_run_id",
+        BigInteger,
+        ForeignKey("protocol_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("step_index", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("step_file", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default=StepStatus.PENDING.value),
+    Column("engine", Text),
+    Column("model", Text),
+    Column("qa_engine", Text),
+    Column("qa_model", Text),
+    Column("prompt_version", Text),
+    Column("qa_prompt_version", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("commit_sha", Text),
+    Column("ci_status", Text),
+    Column("qa_verdict", Text),
+    Column("summary", Text),
+    Column("last_error", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    *_timestamps(),
+    _version(),
+    UniqueConstraint("protocol_run_id", "step_index"),
+    UniqueConstraint("id", "protocol_run_id"),
+    _one_of("status", StepStatus),
+    Index(None, "status", "id"),
+    Index(None, "commit_sha"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol_run_id", BigInteger),
+    Column("step_run_id", BigInteger),
+    Column("event_type", Text, nullable=False),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("correlation_id", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["protocol_run_id", "project_id"],
+        ["protocol_runs.id", "protocol_runs.project_id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["step_run_id", "protocol_run_id"],
+        ["step_runs.id", "step_runs.protocol_run_id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint("step_run_id IS NULL OR protocol_run_id IS NOT NULL", name="step_has_protocol"),
+    Index(None, "project_id", "id"),
+    Index(None, "protocol_run_id", "id"),
+    Index(None, "step_run_id", "id"),
+    Index(None, "event_type", "id"),
+)
+
+agent_runs = Table(
+    "agent_runs",
+    metadata,
+    _id(),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column("protocol_run_id", BigInteger),
+    Column("step_run_id", BigInteger),
+    Column("stage", Text, nullable=False),
+    Column("engine", Text, nullable=False),
+    Column("model", Text),
+    Column("prompt_version", Text),
+    Column("status", Text, nullable=False, server_default=AgentRunStatus.RUNNING.value),
+    Column("input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cached_input_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("output_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("cost_usd", Numeric(14, 6)),
+    Column("exit_code", Integer),
+    Column("duration_ms", BigInteger),
+    Column("log_path", Text),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    ForeignKeyConstraint(
+        ["protocol_run_id", "project_id"],
+        ["protocol_runs.id", "protocol_runs.project_id"],
+        ondelete="CASCADE",
+    ),
+    ForeignKeyConstraint(
+        ["step_run_id", "protocol_run_id"],
+        ["step_runs.id", "step_runs.protocol_run_id"],
+        ondelete="CASCADE",
+    ),
+    CheckConstraint("step_run_id IS NULL OR protocol_run_id IS NOT NULL", name="step_has_protocol"),
+    _one_of("stage", Stage),
+    _one_of("status", AgentRunStatus),
+    Index(None, "step_run_id", "id"),
+    Index(None, "protocol_run_id", "id"),
+    Index(None, "project_id", "started_at"),
+)
+
+policy_packs = Table(
+    "policy_packs",
+    metadata,
+    _id(),
+    Column("key", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", Text, nullable=False, server_default="active"),
+    Column("pack", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    *_timestamps(),
+    UniqueConstraint("key", "version"),
+    CheckConstraint("status IN ('active', 'deprecated', 'draft')", name="status_known"),
+)

@@ -1,0 +1,1 @@
+"""HTTP: the aiohttp application (JSON API, console, webhooks, health) over the services."""

@@ -1,0 +1,11 @@
+"""Typed keys for what the application holds: built once at start-up, handed to handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.config import Settings
+from app.store.database import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)

@@ -1,0 +1,86 @@
+"""Middlewares: correlation id, the JSON error envelope, bearer-token authentication."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Awaitable, Callable, Collection
+
+from aiohttp import web
+
+from app.errors import AuthenticationError, TasksGodzillaError, spec_for
+from app.logs import correlation_scope, current_correlation_id, get_logger
+
+log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@web.middleware
+async def correlation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a correlation id per request: the caller's X-Request-ID when it is safe, else a new one."""
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    given = offered if _SAFE_REQUEST_ID.fullmatch(offered) else None
+    with correlation_scope(given, method=request.method, path=request.path) as correlation_id:
+        response = await handler(request)
+        response.headers[REQUEST_ID_HEADER] = correlation_id
+        return response
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or {},
+            "correlation_id": current_correlation_id(),
+        }
+    }
+
+
+def _http_error_response(exc: web.HTTPException) -> web.Response:
+    code = exc.reason.lower().replace(" ", "_")
+    response = web.json_response(error_body(code, exc.reason), status=exc.status)
+    for name in ("Allow", "WWW-Authenticate", "Retry-After"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure with the JSON envelope; never a traceback, never an HTML page."""
+    try:
+        return await handler(request)
+    except TasksGodzillaError as exc:
+        spec = spec_for(exc)
+        if spec.http_status >= 500:
+            log.warning("request failed", code=spec.code, error=exc.message)
+        response = web.json_response(error_body(spec.code, exc.message, exc.details), status=spec.http_status)
+        if isinstance(exc, AuthenticationError):
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_error_response(exc)
+    except Exception:
+        log.exception("unhandled error")
+        return web.json_response(error_body("internal_error", "internal error"), status=500)
+
+
+def auth_middleware(token: str | None, public_paths: Collection[str]) -> Callable:
+    """Require `Authorization: Bearer <token>` on every path but the public ones, when a token is set."""
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is not None and request.path not in public_paths:
+            offered = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(offered, expected):
+                raise AuthenticationError("a valid bearer token is required")
+        return await handler(request)
+
+    return authenticate
