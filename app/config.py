@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(
         default_factory=_default_data_dir,
-        description="Where the embedded database, logs and agent artifacts live.",
+        description=(
+            "Where the embedded database, logs and artifacts live. Default: "
+            "~/.local/share/tasksgodzilla, or /var/lib/tasksgodzilla as root."
+        ),
     )
     projects_root: Path | None = Field(
         None,
@@ -99,8 +102,6 @@ class Settings(BaseSettings):
     gitlab_token: SecretStr | None = Field(None, description="GitLab API token for opening MRs.")
 
     # --- workers -------------------------------------------------------------------------------
-    run_worker: bool = Field(True, description="`serve` also runs a job worker in its event loop.")
-    worker_concurrency: int = Field(2, ge=1, le=64, description="Jobs one worker runs at once.")
     auto_qa_after_exec: bool = Field(True, description="Queue QA as soon as a step has executed.")
     auto_qa_on_ci: bool = Field(False, description="Queue QA when a CI success webhook arrives.")
     job_max_attempts: int = Field(3, ge=1, le=20, description="Tries of a job before it fails.")

@@ -31,6 +31,11 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            # A bug, not a user error: the log keeps the traceback, the terminal gets one line.
+            log.exception("unexpected error")
+            click.echo(f"error: internal error ({type(exc).__name__}); see the log above", err=True)
+            sys.exit(spec_for(exc).exit_code)
 
     return wrapper
 

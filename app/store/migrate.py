@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.errors import UnavailableError
 from app.store.database import with_driver
 
 _PACKAGE = Path(__file__).resolve().parent.parent
@@ -34,11 +36,23 @@ def alembic_config(database_url: str | None = None) -> Config:
     return config
 
 
+def ensure_reachable(database_url: str, timeout_seconds: int = 10) -> None:
+    """Raise UnavailableError, with the server's reason, unless the database accepts a connection."""
+    try:
+        with psycopg.connect(with_driver(database_url, None), connect_timeout=timeout_seconds):
+            pass
+    except psycopg.OperationalError as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or "no answer"
+        raise UnavailableError(f"cannot reach the database: {reason}") from None
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
+    ensure_reachable(database_url)
     command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str) -> None:
+    ensure_reachable(database_url)
     command.downgrade(alembic_config(database_url), revision)
 
 

@@ -17,12 +17,13 @@ async def create_many(
     conn: AsyncConnection, protocol_run_id: int, steps: Sequence[dict[str, Any]]
 ) -> list[StepRun]:
     """Insert the plan's steps (each a dict with `step_index`, `name`, `step_file`, ...), in order."""
-    if not steps:
-        return []
-    rows = [{**writable_changes(step_runs, step), "protocol_run_id": protocol_run_id} for step in steps]
-    result = await conn.execute(insert(step_runs).values(rows).returning(step_runs))
-    created = [to_record(StepRun, row) for row in result]
-    return sorted(created, key=lambda step: step.step_index)
+    created = []
+    # One statement per step: a plan has a few dozen at most, and each may set different columns.
+    for step in sorted(steps, key=lambda s: s["step_index"]):
+        values = {**writable_changes(step_runs, step), "protocol_run_id": protocol_run_id}
+        row = (await conn.execute(insert(step_runs).values(**values).returning(step_runs))).one()
+        created.append(to_record(StepRun, row))
+    return created
 
 
 async def get(conn: AsyncConnection, step_id: int) -> StepRun:

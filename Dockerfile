@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# Stage 1: build the wheel (it carries the migrations inside the package).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY migrations ./migrations
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+# Stage 2: the runtime, as a non-root user.
+FROM python:3.11-slim
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --create-home --uid 10001 tasksgodzilla \
+    && mkdir /data && chown tasksgodzilla:tasksgodzilla /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER tasksgodzilla
+ENV TASKSGODZILLA_HOST=0.0.0.0 \
+    TASKSGODZILLA_PORT=8011 \
+    TASKSGODZILLA_DATA_DIR=/data \
+    TASKSGODZILLA_LOG_FORMAT=json \
+    PYTHONUNBUFFERED=1
+VOLUME ["/data"]
+EXPOSE 8011
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('TASKSGODZILLA_PORT', '8011'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status == 200 else 1)"]
+CMD ["tasksgodzilla", "serve"]

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli.main import cli
+from app.config import EngineName, LogFormat, Settings, load_settings, mask_url, masked_settings
+from app.errors import ConfigError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_defaults_need_no_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.database_url is None
+    assert settings.embedded_pgdata == tmp_path / "postgres"
+    assert settings.resolved_projects_root == tmp_path / "projects"
+    assert settings.planning_engine is EngineName.CODEX
+    assert settings.log_format is LogFormat.CONSOLE
+
+
+def test_environment_is_read_with_the_prefix(monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_PORT", "9999")
+    monkeypatch.setenv("TASKSGODZILLA_AUTO_QA_ON_CI", "true")
+    monkeypatch.setenv("TASKSGODZILLA_QA_ENGINE", "claude")
+    monkeypatch.setenv("TASKSGODZILLA_PROJECTS_ROOT", "/srv/projects")
+    monkeypatch.setenv("TASKSGODZILLA_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.port == 9999
+    assert settings.auto_qa_on_ci is True
+    assert settings.qa_engine is EngineName.CLAUDE
+    assert settings.resolved_projects_root == Path("/srv/projects")
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("TASKSGODZILLA_PORT", "eighty", "TASKSGODZILLA_PORT: Input should be a valid integer"),
+        ("TASKSGODZILLA_PORT", "70000", "TASKSGODZILLA_PORT: Input should be less than or equal to 65535"),
+        ("TASKSGODZILLA_LOG_FORMAT", "xml", "TASKSGODZILLA_LOG_FORMAT: Input should be 'json' or 'console'"),
+        (
+            "TASKSGODZILLA_DATABASE_URL",
+            "mysql://u@h/db",
+            "TASKSGODZILLA_DATABASE_URL: must be a PostgreSQL URL",
+        ),
+        ("TASKSGODZILLA_EXECUTION_ENGINE", "gpt", "TASKSGODZILLA_EXECUTION_ENGINE: Input should be"),
+        ("TASKSGODZILLA_LOG_LEVEL", "loud", "TASKSGODZILLA_LOG_LEVEL: must be one of"),
+        ("TASKSGODZILLA_RETRY_BACKOFF_MAX_SECONDS", "1", "RETRY_BACKOFF_MAX_SECONDS must be at least"),
+    ],
+)
+def test_an_invalid_value_is_one_line_naming_the_variable(monkeypatch, variable, value, complaint):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert complaint in raised.value.message
+    assert "\n" not in raised.value.message
+
+
+def test_a_bad_secret_is_not_echoed(monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_DATABASE_URL", "mysql://user:hunter22@db/x")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "hunter22" not in raised.value.message
+
+
+def test_masking_hides_every_secret():
+    settings = Settings(
+        api_token="tok-123456",
+        github_token="ghp_abcdef",
+        database_url="postgresql://app:s3cr%40t@db:5432/tg",
+    )
+    shown = masked_settings(settings)
+    text = json.dumps(shown)
+    assert "tok-123456" not in text
+    assert "ghp_abcdef" not in text
+    assert "s3cr" not in text
+    assert shown["TASKSGODZILLA_API_TOKEN"] == "********"
+    assert shown["TASKSGODZILLA_DATABASE_URL"] == "postgresql://app:********@db:5432/tg"
+    assert shown["TASKSGODZILLA_WEBHOOK_TOKEN"] == ""
+    assert set(shown) == {f"TASKSGODZILLA_{f.upper()}" for f in Settings.model_fields}
+
+
+def test_mask_url_leaves_passwordless_urls_alone():
+    assert mask_url("postgresql://app@db/tg") == "postgresql://app@db/tg"
+
+
+def test_config_command_prints_masked_settings(monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_API_TOKEN", "very-secret-token")
+    result = CliRunner().invoke(cli, ["config", "--json"])
+    assert result.exit_code == 0
+    shown = json.loads(result.output)
+    assert shown["TASKSGODZILLA_API_TOKEN"] == "********"
+    assert "very-secret-token" not in result.output
+
+
+def test_config_command_fails_cleanly_on_an_invalid_value(monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_DB_POOL_SIZE", "lots")
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 78
+    assert result.output.strip().startswith("error: invalid setting TASKSGODZILLA_DB_POOL_SIZE")
+    assert "Traceback" not in result.output
+
+
+def test_every_setting_is_documented_in_the_readme():
+    documented = set(re.findall(r"`(TASKSGODZILLA_[A-Z0-9_]+)`", README.read_text()))
+    missing = {f"TASKSGODZILLA_{f.upper()}" for f in Settings.model_fields} - documented
+    assert missing == set()
