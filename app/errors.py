@@ -129,7 +129,7 @@ ERROR_TABLE: dict[type[TasksGodzillaError], ErrorSpec] = {
 def spec_for(error: BaseException) -> ErrorSpec:
     """The table row of the closest class in the error's ancestry; unknown errors are internal."""
     for cls in type(error).__mro__:
-        spec = ERROR_TABLE.get(cls)  # type: ignore[arg-type]
+        spec = ERROR_TABLE.get(cls)
         if spec is not None:
             return spec
     return ERROR_TABLE[TasksGodzillaError]

@@ -109,9 +109,8 @@ async def move_step(
         extra["attempts"] = step_runs.c.attempts + 1
     row, source = await _move(conn, STEP, step_id, target, expected_version, extra)
     step = to_record(StepRun, row)
-    project_id = await conn.scalar(
-        select(protocol_runs.c.project_id).where(protocol_runs.c.id == step.protocol_run_id)
-    )
+    query = select(protocol_runs.c.project_id).where(protocol_runs.c.id == step.protocol_run_id)
+    project_id: int = (await conn.execute(query)).scalar_one()
     await _record(conn, project_id, step.protocol_run_id, step.id, STEP, source, target, reason, payload)
     return step
 

@@ -228,3 +228,15 @@ async def test_agent_run_is_opened_then_closed_once(database):
     assert done.cost_usd == Decimal("0.001250")
     assert done.finished_at is not None
     assert listed == [done]
+
+
+async def test_policy_packs_are_listed_and_fetched(database):
+    from app.store import policy_packs
+
+    async with database.transaction() as conn:
+        listed = await policy_packs.list_all(conn)
+        fetched = await policy_packs.get(conn, "default", "1.0")
+        with pytest.raises(NotFoundError, match=r"policy pack default@9\.9 not found"):
+            await policy_packs.get(conn, "default", "9.9")
+    assert listed == [fetched]
+    assert fetched.pack["requirements"]["step_sections"] == ["Goal", "Key files", "Sub-tasks", "Workflow"]
