@@ -6,16 +6,19 @@ failure into one `ConfigError` line naming the variable.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
 from app.errors import ConfigError
 
 ENV_PREFIX = "TASKSGODZILLA_"
@@ -38,6 +41,15 @@ class BudgetMode(StrEnum):
 
     WARN = "warn"
     ENFORCE = "enforce"
+
+
+# What an agent may inherit from the service's environment: its own credentials and locale, never ours.
+DEFAULT_AGENT_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "TMPDIR",
+    "CODEX_HOME", "OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
+    "CLAUDE_CONFIG_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)  # fmt: skip
 
 
 def _default_data_dir() -> Path:
@@ -126,7 +138,39 @@ class Settings(BaseSettings):
     agent_timeout_seconds: int = Field(
         3600, ge=1, description="Wall-clock limit of one agent run; the process group is killed."
     )
+    agent_max_output_bytes: int = Field(
+        16 * 1024 * 1024, ge=65536, description="Most output kept from one agent run; the rest is cut."
+    )
+    agent_bypass_sandbox: bool = Field(
+        False, description="Let agents run without their sandbox (only inside an isolated container)."
+    )
+    claude_permission_mode: str = Field(
+        "acceptEdits", min_length=1, description="Claude Code `--permission-mode` for step execution."
+    )
+    agent_env_passthrough: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_AGENT_ENV),
+        description="Comma-separated variables an agent inherits; TASKSGODZILLA_* never are.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=lambda: dict(DEFAULT_MODEL_PRICES),
+        description=(
+            'USD per million tokens, JSON: {"model": {"input": 1.25, "cached_input": 0.125, "output": 10}}.'
+        ),
+    )
+
+    # --- git -----------------------------------------------------------------------------------
     git_timeout_seconds: int = Field(300, ge=1, description="Wall-clock limit of one git command.")
+    git_allow_local_remotes: bool = Field(
+        False, description="Accept local paths and file:// URLs as project remotes (https and ssh always)."
+    )
+    git_user_name: str = Field("TasksGodzilla", min_length=1, description="Author name of agent commits.")
+    git_user_email: str = Field(
+        "tasksgodzilla@localhost", min_length=3, description="Author email of agent commits."
+    )
+    branch_pattern: str = Field(
+        "{name}",
+        description="Protocol branch name; `{name}` is NNNN-slug, `{number}` and `{slug}` also work.",
+    )
 
     # --- budgets -------------------------------------------------------------------------------
     max_tokens_per_step: int | None = Field(None, ge=1, description="Token ceiling of one step.")
@@ -148,6 +192,24 @@ class Settings(BaseSettings):
         scheme = urlsplit(value.get_secret_value()).scheme
         if scheme not in POSTGRES_SCHEMES:
             raise ValueError(f"must be a PostgreSQL URL (postgresql://…), not {scheme or 'no'} scheme")
+        return value
+
+    @field_validator("agent_env_passthrough", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("branch_pattern")
+    @classmethod
+    def _names_the_protocol(cls, value: str) -> str:
+        try:
+            example = value.format(name="0001-x", number=1, slug="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{name}}, {{number}} and {{slug}} may appear ({exc})") from None
+        if example == value.format(name="0002-y", number=2, slug="y"):
+            raise ValueError("must contain {name}, or {number} and {slug}")
         return value
 
     @field_validator("log_level")
@@ -175,6 +237,16 @@ class Settings(BaseSettings):
         return self.data_dir / "postgres"
 
 
+def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables an agent process inherits: the allow-list only, and never one of ours."""
+    source = os.environ if environ is None else environ
+    return {
+        name: source[name]
+        for name in settings.agent_env_passthrough
+        if name in source and not name.upper().startswith(ENV_PREFIX)
+    }
+
+
 def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
@@ -191,24 +263,58 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         field = str(error["loc"][0]) if error["loc"] else ""
+        inside = ".".join(str(part) for part in error["loc"][1:])
+        where = f"{env_name(field)} ({inside})" if inside else env_name(field)
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{env_name(field)}: {message}" if field else message)
+        problems.append(f"{where}: {message}" if field else message)
     return "invalid setting " + "; ".join(problems)
 
 
 def masked_settings(settings: Settings) -> dict[str, str]:
     """Every setting as `VARIABLE -> printable value`, secrets replaced by a mask."""
     shown: dict[str, str] = {}
+    plain = settings.model_dump(mode="json")
     for field in type(settings).model_fields:
         value = getattr(settings, field)
         if isinstance(value, SecretStr):
             text = mask_url(value.get_secret_value()) if field == "database_url" else "********"
         elif isinstance(value, bool):
             text = str(value).lower()
+        elif isinstance(value, list):
+            text = ",".join(plain[field])
+        elif isinstance(value, dict):
+            text = json.dumps(plain[field], separators=(",", ":"))
         else:
             text = "" if value is None else str(value)
         shown[env_name(field)] = text
     return shown
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table row: variable, default, meaning (for the README)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            factory: Any = field.default_factory
+            default = _shown_default(factory())
+        else:
+            default = _shown_default(field.default)
+        rows.append(f"| `{env_name(name)}` | {default} | {field.description} |")
+    return "\n".join(rows)
+
+
+def _shown_default(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, Path):
+        return "see meaning"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "see meaning" if len(value) > 4 else f"`{','.join(value)}`"
+    if isinstance(value, dict):
+        return "see meaning" if value else "`{}`"
+    return f"`{value}`"
 
 
 def mask_url(url: str) -> str:

@@ -20,6 +20,8 @@ from app.store import migrate
 from app.store.database import Database, with_driver
 from app.store.embedded import EmbeddedPostgres
 
+pytest_plugins = ["tests.support.agent_clis"]
+
 TEST_DATABASE_ENV = "TASKSGODZILLA_TEST_DATABASE_URL"
 # Read before any test clears the environment.
 EXTERNAL_SERVER_URL = os.environ.get(TEST_DATABASE_ENV)

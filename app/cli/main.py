@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from app import __version__
-from app.config import Settings, load_settings, masked_settings
+from app.config import Settings, load_settings, masked_settings, settings_reference
 from app.errors import TasksGodzillaError, spec_for
 from app.logs import configure_logging, get_logger
 
@@ -87,9 +87,13 @@ def migrate(revision: str) -> None:
 
 @cli.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@click.option("--reference", is_flag=True, help="Print every setting's default and meaning (Markdown).")
 @reports_errors
-def show_config(as_json: bool) -> None:
+def show_config(as_json: bool, reference: bool) -> None:
     """Print the effective settings, secrets masked."""
+    if reference:
+        click.echo(settings_reference())
+        return
     shown = masked_settings(load_settings())
     if as_json:
         click.echo(json.dumps(shown, indent=2))

@@ -8,7 +8,16 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli.main import cli
-from app.config import EngineName, LogFormat, Settings, load_settings, mask_url, masked_settings
+from app.config import (
+    EngineName,
+    LogFormat,
+    Settings,
+    agent_environment,
+    load_settings,
+    mask_url,
+    masked_settings,
+    settings_reference,
+)
 from app.errors import ConfigError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -107,7 +116,41 @@ def test_config_command_fails_cleanly_on_an_invalid_value(monkeypatch):
     assert "Traceback" not in result.output
 
 
+def test_the_readme_carries_the_current_settings_reference():
+    """Regenerate with `tasksgodzilla config --reference` when a setting changes."""
+    assert settings_reference() in README.read_text()
+
+
 def test_every_setting_is_documented_in_the_readme():
     documented = set(re.findall(r"`(TASKSGODZILLA_[A-Z0-9_]+)`", README.read_text()))
     missing = {f"TASKSGODZILLA_{f.upper()}" for f in Settings.model_fields} - documented
     assert missing == set()
+
+
+def test_list_and_table_settings_parse_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TASKSGODZILLA_AGENT_ENV_PASSTHROUGH", "PATH, HOME,TASKSGODZILLA_API_TOKEN")
+    monkeypatch.setenv("TASKSGODZILLA_MODEL_PRICES", '{"m": {"input": 1, "output": 2.5}}')
+    settings = load_settings()
+    assert settings.agent_env_passthrough == ["PATH", "HOME", "TASKSGODZILLA_API_TOKEN"]
+    assert str(settings.model_prices["m"].output) == "2.5"
+    inherited = agent_environment(settings, {"PATH": "/bin", "TASKSGODZILLA_API_TOKEN": "x", "SECRET": "y"})
+    assert inherited == {"PATH": "/bin"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        (
+            "TASKSGODZILLA_MODEL_PRICES",
+            '{"m": {"inp": 1}}',
+            "TASKSGODZILLA_MODEL_PRICES (m.input): Field required",
+        ),
+        ("TASKSGODZILLA_BRANCH_PATTERN", "fixed", "must contain {name}, or {number} and {slug}"),
+        ("TASKSGODZILLA_BRANCH_PATTERN", "{user}-{name}", "only {name}, {number} and {slug} may appear"),
+    ],
+)
+def test_structured_settings_name_what_is_wrong(monkeypatch, variable, value, complaint):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert complaint in raised.value.message

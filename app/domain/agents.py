@@ -1,0 +1,58 @@
+"""What an agent run is asked and what it gives back: the one result type every engine returns."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.records import AgentRunStatus, Stage
+from app.domain.usage import TokenUsage
+
+
+class AgentRequest(BaseModel):
+    """One invocation: a prompt, the worktree it runs in, and what the answer must look like."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: Stage
+    prompt: str = Field(min_length=1)
+    workdir: Path
+    model: str | None = None
+    # JSON Schema the final answer must satisfy (strict: additionalProperties false, all required).
+    output_schema: dict[str, Any] | None = None
+    timeout_seconds: float = Field(3600, gt=0)
+    # Where the raw (redacted) transcript is written; None keeps it only in memory.
+    log_path: Path | None = None
+
+    @property
+    def writes(self) -> bool:
+        """Only execution edits the worktree; planning, QA and discovery read it."""
+        return self.stage is Stage.EXECUTION
+
+
+class AgentResult(BaseModel):
+    """What one agent run did, whatever the engine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: str
+    model: str | None
+    status: AgentRunStatus
+    exit_code: int | None
+    final_message: str | None = None
+    structured_output: dict[str, Any] | None = None
+    files_changed: list[str] = Field(default_factory=list)
+    commands_run: list[str] = Field(default_factory=list)
+    usage: TokenUsage = TokenUsage()
+    cost_usd: Decimal | None = None
+    duration_ms: int = 0
+    error: str | None = None
+    log_path: str | None = None
+    output_truncated: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is AgentRunStatus.SUCCEEDED

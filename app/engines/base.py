@@ -1,0 +1,49 @@
+"""The engine interface, and what all engines share: environment, redaction, transcript, cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+from app.domain.agents import AgentRequest, AgentResult
+from app.domain.usage import ModelPrice, TokenUsage, cost_of
+
+REDACTED = "********"
+
+
+class Engine(Protocol):
+    """Runs one coding agent to completion and reports what it did."""
+
+    name: str
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Never raises for an agent's own failure: that is a result with a failed status."""
+        ...
+
+
+class Redactor:
+    """Replace known secret values in text that is about to be stored."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def write_transcript(path: Path | None, lines: Iterable[str], redact: Redactor) -> str | None:
+    """Store the agent's raw output, secrets redacted; returns the path written."""
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(redact(line) + "\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:
+    """Cost from the price table, for engines that report tokens but not dollars."""
+    return cost_of(usage, prices.get(model or ""))
