@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from app.errors import InvalidInputError
+
 SLUG_MAX = 48
 
 
@@ -21,3 +23,22 @@ def protocol_name(number: int, slug: str) -> str:
     if not 0 < number <= 9999:
         raise ValueError(f"protocol number {number} is outside 1..9999")
     return f"{number:04d}-{slug}"
+
+
+TITLE_MAX = 200
+_PATHLIKE = re.compile(r"(^|[\s/\\])\.\.([/\\]|$)|^[/\\~]|^[A-Za-z]:[/\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def check_task_title(title: str) -> str:
+    """The title, trimmed; refused when empty, over 200 characters, multi-line, or shaped like a path."""
+    if not isinstance(title, str) or not title.strip():
+        raise InvalidInputError("a task title is required", field="title")
+    cleaned = title.strip()
+    if len(cleaned) > TITLE_MAX:
+        raise InvalidInputError(f"the task title is longer than {TITLE_MAX} characters", field="title")
+    if _CONTROL.search(cleaned):
+        raise InvalidInputError("the task title must be one line of text", field="title")
+    if _PATHLIKE.search(cleaned):
+        raise InvalidInputError("the task title must not be a file path", field="title")
+    return cleaned
