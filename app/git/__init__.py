@@ -1,0 +1,34 @@
+"""Git as a subprocess, hardened: clone, worktrees, commits, pushes, remote branches.
+
+Nothing here runs a shell; every failure is an `app.errors.GitError` (credentials masked) and every
+outside value is checked first (`InvalidInputError`). Services build one `GitRepository` per path.
+"""
+
+from app.git.parsing import DiffStats, FileStat, Worktree
+from app.git.redact import mask_credentials
+from app.git.repository import GitRepository
+from app.git.runner import GitResult, GitRunner, default_base_env, git_environment
+from app.git.validation import (
+    branch_name_problem,
+    check_branch_name,
+    check_remote_name,
+    check_remote_url,
+    check_revision,
+)
+
+__all__ = [
+    "DiffStats",
+    "FileStat",
+    "GitRepository",
+    "GitResult",
+    "GitRunner",
+    "Worktree",
+    "branch_name_problem",
+    "check_branch_name",
+    "check_remote_name",
+    "check_remote_url",
+    "check_revision",
+    "default_base_env",
+    "git_environment",
+    "mask_credentials",
+]

@@ -1,0 +1,298 @@
+"""One git repository (a clone or one of its worktrees) and the operations the services need on it.
+
+Every public operation takes the repository's lock (app.git.locks) for its whole duration, so the
+git commands of two operations never interleave in this process. Worktrees share the lock of their
+main clone, since they share its objects and refs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from app.domain.commits import parse_step_tag, step_tag
+from app.errors import ConflictError, InvalidInputError
+from app.git.locks import repository_lock
+from app.git.parsing import (
+    DiffStats,
+    Worktree,
+    parse_log_subjects,
+    parse_ls_remote_heads,
+    parse_ls_remote_refs,
+    parse_numstat,
+    parse_status_paths,
+    parse_worktrees,
+)
+from app.git.runner import GitResult, GitRunner
+from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
+
+
+def _real(path: Path) -> Path:
+    # Path arithmetic and a readlink or two: cheap enough to stay on the event loop.
+    return Path(path).resolve()
+
+
+def _prepare_clone_dest(dest: Path) -> bool:
+    """Whether `dest` already existed (empty); its parent is created. A non-empty `dest` is refused."""
+    existed = dest.exists()
+    if existed and (not dest.is_dir() or any(dest.iterdir())):
+        raise ConflictError(f"cannot clone into {dest}: it exists and is not empty", field="dest")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return existed
+
+
+def _remove_clone_debris(dest: Path, *, keep_folder: bool) -> None:
+    if not keep_folder:
+        shutil.rmtree(dest, ignore_errors=True)
+    elif dest.is_dir():
+        for child in dest.iterdir():  # the folder was empty before the clone
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def _check_identity(value: str, field: str) -> str:
+    if not value or any(ord(ch) < 0x20 or ch in "<>" for ch in value):
+        raise InvalidInputError(f"commit {field} must be one line without '<' or '>'", field=field)
+    return value
+
+
+class GitRepository:
+    """Git operations on the repository (or worktree) at `path`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        timeout: float,
+        author_name: str,
+        author_email: str,
+        allow_local_remotes: bool = False,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.author_name = _check_identity(author_name, "author_name")
+        self.author_email = _check_identity(author_email, "author_email")
+        self.runner = GitRunner(timeout=timeout, allow_local_remotes=allow_local_remotes, base_env=base_env)
+        self._base_env = base_env
+        self._lock_key: Path | None = None
+
+    def sibling(self, path: Path) -> GitRepository:
+        """Another path of the same repository (a worktree), with the same settings."""
+        return GitRepository(
+            path,
+            timeout=self.runner.timeout,
+            author_name=self.author_name,
+            author_email=self.author_email,
+            allow_local_remotes=self.runner.allow_local_remotes,
+            base_env=self._base_env,
+        )
+
+    # --- plumbing ----------------------------------------------------------------------------------
+
+    async def _git(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        config: Sequence[tuple[str, str]] = (),
+        ok_codes: Container[int] = (0,),
+    ) -> GitResult:
+        return await self.runner.run(args, cwd=self.path, stdin=stdin, config=config, ok_codes=ok_codes)
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        if self._lock_key is None:
+            # The common dir is the main clone's .git for every worktree: they all share one lock.
+            found = await self._git("rev-parse", "--path-format=absolute", "--git-common-dir")
+            self._lock_key = Path(found.text.strip())
+        async with repository_lock(self._lock_key):
+            yield
+
+    # --- clone -------------------------------------------------------------------------------------
+
+    @classmethod
+    async def clone(
+        cls,
+        url: str,
+        dest: Path,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the deadline of each git command, as in the constructor
+        author_name: str,
+        author_email: str,
+        allow_local_remotes: bool = False,
+        base_env: Mapping[str, str] | None = None,
+    ) -> GitRepository:
+        """Clone `url` into `dest` (absent or empty) without submodules; nothing is left behind on failure."""
+        check_remote_url(url, allow_local=allow_local_remotes)
+        repo = cls(
+            dest,
+            timeout=timeout,
+            author_name=author_name,
+            author_email=author_email,
+            allow_local_remotes=allow_local_remotes,
+            base_env=base_env,
+        )
+        dest = repo.path
+        existed = _prepare_clone_dest(dest)
+        async with repository_lock(dest / ".git"):
+            try:
+                args = ["clone", "--no-recurse-submodules", "--quiet", "--end-of-options", url, str(dest)]
+                await repo.runner.run(args, cwd=dest.parent)
+            except BaseException:
+                # A killed clone cannot clean up after itself; whatever is in `dest` now is its debris.
+                await asyncio.to_thread(_remove_clone_debris, dest, keep_folder=existed)
+                raise
+        return repo
+
+    # --- remotes -----------------------------------------------------------------------------------
+
+    async def fetch(self, remote: str = "origin") -> None:
+        """Fetch every branch of `remote`, pruning branches it no longer has."""
+        check_remote_name(remote)
+        async with self._locked():
+            await self._git(
+                "fetch", "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote
+            )
+
+    async def push(self, branch: str, remote: str = "origin") -> None:
+        """Push `branch` to the same name on `remote`; never forced, so a diverged remote is an error."""
+        await check_branch_name(branch, runner=self.runner)
+        check_remote_name(remote)
+        refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+        async with self._locked():
+            await self._git("push", "--no-verify", "--quiet", "--end-of-options", remote, refspec)
+
+    async def list_remote_branches(self, remote: str = "origin") -> list[str]:
+        """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
+        check_remote_name(remote)
+        async with self._locked():
+            result = await self._git("ls-remote", "--heads", "--end-of-options", remote)
+        return parse_ls_remote_heads(result.text)
+
+    async def delete_remote_branch(self, branch: str, remote: str = "origin") -> bool:
+        """Delete `branch` on `remote`; False when it was not there."""
+        await check_branch_name(branch, runner=self.runner)
+        check_remote_name(remote)
+        ref = f"refs/heads/{branch}"
+        async with self._locked():
+            # Asked first: some servers accept deleting a missing ref with only a warning.
+            listed = await self._git("ls-remote", "--heads", "--end-of-options", remote, ref)
+            if ref not in parse_ls_remote_refs(listed.text):
+                return False
+            await self._git("push", "--no-verify", "--quiet", "--end-of-options", remote, f":{ref}")
+        return True
+
+    # --- worktrees ---------------------------------------------------------------------------------
+
+    async def worktrees(self) -> list[Worktree]:
+        """Every worktree git knows of for this repository, the main one first."""
+        async with self._locked():
+            return await self._worktrees()
+
+    async def _worktrees(self) -> list[Worktree]:
+        return parse_worktrees((await self._git("worktree", "list", "--porcelain", "-z")).stdout)
+
+    async def worktree_add(self, path: Path, branch: str, base_ref: str) -> GitRepository:
+        """A worktree at `path` on `branch`: created from `base_ref` if the branch is new, else reused.
+
+        Calling it again for the same path and branch is a no-op, so an interrupted job can resume.
+        To recreate a protocol's worktree from the mirror, fetch first and pass `origin/<branch>` (or
+        the recorded head sha) as `base_ref`.
+        """
+        await check_branch_name(branch, runner=self.runner)
+        check_revision(base_ref, field="base_ref")
+        path = _real(path)
+        async with self._locked():
+            for worktree in await self._worktrees():
+                if _real(Path(worktree.path)) != path or worktree.prunable:
+                    continue
+                if worktree.branch != f"refs/heads/{branch}":
+                    raise ConflictError(f"{path} is already a worktree on another branch", field="path")
+                return self.sibling(path)
+            await self._git("worktree", "prune")
+            if await self._branch_exists(branch):
+                await self._git("worktree", "add", "--end-of-options", str(path), branch)
+            else:
+                await self._git(
+                    "worktree", "add", "-b", branch, "--end-of-options", str(path), f"{base_ref}^{{commit}}"
+                )
+        return self.sibling(path)
+
+    async def worktree_remove(self, path: Path, *, force: bool = False) -> None:
+        """Remove the worktree at `path` (its branch stays); `force` discards uncommitted changes."""
+        path = _real(path)
+        async with self._locked():
+            known = [_real(Path(w.path)) for w in await self._worktrees()]
+            if path in known:
+                await self._git(
+                    "worktree", "remove", *(["--force"] if force else []), "--end-of-options", str(path)
+                )
+            await self._git("worktree", "prune")
+
+    async def _branch_exists(self, branch: str) -> bool:
+        result = await self._git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{branch}", ok_codes=(0, 1)
+        )
+        return result.exit_code == 0
+
+    # --- commits -----------------------------------------------------------------------------------
+
+    async def commit_all(self, message: str) -> str | None:
+        """Stage everything in the worktree, commit it as the configured identity; None if nothing changed."""
+        if not message.strip():
+            raise InvalidInputError("a commit message is required", field="message")
+        identity = [("user.name", self.author_name), ("user.email", self.author_email)]
+        async with self._locked():
+            await self._git("add", "--all", "--end-of-options")
+            staged = await self._git("diff", "--cached", "--quiet", "--no-ext-diff", ok_codes=(0, 1))
+            if staged.exit_code == 0:
+                return None
+            await self._git(
+                "commit", "--no-verify", "--quiet", "--file=-", stdin=message.encode(), config=identity
+            )
+            return await self._head_sha()
+
+    async def head_sha(self) -> str:
+        """The commit HEAD points at."""
+        async with self._locked():
+            return await self._head_sha()
+
+    async def _head_sha(self) -> str:
+        return (await self._git("rev-parse", "--verify", "--end-of-options", "HEAD^{commit}")).text.strip()
+
+    async def find_step_commit(self, number: int, step_index: int) -> str | None:
+        """The newest commit on the current branch whose subject ends with the step's tag, or None."""
+        tag = step_tag(number, step_index)
+        async with self._locked():
+            result = await self._git(
+                "log", "--fixed-strings", f"--grep={tag}", "-z", "--format=%H%x09%s",
+                "--end-of-options", "HEAD", "--",
+            )  # fmt: skip
+        for sha, subject in parse_log_subjects(result.stdout):
+            # --grep matches anywhere in the message; only a tag ending the subject counts.
+            if parse_step_tag(subject) == (number, step_index):
+                return sha
+        return None
+
+    async def diff_stats(self, base: str, head: str) -> DiffStats:
+        """Files, lines added and lines removed from `base` to `head`."""
+        check_revision(base, field="base")
+        check_revision(head, field="head")
+        async with self._locked():
+            result = await self._git(
+                "diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv",
+                "--end-of-options", base, head, "--",
+            )  # fmt: skip
+        return parse_numstat(result.stdout)
+
+    async def changed_files(self) -> list[str]:
+        """Paths with uncommitted changes in the working tree, untracked files included."""
+        async with self._locked():
+            result = await self._git(
+                "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--no-ahead-behind"
+            )
+        return parse_status_paths(result.stdout)
