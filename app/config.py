@@ -147,6 +147,18 @@ class Settings(BaseSettings):
     claude_permission_mode: str = Field(
         "acceptEdits", min_length=1, description="Claude Code `--permission-mode` for step execution."
     )
+    claude_allowed_tools: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Claude Code tool rules allowed in execution, e.g. `Bash(pytest:*)`.",
+    )
+    codex_config: list[str] = Field(
+        default_factory=list,
+        description='JSON list of `key=value` overrides given to codex as `-c`, e.g. `["model_provider=x"]`.',
+    )
+    command_agent: list[str] = Field(
+        default_factory=list,
+        description='JSON argument list of the `command` engine\'s executable, e.g. `["./agent", "--fast"]`.',
+    )
     agent_env_passthrough: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_AGENT_ENV),
         description="Comma-separated variables an agent inherits; TASKSGODZILLA_* never are.",
@@ -194,7 +206,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a PostgreSQL URL (postgresql://…), not {scheme or 'no'} scheme")
         return value
 
-    @field_validator("agent_env_passthrough", mode="before")
+    @field_validator("agent_env_passthrough", "claude_allowed_tools", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

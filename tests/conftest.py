@@ -20,7 +20,7 @@ from app.store import migrate
 from app.store.database import Database, with_driver
 from app.store.embedded import EmbeddedPostgres
 
-pytest_plugins = ["tests.support.agent_clis"]
+pytest_plugins = ["tests.support.agent_clis", "tests.support.fake_openai", "tests.support.fake_anthropic"]
 
 TEST_DATABASE_ENV = "TASKSGODZILLA_TEST_DATABASE_URL"
 # Read before any test clears the environment.

@@ -11,6 +11,8 @@ from app.domain.agents import AgentRequest, AgentResult
 from app.domain.usage import ModelPrice, TokenUsage, cost_of
 
 REDACTED = "********"
+OUR_ENV_PREFIX = "TASKSGODZILLA_"
+STDERR_TAIL_CHARS = 2000
 
 
 class Engine(Protocol):
@@ -47,3 +49,13 @@ def write_transcript(path: Path | None, lines: Iterable[str], redact: Redactor) 
 def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:
     """Cost from the price table, for engines that report tokens but not dollars."""
     return cost_of(usage, prices.get(model or ""))
+
+
+def without_our_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """The agent's environment: never one of our own settings (they may hold credentials)."""
+    return {name: value for name, value in env.items() if not name.upper().startswith(OUR_ENV_PREFIX)}
+
+
+def stderr_tail(stderr: str) -> str:
+    """The end of what a CLI said on stderr: where it explains why it stopped."""
+    return stderr.strip()[-STDERR_TAIL_CHARS:]

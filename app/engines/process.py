@@ -1,7 +1,15 @@
 """Running an agent CLI as a child process: argument list, own process group, deadline, output cap.
 
-The whole process group is killed on timeout or cancellation, so an agent's own children (shells,
-test runners) never outlive it. Output beyond the cap is dropped, not buffered.
+The child leads a new session. On timeout or cancellation its whole tree is frozen, then killed:
+SIGSTOP to its process group and every descendant, swept again until no new process appears (a
+stopped parent can neither fork nor die, so none of its children is orphaned out of sight), then
+SIGKILL to all. There is no graceful SIGTERM first: a dying agent can fork one last child that
+outlives it (codex does, verified), and nothing an agent would save on the way out is kept by us.
+After a normal exit, whatever is left in the group is killed too.
+
+stdout is read in chunks and split into lines: every line reaches `on_line` (a parser can follow a
+long run to its end), but only the first `max_output_bytes` are kept, and one line is cut at that
+size. Nothing beyond the cap is buffered.
 """
 
 from __future__ import annotations
@@ -11,14 +19,24 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.errors import AgentError
 
-KILL_GRACE_SECONDS = 3.0
+# A bound on /proc sweeps while freezing a tree; each one finds the children of the last.
+MAX_SWEEPS = 50
+# How long, in all, processes may take to really stop (one in uninterruptible sleep stops only when
+# it leaves it): the kill goes ahead after that, blocking the event loop no longer.
+STOP_WAIT_SECONDS = 0.5
+STOPPED_STATES = frozenset({"T", "t", "Z", "X", None})
+SETTLE_SECONDS = 1.0
+# After the leader exits, how long its children may keep our pipes open before they are killed.
+DRAIN_SECONDS = 2.0
 STDERR_KEEP_BYTES = 64 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 @dataclass
@@ -27,7 +45,7 @@ class ProcessOutcome:
 
     exit_code: int | None
     stdout_lines: list[str] = field(default_factory=list)
-    stderr: str = ""
+    stderr: str = ""  # the last STDERR_KEEP_BYTES: where a failing CLI says why
     timed_out: bool = False
     truncated: bool = False
     duration_ms: int = 0
@@ -43,85 +61,266 @@ async def run_process(
     max_output_bytes: int,
     on_line: Callable[[str], None] | None = None,
 ) -> ProcessOutcome:
-    """Run `argv` (never through a shell) and collect its stdout line by line.
+    """Run `argv` (never through a shell) with exactly `env`, and collect its stdout line by line.
 
-    `stdin_data=None` closes stdin at once. `on_line` sees every stdout line as it arrives.
+    `stdin_data=None` gives the child no stdin. Raises AgentError only when it cannot be started;
+    a cancelled caller gets CancelledError once the child and its descendants are gone.
     """
     started = time.monotonic()
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            limit=max(max_output_bytes, 1024 * 1024),
-        )
-    except FileNotFoundError:
-        raise AgentError(f"agent executable not found: {argv[0]}") from None
-    except PermissionError:
-        raise AgentError(f"agent executable is not runnable: {argv[0]}") from None
-
+    process, exited = await _spawn(argv, cwd=cwd, env=env, piped_stdin=stdin_data is not None)
     outcome = ProcessOutcome(exit_code=None)
-    collected = 0
-
-    async def feed_stdin() -> None:
-        assert process.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            process.stdin.write(stdin_data or b"")
-            await process.stdin.drain()
-        process.stdin.close()
-
-    async def read_stdout() -> None:
-        nonlocal collected
-        assert process.stdout is not None
-        async for raw in process.stdout:
-            if collected + len(raw) > max_output_bytes:
-                outcome.truncated = True
-                continue  # keep draining so the child never blocks on a full pipe
-            collected += len(raw)
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            outcome.stdout_lines.append(line)
-            if on_line is not None:
-                on_line(line)
-
-    async def read_stderr() -> None:
-        assert process.stderr is not None
-        kept = bytearray()
-        async for raw in process.stderr:
-            if len(kept) < STDERR_KEEP_BYTES:
-                kept += raw[: STDERR_KEEP_BYTES - len(kept)]
-        outcome.stderr = kept.decode("utf-8", errors="replace")
-
-    tasks = [read_stdout(), read_stderr()]
+    assert process.stdout is not None
+    assert process.stderr is not None
+    io = [
+        _read_stdout(process.stdout, outcome, max_output_bytes, on_line),
+        _read_stderr(process.stderr, outcome),
+    ]
     if stdin_data is not None:
-        tasks.append(feed_stdin())
+        assert process.stdin is not None
+        io.append(_feed(process.stdin, stdin_data))
+    readers = asyncio.ensure_future(asyncio.gather(*io))
     try:
         async with asyncio.timeout(timeout_seconds):
-            await asyncio.gather(*tasks)
-            outcome.exit_code = await process.wait()
+            await _until_exit(exited, readers)
+            await _drain(process, exited, readers)
     except TimeoutError:
         outcome.timed_out = True
-        await _kill_group(process)
+        _kill_tree(process.pid)
+        await _settle(exited, readers)
     except BaseException:
-        await _kill_group(process)  # cancelled: never leave the agent running
+        _kill_tree(process.pid)  # cancelled: never leave the agent running
+        await _settle(exited, readers)
         raise
+    _signal_group(process.pid, signal.SIGKILL)  # background leftovers of a finished run
+    outcome.exit_code = process.returncode
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     return outcome
 
 
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM the process group, then SIGKILL it if it has not gone within the grace period."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Tells when the child itself exits: Python 3.11's `Process.wait()` also waits for its pipes,
+    which a child of the agent may hold open forever."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=CHUNK_BYTES, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
+async def _spawn(
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], piped_stdin: bool
+) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitNotifyingProtocol(loop),
+            *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        if exc.filename is not None and Path(exc.filename) == cwd:
+            raise AgentError(f"agent working directory does not exist: {cwd}") from None
+        raise AgentError(f"agent executable not found: {argv[0]}") from None
+    except PermissionError:
+        raise AgentError(f"agent executable is not runnable: {argv[0]}") from None
+    except OSError as exc:
+        raise AgentError(f"agent executable cannot start: {argv[0]}: {exc.strerror}") from None
+    # What asyncio.create_subprocess_exec builds, with our protocol inside.
+    return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
+
+
+class _LineSplitter:
+    """Splits a byte stream into lines of at most `limit` bytes; the rest of a longer line is dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = bytearray()
+        self.cutting = False  # the current line reached the limit: skip to its end
+        self.cut_any = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        parts = chunk.split(b"\n")
+        lines = []
+        for index, part in enumerate(parts):
+            if not self.cutting:
+                room = self.limit - len(self.pending)
+                if len(part) > room:
+                    part = part[:room]
+                    self.cutting = self.cut_any = True
+                self.pending += part
+            if index < len(parts) - 1:  # a newline ended this part
+                lines.append(bytes(self.pending))
+                self.pending.clear()
+                self.cutting = False
+        return lines
+
+    def finish(self) -> list[bytes]:
+        return [bytes(self.pending)] if self.pending else []
+
+
+async def _read_stdout(
+    stream: asyncio.StreamReader,
+    outcome: ProcessOutcome,
+    max_bytes: int,
+    on_line: Callable[[str], None] | None,
+) -> None:
+    splitter = _LineSplitter(max_bytes)
+    kept = 0
+
+    def take(raw: bytes) -> None:
+        nonlocal kept
+        line = raw.decode("utf-8", errors="replace").removesuffix("\r")
+        if not outcome.truncated and kept + len(raw) <= max_bytes:
+            kept += len(raw) + 1
+            outcome.stdout_lines.append(line)
+        else:
+            outcome.truncated = True  # the kept lines stay a prefix of the output
+        if on_line is not None:
+            on_line(line)
+
+    while chunk := await stream.read(CHUNK_BYTES):
+        if on_line is None and outcome.truncated:
+            continue  # nobody wants more lines: drain so the child never blocks on a full pipe
+        for raw in splitter.feed(chunk):
+            take(raw)
+    for raw in splitter.finish():
+        take(raw)
+    outcome.truncated = outcome.truncated or splitter.cut_any
+
+
+async def _read_stderr(stream: asyncio.StreamReader, outcome: ProcessOutcome) -> None:
+    kept = b""
+    while chunk := await stream.read(CHUNK_BYTES):
+        kept = (kept + chunk)[-STDERR_KEEP_BYTES:]
+        outcome.stderr = kept.decode("utf-8", errors="replace")
+
+
+async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
+    try:
+        stream.write(data)
+        await stream.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the child does not read its stdin: not our failure
+    finally:
+        stream.close()
+
+
+async def _until_exit(exited: asyncio.Event, readers: asyncio.Future[Any]) -> None:
+    """Wait for the child to exit; a reader's own failure (a bug in `on_line`) is raised at once."""
+    waiter = asyncio.ensure_future(exited.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, readers}, return_when=asyncio.FIRST_COMPLETED)
+        if readers in done:
+            await readers
+        await waiter
+    finally:
+        waiter.cancel()
+
+
+async def _drain(
+    process: asyncio.subprocess.Process, exited: asyncio.Event, readers: asyncio.Future[Any]
+) -> None:
+    """Read what is left after the leader exited; children still holding the pipes are killed."""
+    await asyncio.wait({readers}, timeout=DRAIN_SECONDS)
+    if readers.done():
+        await readers  # raises what a reader raised
+    else:
+        _signal_group(process.pid, signal.SIGKILL)
+        await _settle(exited, readers)
+
+
+async def _settle(exited: asyncio.Event, readers: asyncio.Future[Any]) -> None:
+    """After a kill: wait a moment for the exit status and the end of output (a process out of our
+    reach may keep a pipe open: its reader is then abandoned)."""
+    waiter = asyncio.ensure_future(exited.wait())
+    try:
+        await asyncio.wait({waiter, readers}, timeout=SETTLE_SECONDS)
+    finally:
+        waiter.cancel()
+    if not readers.done():
+        readers.cancel()
+    readers.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _signal_group(pgid: int, sig: signal.Signals, pids: Iterable[int] = ()) -> None:
+    for target in (-pgid, *pids):  # a negative pid signals the whole group
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
-        try:
-            await asyncio.wait_for(process.wait(), KILL_GRACE_SECONDS)
+            os.kill(target, sig)
+
+
+def _kill_tree(leader: int) -> None:
+    """Freeze the leader's group and all its descendants, whatever their session, then kill them."""
+    stopped: set[int] = set()
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    for _ in range(MAX_SWEEPS):
+        found = _tree(leader, stopped) - stopped
+        if not found:
             break
-        except TimeoutError:
+        _signal_group(leader, signal.SIGSTOP, found)
+        _until_stopped(found, deadline)
+        stopped |= found
+    _signal_group(leader, signal.SIGKILL, stopped)  # SIGKILL needs no SIGCONT
+
+
+def _until_stopped(pids: set[int], deadline: float) -> None:
+    """Wait until each process has really stopped (or gone): signals arrive asynchronously, and one
+    still inside fork() when SIGSTOP was sent creates its child after the next sweep has looked."""
+    pending = set(pids)
+    while pending and time.monotonic() < deadline:
+        pending = {pid for pid in pending if _state(pid) not in STOPPED_STATES}
+        if pending:
+            time.sleep(0.001)  # rare path, a few milliseconds at most: blocking beats a cancellable await
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter from /proc (R, S, D, T, Z …), None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _tree(leader: int, known: set[int]) -> set[int]:
+    """The members of group `leader`, `known`, and every process below them, from /proc."""
+    # Not the leader's pid itself: once reaped it may be reused; its group id cannot be while in use.
+    children: dict[int, list[int]] = {}
+    roots = set(known)
+    for pid, parent, group in _process_table():
+        children.setdefault(parent, []).append(pid)
+        if group == leader:
+            roots.add(pid)
+    found, todo = set(roots), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _process_table() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process; empty where there is no /proc."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    table = []
+    for entry in entries:
+        if not entry.isdigit():
             continue
-    # The leader may be gone while children of the group linger: make sure of them too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            table.append((int(entry), int(fields[1]), int(fields[2])))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return table

@@ -1,0 +1,146 @@
+"""The Claude Code adapter: `claude -p --output-format stream-json --verbose` inside the worktree.
+
+Behaviour of the pinned CLI (2.1.197) this relies on, each checked against the real binary:
+- With `-p` and no prompt argument the CLI reads the prompt from stdin up to end-of-file.
+- `--permission-mode plan` refuses Write/Edit, file-writing shell commands (redirection, touch, cp,
+  sed -i, rm, git add ...) and `ExitPlanMode` in print mode, for subagents too: the read-only mode.
+- With `--json-schema` the model must call a `StructuredOutput` tool; the CLI validates the input
+  against the schema and puts it in `result.structured_output`. A model that never calls it still
+  ends in a "success" result without `structured_output`, so we check for it (fail closed).
+- API errors end in a `result` with `subtype: "success"` but `is_error: true` and exit code 1.
+- `--dangerously-skip-permissions` refuses to start as root.
+- Without `--no-session-persistence` every run leaves a full transcript under ~/.claude/projects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from app.domain.agents import AgentRequest, AgentResult
+from app.domain.records import AgentRunStatus
+from app.domain.usage import ModelPrice
+from app.engines.base import Redactor, price_usage, stderr_tail, without_our_variables, write_transcript
+from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
+from app.engines.process import ProcessOutcome, run_process
+from app.errors import ConfigError
+
+READ_ONLY_MODE = "plan"
+PERMISSION_MODES = frozenset({"acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan"})
+
+
+class ClaudeEngine:
+    """Runs Claude Code non-interactively and reads its stream-json transcript."""
+
+    name = "claude"
+
+    def __init__(
+        self,
+        *,
+        binary: str,
+        base_env: Mapping[str, str],
+        prices: Mapping[str, ModelPrice],
+        max_output_bytes: int,
+        permission_mode: str = "acceptEdits",
+        bypass_sandbox: bool = False,
+        allowed_tools: Sequence[str] = (),
+        redactor: Redactor | None = None,
+    ) -> None:
+        if permission_mode not in PERMISSION_MODES:
+            raise ConfigError(
+                f"unknown Claude Code permission mode {permission_mode!r}",
+                field="claude_permission_mode",
+                allowed=sorted(PERMISSION_MODES),
+            )
+        if permission_mode == "bypassPermissions" and not bypass_sandbox:
+            # The same as --dangerously-skip-permissions: only with the operator's explicit consent.
+            raise ConfigError(
+                "permission mode bypassPermissions needs agent_bypass_sandbox", field="claude_permission_mode"
+            )
+        self._binary = binary
+        self._env = without_our_variables(base_env)
+        self._allowed_tools = tuple(allowed_tools)
+        self._prices = dict(prices)
+        self._max_output_bytes = max_output_bytes
+        self._permission_mode = permission_mode
+        self._bypass_sandbox = bypass_sandbox
+        self._redact = redactor or Redactor(())
+
+    def command(self, request: AgentRequest) -> list[str]:
+        """The argument list of one run (the prompt is not in it: it goes to stdin)."""
+        # `--option=value`: a value starting with "-" (a model name from a policy) stays a value.
+        # No session persistence: we never resume, and the CLI would otherwise keep an unredacted copy
+        # of every transcript under ~/.claude/projects, growing forever. Ours is written redacted.
+        argv = [self._binary, "-p", "--output-format=stream-json", "--verbose", "--no-session-persistence"]
+        if request.model:
+            argv.append(f"--model={request.model}")
+        if not request.writes:
+            argv.append(f"--permission-mode={READ_ONLY_MODE}")  # never bypassed, whatever the settings
+        elif self._bypass_sandbox:
+            argv.append("--dangerously-skip-permissions")
+        else:
+            argv.append(f"--permission-mode={self._permission_mode}")
+            if self._allowed_tools:
+                # Print mode cannot ask a person, so a shell command runs only when allowed up front.
+                argv.append("--allowedTools=" + ",".join(self._allowed_tools))
+        if request.output_schema is not None:
+            argv.append("--json-schema=" + json.dumps(request.output_schema, separators=(",", ":")))
+        return argv
+
+    async def run(self, request: AgentRequest) -> AgentResult:
+        """Run the agent to its end; raises AgentError only when the CLI cannot be started."""
+        # The prompt goes to stdin, which run_process closes right after it: the CLI reads to EOF and
+        # nothing is left open for it to wait on. Not argv: Linux caps one argument at 128 KiB (long
+        # prompts fail with E2BIG; verified), and a positional prompt is open to option parsing.
+        stream = ClaudeStream(request.workdir, request.workdir.resolve())
+        outcome = await run_process(
+            self.command(request),
+            cwd=request.workdir,
+            env=self._env,
+            stdin_data=request.prompt.encode("utf-8"),
+            timeout_seconds=request.timeout_seconds,
+            max_output_bytes=self._max_output_bytes,
+            on_line=stream.feed,  # every line, also past the cap: the result line comes last
+        )
+        parsed = stream.finish()
+        log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
+        status, error = verdict(request, outcome, parsed)
+        model = parsed.model or request.model  # the CLI resolves aliases such as "sonnet"
+        cost = parsed.cost_usd
+        if cost is None:
+            cost = price_usage(price_key(model), parsed.usage, self._prices)
+        final = parsed.final_message
+        return AgentResult(
+            engine=self.name,
+            model=model,
+            status=status,
+            exit_code=outcome.exit_code,
+            final_message=self._redact(final) if final is not None else None,
+            structured_output=parsed.structured_output,
+            files_changed=parsed.files_changed,
+            commands_run=parsed.commands_run,
+            usage=parsed.usage,
+            cost_usd=cost,
+            duration_ms=outcome.duration_ms,
+            error=self._redact(error) if error is not None else None,
+            log_path=log_path,
+            output_truncated=outcome.truncated,
+        )
+
+
+def verdict(
+    request: AgentRequest, outcome: ProcessOutcome, parsed: ClaudeRun
+) -> tuple[AgentRunStatus, str | None]:
+    """Success only on a clean `result` line, exit code 0, and the structured output if one was asked."""
+    if outcome.timed_out:
+        return AgentRunStatus.TIMED_OUT, f"claude did not finish within {request.timeout_seconds:g} s"
+    if not parsed.has_result:
+        detail = stderr_tail(outcome.stderr) or "no output"
+        return AgentRunStatus.FAILED, f"claude exited ({outcome.exit_code}) without a result: {detail}"
+    if not parsed.succeeded:
+        return AgentRunStatus.FAILED, parsed.error
+    if outcome.exit_code != 0:
+        return AgentRunStatus.FAILED, f"claude reported success but exited with code {outcome.exit_code}"
+    if request.output_schema is not None and parsed.structured_output is None:
+        return AgentRunStatus.FAILED, "claude gave no structured output although a JSON schema was required"
+    return AgentRunStatus.SUCCEEDED, None
