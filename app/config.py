@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
@@ -144,9 +144,9 @@ class Settings(BaseSettings):
     agent_bypass_sandbox: bool = Field(
         False, description="Let agents run without their sandbox (only inside an isolated container)."
     )
-    claude_permission_mode: str = Field(
-        "acceptEdits", min_length=1, description="Claude Code `--permission-mode` for step execution."
-    )
+    claude_permission_mode: Literal[
+        "acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan"
+    ] = Field("acceptEdits", description="Claude Code `--permission-mode` for step execution.")
     claude_allowed_tools: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated Claude Code tool rules allowed in execution, e.g. `Bash(pytest:*)`.",

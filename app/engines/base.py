@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.domain.agents import AgentRequest, AgentResult
+from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice, TokenUsage, cost_of
+from app.engines.process import ProcessOutcome
 
 REDACTED = "********"
 OUR_ENV_PREFIX = "TASKSGODZILLA_"
@@ -59,3 +61,30 @@ def without_our_variables(env: Mapping[str, str]) -> dict[str, str]:
 def stderr_tail(stderr: str) -> str:
     """The end of what a CLI said on stderr: where it explains why it stopped."""
     return stderr.strip()[-STDERR_TAIL_CHARS:]
+
+
+def agent_result(
+    engine: str,
+    outcome: ProcessOutcome,
+    redact: Redactor,
+    *,
+    model: str | None,
+    status: AgentRunStatus,
+    error: str | None,
+    final_message: str | None,
+    log_path: str | None,
+    **details: Any,
+) -> AgentResult:
+    """The result every engine returns: what the process did, with text fields redacted."""
+    return AgentResult(
+        engine=engine,
+        model=model,
+        status=status,
+        exit_code=outcome.exit_code,
+        final_message=redact(final_message) if final_message is not None else None,
+        error=redact(error) if error is not None else None,
+        duration_ms=outcome.duration_ms,
+        log_path=log_path,
+        output_truncated=outcome.truncated,
+        **details,
+    )

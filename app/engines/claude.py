@@ -20,7 +20,14 @@ from collections.abc import Mapping, Sequence
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
-from app.engines.base import Redactor, price_usage, stderr_tail, without_our_variables, write_transcript
+from app.engines.base import (
+    Redactor,
+    agent_result,
+    price_usage,
+    stderr_tail,
+    without_our_variables,
+    write_transcript,
+)
 from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import ConfigError
@@ -109,22 +116,20 @@ class ClaudeEngine:
         cost = parsed.cost_usd
         if cost is None:
             cost = price_usage(price_key(model), parsed.usage, self._prices)
-        final = parsed.final_message
-        return AgentResult(
-            engine=self.name,
+        return agent_result(
+            self.name,
+            outcome,
+            self._redact,
             model=model,
             status=status,
-            exit_code=outcome.exit_code,
-            final_message=self._redact(final) if final is not None else None,
+            error=error,
+            final_message=parsed.final_message,
+            log_path=log_path,
             structured_output=parsed.structured_output,
             files_changed=parsed.files_changed,
             commands_run=parsed.commands_run,
             usage=parsed.usage,
             cost_usd=cost,
-            duration_ms=outcome.duration_ms,
-            error=self._redact(error) if error is not None else None,
-            log_path=log_path,
-            output_truncated=outcome.truncated,
         )
 
 

@@ -34,7 +34,7 @@ from typing import Any
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
-from app.engines.base import Redactor, price_usage, without_our_variables, write_transcript
+from app.engines.base import Redactor, agent_result, price_usage, without_our_variables, write_transcript
 from app.engines.codex_events import CodexEventParser, CodexSummary
 from app.engines.process import ProcessOutcome, run_process
 
@@ -123,21 +123,20 @@ class CodexEngine:
         redact = self._redact
         final = redact(summary.final_message) if summary.final_message is not None else None
         status, error, structured = verdict(request, outcome, summary, final)
-        return AgentResult(
-            engine=self.name,
+        return agent_result(
+            self.name,
+            outcome,
+            redact,
             model=request.model,
             status=status,
-            exit_code=outcome.exit_code,
+            error=error,
             final_message=final,
+            log_path=log_path,
             structured_output=structured,
             files_changed=worktree_paths(summary.files_changed, request.workdir),
             commands_run=[redact(command) for command in summary.commands],
             usage=summary.usage,
             cost_usd=price_usage(request.model, summary.usage, self._prices),
-            duration_ms=outcome.duration_ms,
-            error=redact(error) if error is not None else None,
-            log_path=log_path,
-            output_truncated=outcome.truncated,
         )
 
 

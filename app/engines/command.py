@@ -27,7 +27,14 @@ from pydantic import ValidationError
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import CENT_FRACTION, ModelPrice, TokenUsage
-from app.engines.base import Redactor, price_usage, stderr_tail, without_our_variables, write_transcript
+from app.engines.base import (
+    Redactor,
+    agent_result,
+    price_usage,
+    stderr_tail,
+    without_our_variables,
+    write_transcript,
+)
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import AgentError
 
@@ -100,20 +107,18 @@ class CommandEngine:
         cost = output.cost_usd
         if cost is None and output.usage.total_tokens:
             cost = price_usage(request.model, output.usage, self._prices)
-        final = output.final_message
-        return AgentResult(
-            engine=self.name,
+        return agent_result(
+            self.name,
+            outcome,
+            self._redact,
             model=request.model,
             status=status,
-            exit_code=outcome.exit_code,
-            final_message=self._redact(final) if final is not None else None,
+            error=error,
+            final_message=output.final_message,
+            log_path=log_path,
             structured_output=output.structured_output,
             usage=output.usage,
             cost_usd=cost,
-            duration_ms=outcome.duration_ms,
-            error=self._redact(error) if error is not None else None,
-            log_path=log_path,
-            output_truncated=outcome.truncated,
         )
 
 
