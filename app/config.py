@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -114,6 +114,17 @@ class Settings(BaseSettings):
     gitlab_token: SecretStr | None = Field(None, description="GitLab API token for opening MRs.")
 
     # --- workers -------------------------------------------------------------------------------
+    run_worker: bool = Field(True, description="`serve` also runs a job worker in its event loop.")
+    worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once.")
+    worker_heartbeat_seconds: float = Field(
+        10.0, gt=0, description="How often a worker tells the database it is alive."
+    )
+    stalled_after_seconds: float = Field(
+        60.0, gt=0, description="A job whose worker has been silent this long is retried elsewhere."
+    )
+    scheduler_interval_seconds: float = Field(
+        15.0, gt=0, description="How often workers scan for work whose job went missing."
+    )
     auto_qa_after_exec: bool = Field(True, description="Queue QA as soon as a step has executed.")
     auto_qa_on_ci: bool = Field(False, description="Queue QA when a CI success webhook arrives.")
     job_max_attempts: int = Field(3, ge=1, le=20, description="Tries of a job before it fails.")
@@ -233,7 +244,11 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
-    def _backoff_order(self) -> Settings:
+    def _ordered(self) -> Settings:
+        if self.stalled_after_seconds <= 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}STALLED_AFTER_SECONDS must exceed twice {ENV_PREFIX}WORKER_HEARTBEAT_SECONDS"
+            )
         if self.retry_backoff_max_seconds < self.retry_backoff_seconds:
             raise ValueError(
                 f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
@@ -249,14 +264,21 @@ class Settings(BaseSettings):
         return self.data_dir / "postgres"
 
 
-def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables an agent process inherits: the allow-list only, and never one of ours."""
+GIT_ENV = ("PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
+           "SSL_CERT_FILE", "SSL_CERT_DIR")  # fmt: skip
+
+
+def inherited_environment(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The named variables of this process's environment (the one place that reads it), never ours."""
     source = os.environ if environ is None else environ
     return {
-        name: source[name]
-        for name in settings.agent_env_passthrough
-        if name in source and not name.upper().startswith(ENV_PREFIX)
+        name: source[name] for name in names if name in source and not name.upper().startswith(ENV_PREFIX)
     }
+
+
+def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables an agent process inherits: the allow-list only, and never one of ours."""
+    return inherited_environment(settings.agent_env_passthrough, environ)
 
 
 def env_name(field: str) -> str:

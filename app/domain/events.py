@@ -43,6 +43,36 @@ _STATUS_PAYLOAD = ("from", "to", "reason")
 _KINDS = [
     EventKind("project.created", "A project was registered.", ("name", "git_url", "local_path")),
     EventKind("project.updated", "A project's settings changed.", ("fields",)),
+    EventKind("project.setup_started", "The setup job began.", ("attempt",)),
+    EventKind("project.ready", "The repository is cloned or located.", ("local_path", "base_branch")),
+    EventKind("project.setup_failed", "Setup gave up.", ("reason",)),
+    EventKind(
+        "setup.clarifications",
+        "Questions for the operator, each with a recommended answer.",
+        ("questions", "blocking"),
+    ),
+    EventKind("plan.accepted", "A plan passed its guardrails and was written.", ("files", "steps", "commit")),
+    EventKind("plan.rejected", "A plan failed its guardrails; nothing was written.", ("problems",)),
+    EventKind(
+        "agent.started",
+        "An agent run began.",
+        ("agent_run_id", "stage", "engine", "model", "prompt_version"),
+    ),
+    EventKind(
+        "agent.finished",
+        "An agent run ended.",
+        ("agent_run_id", "stage", "status", "tokens", "cost_usd", "duration_ms", "error"),
+    ),
+    EventKind("step.committed", "A step's work was committed.", ("sha", "files", "insertions", "deletions")),
+    EventKind(
+        "qa.verdict", "QA judged a step.", ("verdict", "summary", "findings", "report", "agent_run_id")
+    ),
+    EventKind("step.approved", "A person passed a step by hand.", ("by", "note")),
+    EventKind("branch.pushed", "The protocol branch was pushed.", ("remote", "branch", "sha")),
+    EventKind("job.retrying", "A job failed recoverably and will run again.", ("job", "attempt", "error")),
+    EventKind("job.gave_up", "A job failed for good.", ("job", "attempt", "error", "terminal")),
+    EventKind("budget.exceeded", "A token or cost ceiling was reached.", ("scope", "limit", "used", "mode")),
+    EventKind("watchdog.stuck", "A step ran past the stuck limit.", ("seconds",)),
     EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),
     *(
         EventKind(f"protocol.{status}", f"A protocol run became {status}.", _STATUS_PAYLOAD)

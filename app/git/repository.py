@@ -233,6 +233,18 @@ class GitRepository:
                 )
             await self._git("worktree", "prune")
 
+    async def has_branch(self, branch: str) -> bool:
+        """Whether the local branch exists."""
+        async with self._locked():
+            return await self._branch_exists(branch)
+
+    async def has_remote(self, remote: str = "origin") -> bool:
+        """Whether a remote of that name is configured."""
+        check_remote_name(remote)
+        async with self._locked():
+            result = await self._git("remote", "get-url", "--end-of-options", remote, ok_codes=(0, 2, 128))
+        return result.exit_code == 0
+
     async def _branch_exists(self, branch: str) -> bool:
         result = await self._git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{branch}", ok_codes=(0, 1)
@@ -255,6 +267,14 @@ class GitRepository:
                 "commit", "--no-verify", "--quiet", "--file=-", stdin=message.encode(), config=identity
             )
             return await self._head_sha()
+
+    async def discard_changes(self, to: str = "HEAD") -> None:
+        """Reset the worktree to `to` and delete untracked files: what an interrupted agent left goes."""
+        check_revision(to, field="to")
+        async with self._locked():
+            # check_revision refused a leading "-"; git 2.39 reset rejects --end-of-options here.
+            await self._git("reset", "--hard", "--quiet", to, "--")
+            await self._git("clean", "-d", "--force", "--quiet")
 
     async def head_sha(self) -> str:
         """The commit HEAD points at."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import AgentRun, AgentRunStatus, Stage
 from app.errors import ConflictError
 from app.store.rows import fetch_all, fetch_one, to_record
-from app.store.tables import agent_runs
+from app.store.tables import agent_logs, agent_runs
 
 
 async def start(
@@ -92,3 +93,41 @@ async def get(conn: AsyncConnection, run_id: int) -> AgentRun:
 async def list_for_step(conn: AsyncConnection, step_run_id: int) -> list[AgentRun]:
     query = select(agent_runs).where(agent_runs.c.step_run_id == step_run_id).order_by(agent_runs.c.id)
     return await fetch_all(conn, query, AgentRun)
+
+
+async def store_log(conn: AsyncConnection, run_id: int, content: str, *, truncated: bool) -> None:
+    """Keep a run's (already redacted) transcript; a second call replaces it."""
+    statement = pg_insert(agent_logs).values(agent_run_id=run_id, content=content, truncated=truncated)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[agent_logs.c.agent_run_id],
+            set_={"content": statement.excluded.content, "truncated": statement.excluded.truncated},
+        )
+    )
+
+
+async def read_log(conn: AsyncConnection, run_id: int) -> str:
+    content = await conn.scalar(select(agent_logs.c.content).where(agent_logs.c.agent_run_id == run_id))
+    if content is None:
+        await get(conn, run_id)  # NotFoundError when the run itself is unknown
+        return ""
+    return str(content)
+
+
+async def tokens_used(
+    conn: AsyncConnection, *, protocol_run_id: int | None = None, step_run_id: int | None = None
+) -> int:
+    """Input plus output tokens of every agent run of a protocol run or a step."""
+    query = select(func.coalesce(func.sum(agent_runs.c.input_tokens + agent_runs.c.output_tokens), 0))
+    if protocol_run_id is not None:
+        query = query.where(agent_runs.c.protocol_run_id == protocol_run_id)
+    if step_run_id is not None:
+        query = query.where(agent_runs.c.step_run_id == step_run_id)
+    return int(await conn.scalar(query) or 0)
+
+
+async def cost_spent(conn: AsyncConnection, project_id: int) -> Decimal:
+    query = select(func.coalesce(func.sum(agent_runs.c.cost_usd), 0)).where(
+        agent_runs.c.project_id == project_id
+    )
+    return Decimal(await conn.scalar(query) or 0)

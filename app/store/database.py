@@ -57,6 +57,25 @@ class Database:
                 raise UnavailableError("the database cannot be reached") from exc
             raise
 
+    @asynccontextmanager
+    async def advisory_lock(self, key: str) -> AsyncIterator[None]:
+        """Hold a PostgreSQL advisory lock on `key` for the block: serialises every process and machine."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), {"key": key})
+                await conn.commit()
+                try:
+                    yield
+                finally:
+                    await conn.execute(
+                        text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
+                    )
+                    await conn.commit()
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise UnavailableError("the database cannot be reached") from exc
+            raise
+
     async def ping(self) -> None:
         """Raise UnavailableError unless the database answers."""
         async with self.transaction() as conn:

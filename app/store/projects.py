@@ -8,8 +8,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.records import Project
-from app.errors import ConflictError
+from app.domain.records import Project, ProjectStatus
+from app.errors import ConflictError, StaleWriteError
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
 from app.store.tables import projects
 
@@ -74,3 +74,22 @@ async def next_protocol_number(conn: AsyncConnection, project_id: int) -> int:
     if number is None:
         await get(conn, project_id)  # raises NotFoundError
     return int(number)
+
+
+async def set_status(
+    conn: AsyncConnection, project_id: int, status: ProjectStatus, *, expected_version: int, **changes: Any
+) -> Project:
+    """Set the setup status (no guarded machine: setup may run again any time), compare-and-set."""
+    statement = (
+        update(projects)
+        .where(projects.c.id == project_id, projects.c.version == expected_version)
+        .values(**writable_changes(projects, changes), status=status.value, version=projects.c.version + 1)
+        .returning(projects)
+    )
+    row = (await conn.execute(statement)).first()
+    if row is None:
+        current = await get(conn, project_id)
+        raise StaleWriteError(
+            f"project {project_id} is at version {current.version}", current_version=current.version
+        )
+    return to_record(Project, row)

@@ -75,3 +75,16 @@ async def update_fields(
         changes=changes,
         what=f"protocol run {run_id}",
     )
+
+
+async def list_by_status(
+    conn: AsyncConnection, statuses: list[ProtocolStatus], *, limit: int = 500
+) -> list[ProtocolRun]:
+    """Runs in any of `statuses`, oldest first (the scheduler's scan)."""
+    query = (
+        select(protocol_runs)
+        .where(protocol_runs.c.status.in_([str(s) for s in statuses]))
+        .order_by(protocol_runs.c.id)
+        .limit(page_size(limit))
+    )
+    return await fetch_all(conn, query, ProtocolRun)

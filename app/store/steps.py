@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import StepRun
+from app.domain.statuses import StepStatus
 from app.store.rows import compare_and_set, fetch_all, fetch_one, to_record, writable_changes
 from app.store.tables import step_runs
 
@@ -55,3 +57,14 @@ async def update_fields(
         changes=changes,
         what=f"step run {step_id}",
     )
+
+
+async def running_since_before(conn: AsyncConnection, cutoff: datetime, *, limit: int = 500) -> list[StepRun]:
+    """Steps `running` whose last change is older than `cutoff` (the watchdog's scan)."""
+    query = (
+        select(step_runs)
+        .where(step_runs.c.status == StepStatus.RUNNING.value, step_runs.c.updated_at < cutoff)
+        .order_by(step_runs.c.id)
+        .limit(limit)
+    )
+    return await fetch_all(conn, query, StepRun)

@@ -242,6 +242,21 @@ agent_runs = Table(
     Index(None, "project_id", "started_at"),
 )
 
+# Transcripts apart from agent_runs, so listing runs never drags megabytes along; any worker can
+# serve any run's log (no local files to find).
+agent_logs = Table(
+    "agent_logs",
+    metadata,
+    Column(
+        "agent_run_id",
+        BigInteger,
+        ForeignKey("agent_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("content", Text, nullable=False),
+    Column("truncated", Boolean, nullable=False, server_default=text("false")),
+)
+
 policy_packs = Table(
     "policy_packs",
     metadata,

@@ -208,3 +208,22 @@ async def test_a_missing_repository_is_a_git_error(tmp_path: Path, base_env):
     )
     with pytest.raises(GitError, match="no such directory"):
         await repo.head_sha()
+
+
+async def test_discard_changes_resets_to_a_commit_and_removes_untracked_files(worktree: GitRepository):
+    base = await worktree.head_sha()
+    (worktree.path / "app.py").write_text("half-written by a killed agent\n")
+    (worktree.path / "new_dir").mkdir()
+    (worktree.path / "new_dir" / "scratch.txt").write_text("x")
+    assert await worktree.changed_files()
+    await worktree.discard_changes(base)
+    assert await worktree.changed_files() == []
+    assert (worktree.path / "app.py").read_text() == "print('hi')\n"
+    assert not (worktree.path / "new_dir").exists()
+
+
+async def test_branch_and_remote_lookups(clone: GitRepository):
+    assert await clone.has_branch("main")
+    assert not await clone.has_branch("nope")
+    assert await clone.has_remote("origin")
+    assert not await clone.has_remote("upstream")

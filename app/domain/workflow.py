@@ -1,0 +1,112 @@
+"""What a protocol run needs next, and how jobs are named and locked: pure decisions, no queue.
+
+One function, `next_work`, decides for the job chain (after each job) and for the scheduler (when
+a job went missing) alike, so the two can never disagree about what comes next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.domain.records import StepRun
+from app.domain.statuses import ProtocolStatus, StepStatus
+from app.errors import (
+    AgentError,
+    AuthenticationError,
+    CIError,
+    ConfigError,
+    GitError,
+    InvalidInputError,
+    PermissionDeniedError,
+    TasksGodzillaError,
+    UnavailableError,
+)
+
+
+class JobName(StrEnum):
+    PROJECT_SETUP = "project_setup_job"
+    PLAN_PROTOCOL = "plan_protocol_job"
+    EXECUTE_STEP = "execute_step_job"
+    RUN_QUALITY = "run_quality_job"
+    OPEN_PR = "open_pr_job"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One job to defer: its name, its id arguments, and its locks.
+
+    `lock`: jobs sharing it never run at the same time (everything of one protocol runs in order,
+    in its one worktree). `queueing_lock`: at most one such job waits in the queue at a time.
+    """
+
+    job: JobName
+    args: tuple[tuple[str, int], ...]
+    lock: str
+    queueing_lock: str
+
+    @property
+    def kwargs(self) -> dict[str, int]:
+        return dict(self.args)
+
+
+def setup_work(project_id: int) -> Work:
+    return Work(
+        JobName.PROJECT_SETUP, (("project_id", project_id),), f"project:{project_id}", f"setup:{project_id}"
+    )
+
+
+def plan_work(protocol_run_id: int) -> Work:
+    args = (("protocol_run_id", protocol_run_id),)
+    return Work(JobName.PLAN_PROTOCOL, args, f"protocol:{protocol_run_id}", f"plan:{protocol_run_id}")
+
+
+def execute_work(step: StepRun) -> Work:
+    args = (("step_run_id", step.id),)
+    return Work(JobName.EXECUTE_STEP, args, f"protocol:{step.protocol_run_id}", f"execute:{step.id}")
+
+
+def quality_work(step: StepRun) -> Work:
+    args = (("step_run_id", step.id),)
+    return Work(JobName.RUN_QUALITY, args, f"protocol:{step.protocol_run_id}", f"qa:{step.id}")
+
+
+def publish_work(protocol_run_id: int) -> Work:
+    args = (("protocol_run_id", protocol_run_id),)
+    return Work(JobName.OPEN_PR, args, f"protocol:{protocol_run_id}", f"pr:{protocol_run_id}")
+
+
+def next_work(protocol_status: ProtocolStatus, steps: Sequence[StepRun], *, auto_qa: bool) -> list[Work]:
+    """The job a running protocol needs now: the first unfinished step's, or publishing when all are done."""
+    if protocol_status is not ProtocolStatus.RUNNING or not steps:
+        return []
+    for step in sorted(steps, key=lambda s: s.step_index):
+        if step.status is StepStatus.COMPLETED:
+            continue
+        if step.status is StepStatus.PENDING:
+            return [execute_work(step)]
+        if step.status is StepStatus.NEEDS_QA and auto_qa:
+            return [quality_work(step)]
+        return []  # running (its job is in flight), or waiting for a person
+    return [publish_work(steps[0].protocol_run_id)]
+
+
+def is_recoverable(error: BaseException) -> bool:
+    """Worth another try: the network, the database, an agent that crashed or timed out.
+
+    Not: bad input, a rejected plan, missing credentials or configuration. Trying those again
+    gives the same answer.
+    """
+    if isinstance(error, (InvalidInputError, AuthenticationError, PermissionDeniedError, ConfigError)):
+        return False
+    if isinstance(error, (UnavailableError, GitError, AgentError, CIError, OSError, TimeoutError)):
+        return True
+    return not isinstance(error, TasksGodzillaError)
+
+
+def retry_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:
+    """Seconds before try `attempt + 1`: exponential from `base`, capped, spread by `jitter` in [0, 1)."""
+    exponential = min(cap, base * (2 ** max(0, attempt - 1)))
+    # Full jitter on the upper half: retries of many jobs spread out, none waits less than half.
+    return exponential / 2 + exponential / 2 * jitter

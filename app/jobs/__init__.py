@@ -1,0 +1,1 @@
+"""Durable work on PostgreSQL with Procrastinate: one thin task per job, a worker, the periodic scans."""

@@ -1,0 +1,128 @@
+"""Projects: register one, and set it up (clone or locate its repository, recommend policies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from app.domain.records import Project, ProjectStatus
+from app.domain.workflow import setup_work
+from app.domain.workspace import check_project_name
+from app.errors import InvalidInputError
+from app.git import branch_name_problem, check_remote_url
+from app.services.context import Services
+from app.services.events import record
+from app.services.workspace import ensure_clone
+from app.store import projects
+
+
+async def register_project(
+    svc: Services,
+    *,
+    name: str,
+    git_url: str | None = None,
+    local_path: str | None = None,
+    base_branch: str = "main",
+    **choices: Any,
+) -> Project:
+    """Check and store a project, then queue its setup."""
+    check_project_name(name)
+    if not git_url and not local_path:
+        raise InvalidInputError("a git URL or a local path is required", field="git_url")
+    if git_url:
+        check_remote_url(git_url, allow_local=svc.settings.git_allow_local_remotes)
+    if local_path and not Path(local_path).is_absolute():
+        raise InvalidInputError("the local path must be absolute", field="local_path")
+    if problem := branch_name_problem(base_branch):
+        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    async with svc.database.transaction() as conn:
+        project = await projects.create(
+            conn, name=name, git_url=git_url, local_path=local_path, base_branch=base_branch, **choices
+        )
+        await record(
+            conn,
+            project.id,
+            "project.created",
+            f"project {name} registered",
+            name=name,
+            git_url=git_url,
+            local_path=local_path,
+        )
+    await svc.queue.defer(setup_work(project.id))
+    return project
+
+
+async def setup_project(svc: Services, project_id: int) -> Project:
+    """Clone (or find) the repository, persist where it is, and say what we recommend."""
+    async with svc.database.transaction() as conn:
+        project = await projects.get(conn, project_id)
+        project = await projects.set_status(
+            conn, project.id, ProjectStatus.SETTING_UP, expected_version=project.version
+        )
+        await record(conn, project.id, "project.setup_started", "setup started", attempt=1)
+    repository = await ensure_clone(svc, project)
+    if not await repository.has_branch(project.base_branch):
+        raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
+    questions = recommendations(svc, repository.path)
+    async with svc.database.transaction() as conn:
+        project = await projects.set_status(
+            conn,
+            project.id,
+            ProjectStatus.READY,
+            expected_version=project.version,
+            local_path=str(repository.path),
+        )
+        await record(
+            conn,
+            project.id,
+            "project.ready",
+            "repository ready",
+            local_path=str(repository.path),
+            base_branch=project.base_branch,
+        )
+        await record(
+            conn,
+            project.id,
+            "setup.clarifications",
+            f"{len(questions)} recommendations",
+            questions=questions,
+            blocking=False,
+        )
+    return project
+
+
+def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
+    """Questions for the operator, each with the answer we would pick, from what the repository shows."""
+    if (repo / ".github" / "workflows").is_dir():
+        ci = "github"
+    elif (repo / ".gitlab-ci.yml").is_file():
+        ci = "gitlab"
+    else:
+        ci = "none"
+    settings = svc.settings
+    return [
+        {"key": "ci_provider", "question": "Which CI reports on protocol branches?", "recommended": ci},
+        {
+            "key": "execution_model",
+            "question": "Which model executes steps?",
+            "recommended": f"{settings.execution_engine}:{settings.execution_model}",
+        },
+        {
+            "key": "qa_model",
+            "question": "Which model checks steps?",
+            "recommended": f"{settings.qa_engine}:{settings.qa_model}",
+        },
+        {
+            "key": "branch_pattern",
+            "question": "How are protocol branches named?",
+            "recommended": settings.branch_pattern,
+        },
+    ]
+
+
+async def fail_setup(svc: Services, project_id: int, reason: str) -> None:
+    """Setup gave up: say so on the project."""
+    async with svc.database.transaction() as conn:
+        project = await projects.get(conn, project_id)
+        await projects.set_status(conn, project.id, ProjectStatus.FAILED, expected_version=project.version)
+        await record(conn, project.id, "project.setup_failed", f"setup failed: {reason}", reason=reason)

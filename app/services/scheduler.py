@@ -1,0 +1,70 @@
+"""The periodic scan: queue work whose job went missing, and fail steps stuck past the limit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.domain.statuses import ProtocolStatus as P
+from app.domain.statuses import StepStatus as S
+from app.domain.workflow import next_work, plan_work
+from app.services.context import Services
+from app.services.events import record
+from app.services.execution import block_run
+from app.store import protocols, steps
+from app.store.transitions import move_step
+
+SCAN_LIMIT = 500
+
+
+async def requeue_missing_work(svc: Services) -> int:
+    """Defer what running and planning runs need when no job for it waits or runs; how many were queued."""
+    async with svc.database.transaction() as conn:
+        active = await protocols.list_by_status(conn, [P.RUNNING, P.PLANNING], limit=SCAN_LIMIT)
+        wanted = []
+        for run in active:
+            if run.status is P.PLANNING:
+                wanted.append(plan_work(run.id))
+            else:
+                plan = await steps.list_for_protocol(conn, run.id)
+                wanted += next_work(run.status, plan, auto_qa=svc.settings.auto_qa_after_exec)
+    if not wanted:
+        return 0
+    busy = await svc.queue.pending_locks([w.queueing_lock for w in wanted])
+    queued = 0
+    for work in wanted:
+        if work.queueing_lock not in busy:
+            queued += await svc.queue.defer(work)
+    return queued
+
+
+async def fail_stuck_steps(svc: Services, *, now: datetime | None = None) -> int:
+    """Block steps `running` longer than the stuck limit whose job is gone; how many were blocked."""
+    limit = timedelta(seconds=svc.settings.stuck_step_seconds)
+    cutoff = (now or datetime.now(UTC)) - limit
+    async with svc.database.transaction() as conn:
+        stuck = await steps.running_since_before(conn, cutoff, limit=SCAN_LIMIT)
+    if not stuck:
+        return 0
+    busy = await svc.queue.pending_locks([f"execute:{s.id}" for s in stuck])
+    blocked = 0
+    for step in stuck:
+        if f"execute:{step.id}" in busy:
+            continue  # a live job still holds it
+        async with svc.database.transaction() as conn:
+            current = await steps.get(conn, step.id)
+            if current.status is not S.RUNNING:
+                continue
+            reason = f"running for more than {svc.settings.stuck_step_seconds} s"
+            run = await protocols.get(conn, current.protocol_run_id)
+            await record(
+                conn,
+                run.project_id,
+                "watchdog.stuck",
+                reason,
+                step=current,
+                seconds=svc.settings.stuck_step_seconds,
+            )
+            await move_step(conn, current.id, S.BLOCKED, expected_version=current.version, reason=reason)
+            await block_run(conn, run.id, reason)
+            blocked += 1
+    return blocked

@@ -1,0 +1,73 @@
+"""Repositories and worktrees of projects and protocol runs: made on demand, serialised per repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.domain.records import Project, ProtocolRun
+from app.domain.workspace import project_repo_path, protocol_branch_name, protocol_worktree_path
+from app.errors import InvalidInputError
+from app.git import GitRepository
+from app.services.context import Services
+
+
+def repository_at(svc: Services, path: Path) -> GitRepository:
+    settings = svc.settings
+    return GitRepository(
+        path,
+        timeout=settings.git_timeout_seconds,
+        author_name=settings.git_user_name,
+        author_email=settings.git_user_email,
+        allow_local_remotes=settings.git_allow_local_remotes,
+        base_env=svc.git_env,
+    )
+
+
+def clone_path(svc: Services, project: Project) -> Path:
+    """Where the project's repository is: its registered local path, or its clone under the projects root."""
+    if project.local_path:
+        return Path(project.local_path)
+    return project_repo_path(svc.settings.resolved_projects_root, project.name)
+
+
+async def ensure_clone(svc: Services, project: Project) -> GitRepository:
+    """The project's repository, cloned from its git URL the first time."""
+    path = clone_path(svc, project)
+    if (path / ".git").exists():
+        return repository_at(svc, path)
+    if project.git_url is None:
+        raise InvalidInputError(f"{path} is not a git repository", field="local_path")
+    async with svc.database.advisory_lock(f"repo:{path}"):
+        if (path / ".git").exists():  # another worker cloned it while we waited
+            return repository_at(svc, path)
+        return await GitRepository.clone(
+            project.git_url,
+            path,
+            timeout=svc.settings.git_timeout_seconds,
+            author_name=svc.settings.git_user_name,
+            author_email=svc.settings.git_user_email,
+            allow_local_remotes=svc.settings.git_allow_local_remotes,
+            base_env=svc.git_env,
+        )
+
+
+def branch_for(svc: Services, run: ProtocolRun) -> str:
+    slug = run.name.split("-", 1)[1]
+    return protocol_branch_name(svc.settings.branch_pattern, number=run.number, slug=slug)
+
+
+async def ensure_worktree(svc: Services, project: Project, run: ProtocolRun) -> GitRepository:
+    """The run's worktree on its branch (made from the base branch, or re-attached after a restart).
+
+    Changes left uncommitted by an interrupted job are discarded: the branch is the state that counts.
+    """
+    path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
+    branch = run.branch_name or branch_for(svc, run)
+    if (path / ".git").exists():
+        worktree = repository_at(svc, path)
+    else:
+        clone = await ensure_clone(svc, project)
+        async with svc.database.advisory_lock(f"repo:{clone.path}"):
+            worktree = await clone.worktree_add(path, branch, run.base_branch)
+    await worktree.discard_changes(run.head_sha or "HEAD")
+    return worktree

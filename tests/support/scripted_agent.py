@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""A tiny command-line agent for tests and benchmarks, speaking the `command` engine's contract.
+
+Planning: answers a two-step plan (or AGENT_PLAN_STEPS steps). Execution: writes `work/NN.txt` in the
+worktree and appends to log.md. QA: passes, unless the step's number is in AGENT_QA_FAIL (comma-separated).
+AGENT_SLEEP makes execution slow (seconds), for crash tests.
+"""
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+prompt = sys.stdin.read()
+stage = os.environ.get("AGENT_STAGE", "")
+
+
+def answer(structured=None, message="done"):
+    print(
+        json.dumps(
+            {
+                "final_message": message,
+                "structured_output": structured,
+                "usage": {"input_tokens": 100, "output_tokens": 20},
+            }
+        )
+    )
+
+
+if stage == "planning":
+    count = int(os.environ.get("AGENT_PLAN_STEPS", "2"))
+    steps = [
+        {"filename": f"{i:02d}-part-{i}.md", "content": f"# Part {i}\n\n## Goal\nWrite part {i}.\n"}
+        for i in range(1, count + 1)
+    ]
+    answer(
+        {
+            "plan_md": "# Plan\n\nTwo parts.\n",
+            "context_md": "# Context\n",
+            "log_md": "# Log\n",
+            "step_files": steps,
+        }
+    )
+elif stage == "execution":
+    number = re.search(r"\(step (\d+):", prompt).group(1)
+    folder = re.search(r"`\.protocols/([^/`]+)/", prompt).group(1)
+    time.sleep(float(os.environ.get("AGENT_SLEEP", "0")))
+    Path("work").mkdir(exist_ok=True)
+    Path("work", f"{number}.txt").write_text(f"step {number}\n")
+    with open(f".protocols/{folder}/log.md", "a") as log:
+        log.write(f"- step {number} done\n")
+    answer(message=f"step {number} written")
+elif stage == "qa":
+    number = re.search(r"\(step (\d+):", prompt).group(1)
+    failing = {s.strip() for s in os.environ.get("AGENT_QA_FAIL", "").split(",") if s.strip()}
+    verdict = "fail" if str(int(number)) in failing else "pass"
+    answer({"verdict": verdict, "summary": f"step {number}: {verdict}", "findings": []})
+else:
+    print(f"unknown stage {stage!r}", file=sys.stderr)
+    sys.exit(2)

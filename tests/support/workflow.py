@@ -1,0 +1,97 @@
+"""A real worker on a real database over real git repositories, for workflow tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.config import Settings
+from app.jobs.runtime import open_runtime, run_worker
+from app.services.context import Services
+
+SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
+AGENT_VARIABLES = ("AGENT_QA_FAIL", "AGENT_SLEEP", "AGENT_PLAN_STEPS")
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Repos:
+    origin: Path
+    local: Path
+
+
+def make_repos(root: Path) -> Repos:
+    """A bare origin with one commit on main, and the operator's clone of it (the project's local path)."""
+    origin = root / "origin.git"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(origin))
+    local = root / "local"
+    git("clone", "--quiet", str(origin), str(local))
+    (local / "README.md").write_text("demo\n")
+    git("add", "-A", cwd=local)
+    git("-c", "user.name=Seed", "-c", "user.email=seed@example.test", "commit", "-qm", "init", cwd=local)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=local)
+    return Repos(origin, local)
+
+
+def workflow_settings(root: Path, **overrides: Any) -> Settings:
+    """Settings for a fast, local pipeline: the scripted agent everywhere, short timers."""
+    values: dict[str, Any] = {
+        "data_dir": root / "data",
+        "git_allow_local_remotes": True,
+        "command_agent": [sys.executable, str(SCRIPTED_AGENT)],
+        "planning_engine": "command",
+        "execution_engine": "command",
+        "qa_engine": "command",
+        "agent_env_passthrough": ["PATH", "HOME", *AGENT_VARIABLES],
+        "worker_heartbeat_seconds": 0.5,
+        "stalled_after_seconds": 3,
+        "scheduler_interval_seconds": 0.5,
+        "retry_backoff_seconds": 0.1,
+        "retry_backoff_max_seconds": 0.5,
+        "agent_timeout_seconds": 120,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    settings: Settings, database_url: str, *, environ: dict[str, str] | None = None, **kwargs: Any
+) -> AsyncIterator[Services]:
+    """Services plus a worker in this event loop, stopped when the block ends."""
+    async with open_runtime(settings, database_url, environ=environ or dict(os.environ), **kwargs) as (
+        app,
+        svc,
+    ):
+        worker = asyncio.create_task(run_worker(app, svc))
+        try:
+            yield svc
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, seconds: float = 60, what: str = "condition"
+) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
