@@ -37,8 +37,11 @@ class JobName(StrEnum):
 class Work:
     """One job to defer: its name, its id arguments, and its locks.
 
-    `lock`: jobs sharing it never run at the same time (everything of one protocol runs in order,
-    in its one worktree). `queueing_lock`: at most one such job waits in the queue at a time.
+    `queueing_lock`: at most one such job waits in the queue. `lock`: no two such jobs run at once
+    (a retried job never overlaps a live twin). The jobs of one protocol never overlap anyway: each
+    is deferred only when the one before it has finished (`next_work`), and every status write is a
+    compare-and-set. (One protocol-wide lock would serialise the same, but a job deferred by a job
+    holding that lock is only picked up at the next poll, not on its NOTIFY.)
     """
 
     job: JobName
@@ -51,30 +54,35 @@ class Work:
         return dict(self.args)
 
 
+def _work(job: JobName, key: str, name: str, entity_id: int) -> Work:
+    lock = f"{key}:{entity_id}"
+    return Work(job, ((name, entity_id),), lock=lock, queueing_lock=lock)
+
+
 def setup_work(project_id: int) -> Work:
-    return Work(
-        JobName.PROJECT_SETUP, (("project_id", project_id),), f"project:{project_id}", f"setup:{project_id}"
-    )
+    return _work(JobName.PROJECT_SETUP, "setup", "project_id", project_id)
 
 
 def plan_work(protocol_run_id: int) -> Work:
-    args = (("protocol_run_id", protocol_run_id),)
-    return Work(JobName.PLAN_PROTOCOL, args, f"protocol:{protocol_run_id}", f"plan:{protocol_run_id}")
+    return _work(JobName.PLAN_PROTOCOL, "plan", "protocol_run_id", protocol_run_id)
 
 
 def execute_work(step: StepRun) -> Work:
-    args = (("step_run_id", step.id),)
-    return Work(JobName.EXECUTE_STEP, args, f"protocol:{step.protocol_run_id}", f"execute:{step.id}")
+    return _work(JobName.EXECUTE_STEP, "execute", "step_run_id", step.id)
 
 
 def quality_work(step: StepRun) -> Work:
-    args = (("step_run_id", step.id),)
-    return Work(JobName.RUN_QUALITY, args, f"protocol:{step.protocol_run_id}", f"qa:{step.id}")
+    return _work(JobName.RUN_QUALITY, "qa", "step_run_id", step.id)
 
 
 def publish_work(protocol_run_id: int) -> Work:
-    args = (("protocol_run_id", protocol_run_id),)
-    return Work(JobName.OPEN_PR, args, f"protocol:{protocol_run_id}", f"pr:{protocol_run_id}")
+    return _work(JobName.OPEN_PR, "pr", "protocol_run_id", protocol_run_id)
+
+
+def protocol_locks(protocol_run_id: int, step_ids: Sequence[int]) -> list[str]:
+    """Every lock a job of this protocol run may hold (to abort them all on cancel)."""
+    locks = [f"plan:{protocol_run_id}", f"pr:{protocol_run_id}"]
+    return locks + [f"{kind}:{step_id}" for step_id in step_ids for kind in ("execute", "qa")]
 
 
 def next_work(protocol_status: ProtocolStatus, steps: Sequence[StepRun], *, auto_qa: bool) -> list[Work]:

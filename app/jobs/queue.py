@@ -25,16 +25,16 @@ class ProcrastinateQueue:
             return False
         return True
 
-    async def abort(self, lock: str) -> int:
-        """Cancel waiting jobs holding `lock` and ask running ones to stop (their task is cancelled)."""
+    async def abort(self, locks: list[str]) -> int:
+        """Cancel waiting jobs holding one of `locks` and stop running ones (their task is cancelled)."""
         manager = self.app.job_manager
-        asked = 0
-        for status in ("todo", "doing"):
-            for job in await manager.list_jobs_async(lock=lock, status=status):
-                if job.id is not None:
-                    await manager.cancel_job_by_id_async(job.id, abort=True)
-                    asked += 1
-        return asked
+        rows: list[dict[str, Any]] = await self.app.connector.execute_query_all_async(
+            "SELECT id FROM procrastinate_jobs WHERE lock = ANY(%(locks)s) AND status IN ('todo', 'doing')",
+            locks=locks,
+        )
+        for row in rows:
+            await manager.cancel_job_by_id_async(row["id"], abort=True)
+        return len(rows)
 
     async def pending_locks(self, queueing_locks: list[str]) -> set[str]:
         """Which of these queueing locks belong to a job waiting or running now."""

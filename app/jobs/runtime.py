@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import procrastinate
+import psycopg_pool
 
 from app.config import Settings
 from app.engines.base import Engine
@@ -52,13 +53,22 @@ async def open_runtime(
     """The open job app and the services that defer through it; both closed on exit."""
     database = Database(database_url, pool_size=settings.db_pool_size)
     app = create_job_app(settings, database_url)
+    # Opened without waiting for a first connection: a server that is down now may be up later, and
+    # /health must be able to say so rather than the process failing to start.
+    pool = psycopg_pool.AsyncConnectionPool(
+        with_driver(database_url, None),
+        min_size=1,
+        max_size=max(2, settings.worker_concurrency + 2),
+        open=False,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+    )
+    await pool.open(wait=False)
     try:
-        async with app.open_async():
-            yield (
-                app,
-                build_services(settings, database, ProcrastinateQueue(app), environ=environ, engines=engines),
-            )
+        async with app.open_async(pool=pool):
+            queue = ProcrastinateQueue(app)
+            yield app, build_services(settings, database, queue, environ=environ, engines=engines)
     finally:
+        await pool.close()
         await database.dispose()
 
 

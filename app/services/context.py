@@ -21,8 +21,8 @@ class JobQueue(Protocol):
         """Queue `work`; False when the same work is already waiting."""
         ...
 
-    async def abort(self, lock: str) -> int:
-        """Ask the running jobs holding `lock` to stop; how many were asked."""
+    async def abort(self, locks: list[str]) -> int:
+        """Cancel waiting jobs holding one of `locks` and stop running ones; how many were asked."""
         ...
 
     async def pending_locks(self, queueing_locks: list[str]) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
-from app.domain.workflow import execute_work, quality_work
+from app.domain.workflow import execute_work, protocol_locks, quality_work
 from app.errors import ConflictError
 from app.services.context import Services
 from app.services.progress import defer_next_work
@@ -96,10 +96,11 @@ async def cancel(svc: Services, run_id: int, *, expected_version: int | None = N
         run = await protocols.get(conn, run_id)
         version = run.version if expected_version is None else expected_version
         run = await move_protocol(conn, run.id, P.CANCELLED, expected_version=version, reason="cancelled")
-        for step in await steps.list_for_protocol(conn, run.id):
+        plan = await steps.list_for_protocol(conn, run.id)
+        for step in plan:
             if step.status in (*ACTIVE_STEP, S.FAILED, S.BLOCKED):
                 await move_step(
                     conn, step.id, S.CANCELLED, expected_version=step.version, reason="run cancelled"
                 )
-    await svc.queue.abort(f"protocol:{run.id}")
+    await svc.queue.abort(protocol_locks(run.id, [step.id for step in plan]))
     return run
