@@ -72,6 +72,16 @@ def serve(host: str | None, port: int | None, migrate: bool | None) -> None:
 
 
 @cli.command()
+@click.option("--name", help="Worker name shown in the queue (default: host name).")
+@reports_errors
+def worker(name: str | None) -> None:
+    """Run a job worker (and the periodic scans) against the configured database."""
+    from app.cli.serve import run_worker_process
+
+    run_worker_process(settings_for_command(), name=name)
+
+
+@cli.command()
 @click.option("--revision", default="head", show_default=True, help="Revision to upgrade to.")
 @reports_errors
 def migrate(revision: str) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 
 from aiohttp import web
 
 from app.config import Settings
+from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import get_logger
 from app.store import migrate
 from app.store.provision import provision_database
@@ -33,3 +36,26 @@ def run_server(settings: Settings) -> None:
         log.info("listening", url=f"http://{settings.host}:{settings.port}")
         web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     log.info("stopped")
+
+
+def run_worker_process(settings: Settings, *, name: str | None = None) -> None:
+    """Work until SIGINT/SIGTERM, then let the running jobs finish or be retried elsewhere."""
+    with provision_database(settings) as url:
+        if settings.migrate_on_start:
+            migrate.upgrade(url)
+        asyncio.run(_work(settings, url, name))
+    log.info("worker stopped")
+
+
+async def _work(settings: Settings, url: str, name: str | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with open_runtime(settings, url) as (job_app, services):
+        working = start_worker(job_app, services, name=name)
+        log.info("worker started", concurrency=settings.worker_concurrency)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await stop_worker(working)

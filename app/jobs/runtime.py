@@ -93,6 +93,24 @@ async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None 
             await scans
 
 
+def start_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> asyncio.Task[None]:
+    """The worker as a background task whose unexpected end is logged, never silent."""
+    task = asyncio.create_task(run_worker(app, svc, name=name), name="tasksgodzilla-worker")
+
+    def report(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("the job worker stopped", error=repr(done.exception()))
+
+    task.add_done_callback(report)
+    return task
+
+
+async def stop_worker(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
 async def _scan_forever(app: procrastinate.App, svc: Services) -> None:
     while True:
         await asyncio.sleep(svc.settings.scheduler_interval_seconds)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
 from app.config import Settings
-from app.store.database import Database
+from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.web.health import health
-from app.web.keys import DATABASE, SETTINGS
+from app.web.keys import DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import auth_middleware, correlation_middleware, error_middleware
 
 PUBLIC_PATHS = frozenset({"/health"})
 
 
-def create_app(settings: Settings, database_url: str) -> web.Application:
-    """Build the application; the database pool opens on start-up and closes on clean-up."""
+def create_app(
+    settings: Settings, database_url: str, *, environ: Mapping[str, str] | None = None
+) -> web.Application:
+    """Build the application; services (and, unless disabled, a job worker) start with it and stop with it."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = web.Application(
         middlewares=[correlation_middleware, error_middleware, auth_middleware(token, PUBLIC_PATHS)],
@@ -24,12 +26,15 @@ def create_app(settings: Settings, database_url: str) -> web.Application:
     )
     app[SETTINGS] = settings
 
-    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-        database = Database(database_url, pool_size=settings.db_pool_size)
-        app[DATABASE] = database
-        yield
-        await database.dispose()
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(settings, database_url, environ=environ) as (job_app, services):
+            app[SERVICES] = services
+            app[DATABASE] = services.database
+            worker = start_worker(job_app, services) if settings.run_worker else None
+            yield
+            if worker is not None:
+                await stop_worker(worker)
 
-    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/health", health)
     return app

@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.config import Settings
+from app.services.context import Services
 from app.store.database import Database
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
+SERVICES = web.AppKey("services", Services)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.jobs.runtime import open_runtime, run_worker
+from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.services.context import Services
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
@@ -75,13 +75,11 @@ async def running_worker(
         app,
         svc,
     ):
-        worker = asyncio.create_task(run_worker(app, svc))
+        worker = start_worker(app, svc)
         try:
             yield svc
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            await stop_worker(worker)
 
 
 async def wait_for(

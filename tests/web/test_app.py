@@ -23,7 +23,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def make_client(aiohttp_client):
     async def make(database_url, **settings):
-        app = create_app(Settings(**settings), database_url)
+        app = create_app(Settings(**{"run_worker": False, **settings}), database_url)
 
         async def lookup(request):
             raise NotFoundError("widget 7 not found", field="widget_id")
