@@ -324,3 +324,27 @@ def _process_table() -> list[tuple[int, int, int]]:
         except (OSError, IndexError, ValueError):
             continue  # gone meanwhile
     return table
+
+
+def kill_processes_in(folder: Path) -> int:
+    """Kill every process working inside `folder` (an agent orphaned by a worker that died); how many.
+
+    Jobs of one protocol never overlap, so whatever runs in its worktree when a job starts is left
+    over from a dead one, and would keep editing files under the next attempt's feet.
+    """
+    root = folder.resolve()
+    found = set()
+    for pid, _parent, _group in _process_table():
+        if pid == os.getpid():
+            continue
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue  # gone, or not ours to look at
+        if cwd == root or root in cwd.parents:
+            found.add(pid)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+    return len(found)

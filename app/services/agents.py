@@ -41,6 +41,14 @@ async def run_agent(
     """Record, run, and close one agent run; the engine's own failure is a result, not an exception."""
     engine = pick(svc.engines, choice.engine)
     async with svc.database.transaction() as conn:
+        # Jobs of one subject never overlap: a run of this stage still "running" lost its worker.
+        await agent_runs.abandon_running(
+            conn,
+            project_id=subject.project_id,
+            protocol_run_id=subject.protocol_run_id,
+            step_run_id=subject.step_run_id,
+            stage=stage,
+        )
         record = await agent_runs.start(
             conn,
             project_id=subject.project_id,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from app.domain.records import Project, ProtocolRun
 from app.domain.workspace import project_repo_path, protocol_branch_name, protocol_worktree_path
+from app.engines.process import kill_processes_in
 from app.errors import InvalidInputError
 from app.git import GitRepository
+from app.logs import get_logger
 from app.services.context import Services
+
+log = get_logger(__name__)
 
 
 def repository_at(svc: Services, path: Path) -> GitRepository:
@@ -69,5 +74,8 @@ async def ensure_worktree(svc: Services, project: Project, run: ProtocolRun) -> 
         clone = await ensure_clone(svc, project)
         async with svc.database.advisory_lock(f"repo:{clone.path}"):
             worktree = await clone.worktree_add(path, branch, run.base_branch)
+    orphans = await asyncio.to_thread(kill_processes_in, worktree.path)
+    if orphans:
+        log.warning("killed processes left in the worktree by a dead job", count=orphans, run=run.name)
     await worktree.discard_changes(run.head_sha or "HEAD")
     return worktree

@@ -131,3 +131,31 @@ async def cost_spent(conn: AsyncConnection, project_id: int) -> Decimal:
         agent_runs.c.project_id == project_id
     )
     return Decimal(await conn.scalar(query) or 0)
+
+
+async def abandon_running(
+    conn: AsyncConnection,
+    *,
+    project_id: int,
+    protocol_run_id: int | None,
+    step_run_id: int | None,
+    stage: Stage,
+) -> int:
+    """Close runs of the same stage and subject still marked running: their worker died under them."""
+    statement = (
+        update(agent_runs)
+        .where(
+            agent_runs.c.project_id == project_id,
+            agent_runs.c.protocol_run_id.is_not_distinct_from(protocol_run_id),
+            agent_runs.c.step_run_id.is_not_distinct_from(step_run_id),
+            agent_runs.c.stage == str(stage),
+            agent_runs.c.status == AgentRunStatus.RUNNING.value,
+        )
+        .values(
+            status=AgentRunStatus.FAILED.value,
+            error="abandoned: the worker running it stopped",
+            finished_at=func.now(),
+        )
+        .returning(agent_runs.c.id)
+    )
+    return len((await conn.execute(statement)).all())

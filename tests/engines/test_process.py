@@ -255,3 +255,26 @@ async def test_a_missing_working_directory_raises_agent_error(tmp_path: Path) ->
             timeout_seconds=5,
             max_output_bytes=65536,
         )
+
+
+def test_kill_processes_in_kills_only_what_works_inside_the_folder(tmp_path):
+    import subprocess
+    import time
+
+    from app.engines.process import kill_processes_in
+
+    inside = tmp_path / "worktree" / "sub"
+    inside.mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    orphan = subprocess.Popen(["sleep", "60"], cwd=inside, start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "60"], cwd=outside, start_new_session=True)
+    try:
+        time.sleep(0.1)
+        assert kill_processes_in(tmp_path / "worktree") == 1
+        assert orphan.wait(timeout=5) == -9
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        orphan.kill()
+        bystander.wait()

@@ -3,7 +3,7 @@
 
 Planning: answers a two-step plan (or AGENT_PLAN_STEPS steps). Execution: writes `work/NN.txt` in the
 worktree and appends to log.md. QA: passes, unless the step's number is in AGENT_QA_FAIL (comma-separated).
-AGENT_SLEEP makes execution slow (seconds), for crash tests.
+AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
 """
 
 import json
@@ -15,6 +15,9 @@ from pathlib import Path
 
 prompt = sys.stdin.read()
 stage = os.environ.get("AGENT_STAGE", "")
+if stage == os.environ.get("AGENT_FAIL_STAGE"):
+    print(f"scripted failure in {stage}", file=sys.stderr)
+    sys.exit(1)
 
 
 def answer(structured=None, message="done"):

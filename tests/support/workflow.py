@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from typing import Any
 from app.config import Settings
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.services.context import Services
+from app.store import projects as project_store
+from app.store import protocols
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
-AGENT_VARIABLES = ("AGENT_QA_FAIL", "AGENT_SLEEP", "AGENT_PLAN_STEPS")
+AGENT_VARIABLES = ("AGENT_QA_FAIL", "AGENT_SLEEP", "AGENT_PLAN_STEPS", "AGENT_FAIL_STAGE")
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
@@ -93,3 +96,29 @@ async def wait_for(
             return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The same settings as TASKSGODZILLA_* variables, for a worker or CLI run as a subprocess."""
+    env = {}
+    for name, value in settings.model_dump(mode="json", exclude_none=True).items():
+        if name in {"agent_env_passthrough", "claude_allowed_tools"}:
+            text = ",".join(value)
+        elif isinstance(value, (list, dict)):
+            text = json.dumps(value)
+        elif isinstance(value, bool):
+            text = str(value).lower()
+        else:
+            text = str(value)
+        env[f"TASKSGODZILLA_{name.upper()}"] = text
+    return env
+
+
+async def project_ready(svc: Services, project_id: int) -> bool:
+    async with svc.database.transaction() as conn:
+        return (await project_store.get(conn, project_id)).status.value == "ready"
+
+
+async def run_status(svc: Services, run_id: int) -> str:
+    async with svc.database.transaction() as conn:
+        return (await protocols.get(conn, run_id)).status.value
