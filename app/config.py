@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(
         15.0, gt=0, description="How often workers scan for work whose job went missing."
     )
+    setup_discovery: bool = Field(
+        False, description="Project setup runs a read-only agent that describes the repository."
+    )
+    setup_wait_for_answers: bool = Field(
+        False, description="A new project waits for the operator to answer its setup questions."
+    )
     auto_qa_after_exec: bool = Field(True, description="Queue QA as soon as a step has executed.")
     auto_qa_on_ci: bool = Field(False, description="Queue QA when a CI success webhook arrives.")
     job_max_attempts: int = Field(3, ge=1, le=20, description="Tries of a job before it fails.")

@@ -51,6 +51,8 @@ _KINDS = [
         "Questions for the operator, each with a recommended answer.",
         ("questions", "blocking"),
     ),
+    EventKind("setup.discovery", "A discovery agent described the repository.", ("report", "status")),
+    EventKind("setup.answered", "The operator answered setup questions.", ("answers", "by")),
     EventKind("plan.accepted", "A plan passed its guardrails and was written.", ("files", "steps", "commit")),
     EventKind("plan.rejected", "A plan failed its guardrails; nothing was written.", ("problems",)),
     EventKind(

@@ -22,13 +22,13 @@ _PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _PROTOCOL_NAME = re.compile(r"\d{4}-[a-z0-9][a-z0-9-]{0,59}")
 
 
-def check_project_name(name: str) -> str:
+def check_project_name(name: str, *, field: str = "project_name") -> str:
     """`name` if it is a safe folder name (a-z, 0-9, `.`, `_`, `-`; no `..`), else InvalidInputError."""
     if not isinstance(name, str) or not _PROJECT_NAME.fullmatch(name) or ".." in name:
         raise InvalidInputError(
             "project name must be 1-63 of a-z, 0-9, '.', '_', '-', start with a letter or digit "
             "and not contain '..'",
-            field="project_name",
+            field=field,
         )
     return name
 

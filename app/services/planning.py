@@ -10,10 +10,10 @@ from app.domain.commits import planning_commit
 from app.domain.naming import check_task_title, slugify
 from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_title
 from app.domain.protocol_files import protocol_folder, step_index_of
-from app.domain.records import ProtocolRun, Stage
+from app.domain.records import ProjectStatus, ProtocolRun, Stage
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.workflow import plan_work
-from app.errors import AgentError, InvalidInputError, PlanRejectedError
+from app.errors import AgentError, ConflictError, InvalidInputError, PlanRejectedError
 from app.git import GitRepository
 from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
@@ -56,6 +56,11 @@ async def start_protocol(svc: Services, run_id: int, *, expected_version: int | 
     """Plan a pending run (or re-plan a blocked one); a planned run starts running its steps."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
+        project = await projects.get(conn, run.project_id)
+        if project.status is not ProjectStatus.READY:
+            raise ConflictError(
+                f"project {project.name} is {project.status}, not ready", status=str(project.status)
+            )
         version = run.version if expected_version is None else expected_version
         if run.status is P.PLANNED:
             run = await move_protocol(conn, run.id, P.RUNNING, expected_version=version, reason="started")

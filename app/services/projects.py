@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.domain.records import Project, ProjectStatus
+from app import prompts
+from app.config import EngineName
+from app.domain.records import Project, ProjectStatus, Stage
 from app.domain.workflow import setup_work
 from app.domain.workspace import check_project_name
 from app.errors import InvalidInputError
 from app.git import branch_name_problem, check_remote_url
+from app.services.agents import Subject, run_agent
+from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
 from app.services.workspace import ensure_clone
@@ -26,7 +30,7 @@ async def register_project(
     **choices: Any,
 ) -> Project:
     """Check and store a project, then queue its setup."""
-    check_project_name(name)
+    check_project_name(name, field="name")
     if not git_url and not local_path:
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
     if git_url:
@@ -64,21 +68,16 @@ async def setup_project(svc: Services, project_id: int) -> Project:
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
     questions = recommendations(svc, repository.path)
+    if svc.settings.setup_discovery:
+        await _discover(svc, project, repository.path)
+    waiting = svc.settings.setup_wait_for_answers
     async with svc.database.transaction() as conn:
         project = await projects.set_status(
             conn,
             project.id,
-            ProjectStatus.READY,
+            ProjectStatus.AWAITING_ANSWERS if waiting else ProjectStatus.READY,
             expected_version=project.version,
             local_path=str(repository.path),
-        )
-        await record(
-            conn,
-            project.id,
-            "project.ready",
-            "repository ready",
-            local_path=str(repository.path),
-            base_branch=project.base_branch,
         )
         await record(
             conn,
@@ -86,8 +85,84 @@ async def setup_project(svc: Services, project_id: int) -> Project:
             "setup.clarifications",
             f"{len(questions)} recommendations",
             questions=questions,
-            blocking=False,
+            blocking=waiting,
         )
+        if not waiting:
+            await record(
+                conn,
+                project.id,
+                "project.ready",
+                "repository ready",
+                local_path=str(repository.path),
+                base_branch=project.base_branch,
+            )
+    return project
+
+
+async def _discover(svc: Services, project: Project, repo: Path) -> None:
+    """A read-only agent describes the repository; its report becomes an event for the operator."""
+    template = prompts.load("discovery")
+    prompt = template.render(project_name=project.name, base_branch=project.base_branch)
+    _, result = await run_agent(
+        svc,
+        Subject(project.id),
+        stage=Stage.DISCOVERY,
+        choice=engine_for(svc, Stage.DISCOVERY, project),
+        prompt=prompt,
+        prompt_version=template.version,
+        workdir=repo,
+    )
+    async with svc.database.transaction() as conn:
+        await record(
+            conn,
+            project.id,
+            "setup.discovery",
+            f"discovery {result.status}",
+            report=result.final_message or "",
+            status=str(result.status),
+        )
+
+
+ANSWERABLE = frozenset(
+    {
+        "ci_provider",
+        "base_branch",
+        *(f"{s}_{w}" for s in ("planning", "execution", "qa") for w in ("engine", "model")),
+    }
+)
+
+
+async def answer_clarifications(
+    svc: Services, project_id: int, answers: dict[str, str], *, by: str = "operator"
+) -> Project:
+    """Apply the operator's answers (known keys only) and, if setup was waiting for them, make it ready."""
+    unknown = sorted(set(answers) - ANSWERABLE)
+    if unknown:
+        raise InvalidInputError(f"{unknown[0]!r} is not an answerable setting", field=unknown[0])
+    if "base_branch" in answers and (problem := branch_name_problem(answers["base_branch"])):
+        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    engines = {value.value for value in EngineName}
+    for key, value in answers.items():
+        if key.endswith("_engine") and value not in engines:
+            raise InvalidInputError(f"{key} must be one of {', '.join(sorted(engines))}", field=key)
+    async with svc.database.transaction() as conn:
+        project = await projects.get(conn, project_id)
+        status = ProjectStatus.READY if project.status is ProjectStatus.AWAITING_ANSWERS else project.status
+        project = await projects.set_status(
+            conn, project.id, status, expected_version=project.version, **answers
+        )
+        await record(
+            conn, project.id, "setup.answered", f"{len(answers)} answers from {by}", answers=answers, by=by
+        )
+        if status is ProjectStatus.READY:
+            await record(
+                conn,
+                project.id,
+                "project.ready",
+                "repository ready",
+                local_path=project.local_path,
+                base_branch=project.base_branch,
+            )
     return project
 
 

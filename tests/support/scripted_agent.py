@@ -55,6 +55,8 @@ elif stage == "execution":
     with open(f".protocols/{folder}/log.md", "a") as log:
         log.write(f"- step {number} done\n")
     answer(message=f"step {number} written")
+elif stage == "discovery":
+    print(f"# Repository\n\nFiles: {', '.join(sorted(p.name for p in Path('.').iterdir()))}")
 elif stage == "qa":
     number = re.search(r"\(step (\d+):", prompt).group(1)
     failing = {s.strip() for s in os.environ.get("AGENT_QA_FAIL", "").split(",") if s.strip()}

@@ -1,0 +1,128 @@
+"""What every command shares: error reporting, settings, and a session on the database (with a worker).
+
+A session provisions the database (TASKSGODZILLA_DATABASE_URL or the embedded server), migrates it
+when TASKSGODZILLA_MIGRATE_ON_START is true, opens the job runtime, and, for commands that wait,
+runs a job worker in the same event loop. Jobs live in Postgres, so that worker is just one more:
+beside a running `serve` or `tasksgodzilla worker` it adds capacity, alone it does all the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from app.config import Settings, load_settings
+from app.errors import TasksGodzillaError, UnavailableError, spec_for
+from app.jobs.runtime import open_runtime, start_worker, stop_worker
+from app.logs import configure_logging, get_logger
+from app.services.context import Services
+from app.store import migrate
+from app.store.provision import provision_database
+
+log = get_logger("app.cli")
+T = TypeVar("T")
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn our errors into one line on stderr and the table's exit code; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TasksGodzillaError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(spec_for(exc).exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            # A bug, not a user error: the log keeps the traceback, the terminal gets one line.
+            log.exception("unexpected error")
+            click.echo(f"error: internal error ({type(exc).__name__}); see the log above", err=True)
+            sys.exit(spec_for(exc).exit_code)
+
+    return wrapper
+
+
+def settings_for_command() -> Settings:
+    settings = load_settings()
+    configure_logging(settings)
+    return settings
+
+
+def operator_settings() -> Settings:
+    """Settings for the project/protocol commands: quiet logs (warnings up) unless a level was set."""
+    settings = load_settings()
+    if "log_level" not in settings.model_fields_set:
+        # Their output is the progress itself; INFO lines from the worker would drown it.
+        settings = settings.model_copy(update={"log_level": "WARNING"})
+    configure_logging(settings)
+    return settings
+
+
+def wants_worker(settings: Settings, flag: bool | None) -> bool:
+    """`--worker/--no-worker` when given, else TASKSGODZILLA_RUN_WORKER."""
+    return settings.run_worker if flag is None else flag
+
+
+worker_option = click.option(
+    "--worker/--no-worker",
+    "worker",
+    default=None,
+    help="Run a job worker in this process while waiting [TASKSGODZILLA_RUN_WORKER, default on].",
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """The services of one command, and the in-process worker when it runs one."""
+
+    services: Services
+    worker: asyncio.Task[None] | None = None
+
+    def check_worker(self) -> None:
+        """Raise UnavailableError when our worker has died (waiting on would wait forever)."""
+        if self.worker is None or not self.worker.done():
+            return
+        error = None if self.worker.cancelled() else self.worker.exception()
+        problem = f" ({type(error).__name__})" if error is not None else ""
+        raise UnavailableError(f"the in-process job worker stopped{problem}; see the log")
+
+
+def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *, worker: bool = False) -> T:
+    """Provision and migrate the database, then run `action` in a session (and a worker when asked)."""
+    with provision_database(settings) as url:
+        if settings.migrate_on_start:
+            migrate.upgrade(url)
+        return asyncio.run(_session(settings, url, action, worker))
+
+
+async def _session(
+    settings: Settings, url: str, action: Callable[[Session], Awaitable[T]], worker: bool
+) -> T:
+    async with open_runtime(settings, url) as (job_app, services):
+        task = None
+        if worker:
+            task = start_worker(job_app, services, name=f"{socket.gethostname()}-cli-{os.getpid()}")
+        try:
+            return await action(Session(services, task))
+        except asyncio.CancelledError:
+            if task is not None:
+                # Ctrl-C: a job half done would be retried elsewhere, but only after it counts as stalled.
+                click.echo(
+                    "\nstopping: letting running jobs finish (Ctrl-C again leaves them to another worker)",
+                    err=True,
+                )
+            raise
+        finally:
+            if task is not None:
+                await stop_worker(task)
