@@ -8,11 +8,23 @@ from aiohttp import web
 
 from app.config import Settings
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
+from app.web.api import events, projects, protocols
+from app.web.api.openapi import build_spec
+from app.web.api.registry import Endpoint
 from app.web.health import health
 from app.web.keys import DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import auth_middleware, correlation_middleware, error_middleware
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+
+
+def install_api(app: web.Application) -> list[Endpoint]:
+    """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
+    endpoints = []
+    for module in (projects, protocols, events):
+        module.api.install(app)
+        endpoints += module.api.endpoints
+    return endpoints
 
 
 def create_app(
@@ -37,4 +49,11 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/health", health)
+    endpoints = install_api(app)
+    spec = build_spec(endpoints, secured=token is not None)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get("/openapi.json", openapi)
     return app

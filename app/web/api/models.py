@@ -1,0 +1,109 @@
+"""Request and response shapes of the JSON API (domain records are the resources themselves)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.config import EngineName
+from app.domain.statuses import ProtocolStatus
+from app.errors import InvalidInputError
+
+T = TypeVar("T")
+Name = Field(min_length=1, max_length=63)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EngineChoices(Strict):
+    planning_engine: EngineName | None = None
+    planning_model: str | None = Field(None, max_length=200)
+    execution_engine: EngineName | None = None
+    execution_model: str | None = Field(None, max_length=200)
+    qa_engine: EngineName | None = None
+    qa_model: str | None = Field(None, max_length=200)
+
+
+class ProjectCreate(EngineChoices):
+    name: str = Name
+    git_url: str | None = Field(None, max_length=2000)
+    local_path: str | None = Field(None, max_length=4000)
+    base_branch: str = Field("main", min_length=1, max_length=200)
+    ci_provider: Literal["github", "gitlab"] | None = None
+
+
+class ProjectPatch(EngineChoices):
+    base_branch: str | None = Field(None, min_length=1, max_length=200)
+    ci_provider: Literal["github", "gitlab"] | None = None
+
+
+class ProtocolCreate(EngineChoices):
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=20_000)
+    start: bool = False
+
+
+class Approval(Strict):
+    note: str = Field("", max_length=2000)
+
+
+class BranchDelete(Strict):
+    confirm: str = Field(description="The branch name again, to confirm the deletion.", max_length=200)
+
+
+class Answers(Strict):
+    answers: dict[str, str] = Field(max_length=20)
+
+
+class PageQuery(Strict):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=100)
+
+    def position(self) -> int | None:
+        return decode_cursor(self.cursor)
+
+
+class ProtocolPageQuery(PageQuery):
+    status: list[ProtocolStatus] = Field(default_factory=list, max_length=9)
+
+
+class EventQuery(PageQuery):
+    limit: int = Field(100, ge=1, le=500)
+    type: list[str] = Field(default_factory=list, max_length=30)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        position = int(text)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidInputError("the cursor is not one this API gave out", field="cursor") from None
+    if position < 0:
+        raise InvalidInputError("the cursor is not one this API gave out", field="cursor")
+    return position
+
+
+def page_of(items: list, limit: int) -> dict:
+    """A page, with the cursor of the next one when this one is full (keyset on `id`)."""
+    full = len(items) == limit and items
+    return {"items": items, "next_cursor": encode_cursor(items[-1].id) if full else None}

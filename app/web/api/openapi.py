@@ -1,0 +1,119 @@
+"""OpenAPI 3.1, built from the same endpoint declarations and pydantic models that check requests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from app import __version__
+from app.web.api.registry import Endpoint
+
+REF = "#/components/schemas/{model}"
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details", "correlation_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+                "correlation_id": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+REASONS = {
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Too large",
+    422: "Invalid input",
+    502: "Upstream failure",
+    503: "Unavailable",
+}
+
+
+def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
+    """The whole document for `endpoints`; `secured` adds the bearer scheme to non-public ones."""
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        path = _plain_path(endpoint.path)
+        paths.setdefault(path, {})[endpoint.method.lower()] = _operation(endpoint, components, secured)
+    spec: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "TasksGodzilla", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+    if secured:
+        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return spec
+
+
+def _plain_path(path: str) -> str:
+    """`/x/{branch:.+}` → `/x/{branch}`: OpenAPI has no patterns in paths."""
+    return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
+
+
+def _schema(annotation: Any, components: dict[str, Any]) -> dict[str, Any]:
+    schema = TypeAdapter(annotation).json_schema(ref_template=REF, mode="serialization")
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _operation(endpoint: Endpoint, components: dict[str, Any], secured: bool) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": endpoint.handler.__name__,
+        "summary": endpoint.summary,
+        "tags": [endpoint.tag],
+        "parameters": _parameters(endpoint),
+        "responses": _responses(endpoint, components),
+    }
+    if endpoint.body is not None:
+        body = TypeAdapter(endpoint.body).json_schema(ref_template=REF, mode="validation")
+        components.update(body.pop("$defs", {}))
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if secured and not endpoint.public:
+        operation["security"] = [{"bearer": []}]
+    return operation
+
+
+def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    parameters = []
+    for name in endpoint.path_params:
+        schema = {"type": "integer", "minimum": 1} if name.endswith("_id") else {"type": "string"}
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    if endpoint.query is not None:
+        properties: dict[str, Any] = endpoint.query.model_json_schema(ref_template=REF).get("properties", {})
+        for name, prop in properties.items():
+            query: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": prop}
+            if prop.get("type") == "array":
+                query |= {"style": "form", "explode": True}
+            parameters.append(query)
+    return parameters
+
+
+def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    if endpoint.status == 204:
+        responses["204"] = {"description": "Done"}
+    else:
+        schema = (
+            _schema(endpoint.response, components) if endpoint.response is not None else {"type": "object"}
+        )
+        responses[str(endpoint.status)] = {
+            "description": "OK",
+            "content": {"application/json": {"schema": schema}},
+        }
+    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    for status in sorted({*endpoint.errors, 422, *(() if endpoint.public else (401,))}):
+        responses[str(status)] = {"description": REASONS.get(status, "Error"), **error}
+    return responses

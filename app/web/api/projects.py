@@ -1,0 +1,132 @@
+"""Projects: register, read, list, change, delete; their branches; their setup questions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.domain.records import Project
+from app.errors import InvalidInputError
+from app.git import branch_name_problem
+from app.services import projects as project_service
+from app.services.workspace import clone_path, repository_at
+from app.store import projects as store
+from app.web.api.common import if_match, services
+from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch, page_of
+from app.web.api.registry import Api
+
+api = Api()
+
+
+@api.route(
+    "POST",
+    "/projects",
+    summary="Register a project and queue its setup",
+    tag="projects",
+    body=ProjectCreate,
+    response=Project,
+    status=201,
+    errors=(409, 422),
+)
+async def create_project(request: web.Request, body: ProjectCreate) -> Project:
+    return await project_service.register_project(services(request), **body.model_dump(exclude_none=True))
+
+
+@api.route(
+    "GET",
+    "/projects",
+    summary="List projects, newest first",
+    tag="projects",
+    query=PageQuery,
+    response=Page[Project],
+)
+async def list_projects(request: web.Request, query: PageQuery) -> dict:
+    async with services(request).database.transaction() as conn:
+        items = await store.list_page(conn, before_id=query.position(), limit=query.limit)
+    return page_of(items, query.limit)
+
+
+@api.route(
+    "GET", "/projects/{project_id}", summary="One project", tag="projects", response=Project, errors=(404,)
+)
+async def get_project(request: web.Request, project_id: int) -> Project:
+    async with services(request).database.transaction() as conn:
+        return await store.get(conn, project_id)
+
+
+@api.route(
+    "PATCH",
+    "/projects/{project_id}",
+    summary="Change a project (If-Match: its ETag)",
+    tag="projects",
+    body=ProjectPatch,
+    response=Project,
+    errors=(404, 409, 422),
+)
+async def patch_project(request: web.Request, project_id: int, body: ProjectPatch) -> Project:
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    if "base_branch" in changes and (problem := branch_name_problem(changes["base_branch"])):
+        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    async with services(request).database.transaction() as conn:
+        current = await store.get(conn, project_id)
+        version = if_match(request) or current.version
+        return await store.update_fields(conn, project_id, expected_version=version, **changes)
+
+
+@api.route(
+    "DELETE",
+    "/projects/{project_id}",
+    summary="Delete a project and its history",
+    tag="projects",
+    status=204,
+    errors=(404,),
+)
+async def delete_project(request: web.Request, project_id: int) -> web.Response:
+    async with services(request).database.transaction() as conn:
+        await store.delete_project(conn, project_id)
+    return web.Response(status=204)
+
+
+@api.route(
+    "GET",
+    "/projects/{project_id}/branches",
+    summary="Remote branches of the project",
+    tag="projects",
+    errors=(404, 502),
+)
+async def list_branches(request: web.Request, project_id: int) -> dict:
+    svc = services(request)
+    async with svc.database.transaction() as conn:
+        project = await store.get(conn, project_id)
+    repository = repository_at(svc, clone_path(svc, project))
+    return {"branches": await repository.list_remote_branches()}
+
+
+@api.route(
+    "DELETE",
+    "/projects/{project_id}/branches/{branch:.+}",
+    summary="Delete a remote branch",
+    tag="projects",
+    body=BranchDelete,
+    errors=(404, 422, 502),
+)
+async def delete_branch(request: web.Request, project_id: int, branch: str, body: BranchDelete) -> dict:
+    if body.confirm != branch:
+        raise InvalidInputError("confirm must repeat the branch name", field="confirm")
+    svc = services(request)
+    async with svc.database.transaction() as conn:
+        project = await store.get(conn, project_id)
+    repository = repository_at(svc, clone_path(svc, project))
+    return {"deleted": await repository.delete_remote_branch(branch)}
+
+
+@api.route(
+    "POST",
+    "/projects/{project_id}/clarifications",
+    summary="Answer setup questions",
+    tag="projects",
+    body=Answers,
+    response=Project,
+    errors=(404, 422),
+)
+async def answer(request: web.Request, project_id: int, body: Answers) -> Project:
+    return await project_service.answer_clarifications(services(request), project_id, body.answers)

@@ -1,0 +1,169 @@
+"""Protocol runs and their steps: create, read, list, and the operator's actions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app.domain.records import ProtocolRun, StepRun
+from app.services import controls, planning, quality
+from app.store import protocols as store
+from app.store import steps as step_store
+from app.web.api.common import if_match, services
+from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, page_of
+from app.web.api.registry import Api
+
+api = Api()
+ACTION_ERRORS = (404, 409)
+
+
+@api.route(
+    "POST",
+    "/projects/{project_id}/protocols",
+    summary="Create a protocol run (and start it)",
+    tag="protocols",
+    body=ProtocolCreate,
+    response=ProtocolRun,
+    status=201,
+    errors=(404, 409, 422),
+)
+async def create_protocol(request: web.Request, project_id: int, body: ProtocolCreate) -> ProtocolRun:
+    svc = services(request)
+    choices = body.model_dump(exclude_none=True, exclude={"title", "description", "start"}, mode="json")
+    run = await planning.create_protocol(
+        svc, project_id, title=body.title, description=body.description, **choices
+    )
+    return await planning.start_protocol(svc, run.id) if body.start else run
+
+
+@api.route(
+    "GET",
+    "/projects/{project_id}/protocols",
+    summary="A project's protocol runs, newest first",
+    tag="protocols",
+    query=ProtocolPageQuery,
+    response=Page[ProtocolRun],
+    errors=(404,),
+)
+async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
+    async with services(request).database.transaction() as conn:
+        items = await store.list_for_project(
+            conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
+        )
+    return page_of(items, query.limit)
+
+
+@api.route(
+    "GET",
+    "/protocols/{protocol_id}",
+    summary="One protocol run",
+    tag="protocols",
+    response=ProtocolRun,
+    errors=(404,),
+)
+async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
+    async with services(request).database.transaction() as conn:
+        return await store.get(conn, protocol_id)
+
+
+@api.route(
+    "GET",
+    "/protocols/{protocol_id}/steps",
+    summary="A protocol run's steps in plan order",
+    tag="protocols",
+    response=list[StepRun],
+    errors=(404,),
+)
+async def list_steps(request: web.Request, protocol_id: int) -> dict:
+    async with services(request).database.transaction() as conn:
+        await store.get(conn, protocol_id)
+        return {"items": await step_store.list_for_protocol(conn, protocol_id)}
+
+
+@api.route("GET", "/steps/{step_id}", summary="One step run", tag="steps", response=StepRun, errors=(404,))
+async def get_step(request: web.Request, step_id: int) -> StepRun:
+    async with services(request).database.transaction() as conn:
+        return await step_store.get(conn, step_id)
+
+
+def _protocol_action(path: str, summary: str, action: object) -> None:
+    async def act(request: web.Request, protocol_id: int) -> ProtocolRun:
+        return await action(services(request), protocol_id, expected_version=if_match(request))  # type: ignore[operator]
+
+    act.__name__ = path.rsplit("/", 1)[-1]
+    api.route("POST", path, summary=summary, tag="actions", response=ProtocolRun, errors=ACTION_ERRORS)(act)
+
+
+_protocol_action(
+    "/protocols/{protocol_id}/actions/start", "Plan the run, or start a planned one", planning.start_protocol
+)
+_protocol_action("/protocols/{protocol_id}/actions/pause", "Pause after the current step", controls.pause)
+_protocol_action("/protocols/{protocol_id}/actions/resume", "Resume a paused or blocked run", controls.resume)
+_protocol_action(
+    "/protocols/{protocol_id}/actions/cancel", "Cancel the run and stop its agent", controls.cancel
+)
+
+
+@api.route(
+    "POST",
+    "/protocols/{protocol_id}/actions/run_next_step",
+    summary="Queue the next pending step",
+    tag="actions",
+    response=StepRun,
+    status=202,
+    errors=ACTION_ERRORS,
+)
+async def run_next_step(request: web.Request, protocol_id: int) -> StepRun:
+    return await controls.run_next_step(services(request), protocol_id)
+
+
+@api.route(
+    "POST",
+    "/steps/{step_id}/actions/run",
+    summary="Queue a pending step",
+    tag="actions",
+    response=StepRun,
+    status=202,
+    errors=ACTION_ERRORS,
+)
+async def run_step(request: web.Request, step_id: int) -> StepRun:
+    return await controls.run_step(services(request), step_id)
+
+
+@api.route(
+    "POST",
+    "/steps/{step_id}/actions/run_qa",
+    summary="Queue QA of a step",
+    tag="actions",
+    response=StepRun,
+    status=202,
+    errors=ACTION_ERRORS,
+)
+async def run_qa(request: web.Request, step_id: int) -> StepRun:
+    return await controls.run_qa(services(request), step_id)
+
+
+@api.route(
+    "POST",
+    "/steps/{step_id}/actions/retry",
+    summary="Retry a failed or blocked step",
+    tag="actions",
+    response=StepRun,
+    errors=ACTION_ERRORS,
+)
+async def retry(request: web.Request, step_id: int) -> StepRun:
+    return await controls.retry_step(services(request), step_id, expected_version=if_match(request))
+
+
+@api.route(
+    "POST",
+    "/steps/{step_id}/actions/approve",
+    summary="Pass a step by hand",
+    tag="actions",
+    body=Approval,
+    response=StepRun,
+    errors=ACTION_ERRORS,
+)
+async def approve(request: web.Request, step_id: int, body: Approval) -> StepRun:
+    return await quality.approve_step(
+        services(request), step_id, by="api", note=body.note, expected_version=if_match(request)
+    )

@@ -1,0 +1,152 @@
+"""Declaring endpoints once: the route, its pydantic models, its documentation.
+
+Each endpoint states its path parameters, query and body models and its response model; the adapter
+validates the request against them (unknown fields refused, a 422 naming the field), calls the
+handler with typed values, and serialises the answer. `openapi.py` reads the same declarations.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from app.errors import InvalidInputError, NotFoundError
+
+Handler = Callable[..., Awaitable[Any]]
+_PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
+MAX_ID = 2**63 - 1
+
+
+@dataclass
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    public: bool = False
+    examples: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path_params(self) -> list[str]:
+        return _PARAM.findall(self.path)
+
+
+class Api:
+    """A set of endpoints, installed on an aiohttp router."""
+
+    def __init__(self) -> None:
+        self.endpoints: list[Endpoint] = []
+
+    def route(
+        self, method: str, path: str, *, summary: str, tag: str, **options: Any
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.endpoints.append(Endpoint(method, path, handler, summary, tag, **options))
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for endpoint in self.endpoints:
+            app.router.add_route(endpoint.method, endpoint.path, _adapt(endpoint))
+
+
+def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {
+            name: _id(request, name) if name.endswith("_id") else request.match_info[name]
+            for name in endpoint.path_params
+        }
+        if endpoint.query is not None:
+            kwargs["query"] = _validated(endpoint.query, _query_values(request, endpoint.query), "query")
+        if endpoint.body is not None:
+            kwargs["body"] = _validated(endpoint.body, await _json_body(request), "body")
+        result = await endpoint.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return respond(result, status=endpoint.status)
+
+    handle.__name__ = endpoint.handler.__name__
+    return handle
+
+
+def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """JSON of a model (or list/dict of them), with an ETag when the resource carries a version."""
+    body = _plain(result)
+    response = web.Response(
+        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
+    )
+    version = getattr(result, "version", None)
+    if isinstance(version, int) and hasattr(result, "id"):
+        response.headers["ETag"] = f'"{version}"'
+    response.headers.update(headers or {})
+    return response
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or int(raw) > MAX_ID or int(raw) < 1:
+        raise NotFoundError(f"no {name.removesuffix('_id')} {raw[:40]!r}", field=name)
+    return int(raw)
+
+
+def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in set(request.query.keys()):
+        many = request.query.getall(key)
+        annotation = model.model_fields.get(key)
+        is_list = annotation is not None and "list" in str(annotation.annotation)
+        values[key] = many if is_list else many[-1]
+    return values
+
+
+async def _json_body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return {}
+    if request.content_type not in ("application/json", ""):
+        raise InvalidInputError(
+            "the request body must be JSON (Content-Type: application/json)", field="body"
+        )
+    text = await request.text()
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"the request body is not valid JSON ({exc.msg})", field="body") from None
+
+
+def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(part) for part in error["loc"]) or where, "message": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        first = problems[0]
+        raise InvalidInputError(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=problems
+        ) from None

@@ -1,0 +1,180 @@
+"""The JSON API over real services and a real database (jobs are queued; no worker runs them here)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.config import Settings
+from app.domain.statuses import ProtocolStatus
+from app.store import projects as project_store
+from app.store import steps as step_store
+from app.store.transitions import move_protocol
+from app.web.app import create_app
+from app.web.keys import SERVICES
+from tests.support.workflow import make_repos
+
+TOKEN = "api-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(aiohttp_client, database_url, tmp_path):
+    settings = Settings(
+        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", git_allow_local_remotes=True
+    )
+    return await aiohttp_client(create_app(settings, database_url))
+
+
+@pytest.fixture
+def repos(tmp_path):
+    return make_repos(tmp_path)
+
+
+async def _ready_project(client, repos, name="demo"):
+    response = await client.post(
+        "/projects", json={"name": name, "local_path": str(repos.local)}, headers=AUTH
+    )
+    assert response.status == 201, await response.text()
+    project = await response.json()
+    svc = client.app[SERVICES]
+    async with svc.database.transaction() as conn:
+        current = await project_store.get(conn, project["id"])
+        await project_store.set_status(
+            conn, current.id, type(current.status).READY, expected_version=current.version
+        )
+    return project
+
+
+async def test_projects_are_created_listed_read_patched_and_deleted(client, repos):
+    project = await _ready_project(client, repos)
+    assert project["name"] == "demo"
+    listed = await (await client.get("/projects", headers=AUTH)).json()
+    assert [p["id"] for p in listed["items"]] == [project["id"]]
+    assert listed["next_cursor"] is None
+    one = await client.get(f"/projects/{project['id']}", headers=AUTH)
+    etag = one.headers["ETag"]
+    patched = await client.patch(
+        f"/projects/{project['id']}", json={"ci_provider": "github"}, headers={**AUTH, "If-Match": etag}
+    )
+    assert patched.status == 200
+    assert (await patched.json())["ci_provider"] == "github"
+    stale = await client.patch(
+        f"/projects/{project['id']}", json={"ci_provider": "gitlab"}, headers={**AUTH, "If-Match": etag}
+    )
+    assert stale.status == 409
+    assert (await stale.json())["error"]["code"] == "stale_write"
+    gone = await client.delete(f"/projects/{project['id']}", headers=AUTH)
+    assert gone.status == 204
+    assert (await client.get(f"/projects/{project['id']}", headers=AUTH)).status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "local_path": "/srv/x", "colour": "red"}, "colour"),
+        ({"local_path": "/srv/x"}, "name"),
+        ({"name": "../x", "local_path": "/srv/x"}, "name"),
+        ({"name": "x", "git_url": "ext::sh -c id"}, "git_url"),
+        ({"name": "x", "local_path": "/srv/x", "planning_engine": "gpt"}, "planning_engine"),
+        ({"name": "x" * 64, "local_path": "/srv/x"}, "name"),
+    ],
+)
+async def test_bad_project_input_is_a_422_naming_the_field(client, body, field):
+    response = await client.post("/projects", json=body, headers=AUTH)
+    assert response.status == 422
+    assert (await response.json())["error"]["details"]["field"] == field
+
+
+async def test_malformed_json_and_bad_ids_are_clear_errors(client):
+    bad_json = await client.post(
+        "/projects", data=b"{nope", headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert bad_json.status == 422
+    assert (await bad_json.json())["error"]["details"]["field"] == "body"
+    assert (await client.get("/projects/abc", headers=AUTH)).status == 404
+    assert (await client.get("/projects/99999999999999999999", headers=AUTH)).status == 404
+    bad_cursor = await client.get("/projects?cursor=%%%", headers=AUTH)
+    assert bad_cursor.status == 422
+    bad_limit = await client.get("/projects?limit=0", headers=AUTH)
+    assert (await bad_limit.json())["error"]["details"]["field"] == "limit"
+
+
+async def test_every_endpoint_but_health_and_openapi_needs_the_token(client):
+    for path in ("/projects", "/events", "/protocols/1", "/steps/1/events"):
+        response = await client.get(path)
+        assert response.status == 401, path
+        assert (await response.json())["error"]["code"] == "unauthenticated"
+    assert (await client.get("/health")).status == 200
+    spec = await (await client.get("/openapi.json")).json()
+    assert spec["openapi"] == "3.1.0"
+    assert "/projects/{project_id}/protocols" in spec["paths"]
+
+
+async def test_protocol_flow_and_a_double_click_starts_one_job(client, repos):
+    project = await _ready_project(client, repos)
+    created = await client.post(
+        f"/projects/{project['id']}/protocols", json={"title": "Add login"}, headers=AUTH
+    )
+    assert created.status == 201
+    run = await created.json()
+    assert (run["name"], run["status"]) == ("0001-add-login", "pending")
+
+    first, second = await asyncio.gather(
+        client.post(f"/protocols/{run['id']}/actions/start", headers={**AUTH, "If-Match": '"1"'}),
+        client.post(f"/protocols/{run['id']}/actions/start", headers={**AUTH, "If-Match": '"1"'}),
+    )
+    statuses = sorted([first.status, second.status])
+    assert statuses == [200, 409]
+    loser = first if first.status == 409 else second
+    assert (await loser.json())["error"]["code"] in ("stale_write", "illegal_transition")
+    svc = client.app[SERVICES]
+    jobs = await svc.queue.app.connector.execute_query_all_async(  # type: ignore[attr-defined]
+        "SELECT task_name FROM procrastinate_jobs WHERE task_name = 'plan_protocol_job'"
+    )
+    assert len(jobs) == 1
+
+    listed = await (
+        await client.get(f"/projects/{project['id']}/protocols?status=planning", headers=AUTH)
+    ).json()
+    assert [r["id"] for r in listed["items"]] == [run["id"]]
+    empty = await (
+        await client.get(f"/projects/{project['id']}/protocols?status=completed", headers=AUTH)
+    ).json()
+    assert empty["items"] == []
+    events = await (await client.get(f"/protocols/{run['id']}/events", headers=AUTH)).json()
+    assert [e["event_type"] for e in events["items"]] == ["protocol.created", "protocol.planning"]
+    only = await client.get(f"/protocols/{run['id']}/events?type=protocol.planning", headers=AUTH)
+    assert [e["event_type"] for e in (await only.json())["items"]] == ["protocol.planning"]
+
+
+async def test_step_actions_answer_conflicts_with_the_current_state(client, repos):
+    project = await _ready_project(client, repos)
+    run = await (
+        await client.post(f"/projects/{project['id']}/protocols", json={"title": "T"}, headers=AUTH)
+    ).json()
+    svc = client.app[SERVICES]
+    async with svc.database.transaction() as conn:
+        current = run["version"]
+        for target in ("planning", "planned", "running"):
+            moved = await move_protocol(
+                conn, run["id"], type(svc.settings).model_fields and _status(target), expected_version=current
+            )
+            current = moved.version
+        [step] = await step_store.create_many(
+            conn, run["id"], [{"step_index": 1, "name": "s", "step_file": "01-s.md"}]
+        )
+    steps = await (await client.get(f"/protocols/{run['id']}/steps", headers=AUTH)).json()
+    assert [s["id"] for s in steps["items"]] == [step.id]
+    qa = await client.post(f"/steps/{step.id}/actions/run_qa", headers=AUTH)
+    assert qa.status == 409
+    assert (await qa.json())["error"]["details"]["status"] == "pending"
+    queued = await client.post(f"/protocols/{run['id']}/actions/run_next_step", headers=AUTH)
+    assert queued.status == 202
+    again = await client.post(f"/protocols/{run['id']}/actions/run_next_step", headers=AUTH)
+    assert again.status == 409
+    approve = await client.post(
+        f"/steps/{step.id}/actions/approve", json={"note": "x", "extra": 1}, headers=AUTH
+    )
+    assert approve.status == 422
