@@ -158,9 +158,7 @@ async def test_step_actions_answer_conflicts_with_the_current_state(client, repo
     async with svc.database.transaction() as conn:
         current = run["version"]
         for target in ("planning", "planned", "running"):
-            moved = await move_protocol(
-                conn, run["id"], type(svc.settings).model_fields and _status(target), expected_version=current
-            )
+            moved = await move_protocol(conn, run["id"], ProtocolStatus(target), expected_version=current)
             current = moved.version
         [step] = await step_store.create_many(
             conn, run["id"], [{"step_index": 1, "name": "s", "step_file": "01-s.md"}]
