@@ -14,10 +14,10 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+import procrastinate
 
 from app.config import Settings, load_settings
 from app.errors import TasksGodzillaError, UnavailableError, spec_for
@@ -82,12 +82,21 @@ worker_option = click.option(
 )
 
 
-@dataclass(frozen=True)
 class Session:
-    """The services of one command, and the in-process worker when it runs one."""
+    """The services of one command, and its in-process worker once it starts waiting (when it runs one)."""
 
-    services: Services
-    worker: asyncio.Task[None] | None = None
+    def __init__(self, services: Services, job_app: procrastinate.App, *, worker: bool) -> None:
+        self.services = services
+        self._job_app = job_app
+        self._wants_worker = worker
+        self.worker: asyncio.Task[None] | None = None
+
+    def start_worker(self) -> None:
+        """Start the worker, once. Called after the command's own writes: a worker started before
+        them may miss their wake-up (it listens only once running) and find the job a poll later."""
+        if self._wants_worker and self.worker is None:
+            name = f"{socket.gethostname()}-cli-{os.getpid()}"
+            self.worker = start_worker(self._job_app, self.services, name=name)
 
     def check_worker(self) -> None:
         """Raise UnavailableError when our worker has died (waiting on would wait forever)."""
@@ -99,7 +108,7 @@ class Session:
 
 
 def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *, worker: bool = False) -> T:
-    """Provision and migrate the database, then run `action` in a session (and a worker when asked)."""
+    """Provision and migrate the database, then run `action` in a session (with a worker when asked)."""
     with provision_database(settings) as url:
         if settings.migrate_on_start:
             migrate.upgrade(url)
@@ -110,19 +119,26 @@ async def _session(
     settings: Settings, url: str, action: Callable[[Session], Awaitable[T]], worker: bool
 ) -> T:
     async with open_runtime(settings, url) as (job_app, services):
-        task = None
-        if worker:
-            task = start_worker(job_app, services, name=f"{socket.gethostname()}-cli-{os.getpid()}")
+        session = Session(services, job_app, worker=worker)
         try:
-            return await action(Session(services, task))
+            return await action(session)
         except asyncio.CancelledError:
-            if task is not None:
-                # Ctrl-C: a job half done would be retried elsewhere, but only after it counts as stalled.
+            if session.worker is not None:
+                # Ctrl-C: a job cut short is retried elsewhere, but only once it counts as stalled.
                 click.echo(
                     "\nstopping: letting running jobs finish (Ctrl-C again leaves them to another worker)",
                     err=True,
                 )
             raise
         finally:
-            if task is not None:
-                await stop_worker(task)
+            if session.worker is not None:
+                await stop_worker(session.worker)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Left-aligned columns, two spaces apart, the headers first."""
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]

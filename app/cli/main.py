@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable
-from typing import Any
 
 import click
 
 from app import __version__
-from app.config import Settings, load_settings, masked_settings, settings_reference
-from app.errors import TasksGodzillaError, spec_for
-from app.logs import configure_logging, get_logger
+from app.cli.common import reports_errors, settings_for_command
+from app.cli.projects import project
+from app.cli.protocols import protocol
+from app.config import load_settings, masked_settings, settings_reference
+from app.logs import configure_logging
 
-log = get_logger("app.cli")
-
-
-def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one line on stderr and the table's exit code; never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TasksGodzillaError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            sys.exit(spec_for(exc).exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except Exception as exc:
-            # A bug, not a user error: the log keeps the traceback, the terminal gets one line.
-            log.exception("unexpected error")
-            click.echo(f"error: internal error ({type(exc).__name__}); see the log above", err=True)
-            sys.exit(spec_for(exc).exit_code)
-
-    return wrapper
-
-
-def settings_for_command() -> Settings:
-    settings = load_settings()
-    configure_logging(settings)
-    return settings
+__all__ = ["cli", "main", "reports_errors", "settings_for_command"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,6 +81,10 @@ def show_config(as_json: bool, reference: bool) -> None:
     width = max(len(name) for name in shown)
     for name, value in shown.items():
         click.echo(f"{name.ljust(width)}  {value}")
+
+
+cli.add_command(project)
+cli.add_command(protocol)
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import NewEvent
@@ -55,3 +55,8 @@ async def list_page(
     if after_id is not None:
         query = query.where(events.c.id > after_id)
     return await fetch_all(conn, query, Event)
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    """The newest event's id (0 when there is none): where a live stream starts."""
+    return int(await conn.scalar(select(func.coalesce(func.max(events.c.id), 0))) or 0)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
+from aiohttp_sse import sse_response
 
 from app.domain.records import Event
 from app.store import events as store
 from app.store import projects, protocols, steps
 from app.web.api.common import services
-from app.web.api.models import EventQuery, Page, encode_cursor
+from app.web.api.models import EventQuery, Page, StreamQuery, encode_cursor
 from app.web.api.registry import Api
 
 api = Api()
@@ -73,3 +76,50 @@ async def protocol_events(request: web.Request, protocol_id: int, query: EventQu
 )
 async def step_events(request: web.Request, step_id: int, query: EventQuery) -> dict:
     return await _page(request, query, step_run_id=step_id)
+
+
+STREAM_POLL_SECONDS = 0.25
+STREAM_BATCH = 200
+
+
+@api.route(
+    "GET",
+    "/events/stream",
+    summary="New events as Server-Sent Events (resumable with Last-Event-ID)",
+    tag="events",
+    query=StreamQuery,
+    stream=True,
+)
+async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamResponse:
+    scope = {
+        key: value
+        for key, value in (
+            ("project_id", query.project_id),
+            ("protocol_run_id", query.protocol_id),
+            ("step_run_id", query.step_id),
+        )
+        if value is not None
+    }
+    database = services(request).database
+    async with sse_response(request) as stream:
+        last = _resume_point(stream.last_event_id, query.after)
+        if last is None:
+            async with database.transaction() as conn:
+                last = await store.last_id(conn)
+        while stream.is_connected():
+            async with database.transaction() as conn:
+                batch = await store.list_page(
+                    conn, event_types=query.type or None, after_id=last, limit=STREAM_BATCH, **scope
+                )
+            for event in batch:
+                await stream.send(event.model_dump_json(), id=str(event.id), event=event.event_type)
+                last = event.id
+            if len(batch) < STREAM_BATCH:
+                await asyncio.sleep(STREAM_POLL_SECONDS)
+    return stream
+
+
+def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
+    if last_event_id and last_event_id.isdigit():
+        return int(last_event_id)
+    return after

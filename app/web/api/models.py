@@ -77,6 +77,14 @@ class EventQuery(PageQuery):
     type: list[str] = Field(default_factory=list, max_length=30)
 
 
+class StreamQuery(Strict):
+    project_id: int | None = Field(None, ge=1)
+    protocol_id: int | None = Field(None, ge=1)
+    step_id: int | None = Field(None, ge=1)
+    type: list[str] = Field(default_factory=list, max_length=30)
+    after: int | None = Field(None, ge=0, description="Resume after this event id (or send Last-Event-ID).")
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None

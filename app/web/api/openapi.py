@@ -105,6 +105,11 @@ def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
     responses: dict[str, Any] = {}
     if endpoint.status == 204:
         responses["204"] = {"description": "Done"}
+    elif endpoint.stream:
+        responses["200"] = {
+            "description": "Events",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
     else:
         schema = (
             _schema(endpoint.response, components) if endpoint.response is not None else {"type": "object"}

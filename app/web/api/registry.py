@@ -36,6 +36,7 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     public: bool = False
+    stream: bool = False  # answers with Server-Sent Events
     examples: dict[str, Any] = field(default_factory=dict)
 
     @property
