@@ -8,7 +8,7 @@ from aiohttp import web
 
 from app.config import Settings
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
-from app.web.api import events, projects, protocols
+from app.web.api import events, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.health import health
@@ -21,7 +21,7 @@ PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    for module in (projects, protocols, events):
+    for module in (projects, protocols, events, runs):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints

@@ -20,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-async def client(aiohttp_client, database_url, tmp_path):
+async def client(database_url, aiohttp_client, tmp_path):
     settings = Settings(
         run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", git_allow_local_remotes=True
     )

@@ -1,0 +1,91 @@
+"""Agent runs with their usage and transcripts, protocol artifacts, and the job queue at a glance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from app.artifacts.folder import ProtocolFolder
+from app.domain.records import AgentRun, ProtocolRun
+from app.errors import NotFoundError
+from app.store import agent_runs, protocols, steps
+from app.web.api.common import services
+from app.web.api.registry import Api
+
+api = Api()
+
+
+@api.route(
+    "GET",
+    "/steps/{step_id}/agent_runs",
+    summary="A step's agent runs with tokens and cost",
+    tag="agents",
+    response=list[AgentRun],
+    errors=(404,),
+)
+async def step_agent_runs(request: web.Request, step_id: int) -> dict:
+    async with services(request).database.transaction() as conn:
+        await steps.get(conn, step_id)
+        return {"items": await agent_runs.list_for_step(conn, step_id)}
+
+
+@api.route(
+    "GET",
+    "/agent_runs/{agent_run_id}/log",
+    summary="An agent run's transcript (secrets redacted)",
+    tag="agents",
+    errors=(404,),
+)
+async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response:
+    async with services(request).database.transaction() as conn:
+        text = await agent_runs.read_log(conn, agent_run_id)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+
+@api.route(
+    "GET",
+    "/protocols/{protocol_id}/artifacts",
+    summary="The files of a protocol's folder",
+    tag="artifacts",
+    errors=(404,),
+)
+async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
+    return {"items": _folder(await _run(request, protocol_id)).list()}
+
+
+@api.route(
+    "GET",
+    "/protocols/{protocol_id}/artifacts/{name:.+}",
+    summary="One file of a protocol's folder",
+    tag="artifacts",
+    errors=(404, 422),
+)
+async def read_artifact(request: web.Request, protocol_id: int, name: str) -> web.Response:
+    text = _folder(await _run(request, protocol_id)).read(name)
+    kind = "text/markdown" if name.endswith(".md") else "text/plain"
+    return web.Response(text=text, content_type=kind, charset="utf-8")
+
+
+async def _run(request: web.Request, protocol_id: int) -> ProtocolRun:
+    async with services(request).database.transaction() as conn:
+        return await protocols.get(conn, protocol_id)
+
+
+def _folder(run: ProtocolRun) -> ProtocolFolder:
+    if not run.worktree_path or not Path(run.worktree_path).is_dir():
+        raise NotFoundError("this protocol has no artifacts on this machine yet", field="protocol_id")
+    return ProtocolFolder(Path(run.worktree_path), run.name)
+
+
+@api.route("GET", "/queue", summary="Jobs by status and type", tag="queue")
+async def queue_counts(request: web.Request) -> dict:
+    app = services(request).queue.app  # type: ignore[attr-defined]
+    rows = await app.connector.execute_query_all_async(
+        "SELECT task_name, status::text AS status, count(*) AS jobs FROM procrastinate_jobs "
+        "GROUP BY task_name, status ORDER BY task_name, status"
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault(row["task_name"], {})[row["status"]] = int(row["jobs"])
+    return {"jobs": counts}
