@@ -70,13 +70,13 @@ async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
     "/protocols/{protocol_id}/steps",
     summary="A protocol run's steps in plan order",
     tag="protocols",
-    response=list[StepRun],
+    response=Page[StepRun],
     errors=(404,),
 )
 async def list_steps(request: web.Request, protocol_id: int) -> dict:
     async with services(request).database.transaction() as conn:
         await store.get(conn, protocol_id)
-        return {"items": await step_store.list_for_protocol(conn, protocol_id)}
+        return {"items": await step_store.list_for_protocol(conn, protocol_id), "next_cursor": None}
 
 
 @api.route("GET", "/steps/{step_id}", summary="One step run", tag="steps", response=StepRun, errors=(404,))

@@ -11,6 +11,7 @@ from app.domain.records import AgentRun, ProtocolRun
 from app.errors import NotFoundError
 from app.store import agent_runs, protocols, steps
 from app.web.api.common import services
+from app.web.api.models import Page
 from app.web.api.registry import Api
 
 api = Api()
@@ -21,13 +22,13 @@ api = Api()
     "/steps/{step_id}/agent_runs",
     summary="A step's agent runs with tokens and cost",
     tag="agents",
-    response=list[AgentRun],
+    response=Page[AgentRun],
     errors=(404,),
 )
 async def step_agent_runs(request: web.Request, step_id: int) -> dict:
     async with services(request).database.transaction() as conn:
         await steps.get(conn, step_id)
-        return {"items": await agent_runs.list_for_step(conn, step_id)}
+        return {"items": await agent_runs.list_for_step(conn, step_id), "next_cursor": None}
 
 
 @api.route(
