@@ -159,3 +159,7 @@ async def abandon_running(
         .returning(agent_runs.c.id)
     )
     return len((await conn.execute(statement)).all())
+
+
+async def project_of(conn: AsyncConnection, run_id: int) -> int | None:
+    return await conn.scalar(select(agent_runs.c.project_id).where(agent_runs.c.id == run_id))

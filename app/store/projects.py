@@ -93,3 +93,13 @@ async def set_status(
             f"project {project_id} is at version {current.version}", current_version=current.version
         )
     return to_record(Project, row)
+
+
+async def set_token_hash(conn: AsyncConnection, project_id: int, token_hash: str) -> None:
+    """Replace the project's API token (its hash): the old token stops working at once."""
+    await get(conn, project_id)
+    await conn.execute(update(projects).where(projects.c.id == project_id).values(api_token_hash=token_hash))
+
+
+async def id_for_token_hash(conn: AsyncConnection, token_hash: str) -> int | None:
+    return await conn.scalar(select(projects.c.id).where(projects.c.api_token_hash == token_hash))

@@ -88,3 +88,7 @@ async def list_by_status(
         .limit(page_size(limit))
     )
     return await fetch_all(conn, query, ProtocolRun)
+
+
+async def project_of(conn: AsyncConnection, run_id: int) -> int | None:
+    return await conn.scalar(select(protocol_runs.c.project_id).where(protocol_runs.c.id == run_id))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.records import StepRun
 from app.domain.statuses import StepStatus
 from app.store.rows import compare_and_set, fetch_all, fetch_one, to_record, writable_changes
-from app.store.tables import step_runs
+from app.store.tables import protocol_runs, step_runs
 
 
 async def create_many(
@@ -68,3 +68,13 @@ async def running_since_before(conn: AsyncConnection, cutoff: datetime, *, limit
         .limit(limit)
     )
     return await fetch_all(conn, query, StepRun)
+
+
+async def project_of(conn: AsyncConnection, step_id: int) -> int | None:
+    """The project a step belongs to (through its protocol run)."""
+    query = (
+        select(protocol_runs.c.project_id)
+        .select_from(step_runs.join(protocol_runs, protocol_runs.c.id == step_runs.c.protocol_run_id))
+        .where(step_runs.c.id == step_id)
+    )
+    return await conn.scalar(query)

@@ -87,11 +87,14 @@ projects = Table(
     Column("policy_pack_version", Text),
     Column("policy_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("policy_repo_local_enabled", Boolean, nullable=False, server_default=text("false")),
+    # SHA-256 of the project's own API token (X-Project-Token); the token itself is never stored.
+    Column("api_token_hash", Text),
     # Last protocol number handed out: the row lock on increment makes NNNN unique without races.
     Column("protocol_counter", Integer, nullable=False, server_default=text("0")),
     *_timestamps(),
     _version(),
     UniqueConstraint("name"),
+    UniqueConstraint("api_token_hash"),
     _one_of("status", ProjectStatus),
     CheckConstraint("git_url IS NOT NULL OR local_path IS NOT NULL", name="has_source"),
 )

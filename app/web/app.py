@@ -11,9 +11,10 @@ from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.web.api import events, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
+from app.web.auth import authentication
 from app.web.health import health
 from app.web.keys import DATABASE, SERVICES, SETTINGS
-from app.web.middlewares import auth_middleware, correlation_middleware, error_middleware
+from app.web.middlewares import correlation_middleware, error_middleware
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
 
@@ -33,7 +34,7 @@ def create_app(
     """Build the application; services (and, unless disabled, a job worker) start with it and stop with it."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = web.Application(
-        middlewares=[correlation_middleware, error_middleware, auth_middleware(token, PUBLIC_PATHS)],
+        middlewares=[correlation_middleware, error_middleware, authentication(token, PUBLIC_PATHS)],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings

@@ -212,3 +212,42 @@ async def test_the_event_stream_delivers_new_events_and_resumes(client, repos):
     assert '"0002-second"' in missed["data"]
     assert int(missed["id"]) > int(first["id"])
     resumed.close()
+
+
+async def test_project_tokens_reach_their_project_only(client, repos):
+    mine = await _ready_project(client, repos, name="mine")
+    other = await _ready_project(client, repos, name="other")
+    issued = await client.post(f"/projects/{mine['id']}/token", headers=AUTH)
+    assert issued.status == 201
+    token = (await issued.json())["token"]
+    scoped = {"X-Project-Token": token}
+    assert (await client.get(f"/projects/{mine['id']}", headers=scoped)).status == 200
+    run = await (
+        await client.post(f"/projects/{mine['id']}/protocols", json={"title": "T"}, headers=scoped)
+    ).json()
+    assert (await client.get(f"/protocols/{run['id']}/events", headers=scoped)).status == 200
+    for path in (f"/projects/{other['id']}", "/projects", "/events", "/queue"):
+        denied = await client.get(path, headers=scoped)
+        assert denied.status == 403, path
+        assert (await denied.json())["error"]["code"] == "forbidden"
+    assert (await client.post(f"/projects/{mine['id']}/token", headers=scoped)).status == 403
+
+    bodies = set()
+    for headers in (
+        {},
+        {"X-Project-Token": "tgp_wrong"},
+        {"Authorization": "Bearer nope"},
+        {"X-Project-Token": ""},
+    ):
+        response = await client.get(f"/projects/{mine['id']}", headers=headers)
+        assert response.status == 401
+        body = await response.json()
+        bodies.add((body["error"]["code"], body["error"]["message"]))
+    assert len(bodies) == 1, "every failed authentication looks the same"
+
+    renewed = await (await client.post(f"/projects/{mine['id']}/token", headers=AUTH)).json()
+    assert (await client.get(f"/projects/{mine['id']}", headers=scoped)).status == 401, (
+        "the old token is gone"
+    )
+    fresh = {"X-Project-Token": renewed["token"]}
+    assert (await client.get(f"/projects/{mine['id']}", headers=fresh)).status == 200

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel, Field
 
 from app.domain.records import Project
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, PermissionDeniedError
 from app.git import branch_name_problem
 from app.services import projects as project_service
 from app.services.workspace import clone_path, repository_at
@@ -13,8 +14,14 @@ from app.store import projects as store
 from app.web.api.common import if_match, services
 from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch, page_of
 from app.web.api.registry import Api
+from app.web.auth import PROJECT_TOKEN_HEADER, new_project_token
 
 api = Api()
+
+
+class ProjectToken(BaseModel):
+    project_id: int
+    token: str = Field(description="Shown once; send it as X-Project-Token.")
 
 
 @api.route(
@@ -130,3 +137,21 @@ async def delete_branch(request: web.Request, project_id: int, branch: str, body
 )
 async def answer(request: web.Request, project_id: int, body: Answers) -> Project:
     return await project_service.answer_clarifications(services(request), project_id, body.answers)
+
+
+@api.route(
+    "POST",
+    "/projects/{project_id}/token",
+    summary="Issue the project's own API token (X-Project-Token); replaces any previous one",
+    tag="projects",
+    response=ProjectToken,
+    status=201,
+    errors=(403, 404),
+)
+async def issue_token(request: web.Request, project_id: int) -> ProjectToken:
+    if request.headers.get(PROJECT_TOKEN_HEADER):
+        raise PermissionDeniedError("a project token cannot issue tokens; use the service token")
+    token, digest = new_project_token()
+    async with services(request).database.transaction() as conn:
+        await store.set_token_hash(conn, project_id, digest)
+    return ProjectToken(project_id=project_id, token=token)
