@@ -274,3 +274,17 @@ policy_packs = Table(
     UniqueConstraint("key", "version"),
     CheckConstraint("status IN ('active', 'deprecated', 'draft')", name="status_known"),
 )
+
+
+# Replays of POSTs that create things: the first answer to a key is the answer to every retry of it.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("request_hash", Text, nullable=False),
+    Column("status", Integer),
+    Column("body", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index(None, "created_at"),
+)

@@ -13,6 +13,7 @@ from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
 from app.web.health import health
+from app.web.idempotency import idempotency_middleware
 from app.web.keys import DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import correlation_middleware, error_middleware
 
@@ -34,7 +35,12 @@ def create_app(
     """Build the application; services (and, unless disabled, a job worker) start with it and stop with it."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     app = web.Application(
-        middlewares=[correlation_middleware, error_middleware, authentication(token, PUBLIC_PATHS)],
+        middlewares=[
+            correlation_middleware,
+            error_middleware,
+            authentication(token, PUBLIC_PATHS),
+            idempotency_middleware,
+        ],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings

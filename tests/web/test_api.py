@@ -251,3 +251,26 @@ async def test_project_tokens_reach_their_project_only(client, repos):
     )
     fresh = {"X-Project-Token": renewed["token"]}
     assert (await client.get(f"/projects/{mine['id']}", headers=fresh)).status == 200
+
+
+async def test_idempotency_key_replays_the_first_answer(client, repos):
+    project = await _ready_project(client, repos)
+    url = f"/projects/{project['id']}/protocols"
+    headers = {**AUTH, "Idempotency-Key": "create-login-1"}
+    first, second = await asyncio.gather(
+        client.post(url, json={"title": "Login"}, headers=headers),
+        client.post(url, json={"title": "Login"}, headers=headers),
+    )
+    answered = sorted([first.status, second.status])
+    assert answered in ([201, 201], [201, 409]), answered
+    replay = await client.post(url, json={"title": "Login"}, headers=headers)
+    assert replay.status == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert (await replay.json())["id"] == (await (first if first.status == 201 else second).json())["id"]
+    listed = await (await client.get(url, headers=AUTH)).json()
+    assert len(listed["items"]) == 1, "one protocol, however many retries"
+    changed = await client.post(url, json={"title": "Other"}, headers=headers)
+    assert changed.status == 422
+    assert (await changed.json())["error"]["details"]["field"] == "Idempotency-Key"
+    bad = await client.post(url, json={"title": "X"}, headers={**AUTH, "Idempotency-Key": "spaces are bad"})
+    assert bad.status == 422

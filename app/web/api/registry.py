@@ -67,7 +67,7 @@ class Api:
 def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {
-            name: _id(request, name) if name.endswith("_id") else request.match_info[name]
+            name: _id(request, name) if name.endswith("_id") else _text(request.match_info[name], name)
             for name in endpoint.path_params
         }
         if endpoint.query is not None:
@@ -123,14 +123,42 @@ def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any
     return values
 
 
+def _text(value: str, name: str) -> str:
+    """`value`, unless it holds what no text column or command line can take."""
+    if "\x00" in value:
+        raise InvalidInputError(f"{name}: NUL characters are not allowed", field=name)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{name}: unpaired surrogates are not allowed", field=name) from None
+    return value
+
+
+def _check_texts(data: Any, where: str, path: str = "") -> None:
+    """Every string in decoded JSON (keys too) must be storable text; the field is named if not."""
+    if isinstance(data, str):
+        _text(data, path or where)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            _check_texts(item, where, f"{path}.{index}" if path else str(index))
+    elif isinstance(data, dict):
+        for key, item in data.items():
+            _text(str(key), path or where)
+            _check_texts(item, where, f"{path}.{key}" if path else str(key))
+
+
 async def _json_body(request: web.Request) -> Any:
-    if not request.can_read_body:
+    if not request.body_exists:  # not can_read_body: a middleware may have read (and cached) it
         return {}
     if request.content_type not in ("application/json", ""):
         raise InvalidInputError(
             "the request body must be JSON (Content-Type: application/json)", field="body"
         )
-    text = await request.text()
+    raw = await request.read()
+    try:
+        text = raw.decode(request.charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        raise InvalidInputError("the request body is not UTF-8 text", field="body") from None
     if not text.strip():
         return {}
     try:
@@ -140,6 +168,7 @@ async def _json_body(request: web.Request) -> Any:
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    _check_texts(data, where)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
