@@ -10,7 +10,7 @@ from app.domain.workflow import next_work, plan_work
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
-from app.store import protocols, steps
+from app.store import idempotency, protocols, steps
 from app.store.transitions import move_step
 
 SCAN_LIMIT = 500
@@ -68,3 +68,12 @@ async def fail_stuck_steps(svc: Services, *, now: datetime | None = None) -> int
             await block_run(conn, run.id, reason)
             blocked += 1
     return blocked
+
+
+IDEMPOTENCY_KEEP = timedelta(hours=24)
+
+
+async def forget_old_idempotency_keys(svc: Services, *, now: datetime | None = None) -> int:
+    """Idempotency keys are kept a day: long enough for any client's retries."""
+    async with svc.database.transaction() as conn:
+        return await idempotency.forget_before(conn, (now or datetime.now(UTC)) - IDEMPOTENCY_KEEP)
