@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
 from aiohttp import web
 
@@ -17,7 +18,9 @@ from app.web.idempotency import idempotency_middleware
 from app.web.keys import DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import correlation_middleware, error_middleware
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
+PUBLIC_PREFIXES = ("/static/",)
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def install_api(app: web.Application) -> list[Endpoint]:
@@ -38,7 +41,7 @@ def create_app(
         middlewares=[
             correlation_middleware,
             error_middleware,
-            authentication(token, PUBLIC_PATHS),
+            authentication(token, PUBLIC_PATHS, PUBLIC_PREFIXES),
             idempotency_middleware,
         ],
         client_max_size=settings.max_request_bytes,
@@ -63,4 +66,11 @@ def create_app(
         return web.json_response(spec)
 
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/docs", docs)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
+
+
+async def docs(request: web.Request) -> web.FileResponse:
+    """The API documentation page (Swagger UI, vendored under app/web/static)."""
+    return web.FileResponse(STATIC / "docs.html")

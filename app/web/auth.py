@@ -36,13 +36,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def authentication(token: str | None, public_paths: Collection[str]) -> Callable:
+def authentication(
+    token: str | None, public_paths: Collection[str], public_prefixes: tuple[str, ...] = ()
+) -> Callable:
     """The middleware: with no service token configured, the API is open."""
     expected = f"Bearer {token}".encode() if token else None
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or request.path in public_paths:
+        if expected is None or request.path in public_paths or request.path.startswith(public_prefixes):
             return await handler(request)
         offered = request.headers.get("Authorization", "").encode()
         if hmac.compare_digest(offered, expected):

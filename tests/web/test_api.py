@@ -274,3 +274,16 @@ async def test_idempotency_key_replays_the_first_answer(client, repos):
     assert (await changed.json())["error"]["details"]["field"] == "Idempotency-Key"
     bad = await client.post(url, json={"title": "X"}, headers={**AUTH, "Idempotency-Key": "spaces are bad"})
     assert bad.status == 422
+
+
+async def test_the_docs_page_is_served_from_our_own_assets(client):
+    page = await client.get("/docs")
+    assert page.status == 200
+    html = await page.text()
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in html
+    assert "http" not in html.replace("http-equiv", ""), "no asset from another host"
+    bundle = await client.get("/static/swagger-ui/swagger-ui-bundle.js")
+    assert bundle.status == 200
+    assert len(await bundle.read()) > 1_000_000
+    for escape in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/swagger-ui/../../app.py"):
+        assert (await client.get(escape)).status in (401, 403, 404), escape
