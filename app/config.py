@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     # --- workers -------------------------------------------------------------------------------
     run_worker: bool = Field(True, description="`serve` also runs a job worker in its event loop.")
     worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once.")
+    worker_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often an idle worker looks for jobs due now (retries, missed wake-ups).",
+    )
     worker_heartbeat_seconds: float = Field(
         10.0, gt=0, description="How often a worker tells the database it is alive."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,6 @@ from app.errors import TasksGodzillaError, UnavailableError, spec_for
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import configure_logging, get_logger
 from app.services.context import Services
-from app.store import migrate
 from app.store.provision import provision_database
 
 log = get_logger("app.cli")
@@ -44,6 +44,14 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`… | head`): stop quietly, as a process killed by SIGPIPE would.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
+        except asyncio.CancelledError:
+            # Only SIGTERM cancels a session from outside (see _session): exit as if killed by it.
+            click.echo("terminated", err=True)
+            sys.exit(128 + signal.SIGTERM)
         except Exception as exc:
             # A bug, not a user error: the log keeps the traceback, the terminal gets one line.
             log.exception("unexpected error")
@@ -111,6 +119,8 @@ def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *
     """Provision and migrate the database, then run `action` in a session (with a worker when asked)."""
     with provision_database(settings) as url:
         if settings.migrate_on_start:
+            from app.store import migrate  # Alembic costs a tenth of a second to import: only when used
+
             migrate.upgrade(url)
         return asyncio.run(_session(settings, url, action, worker))
 
@@ -118,6 +128,10 @@ def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *
 async def _session(
     settings: Settings, url: str, action: Callable[[Session], Awaitable[T]], worker: bool
 ) -> T:
+    main = asyncio.current_task()
+    assert main is not None
+    # SIGTERM stops a command as Ctrl-C does: the worker lets its running jobs finish.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     async with open_runtime(settings, url) as (job_app, services):
         session = Session(services, job_app, worker=worker)
         try:

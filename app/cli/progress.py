@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -169,9 +169,9 @@ async def follow_protocol(
     session: Session,
     run_id: int,
     follower: Follower,
-    done: Callable[[ProtocolRun, list[StepRun]], bool],
+    done: Callable[[ProtocolRun, list[StepRun]], Awaitable[bool]],
 ) -> tuple[ProtocolRun, list[StepRun]]:
-    """Print the run's new events until `done(run, steps)`; the run and steps as they were then."""
+    """Print the run's new events until `await done(run, steps)`; the run and steps as they were then."""
     svc = session.services
     session.start_worker()
     while True:
@@ -179,7 +179,7 @@ async def follow_protocol(
         # Status first, events second: the events of the status read are committed with it.
         run, plan = await read_run(svc, run_id)
         follower.show(await read_new(svc, follower, {"protocol_run_id": run_id}))
-        if done(run, plan):
+        if await done(run, plan):
             follower.console.clear()
             return run, plan
         follower.tick()

@@ -12,7 +12,6 @@ from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, follow_setup, read_new, setup_outcome
 from app.cli.refs import find_project, parse_project
 from app.domain.records import Project
-from app.domain.workflow import setup_work
 from app.errors import ConflictError, InvalidInputError
 from app.services import projects as project_service
 from app.store import projects as project_store
@@ -43,7 +42,7 @@ def add(
 ) -> None:
     """Register project NAME and queue its setup (clone or locate the repository).
 
-    Exits 0 once the project is ready; 75 when its setup failed (the reason is printed).
+    Exits 0 once the project is ready; 75 when its setup failed or awaits answers (the line says).
     """
     if not git_url and not local_path:
         raise InvalidInputError("give --git-url URL or --local-path PATH", field="git_url")
@@ -76,7 +75,7 @@ def add(
 def setup(project_ref: str, worker: bool | None) -> None:
     """Queue the setup of PROJECT (a name or id) again, and follow it until it ends.
 
-    Exits 0 once the project is ready; 75 when its setup failed.
+    Exits 0 once the project is ready; 75 when its setup failed or awaits answers.
     """
     ref = parse_project(project_ref)
     settings = operator_settings()
@@ -90,7 +89,7 @@ def setup(project_ref: str, worker: bool | None) -> None:
         # Only what happens from now on tells how this setup ends.
         await read_new(svc, follower, {"project_id": found.id}, project_level=True)
         # No service queues a setup again: the queue interface is what register_project uses too.
-        queued = await svc.queue.defer(setup_work(found.id))
+        queued = await project_service.request_setup(svc, found.id)
         console.line(f"setup of project {found.name} {'queued' if queued else 'already queued'}")
         await _await_setup(session, found, follower)
 

@@ -8,6 +8,8 @@ stderr says which, and what to do. Any other code is an error of the command its
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from app.cli.common import Session, operator_settings, reports_errors, run_session, wants_worker
@@ -20,6 +22,7 @@ from app.domain.naming import check_task_title
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.domain.workflow import quality_work
 from app.errors import ConflictError
 from app.services import controls as control_service
 from app.services import planning
@@ -85,10 +88,10 @@ def plan(protocol_ref: str, worker: bool | None) -> None:
         if run.status is not P.PLANNING:
             run = await planning.start_protocol(session.services, run.id, expected_version=run.version)
             follower.console.line(f"planning {label}")
-        run, steps = await follow_protocol(session, run.id, follower, lambda r, _: r.status is not P.PLANNING)
+        run, steps = await follow_protocol(session, run.id, follower, _planned)
         if run.status not in HAS_PLAN:
             raise ConflictError(stopped_message(label, run, steps, auto_qa=True), status=str(run.status))
-        follower.console.line(f"{label} planned: {len(steps)} steps")
+        follower.console.line(f"{label} planned: {count(steps)}")
 
     run_session(settings, go, worker=wants_worker(settings, worker))
 
@@ -115,13 +118,12 @@ def run_protocol(protocol_ref: str, follow: bool, worker: bool | None) -> None:
         follower.console.line(f"{label}: {action}")
         if not follow:
             return
-        run, steps = await follow_protocol(
-            session, run.id, follower, lambda r, s: is_resting(r, s, auto_qa=auto_qa)
-        )
+        resting = functools.partial(is_resting, session.services, auto_qa=auto_qa)
+        run, steps = await follow_protocol(session, run.id, follower, resting)
         if run.status is not P.COMPLETED:
             raise ConflictError(stopped_message(label, run, steps, auto_qa=auto_qa), status=str(run.status))
         head = f" at {run.head_sha[:10]}" if run.head_sha else ""
-        follower.console.line(f"{label} completed: {len(steps)} steps on branch {run.branch_name}{head}")
+        follower.console.line(f"{label} completed: {count(steps)} on branch {run.branch_name}{head}")
 
     run_session(settings, go, worker=follow and wants_worker(settings, worker))
 
@@ -149,6 +151,10 @@ async def set_going(svc: Services, label: str, run: ProtocolRun, steps: list[Ste
     return f"already {status}" if status is P.COMPLETED else f"{status}, following"
 
 
+def count(steps: list[StepRun]) -> str:
+    return f"{len(steps)} step" + ("" if len(steps) == 1 else "s")
+
+
 def waiting_step(steps: list[StepRun], *, auto_qa: bool) -> StepRun | None:
     """The first unfinished step when it waits for a person (failed, blocked, or QA by hand)."""
     for step in sorted(steps, key=lambda s: s.step_index):
@@ -160,11 +166,22 @@ def waiting_step(steps: list[StepRun], *, auto_qa: bool) -> StepRun | None:
     return None
 
 
-def is_resting(run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool) -> bool:
+async def _planned(run: ProtocolRun, _: list[StepRun]) -> bool:
+    return run.status is not P.PLANNING
+
+
+async def is_resting(svc: Services, run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool) -> bool:
     """Nothing will happen to the run without a person: a resting status, or a step waiting."""
     if run.status in RESTING:
         return True
-    return run.status is P.RUNNING and waiting_step(steps, auto_qa=auto_qa) is not None
+    step = waiting_step(steps, auto_qa=auto_qa) if run.status is P.RUNNING else None
+    if step is None:
+        return False
+    if step.status is S.NEEDS_QA:
+        # Someone queued its QA by hand (`protocol qa`): that job is what we wait for.
+        lock = quality_work(step).queueing_lock
+        return lock not in await svc.queue.pending_locks([lock])
+    return True
 
 
 def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool) -> str:
@@ -175,6 +192,8 @@ def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_
         text += f": step {step.step_index:02d} is {step.status}"
     if run.last_error and run.status in (P.BLOCKED, P.FAILED):
         text += f" ({run.last_error.splitlines()[0][:200]})"
+    if run.status in (P.FAILED, P.CANCELLED):
+        return text + "; it cannot run again"
     if step is not None and step.status is S.NEEDS_QA:
         return text + f"; queue its QA with `protocol qa {step.id}` or pass it: `protocol approve {step.id}`"
     if step is not None:
@@ -183,4 +202,4 @@ def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_
         return text + f"; carry on with `protocol run {label}`"
     if run.status is P.BLOCKED:
         return text + f"; re-plan with `protocol plan {label}` or see `protocol status {label}`"
-    return text + "; it cannot run again"
+    return text

@@ -38,6 +38,7 @@ class ProtocolRef:
     run_id: int | None = None
     project: ProjectRef | None = None
     number: int = 0
+    name: str | None = None  # NNNN-slug, when given in full: it must match
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def parse_protocol(text: str) -> ProtocolRef:
         raise InvalidInputError(
             f"protocol {text!r}: give its id or PROJECT/NNNN, for example demo/0001", field="protocol"
         )
-    return ProtocolRef(project=parse_project(project), number=int(found[1]))
+    full_name = number if "-" in number else None
+    return ProtocolRef(project=parse_project(project), number=int(found[1]), name=full_name)
 
 
 def parse_step(text: str) -> StepRef:
@@ -110,10 +112,11 @@ async def find_protocol(conn: AsyncConnection, ref: ProtocolRef) -> tuple[Projec
     before = None
     while page := await protocols.list_for_project(conn, project.id, before_id=before, limit=_PAGE):
         for run in page:
-            if run.number == ref.number:
+            if run.number == ref.number and ref.name in (None, run.name):
                 return project, run
         before = page[-1].id
-    raise NotFoundError(f"project {project.name} has no protocol {ref.number:04d}", field="protocol")
+    wanted = ref.name or f"{ref.number:04d}"
+    raise NotFoundError(f"project {project.name} has no protocol {wanted}", field="protocol")
 
 
 async def find_step(conn: AsyncConnection, ref: StepRef) -> tuple[Project, ProtocolRun, StepRun]:

@@ -85,6 +85,8 @@ async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None 
             update_heartbeat_interval=settings.worker_heartbeat_seconds,
             stalled_worker_timeout=settings.stalled_after_seconds,
             listen_notify=True,
+            # LISTEN/NOTIFY wakes a worker for new jobs; polling catches retries that come due later.
+            fetch_job_polling_interval=settings.worker_poll_seconds,
             wait=True,
         )
     finally:

@@ -81,9 +81,17 @@ async def pause(svc: Services, run_id: int, *, expected_version: int | None = No
 
 
 async def resume(svc: Services, run_id: int, *, expected_version: int | None = None) -> ProtocolRun:
-    """Carry on a paused (or blocked) run from where it stands."""
+    """Carry on a paused (or blocked) run from where it stands; a failed or blocked step must be dealt
+    with first (retry or approve it), or the run would be running with nothing it could do."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
+        stuck = [s for s in await steps.list_for_protocol(conn, run.id) if s.status in (S.FAILED, S.BLOCKED)]
+        if stuck:
+            raise ConflictError(
+                f"step {stuck[0].step_index} is {stuck[0].status}: retry or approve it first",
+                status=str(run.status),
+                step_id=stuck[0].id,
+            )
         version = run.version if expected_version is None else expected_version
         run = await move_protocol(conn, run.id, P.RUNNING, expected_version=version, reason="resumed")
     await defer_next_work(svc, run.id)

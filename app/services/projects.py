@@ -56,6 +56,13 @@ async def register_project(
     return project
 
 
+async def request_setup(svc: Services, project_id: int) -> bool:
+    """Queue the project's setup again (after a failure, or to re-run discovery); False if already queued."""
+    async with svc.database.transaction() as conn:
+        await projects.get(conn, project_id)
+    return await svc.queue.defer(setup_work(project_id))
+
+
 async def setup_project(svc: Services, project_id: int) -> Project:
     """Clone (or find) the repository, persist where it is, and say what we recommend."""
     async with svc.database.transaction() as conn:

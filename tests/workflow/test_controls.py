@@ -179,3 +179,20 @@ async def test_pause_holds_and_resume_carries_on(database_url, tmp_path):
         jobs = await _jobs(svc, "execute_step_job")
     assert resumed.status is P.RUNNING
     assert len(jobs) == 1
+
+
+async def test_resume_refuses_a_run_whose_step_needs_a_person(database_url, tmp_path):
+    repos = make_repos(tmp_path)
+    async with open_runtime(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as (_, svc):
+        run, made = await _running_run_with_steps(svc, repos)
+        async with svc.database.transaction() as conn:
+            step = await move_step(conn, made[0].id, S.RUNNING, expected_version=1)
+            step = await move_step(conn, step.id, S.BLOCKED, expected_version=step.version)
+            run = await protocols.get(conn, run.id)
+            await move_protocol(conn, run.id, P.BLOCKED, expected_version=run.version)
+        with pytest.raises(ConflictError, match="retry or approve it first"):
+            await controls.resume(svc, run.id)
+        retried = await controls.retry_step(svc, step.id)
+        async with svc.database.transaction() as conn:
+            assert (await protocols.get(conn, run.id)).status is P.RUNNING
+    assert retried.status is S.PENDING
