@@ -49,52 +49,34 @@ async def guarded(
             await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, not recoverable)
 
 
+Action = Callable[[Services, int], Awaitable[object]]
+GiveUp = Callable[..., Awaitable[None]]
+
+# Each job: its id argument, what kind of subject that id names, the service call, and what giving up
+# means for that subject.
+JOBS: dict[JobName, tuple[str, str, Action, GiveUp]] = {
+    JobName.PROJECT_SETUP: ("project_id", "project", projects.setup_project, projects.fail_setup),
+    JobName.PLAN_PROTOCOL: ("protocol_run_id", "protocol", planning.plan_protocol, planning.fail_planning),
+    JobName.EXECUTE_STEP: ("step_run_id", "step", execution.execute_step, execution.fail_step),
+    JobName.RUN_QUALITY: ("step_run_id", "step", quality.run_quality, execution.fail_step),
+    JobName.OPEN_PR: ("protocol_run_id", "protocol", publishing.open_pr, publishing.fail_publishing),
+}
+
+
 def register_tasks(app: procrastinate.App, retry: RetryPolicy) -> None:
     """Attach every job to `app` under its JobName."""
+    for name, (argument, kind, action, give_up) in JOBS.items():
+        app.task(name=name.value, pass_context=True, retry=retry)(_task(argument, kind, action, give_up))
 
-    @app.task(name=JobName.PROJECT_SETUP.value, pass_context=True, retry=retry)
-    async def project_setup_job(context: JobContext, project_id: int) -> None:
+
+def _task(argument: str, kind: str, action: Action, give_up: GiveUp) -> Callable[..., Awaitable[None]]:
+    async def task(context: JobContext, **ids: int) -> None:
+        entity_id = ids[argument]
         await guarded(
             context,
-            lambda svc: projects.setup_project(svc, project_id),
-            lambda svc, reason, _terminal: projects.fail_setup(svc, project_id, reason),
-            ("project", project_id),
+            lambda svc: action(svc, entity_id),
+            lambda svc, reason, terminal: give_up(svc, entity_id, reason, terminal=terminal),
+            (kind, entity_id),
         )
 
-    @app.task(name=JobName.PLAN_PROTOCOL.value, pass_context=True, retry=retry)
-    async def plan_protocol_job(context: JobContext, protocol_run_id: int) -> None:
-        await guarded(
-            context,
-            lambda svc: planning.plan_protocol(svc, protocol_run_id),
-            lambda svc, reason, terminal: planning.fail_planning(
-                svc, protocol_run_id, reason, terminal=terminal
-            ),
-            ("protocol", protocol_run_id),
-        )
-
-    @app.task(name=JobName.EXECUTE_STEP.value, pass_context=True, retry=retry)
-    async def execute_step_job(context: JobContext, step_run_id: int) -> None:
-        await guarded(
-            context,
-            lambda svc: execution.execute_step(svc, step_run_id),
-            lambda svc, reason, terminal: execution.fail_step(svc, step_run_id, reason, terminal=terminal),
-            ("step", step_run_id),
-        )
-
-    @app.task(name=JobName.RUN_QUALITY.value, pass_context=True, retry=retry)
-    async def run_quality_job(context: JobContext, step_run_id: int) -> None:
-        await guarded(
-            context,
-            lambda svc: quality.run_quality(svc, step_run_id),
-            lambda svc, reason, terminal: execution.fail_step(svc, step_run_id, reason, terminal=terminal),
-            ("step", step_run_id),
-        )
-
-    @app.task(name=JobName.OPEN_PR.value, pass_context=True, retry=retry)
-    async def open_pr_job(context: JobContext, protocol_run_id: int) -> None:
-        await guarded(
-            context,
-            lambda svc: publishing.open_pr(svc, protocol_run_id),
-            lambda svc, reason, _terminal: publishing.fail_publishing(svc, protocol_run_id, reason),
-            ("protocol", protocol_run_id),
-        )
+    return task

@@ -63,16 +63,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             deletions=stats.deletions,
         )
         if pushed:
-            await record(
-                conn,
-                project.id,
-                "branch.pushed",
-                f"pushed {run.branch_name}",
-                run=run,
-                remote="origin",
-                branch=run.branch_name,
-                sha=sha,
-            )
+            await record_push(conn, run, sha)
     await defer_next_work(svc, run.id)
     return step
 
@@ -108,6 +99,20 @@ async def push_branch(svc: Services, worktree: GitRepository, run: ProtocolRun) 
         return False
     await worktree.push(run.branch_name)
     return True
+
+
+async def record_push(conn: AsyncConnection, run: ProtocolRun, sha: str) -> None:
+    """The event saying the protocol branch now points at `sha` on origin."""
+    await record(
+        conn,
+        run.project_id,
+        "branch.pushed",
+        f"pushed {run.branch_name} at {sha[:12]}",
+        run=run,
+        remote="origin",
+        branch=run.branch_name,
+        sha=sha,
+    )
 
 
 async def fail_step(svc: Services, step_id: int, reason: str, *, terminal: bool) -> None:

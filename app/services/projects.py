@@ -202,8 +202,8 @@ def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
     ]
 
 
-async def fail_setup(svc: Services, project_id: int, reason: str) -> None:
-    """Setup gave up: say so on the project."""
+async def fail_setup(svc: Services, project_id: int, reason: str, *, terminal: bool = True) -> None:
+    """Setup gave up (for good, or after its last try): say so on the project."""
     async with svc.database.transaction() as conn:
         project = await projects.get(conn, project_id)
         await projects.set_status(conn, project.id, ProjectStatus.FAILED, expected_version=project.version)

@@ -7,7 +7,7 @@ from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.services.context import Services
 from app.services.events import record
-from app.services.execution import block_run, push_branch
+from app.services.execution import block_run, push_branch, record_push
 from app.services.workspace import ensure_worktree
 from app.store import projects, protocols, steps
 from app.store.transitions import move_protocol
@@ -26,16 +26,7 @@ async def open_pr(svc: Services, run_id: int) -> ProtocolRun:
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run.id)
         if pushed:
-            await record(
-                conn,
-                project.id,
-                "branch.pushed",
-                f"pushed {run.branch_name}",
-                run=run,
-                remote="origin",
-                branch=run.branch_name,
-                sha=sha,
-            )
+            await record_push(conn, run, sha)
         plan = await steps.list_for_protocol(conn, run.id)
         if run.status is P.RUNNING and plan and all(s.status is S.COMPLETED for s in plan):
             run = await move_protocol(
@@ -49,7 +40,7 @@ async def open_pr(svc: Services, run_id: int) -> ProtocolRun:
     return run
 
 
-async def fail_publishing(svc: Services, run_id: int, reason: str) -> None:
-    """Publishing gave up: the run is blocked until an operator looks."""
+async def fail_publishing(svc: Services, run_id: int, reason: str, *, terminal: bool = False) -> None:
+    """Publishing gave up: the run is blocked until an operator looks (retrying may well work)."""
     async with svc.database.transaction() as conn:
         await block_run(conn, run_id, f"publishing failed: {reason}")

@@ -11,9 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.config import EngineName
 from app.domain.statuses import ProtocolStatus
 from app.errors import InvalidInputError
+from app.web.api.registry import MAX_ID
 
 T = TypeVar("T")
-Name = Field(min_length=1, max_length=63)
+# Documented rather than enforced by pydantic: the service checks these and says why in its own words.
+Name = Field(min_length=1, max_length=63, json_schema_extra={"pattern": r"^[a-z0-9][a-z0-9._-]*$"})
 
 
 class Strict(BaseModel):
@@ -30,9 +32,18 @@ class EngineChoices(Strict):
 
 
 class ProjectCreate(EngineChoices):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["git_url"], "properties": {"git_url": {"type": "string"}}},
+                {"required": ["local_path"], "properties": {"local_path": {"type": "string"}}},
+            ]
+        }
+    )
+
     name: str = Name
     git_url: str | None = Field(None, max_length=2000)
-    local_path: str | None = Field(None, max_length=4000)
+    local_path: str | None = Field(None, max_length=4000, json_schema_extra={"pattern": "^/"})
     base_branch: str = Field("main", min_length=1, max_length=200)
     ci_provider: Literal["github", "gitlab"] | None = None
 
@@ -78,11 +89,13 @@ class EventQuery(PageQuery):
 
 
 class StreamQuery(Strict):
-    project_id: int | None = Field(None, ge=1)
-    protocol_id: int | None = Field(None, ge=1)
-    step_id: int | None = Field(None, ge=1)
+    project_id: int | None = Field(None, ge=1, le=MAX_ID)
+    protocol_id: int | None = Field(None, ge=1, le=MAX_ID)
+    step_id: int | None = Field(None, ge=1, le=MAX_ID)
     type: list[str] = Field(default_factory=list, max_length=30)
-    after: int | None = Field(None, ge=0, description="Resume after this event id (or send Last-Event-ID).")
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Resume after this event id (or send Last-Event-ID)."
+    )
 
 
 class Page(BaseModel, Generic[T]):
@@ -106,7 +119,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         position = int(text)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInputError("the cursor is not one this API gave out", field="cursor") from None
-    if position < 0:
+    if not 0 <= position <= MAX_ID:
         raise InvalidInputError("the cursor is not one this API gave out", field="cursor")
     return position
 

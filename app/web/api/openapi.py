@@ -8,9 +8,11 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from app import __version__
-from app.web.api.registry import Endpoint
+from app.web.api.registry import JSON, MAX_ID, Endpoint
+from app.web.auth import PROJECT_TOKEN_HEADER
 
 REF = "#/components/schemas/{model}"
+EVENT_STREAM = "text/event-stream"
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -41,7 +43,8 @@ REASONS = {
 
 
 def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
-    """The whole document for `endpoints`; `secured` adds the bearer scheme to non-public ones."""
+    """The whole document for `endpoints`; `secured` adds the credentials non-public ones take: the
+    service's bearer token, or a project's own token (which reaches that project's resources alone)."""
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -54,7 +57,10 @@ def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
         "components": {"schemas": components},
     }
     if secured:
-        spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        spec["components"]["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "projectToken": {"type": "apiKey", "in": "header", "name": PROJECT_TOKEN_HEADER},
+        }
     return spec
 
 
@@ -82,14 +88,18 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], secured: bool) ->
         components.update(body.pop("$defs", {}))
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     if secured and not endpoint.public:
-        operation["security"] = [{"bearer": []}]
+        operation["security"] = [{"bearer": []}, {"projectToken": []}]
     return operation
 
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     parameters = []
     for name in endpoint.path_params:
-        schema = {"type": "integer", "minimum": 1} if name.endswith("_id") else {"type": "string"}
+        schema = (
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            if name.endswith("_id")
+            else {"type": "string"}
+        )
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     if endpoint.query is not None:
         properties: dict[str, Any] = endpoint.query.model_json_schema(ref_template=REF).get("properties", {})
@@ -107,18 +117,47 @@ def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         responses["204"] = {"description": "Done"}
     elif endpoint.stream:
         responses["200"] = {
-            "description": "Events",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Events, as they happen",
+            "content": {EVENT_STREAM: {"schema": _event_schema(endpoint, components)}},
         }
     else:
-        schema = (
-            _schema(endpoint.response, components) if endpoint.response is not None else {"type": "object"}
-        )
-        responses[str(endpoint.status)] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": schema}},
-        }
-    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
-    for status in sorted({*endpoint.errors, 422, *(() if endpoint.public else (401,))}):
+        responses[str(endpoint.status)] = {"description": "OK", "content": _content(endpoint, components)}
+    error = {"content": {JSON: {"schema": {"$ref": REF.format(model="Error")}}}}
+    statuses = {*endpoint.errors, 422}
+    if not endpoint.public:
+        statuses |= {401, 403}  # no or bad credentials; a project's token used beyond its project
+    if endpoint.body is not None:
+        statuses.add(413)  # past the size limit on request bodies
+    for status in sorted(statuses):
         responses[str(status)] = {"description": REASONS.get(status, "Error"), **error}
     return responses
+
+
+def _content(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    """One entry per media type the endpoint answers with: its model as JSON, or text."""
+    content = {}
+    for media_type in endpoint.media_types:
+        if media_type != JSON:
+            content[media_type] = {"schema": {"type": "string"}}
+        elif endpoint.response is not None:
+            content[media_type] = {"schema": _schema(endpoint.response, components)}
+        else:
+            content[media_type] = {"schema": {"type": "object"}}
+    return content
+
+
+def _event_schema(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event (OpenAPI 3.1 has no `itemSchema`: the schema describes each event)."""
+    data: dict[str, Any] = {"type": "string"}
+    if endpoint.response is not None:
+        data |= {"contentMediaType": JSON, "contentSchema": _schema(endpoint.response, components)}
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "minimum": 0},
+            "data": data,
+        },
+    }

@@ -21,6 +21,7 @@ from app.errors import InvalidInputError, NotFoundError
 Handler = Callable[..., Awaitable[Any]]
 _PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
 MAX_ID = 2**63 - 1
+JSON = "application/json"
 
 
 @dataclass
@@ -36,7 +37,10 @@ class Endpoint:
     status: int = 200
     errors: tuple[int, ...] = ()
     public: bool = False
-    stream: bool = False  # answers with Server-Sent Events
+    stream: bool = False  # answers with Server-Sent Events (`response`, if set, is each event's data)
+    # What a 2xx answer is sent as: JSON of `response` by default; text (`text/plain`, `text/markdown`,
+    # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
+    media_types: tuple[str, ...] = (JSON,)
     examples: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,7 +112,8 @@ def _plain(value: Any) -> Any:
 
 def _id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or int(raw) > MAX_ID or int(raw) < 1:
+    # ASCII only: str.isdigit() also takes '²' (which int() refuses) and '١' (which it reads as 1).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
         raise NotFoundError(f"no {name.removesuffix('_id')} {raw[:40]!r}", field=name)
     return int(raw)
 
@@ -134,17 +139,19 @@ def _text(value: str, name: str) -> str:
     return value
 
 
-def _check_texts(data: Any, where: str, path: str = "") -> None:
+def _check_texts(data: Any, where: str) -> None:
     """Every string in decoded JSON (keys too) must be storable text; the field is named if not."""
-    if isinstance(data, str):
-        _text(data, path or where)
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            _check_texts(item, where, f"{path}.{index}" if path else str(index))
-    elif isinstance(data, dict):
-        for key, item in data.items():
-            _text(str(key), path or where)
-            _check_texts(item, where, f"{path}.{key}" if path else str(key))
+    pending: list[tuple[Any, str]] = [(data, "")]  # a loop, not recursion: JSON may nest deeply
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            _text(value, path or where)
+        elif isinstance(value, list):
+            pending += [(item, f"{path}.{index}" if path else str(index)) for index, item in enumerate(value)]
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                _text(str(key), path or where)
+                pending.append((item, f"{path}.{key}" if path else str(key)))
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -165,6 +172,8 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON ({exc.msg})", field="body") from None
+    except (ValueError, RecursionError):  # an integer of thousands of digits; nesting past the stack
+        raise InvalidInputError("the request body is JSON this API cannot read", field="body") from None
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:
