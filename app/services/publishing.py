@@ -6,7 +6,6 @@ from app.domain.records import ProtocolRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.services.context import Services
-from app.services.events import record
 from app.services.execution import block_run, push_branch, record_push
 from app.services.workspace import ensure_worktree
 from app.store import projects, protocols, steps
