@@ -53,7 +53,7 @@ def authentication(
         if not project_token or len(project_token) > 200:
             raise AuthenticationError("a valid bearer or project token is required")
         svc = request.app[SERVICES]
-        async with svc.database.transaction() as conn:
+        async with svc.database.read() as conn:
             allowed = await projects.id_for_token_hash(conn, token_hash(project_token))
         if allowed is None:
             raise AuthenticationError("a valid bearer or project token is required")
@@ -80,5 +80,5 @@ async def _owner(svc: Services, request: web.Request) -> int | None:
         "steps": steps.project_of,
         "agent_runs": agent_runs.project_of,
     }
-    async with svc.database.transaction() as conn:
+    async with svc.database.read() as conn:
         return await lookup[kind](conn, entity_id)

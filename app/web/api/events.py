@@ -18,7 +18,7 @@ api = Api()
 
 
 async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         if "project_id" in scope:
             await projects.get(conn, scope["project_id"])
         if "protocol_run_id" in scope:
@@ -104,10 +104,10 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
     async with sse_response(request) as stream:
         last = _resume_point(stream.last_event_id, query.after)
         if last is None:
-            async with database.transaction() as conn:
+            async with database.read() as conn:
                 last = await store.last_id(conn)
         while stream.is_connected():
-            async with database.transaction() as conn:
+            async with database.read() as conn:
                 batch = await store.list_page(
                     conn, event_types=query.type or None, after_id=last, limit=STREAM_BATCH, **scope
                 )

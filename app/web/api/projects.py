@@ -47,7 +47,7 @@ async def create_project(request: web.Request, body: ProjectCreate) -> Project:
     response=Page[Project],
 )
 async def list_projects(request: web.Request, query: PageQuery) -> dict:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         items = await store.list_page(conn, before_id=query.position(), limit=query.limit)
     return page_of(items, query.limit)
 
@@ -56,7 +56,7 @@ async def list_projects(request: web.Request, query: PageQuery) -> dict:
     "GET", "/projects/{project_id}", summary="One project", tag="projects", response=Project, errors=(404,)
 )
 async def get_project(request: web.Request, project_id: int) -> Project:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         return await store.get(conn, project_id)
 
 
@@ -102,7 +102,7 @@ async def delete_project(request: web.Request, project_id: int) -> web.Response:
 )
 async def list_branches(request: web.Request, project_id: int) -> dict:
     svc = services(request)
-    async with svc.database.transaction() as conn:
+    async with svc.database.read() as conn:
         project = await store.get(conn, project_id)
     repository = repository_at(svc, clone_path(svc, project))
     return {"branches": await repository.list_remote_branches()}

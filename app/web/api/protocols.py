@@ -45,7 +45,7 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     errors=(404,),
 )
 async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         items = await store.list_for_project(
             conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
         )
@@ -61,7 +61,7 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     errors=(404,),
 )
 async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         return await store.get(conn, protocol_id)
 
 
@@ -74,14 +74,14 @@ async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
     errors=(404,),
 )
 async def list_steps(request: web.Request, protocol_id: int) -> dict:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         await store.get(conn, protocol_id)
         return {"items": await step_store.list_for_protocol(conn, protocol_id), "next_cursor": None}
 
 
 @api.route("GET", "/steps/{step_id}", summary="One step run", tag="steps", response=StepRun, errors=(404,))
 async def get_step(request: web.Request, step_id: int) -> StepRun:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         return await step_store.get(conn, step_id)
 
 

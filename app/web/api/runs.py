@@ -26,7 +26,7 @@ api = Api()
     errors=(404,),
 )
 async def step_agent_runs(request: web.Request, step_id: int) -> dict:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         await steps.get(conn, step_id)
         return {"items": await agent_runs.list_for_step(conn, step_id), "next_cursor": None}
 
@@ -39,7 +39,7 @@ async def step_agent_runs(request: web.Request, step_id: int) -> dict:
     errors=(404,),
 )
 async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         text = await agent_runs.read_log(conn, agent_run_id)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
@@ -69,7 +69,7 @@ async def read_artifact(request: web.Request, protocol_id: int, name: str) -> we
 
 
 async def _run(request: web.Request, protocol_id: int) -> ProtocolRun:
-    async with services(request).database.transaction() as conn:
+    async with services(request).database.read() as conn:
         return await protocols.get(conn, protocol_id)
 
 
