@@ -1,0 +1,35 @@
+"""Smoke test of bench/api.py: a quick run against the test server exits 0 and prints its table.
+
+Never a speed assertion: the figures depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "api.py"
+MEASURES = (
+    "ceiling: bare aiohttp, constant JSON",
+    "reference: bare aiohttp + asyncpg, one row",
+    "GET /protocols/{id}",
+    "GET /projects/{id}/protocols, first page",
+    "GET /projects/{id}/protocols, deep page",
+)
+
+
+def test_quick_run_prints_every_measure(postgres_server_url, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--database-url", postgres_server_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for measure in MEASURES:
+        assert any(line.startswith(f"{measure}  ") for line in lines), measure
+    assert "settings: " in done.stdout
+    assert "targets (" in done.stdout
