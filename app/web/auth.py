@@ -68,7 +68,7 @@ async def _owner(svc: Services, request: web.Request) -> int | None:
     """The project the requested resource belongs to; None for service-wide paths."""
     if request.path == "/events/stream":
         raw = request.query.get("project_id", "")
-        return int(raw) if raw.isdigit() and len(raw) < 19 else None
+        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
     match = _OWNED.match(request.path)
     if match is None:
         return None

@@ -88,6 +88,7 @@ STREAM_BATCH = 200
     summary="New events as Server-Sent Events (resumable with Last-Event-ID)",
     tag="events",
     query=StreamQuery,
+    response=Event,
     stream=True,
 )
 async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamResponse:
@@ -106,7 +107,7 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
         if last is None:
             async with database.read() as conn:
                 last = await store.last_id(conn)
-        while stream.is_connected():
+        while stream.is_connected() and request.transport is not None and not request.transport.is_closing():
             async with database.read() as conn:
                 batch = await store.list_page(
                     conn, event_types=query.type or None, after_id=last, limit=STREAM_BATCH, **scope
@@ -120,6 +121,6 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 19:
         return int(last_event_id)
     return after

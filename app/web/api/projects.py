@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from app.domain.records import Project
-from app.errors import InvalidInputError, PermissionDeniedError
+from app.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from app.git import branch_name_problem
 from app.services import projects as project_service
+from app.services.context import Services
 from app.services.workspace import clone_path, repository_at
 from app.store import projects as store
 from app.web.api.common import if_match, services
@@ -98,13 +101,13 @@ async def delete_project(request: web.Request, project_id: int) -> web.Response:
     "/projects/{project_id}/branches",
     summary="Remote branches of the project",
     tag="projects",
-    errors=(404, 502),
+    errors=(404, 409, 502),
 )
 async def list_branches(request: web.Request, project_id: int) -> dict:
     svc = services(request)
     async with svc.database.read() as conn:
         project = await store.get(conn, project_id)
-    repository = repository_at(svc, clone_path(svc, project))
+    repository = repository_at(svc, _repository_path(svc, project))
     return {"branches": await repository.list_remote_branches()}
 
 
@@ -114,7 +117,7 @@ async def list_branches(request: web.Request, project_id: int) -> dict:
     summary="Delete a remote branch",
     tag="projects",
     body=BranchDelete,
-    errors=(404, 422, 502),
+    errors=(404, 409, 422, 502),
 )
 async def delete_branch(request: web.Request, project_id: int, branch: str, body: BranchDelete) -> dict:
     if body.confirm != branch:
@@ -122,7 +125,7 @@ async def delete_branch(request: web.Request, project_id: int, branch: str, body
     svc = services(request)
     async with svc.database.transaction() as conn:
         project = await store.get(conn, project_id)
-    repository = repository_at(svc, clone_path(svc, project))
+    repository = repository_at(svc, _repository_path(svc, project))
     return {"deleted": await repository.delete_remote_branch(branch)}
 
 
@@ -155,3 +158,14 @@ async def issue_token(request: web.Request, project_id: int) -> ProjectToken:
     async with services(request).database.transaction() as conn:
         await store.set_token_hash(conn, project_id, digest)
     return ProjectToken(project_id=project_id, token=token)
+
+
+def _repository_path(svc: Services, project: Project) -> Path:
+    """The project's repository; a 409 while there is none yet (not set up, or not a repository)."""
+    path = clone_path(svc, project)
+    if not (path / ".git").exists():
+        raise ConflictError(
+            f"project {project.name} has no repository at {path} yet (status {project.status})",
+            field="project_id",
+        )
+    return path

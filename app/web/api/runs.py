@@ -35,6 +35,7 @@ async def step_agent_runs(request: web.Request, step_id: int) -> dict:
     "GET",
     "/agent_runs/{agent_run_id}/log",
     summary="An agent run's transcript (secrets redacted)",
+    media_types=("text/plain",),
     tag="agents",
     errors=(404,),
 )
@@ -59,6 +60,7 @@ async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
     "GET",
     "/protocols/{protocol_id}/artifacts/{name:.+}",
     summary="One file of a protocol's folder",
+    media_types=("text/markdown", "text/plain"),
     tag="artifacts",
     errors=(404, 422),
 )
