@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from app.errors import InvalidInputError, NotFoundError
 
@@ -89,10 +90,8 @@ def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
 
 def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """JSON of a model (or list/dict of them), with an ETag when the resource carries a version."""
-    body = _plain(result)
-    response = web.Response(
-        text=json.dumps(body, separators=(",", ":")), status=status, content_type="application/json"
-    )
+    # pydantic-core writes models (and lists and dicts of them) straight to JSON bytes: no dict copy.
+    response = web.Response(body=to_json(result), status=status, content_type="application/json")
     version = getattr(result, "version", None)
     if isinstance(version, int) and hasattr(result, "id"):
         response.headers["ETag"] = f'"{version}"'
