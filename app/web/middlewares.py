@@ -1,10 +1,9 @@
-"""Middlewares: correlation id, the JSON error envelope, bearer-token authentication."""
+"""Middlewares: correlation id and the JSON error envelope (authentication is in app/web/auth.py)."""
 
 from __future__ import annotations
 
-import hmac
 import re
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -69,18 +68,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error")
         return web.json_response(error_body("internal_error", "internal error"), status=500)
-
-
-def auth_middleware(token: str | None, public_paths: Collection[str]) -> Callable:
-    """Require `Authorization: Bearer <token>` on every path but the public ones, when a token is set."""
-    expected = f"Bearer {token}".encode() if token else None
-
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is not None and request.path not in public_paths:
-            offered = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(offered, expected):
-                raise AuthenticationError("a valid bearer token is required")
-        return await handler(request)
-
-    return authenticate
