@@ -287,3 +287,22 @@ async def test_the_docs_page_is_served_from_our_own_assets(client):
     assert len(await bundle.read()) > 1_000_000
     for escape in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/swagger-ui/../../app.py"):
         assert (await client.get(escape)).status in (401, 403, 404), escape
+
+
+async def test_the_openapi_document_names_the_concurrency_headers_and_shows_examples(client):
+    spec = await (await client.get("/openapi.json")).json()
+
+    def headers(path, method):
+        return {p["name"] for p in spec["paths"][path][method]["parameters"] if p["in"] == "header"}
+
+    assert headers("/projects", "post") == {"Idempotency-Key"}
+    assert headers("/projects/{project_id}/protocols", "post") == {"Idempotency-Key"}
+    assert headers("/projects/{project_id}", "patch") == {"If-Match"}
+    assert headers("/protocols/{protocol_id}/actions/start", "post") == {"If-Match"}
+    assert headers("/steps/{step_id}/actions/approve", "post") == {"If-Match"}
+
+    def body(path):
+        return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+    assert body("/projects/{project_id}/protocols")["examples"][0]["title"] == "Add a login page"
+    assert body("/projects")["examples"][0]["name"] == "shop"

@@ -34,10 +34,13 @@ class EngineChoices(Strict):
 class ProjectCreate(EngineChoices):
     model_config = ConfigDict(
         json_schema_extra={
+            "examples": [
+                {"name": "shop", "git_url": "https://github.com/acme/shop.git", "base_branch": "main"}
+            ],
             "anyOf": [
                 {"required": ["git_url"], "properties": {"git_url": {"type": "string"}}},
                 {"required": ["local_path"], "properties": {"local_path": {"type": "string"}}},
-            ]
+            ],
         }
     )
 
@@ -54,6 +57,14 @@ class ProjectPatch(EngineChoices):
 
 
 class ProtocolCreate(EngineChoices):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"title": "Add a login page", "description": "Email + password, tests.", "start": True}
+            ]
+        }
+    )
+
     title: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=20_000)
     start: bool = False

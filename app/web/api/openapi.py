@@ -42,6 +42,20 @@ REASONS = {
 }
 
 
+HEADERS: dict[str, dict[str, Any]] = {
+    "If-Match": {
+        "description": "The ETag read before: the write happens only if nobody wrote since (else 409).",
+        "schema": {"type": "string", "maxLength": 40},
+        "example": '"3"',
+    },
+    "Idempotency-Key": {
+        "description": "Retry-safe creation: the first answer to a key answers every retry (kept a day).",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
+        "example": "create-login-page-1",
+    },
+}
+
+
 def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
     """The whole document for `endpoints`; `secured` adds the credentials non-public ones take: the
     service's bearer token, or a project's own token (which reaches that project's resources alone)."""
@@ -108,6 +122,8 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
             if prop.get("type") == "array":
                 query |= {"style": "form", "explode": True}
             parameters.append(query)
+    for header in endpoint.headers:
+        parameters.append({"name": header, "in": "header", "required": False, **HEADERS[header]})
     return parameters
 
 

@@ -33,6 +33,7 @@ class ProjectToken(BaseModel):
     summary="Register a project and queue its setup",
     tag="projects",
     body=ProjectCreate,
+    headers=("Idempotency-Key",),
     response=Project,
     status=201,
     errors=(409, 422),
@@ -69,6 +70,7 @@ async def get_project(request: web.Request, project_id: int) -> Project:
     summary="Change a project (If-Match: its ETag)",
     tag="projects",
     body=ProjectPatch,
+    headers=("If-Match",),
     response=Project,
     errors=(404, 409, 422),
 )

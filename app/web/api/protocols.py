@@ -14,6 +14,7 @@ from app.web.api.registry import Api
 
 api = Api()
 ACTION_ERRORS = (404, 409)
+IF_MATCH = ("If-Match",)
 
 
 @api.route(
@@ -22,6 +23,7 @@ ACTION_ERRORS = (404, 409)
     summary="Create a protocol run (and start it)",
     tag="protocols",
     body=ProtocolCreate,
+    headers=("Idempotency-Key",),
     response=ProtocolRun,
     status=201,
     errors=(404, 409, 422),
@@ -90,7 +92,15 @@ def _protocol_action(path: str, summary: str, action: object) -> None:
         return await action(services(request), protocol_id, expected_version=if_match(request))  # type: ignore[operator]
 
     act.__name__ = path.rsplit("/", 1)[-1]
-    api.route("POST", path, summary=summary, tag="actions", response=ProtocolRun, errors=ACTION_ERRORS)(act)
+    api.route(
+        "POST",
+        path,
+        summary=summary,
+        tag="actions",
+        response=ProtocolRun,
+        errors=ACTION_ERRORS,
+        headers=IF_MATCH,
+    )(act)
 
 
 _protocol_action(
@@ -149,6 +159,7 @@ async def run_qa(request: web.Request, step_id: int) -> StepRun:
     tag="actions",
     response=StepRun,
     errors=ACTION_ERRORS,
+    headers=IF_MATCH,
 )
 async def retry(request: web.Request, step_id: int) -> StepRun:
     return await controls.retry_step(services(request), step_id, expected_version=if_match(request))
@@ -162,6 +173,7 @@ async def retry(request: web.Request, step_id: int) -> StepRun:
     body=Approval,
     response=StepRun,
     errors=ACTION_ERRORS,
+    headers=IF_MATCH,
 )
 async def approve(request: web.Request, step_id: int, body: Approval) -> StepRun:
     return await quality.approve_step(

@@ -42,6 +42,7 @@ class Endpoint:
     # What a 2xx answer is sent as: JSON of `response` by default; text (`text/plain`, `text/markdown`,
     # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
     media_types: tuple[str, ...] = (JSON,)
+    headers: tuple[str, ...] = ()  # request headers it honours: If-Match, Idempotency-Key
     examples: dict[str, Any] = field(default_factory=dict)
 
     @property
