@@ -29,6 +29,9 @@ from app.git.parsing import (
 from app.git.runner import GitResult, GitRunner
 from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
 
+# Repository path -> its git common dir (the lock key), learnt once per process.
+_COMMON_DIRS: dict[Path, Path] = {}
+
 
 def _real(path: Path) -> Path:
     # Path arithmetic and a readlink or two: cheap enough to stay on the event loop.
@@ -107,8 +110,12 @@ class GitRepository:
     async def _locked(self) -> AsyncIterator[None]:
         if self._lock_key is None:
             # The common dir is the main clone's .git for every worktree: they all share one lock.
-            found = await self._git("rev-parse", "--path-format=absolute", "--git-common-dir")
-            self._lock_key = Path(found.text.strip())
+            # It never changes for a path, so it is looked up once per process, not once per job.
+            known = _COMMON_DIRS.get(self.path)
+            if known is None:
+                found = await self._git("rev-parse", "--path-format=absolute", "--git-common-dir")
+                known = _COMMON_DIRS.setdefault(self.path, Path(found.text.strip()))
+            self._lock_key = known
         async with repository_lock(self._lock_key):
             yield
 

@@ -19,7 +19,7 @@ async def open_pr(svc: Services, run_id: int) -> ProtocolRun:
         project = await projects.get(conn, run.project_id)
     if run.status in (P.CANCELLED, P.FAILED, P.COMPLETED):
         return run
-    worktree = await ensure_worktree(svc, project, run)
+    worktree = await ensure_worktree(svc, project, run, discard=False)  # reads or pushes commits only
     pushed = await push_branch(svc, worktree, run)
     sha = await worktree.head_sha()
     async with svc.database.transaction() as conn:

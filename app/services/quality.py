@@ -30,7 +30,7 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
         project = await projects.get(conn, run.project_id)
     if step.status is not S.NEEDS_QA or run.status in (P.CANCELLED, P.FAILED, P.COMPLETED):
         return step
-    worktree = await ensure_worktree(svc, project, run)
+    worktree = await ensure_worktree(svc, project, run, discard=False)  # reads or pushes commits only
     sha = step.commit_sha or await worktree.head_sha()
     stats = await worktree.diff_stats(f"{sha}^", sha)
     verdict, agent_run_id = await _judge(svc, project, run, step, worktree, stats)

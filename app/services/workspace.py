@@ -61,10 +61,13 @@ def branch_for(svc: Services, run: ProtocolRun) -> str:
     return protocol_branch_name(svc.settings.branch_pattern, number=run.number, slug=slug)
 
 
-async def ensure_worktree(svc: Services, project: Project, run: ProtocolRun) -> GitRepository:
+async def ensure_worktree(
+    svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
+) -> GitRepository:
     """The run's worktree on its branch (made from the base branch, or re-attached after a restart).
 
-    Changes left uncommitted by an interrupted job are discarded: the branch is the state that counts.
+    Changes left uncommitted by an interrupted job are discarded (`discard`): the branch is the state
+    that counts. Jobs that only read or push the committed branch may skip that reset.
     """
     path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
     branch = run.branch_name or branch_for(svc, run)
@@ -77,5 +80,6 @@ async def ensure_worktree(svc: Services, project: Project, run: ProtocolRun) -> 
     orphans = await asyncio.to_thread(kill_processes_in, worktree.path)
     if orphans:
         log.warning("killed processes left in the worktree by a dead job", count=orphans, run=run.name)
-    await worktree.discard_changes(run.head_sha or "HEAD")
+    if discard:
+        await worktree.discard_changes(run.head_sha or "HEAD")
     return worktree
