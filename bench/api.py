@@ -68,7 +68,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -322,50 +321,13 @@ def python_load_process(target: Target, token: str, connections: int, duration: 
 # --- the database ----------------------------------------------------------------------------------------
 
 
-def database_url_for(server_url: str, name: str) -> str:
-    from app.store.database import with_driver
+def bench_database(
+    server_url: str | None, scratch: Path
+) -> contextlib.AbstractContextManager[tuple[str, str]]:
+    """A fresh migrated database `tg_apibench_<pid>` (dropped after), and where it is."""
+    from app.store.scratch import migrated_database
 
-    parts = urlsplit(with_driver(server_url, None))
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def admin(server_url: str, statement: Any) -> None:
-    import psycopg
-
-    from app.store.database import with_driver
-
-    with psycopg.connect(with_driver(server_url, None), autocommit=True) as conn:
-        conn.execute(statement)
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str | None, scratch: Path) -> Iterator[tuple[str, str]]:
-    """The URL of a fresh migrated database `tg_apibench_<pid>` (dropped after), and where it is."""
-    from psycopg import sql
-
-    from app.store import migrate
-    from app.store.embedded import EmbeddedPostgres
-
-    server: EmbeddedPostgres | None = None
-    where = "given server"
-    if server_url is None:
-        server = EmbeddedPostgres(scratch / "pgdata").start()
-        server_url = server.url()
-        where = "embedded server"
-    name = f"tg_apibench_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    try:
-        admin(server_url, drop)
-        admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            url = database_url_for(server_url, name)
-            migrate.upgrade(url)
-            yield url, f"{where}, database {name}"
-        finally:
-            admin(server_url, drop)
-    finally:
-        if server is not None:
-            server.stop()
+    return migrated_database(server_url, f"tg_apibench_{os.getpid()}", scratch)
 
 
 RUN_COLUMNS = (

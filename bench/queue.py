@@ -64,7 +64,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import procrastinate
 import psycopg
@@ -82,9 +82,7 @@ from app.git.runner import GitResult, GitRunner
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import configure_logging, secret_values
 from app.services import planning, projects
-from app.store import migrate
 from app.store.database import with_driver
-from app.store.embedded import EmbeddedPostgres
 
 AGENT = HERE / "instant_agent.sh"
 RAW_QUEUE = "bench_raw"
@@ -112,39 +110,13 @@ MEASURES = (
 # --- the database ------------------------------------------------------------------------------------
 
 
-def database_url_for(server_url: str, name: str) -> str:
-    parts = urlsplit(with_driver(server_url, None))
-    return urlunsplit(parts._replace(path=f"/{name}"))
+def bench_database(
+    server_url: str | None, scratch: Path
+) -> contextlib.AbstractContextManager[tuple[str, str]]:
+    """A fresh migrated database `tg_bench_<pid>` (dropped after), and where it is."""
+    from app.store.scratch import migrated_database
 
-
-def admin(server_url: str, statement: sql.Composable) -> None:
-    with psycopg.connect(with_driver(server_url, None), autocommit=True) as conn:
-        conn.execute(statement)
-
-
-@contextlib.contextmanager
-def bench_database(server_url: str | None, scratch: Path) -> Iterator[tuple[str, str]]:
-    """The URL of a fresh migrated database `tg_bench_<pid>` (dropped after), and where it is."""
-    server: EmbeddedPostgres | None = None
-    where = "given server"
-    if server_url is None:
-        server = EmbeddedPostgres(scratch / "pgdata").start()
-        server_url = server.url()
-        where = "embedded server"
-    name = f"tg_bench_{os.getpid()}"
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    try:
-        admin(server_url, drop)
-        admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            url = database_url_for(server_url, name)
-            migrate.upgrade(url)
-            yield url, f"{where}, database {name}"
-        finally:
-            admin(server_url, drop)
-    finally:
-        if server is not None:
-            server.stop()
+    return migrated_database(server_url, f"tg_bench_{os.getpid()}", scratch)
 
 
 async def vacuum(url: str) -> None:

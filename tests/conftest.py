@@ -10,32 +10,19 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from app.store import migrate
-from app.store.database import Database, with_driver
+from app.store.database import Database
 from app.store.embedded import EmbeddedPostgres
+from app.store.scratch import create_database, drop_database
 
 pytest_plugins = ["tests.support.agent_clis", "tests.support.fake_openai", "tests.support.fake_anthropic"]
 
 TEST_DATABASE_ENV = "TASKSGODZILLA_TEST_DATABASE_URL"
 # Read before any test clears the environment.
 EXTERNAL_SERVER_URL = os.environ.get(TEST_DATABASE_ENV)
-
-
-def database_url_for(server_url: str, name: str) -> str:
-    """The URL of database `name` on the server `server_url` reaches."""
-    parts = urlsplit(with_driver(server_url, None))
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def admin_execute(server_url: str, statement: sql.Composable) -> None:
-    with psycopg.connect(with_driver(server_url, None), autocommit=True) as conn:
-        conn.execute(statement)
 
 
 @pytest.fixture(autouse=True)
@@ -63,36 +50,26 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 def template_database(postgres_server_url: str) -> Iterator[str]:
     """A database migrated to head, cloned by every test that needs one."""
     name = f"tg_template_{os.getpid()}"
-    admin_execute(postgres_server_url, sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    admin_execute(postgres_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    migrate.upgrade(database_url_for(postgres_server_url, name))
+    drop_database(postgres_server_url, name)
+    migrate.upgrade(create_database(postgres_server_url, name))
     yield name
-    admin_execute(
-        postgres_server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    )
+    drop_database(postgres_server_url, name)
 
 
 @pytest.fixture
 def empty_database_url(postgres_server_url: str) -> Iterator[str]:
     """A new database with nothing in it (for migration tests)."""
     name = f"tg_empty_{uuid.uuid4().hex[:12]}"
-    admin_execute(postgres_server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield database_url_for(postgres_server_url, name)
-    admin_execute(postgres_server_url, sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield create_database(postgres_server_url, name)
+    drop_database(postgres_server_url, name)
 
 
 @pytest.fixture
 def database_url(postgres_server_url: str, template_database: str) -> Iterator[str]:
     """A fresh database at the migration head, for this test alone."""
     name = f"tg_test_{uuid.uuid4().hex[:12]}"
-    admin_execute(
-        postgres_server_url,
-        sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-            sql.Identifier(name), sql.Identifier(template_database)
-        ),
-    )
-    yield database_url_for(postgres_server_url, name)
-    admin_execute(postgres_server_url, sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    yield create_database(postgres_server_url, name, template=template_database)
+    drop_database(postgres_server_url, name)
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""Smoke tests of the benchmarks: a quick run against the test server exits 0 and prints its table.
+
+Never a speed assertion: the figures depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+API_MEASURES = (
+    "ceiling: bare aiohttp, constant JSON",
+    "reference: bare aiohttp + asyncpg, one row",
+    "GET /protocols/{id}",
+    "GET /projects/{id}/protocols, first page",
+    "GET /projects/{id}/protocols, deep page",
+)
+QUEUE_MEASURES = (
+    "raw queue: no-op jobs drained",
+    "pipeline (a): command agent + git",
+    "pipeline (a): command agent + git, jobs",
+    "pipeline (b): in-process agent + git",
+    "pipeline (c): as (a), pidfd child watcher",
+    "pipeline (d): orchestration only",
+    "latency p50, raw worker",
+    "latency p99, raw worker",
+    "latency p50, our worker",
+    "latency p99, our worker",
+)
+
+
+@pytest.mark.parametrize(
+    ("script", "measures", "closing"),
+    [("api.py", API_MEASURES, "targets ("), ("queue.py", QUEUE_MEASURES, "per step")],
+    ids=["api", "queue"],
+)
+def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", "--database-url", postgres_server_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for measure in measures:
+        assert any(line.startswith(f"{measure}  ") for line in lines), measure
+    assert "settings: " in done.stdout
+    assert closing in done.stdout
