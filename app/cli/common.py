@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import signal
 import socket
 import sys
@@ -31,6 +32,14 @@ log = get_logger("app.cli")
 T = TypeVar("T")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` safe for a terminal: messages carry agent output, whose escape sequences must not run."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn our errors into one line on stderr and the table's exit code; never a traceback."""
 
@@ -39,7 +48,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except TasksGodzillaError as exc:
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {printable(exc.message)}", err=True)
             sys.exit(spec_for(exc).exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

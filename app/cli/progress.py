@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
-from app.cli.common import Session
+from app.cli.common import Session, printable
 from app.domain.records import Event, ProtocolRun, StepRun
 from app.services.context import Services
 from app.store import events, protocols, steps
@@ -29,7 +29,7 @@ SPINNER = "|/-\\"
 def event_line(event: Event) -> str:
     """`12:04:31  step.completed         step run 7: needs_qa → completed (QA pass)`."""
     when = event.created_at.astimezone().strftime("%H:%M:%S")
-    return f"{when}  {event.event_type:<22} {event.message}"
+    return f"{when}  {event.event_type:<22} {printable(event.message)}"
 
 
 def event_json(event: Event) -> str:

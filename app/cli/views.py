@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from app.cli.common import Session, operator_settings, reports_errors, run_session, table, wants_worker
+from app.cli.common import (
+    Session,
+    operator_settings,
+    printable,
+    reports_errors,
+    run_session,
+    table,
+    wants_worker,
+)
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, read_new, read_run, tail
 from app.cli.refs import find_protocol, parse_protocol, run_label
@@ -36,7 +44,7 @@ def status_lines(project: Project, run: ProtocolRun, steps: list[StepRun]) -> li
         facts.append(f"head {run.head_sha[:10]}")
     lines.append("  ".join(facts))
     if run.last_error:
-        lines.append(f"last error: {run.last_error.splitlines()[0][:300]}")
+        lines.append(f"last error: {printable(run.last_error.splitlines()[0][:300])}")
     if not steps:
         return [*lines, "no steps yet (they come from the plan)"]
     rows = [
