@@ -19,8 +19,6 @@ from app.services.workspace import ensure_worktree
 from app.store import projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
-QA_VERDICT_VALUES = ("pass", "fail")
-
 
 async def run_quality(svc: Services, step_id: int) -> StepRun:
     """Judge a step waiting for QA: pass completes it, fail fails it and blocks the run."""

@@ -114,10 +114,6 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-class Health(BaseModel):
-    status: str
-
-
 def encode_cursor(position: int) -> str:
     return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
 

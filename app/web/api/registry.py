@@ -100,16 +100,6 @@ def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = 
     return response
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
 def _id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
     # ASCII only: str.isdigit() also takes '²' (which int() refuses) and '١' (which it reads as 1).
