@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app import prompts
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.events import NewEvent
-from app.domain.records import AgentRun, AgentRunStatus, Stage
+from app.domain.records import AgentRun, AgentRunStatus, Project, ProtocolRun, Stage, StepRun
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
+from app.services.choices import engine_for
 from app.services.context import Services
 from app.store import agent_runs, events
 
@@ -140,4 +142,37 @@ async def _event(conn: Any, subject: Subject, kind: str, message: str, payload: 
             message=message,
             payload=payload,
         ),
+    )
+
+
+async def run_step_agent(
+    svc: Services,
+    step: StepRun,
+    *,
+    project: Project,
+    run: ProtocolRun,
+    stage: Stage,
+    workdir: Path,
+    output_schema: dict[str, Any] | None = None,
+    **values: str,
+) -> tuple[AgentRun, AgentResult]:
+    """An agent working on one step: its stage's prompt, filled with the step's facts and `values`."""
+    template = prompts.load(str(stage))
+    prompt = template.render(
+        branch_name=run.branch_name or "",
+        protocol_name=run.name,
+        step_file=step.step_file,
+        step_number=f"{step.step_index:02d}",
+        step_title=step.name,
+        **values,
+    )
+    return await run_agent(
+        svc,
+        Subject(project.id, run.id, step.id),
+        stage=stage,
+        choice=engine_for(svc, stage, project, run, step),
+        prompt=prompt,
+        prompt_version=template.version,
+        workdir=workdir,
+        output_schema=output_schema,
     )

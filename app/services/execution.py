@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app import prompts
 from app.domain.commits import format_step_commit
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
 from app.git import GitRepository
-from app.services.agents import Subject, run_agent
+from app.services.agents import run_step_agent
 from app.services.budgets import check_budget
-from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
 from app.services.progress import defer_next_work
@@ -71,23 +69,14 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
 async def _run_agent(
     svc: Services, project: Project, run: ProtocolRun, step: StepRun, worktree: GitRepository
 ) -> None:
-    template = prompts.load("execution")
-    prompt = template.render(
-        branch_name=run.branch_name or "",
-        protocol_name=run.name,
-        step_file=step.step_file,
-        step_number=f"{step.step_index:02d}",
-        step_title=step.name,
-        extra_instructions="",
-    )
-    _, result = await run_agent(
+    _, result = await run_step_agent(
         svc,
-        Subject(project.id, run.id, step.id),
+        step,
+        project=project,
+        run=run,
         stage=Stage.EXECUTION,
-        choice=engine_for(svc, Stage.EXECUTION, project, run, step),
-        prompt=prompt,
-        prompt_version=template.version,
         workdir=worktree.path,
+        extra_instructions="",
     )
     if not result.succeeded:
         raise AgentError(f"execution agent {result.status}: {result.error or 'no detail'}")

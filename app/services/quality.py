@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from app import prompts
 from app.domain.qa import QA_OUTPUT_SCHEMA, QaVerdict, read_verdict, render_report
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
 from app.git import DiffStats, GitRepository
-from app.services.agents import Subject, run_agent
-from app.services.choices import engine_for
+from app.services.agents import run_step_agent
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
@@ -70,25 +68,16 @@ async def _judge(
     worktree: GitRepository,
     stats: DiffStats,
 ) -> tuple[QaVerdict, int]:
-    template = prompts.load("qa")
     changes = "\n".join(f"- `{f.path}` (+{f.insertions} −{f.deletions})" for f in stats.files) or "(none)"
-    prompt = template.render(
-        branch_name=run.branch_name or "",
-        protocol_name=run.name,
-        step_file=step.step_file,
-        step_number=f"{step.step_index:02d}",
-        step_title=step.name,
-        diff_summary=changes,
-    )
-    record_, result = await run_agent(
+    record_, result = await run_step_agent(
         svc,
-        Subject(project.id, run.id, step.id),
+        step,
+        project=project,
+        run=run,
         stage=Stage.QA,
-        choice=engine_for(svc, Stage.QA, project, run, step),
-        prompt=prompt,
-        prompt_version=template.version,
         workdir=worktree.path,
         output_schema=QA_OUTPUT_SCHEMA,
+        diff_summary=changes,
     )
     if not result.succeeded and result.structured_output is None:
         # The agent itself broke (crash, timeout, API error): try again rather than judge on nothing.
