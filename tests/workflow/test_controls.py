@@ -151,19 +151,24 @@ async def test_cancel_stops_the_running_agent(database_url, tmp_path, monkeypatc
             plan = await steps.list_for_protocol(conn, run.id)
     assert cancelled.status is P.CANCELLED
     assert {s.status for s in plan} == {S.CANCELLED}
-    assert not _scripted_agents_running(), "the agent process was left running"
+    assert not _agents_working_in(tmp_path), "the agent process was left running"
 
 
-def _scripted_agents_running() -> bool:
+def _agents_working_in(folder) -> list[int]:
+    """Scripted agents whose working directory is inside `folder` (this test's, not another run's)."""
+    found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                    if b"scripted_agent.py" in cmdline.read():
-                        return True
-            except OSError:
-                continue
-    return False
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                is_agent = b"scripted_agent.py" in cmdline.read()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if is_agent and cwd.startswith(str(folder)):
+            found.append(int(entry))
+    return found
 
 
 async def test_pause_holds_and_resume_carries_on(database_url, tmp_path):
