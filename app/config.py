@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         None, description="Public base URL of this service, for CI scripts and links."
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
+    api_cache_entries: int = Field(
+        20_000,
+        ge=0,
+        description="GET answers for protocol runs kept in memory, each dropped as soon as a row behind it "
+        "changes (LISTEN/NOTIFY); 0 turns the cache off.",
+    )
 
     # --- security ------------------------------------------------------------------------------
     api_token: SecretStr | None = Field(

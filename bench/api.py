@@ -7,6 +7,8 @@ projects. Four processes besides this one:
 - the API server: `create_app` (worker off, bearer token on, access log off, logs at WARNING) under
   `web.run_app`, exactly the serving path of `tasksgodzilla serve`;
 - the baseline server: a bare aiohttp handler answering a constant JSON body (the framework's ceiling);
+- the same API with its read cache off (`TASKSGODZILLA_API_CACHE_ENTRIES=0`): every read goes to
+  the database, as when the rows change faster than they are read;
 - a reference server: a bare aiohttp handler reading the same row through an asyncpg pool (no
   middleware, SQLAlchemy, pydantic or transaction): what any database read can reach on this machine;
 - the load generator: wrk when it is installed, else an aiohttp-client generator (`--role load`),
@@ -16,7 +18,8 @@ projects. Four processes besides this one:
 Measures, interleaved over `--rounds` so a busy moment of the machine hits each alike:
 (c) the ceiling; the reference; (a) `GET /protocols/{id}` (a random run each request); (b) `GET
 /projects/{id}/protocols?limit=50`, the first page and a deep page (`--deep-page`, through the cursor
-the API gives out). req/s is the median over rounds, p99 the worst round; beside them, the server
+the API gives out); the same two reads with the cache off. req/s is the median over rounds, p99
+the worst round; beside them, the server
 process's CPU use (from /proc: a saturated server shows ~100 %, one starved by other processes far
 less) and its CPU time per request, the figure least moved by a busy machine. Targets (the issue): req/s
 at least 50% of the ceiling, p99 under 50 ms; each is printed as met or not. The exit status is 0
@@ -82,7 +85,9 @@ REFERENCE = "reference: bare aiohttp + asyncpg, one row"
 GET_ONE = "GET /protocols/{id}"
 FIRST_PAGE = "GET /projects/{id}/protocols, first page"
 DEEP_PAGE = "GET /projects/{id}/protocols, deep page"
-MEASURES = (CEILING, REFERENCE, GET_ONE, FIRST_PAGE, DEEP_PAGE)
+GET_ONE_UNCACHED = "GET /protocols/{id}, cache off"
+FIRST_PAGE_UNCACHED = "GET /projects/{id}/protocols, cache off"
+MEASURES = (CEILING, REFERENCE, GET_ONE, FIRST_PAGE, DEEP_PAGE, GET_ONE_UNCACHED, FIRST_PAGE_UNCACHED)
 API_MEASURES = (GET_ONE, FIRST_PAGE, DEEP_PAGE)  # the ones the targets are for
 
 
@@ -516,7 +521,8 @@ def measure(args: argparse.Namespace) -> int:
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("TASKSGODZILLA_")}
-    api_port, baseline_port, reference_port = free_port(), free_port(), free_port()
+    api_port, baseline_port, reference_port, uncached_port = (free_port() for _ in range(4))
+    uncached = f"http://127.0.0.1:{uncached_port}"
     api, baseline = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{baseline_port}"
     reference = f"http://127.0.0.1:{reference_port}"
 
@@ -539,6 +545,9 @@ def measure(args: argparse.Namespace) -> int:
             }
             profile = ["--profile-out", args.profile] if args.profile else []
             api_server = stack.enter_context(server_process("api", api_port, api_env, profile))
+            # The same application with its read cache off: what every read costs without it.
+            uncached_env = {**api_env, "TASKSGODZILLA_API_CACHE_ENTRIES": "0"}
+            uncached_server = stack.enter_context(server_process("api", uncached_port, uncached_env, []))
             reference_env = {**base_env, "TG_APIBENCH_DATABASE_URL": url}
             reference_server = stack.enter_context(
                 server_process("reference", reference_port, reference_env, [])
@@ -547,6 +556,7 @@ def measure(args: argparse.Namespace) -> int:
             project_id = next(iter(ids))
             wait_until_up(f"{baseline}/", time.monotonic() + 30)
             wait_until_up(f"{api}/health", time.monotonic() + 60)
+            wait_until_up(f"{uncached}/health", time.monotonic() + 60)
             wait_until_up(f"{reference}/protocols/{next(iter(ids.values()))[0]}", time.monotonic() + 30)
             cursor = check_targets(api, token, project_id, ids[project_id], args.deep_page)
             all_ids = sorted(i for project in ids.values() for i in project)
@@ -560,6 +570,11 @@ def measure(args: argparse.Namespace) -> int:
                 GET_ONE: (api_server.pid, Target(api, "/protocols/{id}", (all_ids[0], all_ids[-1]))),
                 FIRST_PAGE: (api_server.pid, Target(api, list_path)),
                 DEEP_PAGE: (api_server.pid, Target(api, f"{list_path}&cursor={cursor}")),
+                GET_ONE_UNCACHED: (
+                    uncached_server.pid,
+                    Target(uncached, "/protocols/{id}", (all_ids[0], all_ids[-1])),
+                ),
+                FIRST_PAGE_UNCACHED: (uncached_server.pid, Target(uncached, list_path)),
             }
             setup_seconds = time.monotonic() - started
             if args.warmup > 0:
@@ -659,7 +674,8 @@ def report(args: argparse.Namespace, results: dict[str, list[Result]], context: 
         "req/s: median of rounds; p99: worst round; srv CPU: the server process's CPU use during the "
         "measure (100 % = one CPU, all a single process can use; well below it, the server waited, "
         "e.g. for CPUs other processes held); µs/req: its CPU time per request. The reference row is "
-        "not ours: it shows what any database read can reach here, and is not counted in the verdict"
+        "not ours: it shows what any database read can reach here; it and the cache-off rows (every "
+        "read from the database) are not counted in the verdict"
     )
     if context["generator"] != "wrk":
         print(

@@ -9,13 +9,15 @@ from aiohttp import web
 
 from app.config import Settings
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
+from app.store.changes import ChangeFeed
 from app.web.api import events, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
+from app.web.cache import ResponseCache, write_invalidation
 from app.web.health import health
 from app.web.idempotency import idempotency_middleware
-from app.web.keys import DATABASE, SERVICES, SETTINGS
+from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import correlation_middleware, error_middleware
 
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
@@ -37,25 +39,34 @@ def create_app(
 ) -> web.Application:
     """Build the application; services (and, unless disabled, a job worker) start with it and stop with it."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
+    cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
             correlation_middleware,
             error_middleware,
             authentication(token, PUBLIC_PATHS, PUBLIC_PREFIXES),
             idempotency_middleware,
+            write_invalidation(cache),
         ],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
+    app[CACHE] = cache
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(settings, database_url, environ=environ) as (job_app, services):
             app[SERVICES] = services
             app[DATABASE] = services.database
+            feed = app[CHANGES] = ChangeFeed(database_url)
+            feed.subscribe(lambda change: cache.on_change(change, connected=feed.connected))
+            await feed.start()
             worker = start_worker(job_app, services) if settings.run_worker else None
-            yield
-            if worker is not None:
-                await stop_worker(worker)
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await stop_worker(worker)
+                await feed.stop()
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/health", health)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from aiohttp_sse import sse_response
+from aiohttp_sse import EventSourceResponse, sse_response
 
 from app.domain.records import Event
 from app.store import events as store
@@ -13,6 +11,8 @@ from app.store import projects, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import EventQuery, Page, StreamQuery, encode_cursor
 from app.web.api.registry import Api
+from app.web.keys import CHANGES
+from app.web.live import event_batches
 
 api = Api()
 
@@ -78,10 +78,6 @@ async def step_events(request: web.Request, step_id: int, query: EventQuery) -> 
     return await _page(request, query, step_run_id=step_id)
 
 
-STREAM_POLL_SECONDS = 0.25
-STREAM_BATCH = 200
-
-
 @api.route(
     "GET",
     "/events/stream",
@@ -92,32 +88,26 @@ STREAM_BATCH = 200
     stream=True,
 )
 async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamResponse:
-    scope = {
-        key: value
-        for key, value in (
-            ("project_id", query.project_id),
-            ("protocol_run_id", query.protocol_id),
-            ("step_run_id", query.step_id),
-        )
-        if value is not None
-    }
-    database = services(request).database
     async with sse_response(request) as stream:
-        last = _resume_point(stream.last_event_id, query.after)
-        if last is None:
-            async with database.read() as conn:
-                last = await store.last_id(conn)
-        while stream.is_connected() and request.transport is not None and not request.transport.is_closing():
-            async with database.read() as conn:
-                batch = await store.list_page(
-                    conn, event_types=query.type or None, after_id=last, limit=STREAM_BATCH, **scope
-                )
+        batches = event_batches(
+            services(request).database,
+            request.app.get(CHANGES),
+            after_id=_resume_point(stream.last_event_id, query.after),
+            event_types=query.type,
+            project_id=query.project_id,
+            protocol_run_id=query.protocol_id,
+            step_run_id=query.step_id,
+        )
+        async for batch in batches:
+            if not _connected(request, stream):
+                break
             for event in batch:
                 await stream.send(event.model_dump_json(), id=str(event.id), event=event.event_type)
-                last = event.id
-            if len(batch) < STREAM_BATCH:
-                await asyncio.sleep(STREAM_POLL_SECONDS)
     return stream
+
+
+def _connected(request: web.Request, stream: EventSourceResponse) -> bool:
+    return stream.is_connected() and request.transport is not None and not request.transport.is_closing()
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int | None:

@@ -10,7 +10,9 @@ from app.store import protocols as store
 from app.store import steps as step_store
 from app.web.api.common import if_match, services
 from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, page_of
-from app.web.api.registry import Api
+from app.web.api.registry import Api, respond
+from app.web.cache import cached
+from app.web.keys import CACHE
 
 api = Api()
 ACTION_ERRORS = (404, 409)
@@ -46,12 +48,16 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     response=Page[ProtocolRun],
     errors=(404,),
 )
-async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
-    async with services(request).database.read() as conn:
-        items = await store.list_for_project(
-            conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
-        )
-    return page_of(items, query.limit)
+async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> web.Response:
+    async def answer() -> web.Response:
+        async with services(request).database.read() as conn:
+            items = await store.list_for_project(
+                conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
+            )
+        return respond(page_of(items, query.limit))
+
+    key = ("project_protocols", project_id, query.model_dump_json())
+    return await cached(request.app[CACHE], key, [("project_protocols", project_id)], answer)
 
 
 @api.route(
@@ -62,9 +68,13 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     response=ProtocolRun,
     errors=(404,),
 )
-async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
-    async with services(request).database.read() as conn:
-        return await store.get(conn, protocol_id)
+async def get_protocol(request: web.Request, protocol_id: int) -> web.Response:
+    async def answer() -> web.Response:
+        async with services(request).database.read() as conn:
+            return respond(await store.get(conn, protocol_id))
+
+    key = tag = ("protocol", protocol_id)
+    return await cached(request.app[CACHE], key, [tag], answer)
 
 
 @api.route(
