@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,19 +27,36 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
+# The current request's or job's correlation id and log context: one variable, set once per scope
+# (structlog's bind_contextvars makes one per key, a cost every API request would pay).
+_SCOPE: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("tasksgodzilla_scope", default=None)
+
+
 def current_correlation_id() -> str | None:
-    return structlog.contextvars.get_contextvars().get(CORRELATION_KEY)
+    scope = _SCOPE.get()
+    return scope[0] if scope is not None else None
 
 
 @contextmanager
 def correlation_scope(correlation_id: str | None = None, **context: Any) -> Iterator[str]:
     """Bind a correlation id (new unless given) and extra context for the duration of a request or job."""
+    outer = _SCOPE.get()
     cid = correlation_id or new_correlation_id()
-    tokens = structlog.contextvars.bind_contextvars(**{CORRELATION_KEY: cid}, **context)
+    token = _SCOPE.set((cid, {**outer[1], **context} if outer else context))
     try:
         yield cid
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+        _SCOPE.reset(token)
+
+
+def merge_scope(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the scope's correlation id and context on every line."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        for key, value in scope[1].items():
+            event.setdefault(key, value)
+        event.setdefault(CORRELATION_KEY, scope[0])
+    return event
 
 
 class SecretRedactor:
@@ -79,7 +97,7 @@ def secret_values(settings: Settings) -> list[str]:
 def configure_logging(settings: Settings, stream: Any = None) -> None:
     """Set up structlog and the standard library's logging for this process."""
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
+        merge_scope,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -16,7 +16,7 @@ beyond the moment a notification takes to arrive:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from aiohttp import web
 
@@ -101,19 +101,6 @@ def tags_of(change: Change) -> list[Tag]:
     if change.table == "projects":
         return [("project", change.id), ("project_protocols", change.id)]
     return []
-
-
-async def cached(
-    cache: ResponseCache, key: Key, tags: Iterable[Tag], answer: Callable[[], Awaitable[web.Response]]
-) -> web.Response:
-    """The cached answer for `key`, or a fresh one from `answer()`, kept when that is safe."""
-    hit = cache.get(key)
-    if hit is not None:
-        return hit
-    since = cache.generation
-    response = await answer()
-    cache.put(key, tags, response, since=since)
-    return response
 
 
 def write_invalidation(cache: ResponseCache) -> Callable:

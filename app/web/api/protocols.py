@@ -10,9 +10,7 @@ from app.store import protocols as store
 from app.store import steps as step_store
 from app.web.api.common import if_match, services
 from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, page_of
-from app.web.api.registry import Api, respond
-from app.web.cache import cached
-from app.web.keys import CACHE
+from app.web.api.registry import Api
 
 api = Api()
 ACTION_ERRORS = (404, 409)
@@ -47,17 +45,14 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     query=ProtocolPageQuery,
     response=Page[ProtocolRun],
     errors=(404,),
+    cache=lambda ids: [("project_protocols", ids["project_id"])],
 )
-async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> web.Response:
-    async def answer() -> web.Response:
-        async with services(request).database.read() as conn:
-            items = await store.list_for_project(
-                conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
-            )
-        return respond(page_of(items, query.limit))
-
-    key = ("project_protocols", project_id, query.model_dump_json())
-    return await cached(request.app[CACHE], key, [("project_protocols", project_id)], answer)
+async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
+    async with services(request).database.read() as conn:
+        items = await store.list_for_project(
+            conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
+        )
+    return page_of(items, query.limit)
 
 
 @api.route(
@@ -67,14 +62,11 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     tag="protocols",
     response=ProtocolRun,
     errors=(404,),
+    cache=lambda ids: [("protocol", ids["protocol_id"])],
 )
-async def get_protocol(request: web.Request, protocol_id: int) -> web.Response:
-    async def answer() -> web.Response:
-        async with services(request).database.read() as conn:
-            return respond(await store.get(conn, protocol_id))
-
-    key = tag = ("protocol", protocol_id)
-    return await cached(request.app[CACHE], key, [tag], answer)
+async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
+    async with services(request).database.read() as conn:
+        return await store.get(conn, protocol_id)
 
 
 @api.route(

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
 from app.errors import InvalidInputError, NotFoundError
+from app.web.cache import Tag
+from app.web.keys import CACHE
 
 Handler = Callable[..., Awaitable[Any]]
 _PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
@@ -43,6 +45,9 @@ class Endpoint:
     # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
     media_types: tuple[str, ...] = (JSON,)
     headers: tuple[str, ...] = ()  # request headers it honours: If-Match, Idempotency-Key
+    # GET answers kept in the response cache (app/web/cache.py), tagged by the rows they show: a hit
+    # skips validation and the database (only answers to requests that were valid are ever kept).
+    cache: Callable[[dict[str, Any]], list[Tag]] | None = None
     examples: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +81,20 @@ def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
             name: _id(request, name) if name.endswith("_id") else _text(request.match_info[name], name)
             for name in endpoint.path_params
         }
+        if endpoint.cache is None:
+            return await answer(request, kwargs)
+        cache = request.app[CACHE]
+        key = (endpoint.path, *kwargs.values(), request.query_string)
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        since = cache.generation
+        response = await answer(request, kwargs)
+        if isinstance(response, web.Response):
+            cache.put(key, endpoint.cache(kwargs), response, since=since)
+        return response
+
+    async def answer(request: web.Request, kwargs: dict[str, Any]) -> web.StreamResponse:
         if endpoint.query is not None:
             kwargs["query"] = _validated(endpoint.query, _query_values(request, endpoint.query), "query")
         if endpoint.body is not None:
