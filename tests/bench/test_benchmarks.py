@@ -18,6 +18,8 @@ API_MEASURES = (
     "GET /protocols/{id}",
     "GET /projects/{id}/protocols, first page",
     "GET /projects/{id}/protocols, deep page",
+    "GET /protocols/{id}, cache off",
+    "GET /projects/{id}/protocols, cache off",
 )
 QUEUE_MEASURES = (
     "raw queue: no-op jobs drained",
