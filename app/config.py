@@ -6,13 +6,12 @@ failure into one `ConfigError` line naming the variable.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -107,6 +106,14 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="Bearer token required on every endpoint but /health. Unset: open API."
     )
+    session_secret: SecretStr | None = Field(
+        None,
+        description=(
+            "Key that signs web console sessions. Unset: derived from the API token, so rotating "
+            "the token logs everyone out."
+        ),
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a console login lasts.")
     webhook_token: SecretStr | None = Field(
         None, description="Shared secret that signs CI callbacks from scripts/ci/report.sh."
     )
@@ -225,6 +232,21 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(LogFormat.CONSOLE, description="`json` or `console` logs.")
     log_level: str = Field("INFO", description="Lowest level logged: DEBUG, INFO, WARNING, ERROR.")
 
+    # --- CI and forges -------------------------------------------------------------------------
+    github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")
+    gitlab_api_url: str = Field("https://gitlab.com/api/v4", description="GitLab REST API (v4) base URL.")
+    forge_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-project forge tokens, JSON {"project name": "token"}; else the GitHub/GitLab token.',
+    )
+    forge_timeout_seconds: float = Field(30.0, gt=0, le=600, description="Limit of one forge API call.")
+    webhook_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest webhook body accepted, in bytes."
+    )
+    fix_ci_attempts: int = Field(
+        0, ge=0, le=10, description="Automatic fix-CI runs of a step (per project too)."
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
@@ -252,6 +274,14 @@ class Settings(BaseSettings):
         if example == value.format(name="0002-y", number=2, slug="y"):
             raise ValueError("must contain {name}, or {number} and {slug}")
         return value
+
+    @field_validator("github_api_url", "gitlab_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -320,59 +350,3 @@ def _describe(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if field else message)
     return "invalid setting " + "; ".join(problems)
-
-
-def masked_settings(settings: Settings) -> dict[str, str]:
-    """Every setting as `VARIABLE -> printable value`, secrets replaced by a mask."""
-    shown: dict[str, str] = {}
-    plain = settings.model_dump(mode="json")
-    for field in type(settings).model_fields:
-        value = getattr(settings, field)
-        if isinstance(value, SecretStr):
-            text = mask_url(value.get_secret_value()) if field == "database_url" else "********"
-        elif isinstance(value, bool):
-            text = str(value).lower()
-        elif isinstance(value, list):
-            text = ",".join(plain[field])
-        elif isinstance(value, dict):
-            text = json.dumps(plain[field], separators=(",", ":"))
-        else:
-            text = "" if value is None else str(value)
-        shown[env_name(field)] = text
-    return shown
-
-
-def settings_reference() -> str:
-    """Every setting as a Markdown table row: variable, default, meaning (for the README)."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        if field.default_factory is not None:
-            factory: Any = field.default_factory
-            default = _shown_default(factory())
-        else:
-            default = _shown_default(field.default)
-        rows.append(f"| `{env_name(name)}` | {default} | {field.description} |")
-    return "\n".join(rows)
-
-
-def _shown_default(value: Any) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, Path):
-        return "see meaning"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, list):
-        return "see meaning" if len(value) > 4 else f"`{','.join(value)}`"
-    if isinstance(value, dict):
-        return "see meaning" if value else "`{}`"
-    return f"`{value}`"
-
-
-def mask_url(url: str) -> str:
-    """A URL with its password replaced, safe for logs and screens."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":********@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

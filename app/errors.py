@@ -3,7 +3,8 @@
     TasksGodzillaError                 anything we raise on purpose
     ├── ConfigError                    a setting is invalid or missing
     ├── InvalidInputError              a request, an argument or an agent's output is malformed
-    │   └── PlanRejectedError          a plan failed its guardrails
+    │   ├── PlanRejectedError          a plan failed its guardrails
+    │   └── PayloadTooLargeError       a request body is larger than accepted
     ├── NotFoundError                  the thing asked for does not exist
     ├── ConflictError                  the request clashes with the current state
     │   ├── IllegalTransitionError     the status machine forbids this move
@@ -12,6 +13,7 @@
     ├── PermissionDeniedError          valid credentials, wrong scope
     ├── BudgetExceededError            a token or cost ceiling stops the work
     ├── UnavailableError               a dependency (database, forge) cannot be reached
+    │   └── NotConfiguredError         ... or this feature is not set up here (a webhook secret)
     ├── AgentError                     a coding agent failed
     │   └── AgentTimeoutError          ... by running past its deadline
     ├── GitError                       a git command failed
@@ -48,6 +50,10 @@ class PlanRejectedError(InvalidInputError):
     """A plan produced by an agent failed its guardrails."""
 
 
+class PayloadTooLargeError(InvalidInputError):
+    """A request body is larger than accepted."""
+
+
 class NotFoundError(TasksGodzillaError):
     """The thing asked for does not exist."""
 
@@ -78,6 +84,10 @@ class BudgetExceededError(TasksGodzillaError):
 
 class UnavailableError(TasksGodzillaError):
     """A dependency (database, forge) cannot be reached."""
+
+
+class NotConfiguredError(UnavailableError):
+    """The feature asked for is not set up on this server (for instance a webhook's secret)."""
 
 
 class AgentError(TasksGodzillaError):
@@ -111,6 +121,7 @@ ERROR_TABLE: dict[type[TasksGodzillaError], ErrorSpec] = {
     ConfigError: ErrorSpec(500, 78, "config_error"),  # EX_CONFIG
     InvalidInputError: ErrorSpec(422, 65, "invalid_input"),  # EX_DATAERR
     PlanRejectedError: ErrorSpec(422, 65, "plan_rejected"),
+    PayloadTooLargeError: ErrorSpec(413, 65, "payload_too_large"),
     NotFoundError: ErrorSpec(404, 66, "not_found"),  # EX_NOINPUT
     ConflictError: ErrorSpec(409, 75, "conflict"),  # EX_TEMPFAIL: re-read and try again
     IllegalTransitionError: ErrorSpec(409, 75, "illegal_transition"),
@@ -119,6 +130,7 @@ ERROR_TABLE: dict[type[TasksGodzillaError], ErrorSpec] = {
     PermissionDeniedError: ErrorSpec(403, 77, "forbidden"),
     BudgetExceededError: ErrorSpec(409, 73, "budget_exceeded"),  # no sysexits code fits; 73 is ours
     UnavailableError: ErrorSpec(503, 69, "unavailable"),  # EX_UNAVAILABLE
+    NotConfiguredError: ErrorSpec(503, 78, "not_configured"),  # EX_CONFIG
     AgentError: ErrorSpec(502, 70, "agent_error"),  # EX_SOFTWARE
     AgentTimeoutError: ErrorSpec(504, 70, "agent_timeout"),
     GitError: ErrorSpec(502, 74, "git_error"),  # EX_IOERR

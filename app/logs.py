@@ -85,8 +85,10 @@ def secret_values(settings: Settings) -> list[str]:
     values = []
     for field in type(settings).model_fields:
         value = getattr(settings, field)
-        if hasattr(value, "get_secret_value"):
-            values.append(value.get_secret_value())
+        # A mapping of secrets (per-project forge tokens) hides one in each value.
+        for item in value.values() if isinstance(value, dict) else (value,):
+            if hasattr(item, "get_secret_value"):
+                values.append(item.get_secret_value())
     if settings.database_url is not None:
         password = urlsplit(settings.database_url.get_secret_value()).password
         if password:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from app.config import settings_reference
+from app.config_display import settings_reference
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 text = README.read_text()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import re
 import signal
 import socket
 import sys
@@ -22,6 +21,7 @@ import click
 import procrastinate
 
 from app.config import Settings, load_settings
+from app.domain.text import printable
 from app.errors import TasksGodzillaError, UnavailableError, spec_for
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import configure_logging, get_logger
@@ -30,14 +30,6 @@ from app.store.provision import provision_database
 
 log = get_logger("app.cli")
 T = TypeVar("T")
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` safe for a terminal: messages carry agent output, whose escape sequences must not run."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:

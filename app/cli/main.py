@@ -10,7 +10,8 @@ from app import __version__
 from app.cli.common import reports_errors, settings_for_command
 from app.cli.projects import project
 from app.cli.protocols import protocol
-from app.config import load_settings, masked_settings, settings_reference
+from app.config import load_settings
+from app.config_display import masked_settings, settings_reference
 from app.logs import configure_logging
 
 __all__ = ["cli", "main", "reports_errors", "settings_for_command"]

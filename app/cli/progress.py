@@ -161,7 +161,7 @@ async def read_new(
 
 
 async def read_run(svc: Services, run_id: int) -> tuple[ProtocolRun, list[StepRun]]:
-    async with svc.database.transaction() as conn:
+    async with svc.database.snapshot() as conn:  # the run and its steps as of one moment
         return await protocols.get(conn, run_id), await steps.list_for_protocol(conn, run_id)
 
 

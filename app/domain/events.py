@@ -76,6 +76,36 @@ _KINDS = [
     EventKind("budget.exceeded", "A token or cost ceiling was reached.", ("scope", "limit", "used", "mode")),
     EventKind("watchdog.stuck", "A step ran past the stuck limit.", ("seconds",)),
     EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),
+    # CI and forges
+    EventKind(
+        "ci.passed", "CI passed on a step's commit.", ("provider", "source", "name", "sha", "url", "delivery")
+    ),
+    EventKind(
+        "ci.failed",
+        "CI failed on a step's commit.",
+        ("provider", "source", "name", "sha", "url", "summary", "delivery"),
+    ),
+    EventKind(
+        "ci.fix_requested",
+        "A CI failure sent the step back to its agent, with the failure as context.",
+        ("attempt", "limit", "sha"),
+    ),
+    EventKind(
+        "pr.opened", "A PR/MR was opened for the protocol branch.", ("provider", "number", "url", "sha")
+    ),
+    EventKind(
+        "pr.updated",
+        "The open PR/MR of the protocol branch was brought up to date.",
+        ("provider", "number", "url", "sha"),
+    ),
+    EventKind(
+        "pr.merged", "The protocol's PR/MR was merged.", ("provider", "number", "url", "sha", "delivery")
+    ),
+    EventKind(
+        "webhook.ignored",
+        "A forge delivery about this run changed nothing, and why.",
+        ("provider", "event", "reason", "sha", "delivery"),
+    ),
     *(
         EventKind(f"protocol.{status}", f"A protocol run became {status}.", _STATUS_PAYLOAD)
         for status in ProtocolStatus

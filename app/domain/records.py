@@ -65,6 +65,10 @@ class Project(Record):
     policy_pack_version: str | None
     policy_overrides: dict[str, Any]
     policy_repo_local_enabled: bool
+    # CI and forges: the repository as its forge names it (else read from git_url), and how many
+    # automatic fix-CI runs a step may get (None: TASKSGODZILLA_FIX_CI_ATTEMPTS).
+    forge_repo: str | None = None
+    fix_ci_attempts: int | None = None
     created_at: datetime
     updated_at: datetime
     version: int
@@ -85,6 +89,7 @@ class ProtocolRun(Record):
     head_sha: str | None
     pr_url: str | None
     pr_number: int | None
+    published_sha: str | None = None  # the head the PR/MR was last published at
     planning_engine: str | None
     planning_model: str | None
     execution_engine: str | None

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from app.domain.ci import wants_qa_after_ci
 from app.domain.records import StepRun
 from app.domain.statuses import ProtocolStatus, StepStatus
 from app.errors import (
@@ -31,6 +32,7 @@ class JobName(StrEnum):
     EXECUTE_STEP = "execute_step_job"
     RUN_QUALITY = "run_quality_job"
     OPEN_PR = "open_pr_job"
+    APPLY_WEBHOOK = "apply_webhook_job"
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,35 @@ def publish_work(protocol_run_id: int) -> Work:
     return _work(JobName.OPEN_PR, "pr", "protocol_run_id", protocol_run_id)
 
 
+def webhook_work(delivery_id: int, repository: str) -> Work:
+    """Apply one webhook delivery; deliveries about one repository are applied one at a time."""
+    return Work(
+        JobName.APPLY_WEBHOOK,
+        (("delivery_id", delivery_id),),
+        lock=f"webhook:{repository.casefold()}",
+        queueing_lock=f"webhook:{delivery_id}",
+    )
+
+
 def protocol_locks(protocol_run_id: int, step_ids: Sequence[int]) -> list[str]:
     """Every lock a job of this protocol run may hold (to abort them all on cancel)."""
     locks = [f"plan:{protocol_run_id}", f"pr:{protocol_run_id}"]
     return locks + [f"{kind}:{step_id}" for step_id in step_ids for kind in ("execute", "qa")]
 
 
-def next_work(protocol_status: ProtocolStatus, steps: Sequence[StepRun], *, auto_qa: bool) -> list[Work]:
-    """The job a running protocol needs now: the first unfinished step's, or publishing when all are done."""
+def next_work(
+    protocol_status: ProtocolStatus,
+    steps: Sequence[StepRun],
+    *,
+    auto_qa: bool,
+    qa_on_ci: bool = False,
+    awaiting_merge: bool = False,
+) -> list[Work]:
+    """The job a running protocol needs now: the first unfinished step's, or publishing when all are done.
+
+    QA is queued right after execution (`auto_qa`), or once CI passed the step's commit (`qa_on_ci`).
+    A run whose PR/MR is published at its head (`awaiting_merge`) waits for the merge webhook.
+    """
     if protocol_status is not ProtocolStatus.RUNNING or not steps:
         return []
     for step in sorted(steps, key=lambda s: s.step_index):
@@ -94,10 +117,10 @@ def next_work(protocol_status: ProtocolStatus, steps: Sequence[StepRun], *, auto
             continue
         if step.status is StepStatus.PENDING:
             return [execute_work(step)]
-        if step.status is StepStatus.NEEDS_QA and auto_qa:
+        if step.status is StepStatus.NEEDS_QA and (auto_qa or wants_qa_after_ci(step, qa_on_ci=qa_on_ci)):
             return [quality_work(step)]
-        return []  # running (its job is in flight), or waiting for a person
-    return [publish_work(steps[0].protocol_run_id)]
+        return []  # running (its job is in flight), or waiting for a person or for CI
+    return [] if awaiting_merge else [publish_work(steps[0].protocol_run_id)]
 
 
 def is_recoverable(error: BaseException) -> bool:

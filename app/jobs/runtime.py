@@ -128,6 +128,7 @@ async def scan_once(app: procrastinate.App, svc: Services) -> dict[str, int]:
     queued = await scheduler.requeue_missing_work(svc)
     blocked = await scheduler.fail_stuck_steps(svc)
     await scheduler.forget_old_idempotency_keys(svc)
+    await scheduler.forget_old_deliveries(svc)
     if retried or queued or blocked:
         log.info("periodic scan", retried=retried, queued=queued, blocked=blocked)
     return {"retried": retried, "queued": queued, "blocked": blocked}

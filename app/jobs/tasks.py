@@ -11,7 +11,7 @@ from app.domain.workflow import JobName, is_recoverable
 from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaError
 from app.jobs.retry import RetryPolicy
 from app.logs import correlation_scope, get_logger
-from app.services import execution, planning, projects, publishing, quality
+from app.services import execution, planning, projects, publishing, quality, webhooks
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
 
@@ -67,6 +67,22 @@ def register_tasks(app: procrastinate.App, retry: RetryPolicy) -> None:
     """Attach every job to `app` under its JobName."""
     for name, (argument, kind, action, give_up) in JOBS.items():
         app.task(name=name.value, pass_context=True, retry=retry)(_task(argument, kind, action, give_up))
+    app.task(name=JobName.APPLY_WEBHOOK.value, pass_context=True, retry=retry)(apply_webhook)
+
+
+async def apply_webhook(context: JobContext, delivery_id: int) -> None:
+    """Apply one recorded webhook delivery; after the last try, the delivery is marked failed."""
+    svc = services_of(context)
+    job = context.job
+    with correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts, delivery=delivery_id):
+        try:
+            await webhooks.apply_delivery(svc, delivery_id)
+        except Exception as exc:
+            reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
+            if is_recoverable(exc) and job.attempts + 1 < svc.settings.job_max_attempts:
+                raise
+            log.warning("webhook delivery gave up", error=reason)
+            await webhooks.fail_delivery(svc, delivery_id, reason)
 
 
 def _task(argument: str, kind: str, action: Action, give_up: GiveUp) -> Callable[..., Awaitable[None]]:

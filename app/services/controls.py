@@ -1,11 +1,11 @@
-"""Operator controls: run the next or a given step, retry, run QA, pause, resume, cancel."""
+"""Operator controls: run the next or a given step, retry, run QA, pause, resume, cancel, open a PR now."""
 
 from __future__ import annotations
 
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
-from app.domain.workflow import execute_work, protocol_locks, quality_work
+from app.domain.workflow import execute_work, protocol_locks, publish_work, quality_work
 from app.errors import ConflictError
 from app.services.context import Services
 from app.services.progress import defer_next_work
@@ -111,4 +111,17 @@ async def cancel(svc: Services, run_id: int, *, expected_version: int | None = N
                     conn, step.id, S.CANCELLED, expected_version=step.version, reason="run cancelled"
                 )
     await svc.queue.abort(protocol_locks(run.id, [step.id for step in plan]))
+    return run
+
+
+async def open_pr_now(svc: Services, run_id: int) -> ProtocolRun:
+    """Queue publishing (push the branch, open its PR/MR) before the last step is done."""
+    async with svc.database.transaction() as conn:
+        run = await protocols.get(conn, run_id)
+    if run.status not in (P.RUNNING, P.PAUSED, P.BLOCKED) or not run.branch_name:
+        raise ConflictError(
+            f"protocol run {run.name} has no branch to publish ({run.status})", status=str(run.status)
+        )
+    if not await svc.queue.defer(publish_work(run.id)):
+        raise ConflictError(f"publishing of {run.name} is queued already", status=str(run.status))
     return run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.ci import CiResult, ci_fix_instructions, redo_after_ci_failure
 from app.domain.commits import format_step_commit
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
@@ -33,7 +34,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     worktree = await ensure_worktree(svc, project, run)
     # A commit carrying this step's tag means a previous attempt got that far: never commit twice.
     sha = await worktree.find_step_commit(run.number, step.step_index)
-    if sha is None:
+    if sha is None or redo_after_ci_failure(step, sha):  # CI failed on that commit: work again
         await check_budget(svc, project, run, step)
         await _run_agent(svc, project, run, step, worktree)
         message = format_step_commit("feat", step.name, number=run.number, step_index=step.step_index)
@@ -44,8 +45,9 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     pushed = await push_branch(svc, worktree, run)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step.id)
+        fresh = {"ci_status": None} if sha != step.commit_sha else {}  # CI has not seen a new commit
         step = await move_step(
-            conn, step.id, S.NEEDS_QA, expected_version=step.version, changes={"commit_sha": sha}
+            conn, step.id, S.NEEDS_QA, expected_version=step.version, changes={"commit_sha": sha, **fresh}
         )
         run = await protocols.get(conn, run.id)
         await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
@@ -76,7 +78,7 @@ async def _run_agent(
         run=run,
         stage=Stage.EXECUTION,
         workdir=worktree.path,
-        extra_instructions="",
+        extra_instructions=ci_fix_instructions(step) if step.ci_status == CiResult.FAILED else "",
     )
     if not result.succeeded:
         raise AgentError(f"execution agent {result.status}: {result.error or 'no detail'}")

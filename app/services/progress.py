@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain.ci import awaits_merge
 from app.domain.workflow import next_work
 from app.services.context import Services
 from app.store import protocols, steps
@@ -13,6 +14,12 @@ async def defer_next_work(svc: Services, protocol_run_id: int) -> int:
         run = await protocols.get(conn, protocol_run_id)
         plan = await steps.list_for_protocol(conn, protocol_run_id)
     queued = 0
-    for work in next_work(run.status, plan, auto_qa=svc.settings.auto_qa_after_exec):
+    for work in next_work(
+        run.status,
+        plan,
+        auto_qa=svc.settings.auto_qa_after_exec,
+        qa_on_ci=svc.settings.auto_qa_on_ci,
+        awaiting_merge=awaits_merge(run),
+    ):
         queued += await svc.queue.defer(work)
     return queued

@@ -56,6 +56,18 @@ async def register_project(
     return project
 
 
+async def change_project(
+    svc: Services, project_id: int, changes: dict[str, Any], *, expected_version: int | None = None
+) -> Project:
+    """Change a project's settings (compare-and-set on its version when one is given)."""
+    if "base_branch" in changes and (problem := branch_name_problem(changes["base_branch"])):
+        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    async with svc.database.transaction() as conn:
+        current = await projects.get(conn, project_id)
+        version = expected_version or current.version
+        return await projects.update_fields(conn, project_id, expected_version=version, **changes)
+
+
 async def request_setup(svc: Services, project_id: int) -> bool:
     """Queue the project's setup again (after a failure, or to re-run discovery); False if already queued."""
     async with svc.database.transaction() as conn:

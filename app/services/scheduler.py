@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from app.domain.ci import awaits_merge
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.domain.workflow import next_work, plan_work
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
-from app.store import idempotency, protocols, steps
+from app.store import deliveries, idempotency, protocols, steps
 from app.store.transitions import move_step
 
 SCAN_LIMIT = 500
@@ -26,7 +27,13 @@ async def requeue_missing_work(svc: Services) -> int:
                 wanted.append(plan_work(run.id))
             else:
                 plan = await steps.list_for_protocol(conn, run.id)
-                wanted += next_work(run.status, plan, auto_qa=svc.settings.auto_qa_after_exec)
+                wanted += next_work(
+                    run.status,
+                    plan,
+                    auto_qa=svc.settings.auto_qa_after_exec,
+                    qa_on_ci=svc.settings.auto_qa_on_ci,
+                    awaiting_merge=awaits_merge(run),
+                )
     if not wanted:
         return 0
     busy = await svc.queue.pending_locks([w.queueing_lock for w in wanted])
@@ -71,9 +78,16 @@ async def fail_stuck_steps(svc: Services, *, now: datetime | None = None) -> int
 
 
 IDEMPOTENCY_KEEP = timedelta(hours=24)
+DELIVERIES_KEEP = timedelta(days=30)  # forges redeliver for days; a month keeps them for audits too
 
 
 async def forget_old_idempotency_keys(svc: Services, *, now: datetime | None = None) -> int:
     """Idempotency keys are kept a day: long enough for any client's retries."""
     async with svc.database.transaction() as conn:
         return await idempotency.forget_before(conn, (now or datetime.now(UTC)) - IDEMPOTENCY_KEEP)
+
+
+async def forget_old_deliveries(svc: Services, *, now: datetime | None = None) -> int:
+    """Webhook deliveries are kept a month, then their dedupe records go."""
+    async with svc.database.transaction() as conn:
+        return await deliveries.forget_before(conn, (now or datetime.now(UTC)) - DELIVERIES_KEEP)

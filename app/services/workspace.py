@@ -8,7 +8,7 @@ from pathlib import Path
 from app.domain.records import Project, ProtocolRun
 from app.domain.workspace import project_repo_path, protocol_branch_name, protocol_worktree_path
 from app.engines.process import kill_processes_in
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
 from app.git import GitRepository
 from app.logs import get_logger
 from app.services.context import Services
@@ -83,3 +83,14 @@ async def ensure_worktree(
     if discard:
         await worktree.discard_changes(run.head_sha or "HEAD")
     return worktree
+
+
+def existing_repository(svc: Services, project: Project) -> GitRepository:
+    """The project's repository; a ConflictError while there is none yet (not set up, or not a repository)."""
+    path = clone_path(svc, project)
+    if not (path / ".git").exists():
+        raise ConflictError(
+            f"project {project.name} has no repository at {path} yet (status {project.status})",
+            field="project_id",
+        )
+    return repository_at(svc, path)

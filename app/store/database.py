@@ -72,6 +72,25 @@ class Database:
             raise
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """Several reads that see one moment (a read-only REPEATABLE READ transaction).
+
+        In `transaction()` (READ COMMITTED) each statement sees what was committed before it, so a
+        run read before a step may predate it; here every statement sees the state at the first one.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+                async with conn.begin():
+                    yield conn
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise UnavailableError("the database cannot be reached") from exc
+            raise
+
+    @asynccontextmanager
     async def advisory_lock(self, key: str) -> AsyncIterator[None]:
         """Hold a PostgreSQL advisory lock on `key` for the block: serialises every process and machine."""
         try:

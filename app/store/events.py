@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import NewEvent
@@ -44,12 +44,7 @@ async def list_page(
 ) -> list[Event]:
     """Oldest first, within an optional scope and set of types; pass the last id seen as `after_id`."""
     query = select(events).order_by(events.c.id).limit(page_size(limit))
-    if project_id is not None:
-        query = query.where(events.c.project_id == project_id)
-    if protocol_run_id is not None:
-        query = query.where(events.c.protocol_run_id == protocol_run_id)
-    if step_run_id is not None:
-        query = query.where(events.c.step_run_id == step_run_id)
+    query = _scoped(query, project_id, protocol_run_id, step_run_id)
     if event_types:
         query = query.where(events.c.event_type.in_(list(event_types)))
     if after_id is not None:
@@ -57,6 +52,41 @@ async def list_page(
     return await fetch_all(conn, query, Event)
 
 
+def _scoped(
+    query: Select, project_id: int | None, protocol_run_id: int | None, step_run_id: int | None
+) -> Select:
+    """`query` narrowed to the events of a project, run or step (each optional)."""
+    for column, value in (
+        (events.c.project_id, project_id),
+        (events.c.protocol_run_id, protocol_run_id),
+        (events.c.step_run_id, step_run_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query
+
+
 async def last_id(conn: AsyncConnection) -> int:
     """The newest event's id (0 when there is none): where a live stream starts."""
     return int(await conn.scalar(select(func.coalesce(func.max(events.c.id), 0))) or 0)
+
+
+async def recent(
+    conn: AsyncConnection,
+    *,
+    project_id: int | None = None,
+    protocol_run_id: int | None = None,
+    step_run_id: int | None = None,
+    type_prefix: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    """Newest first, within an optional scope; `type_prefix` keeps e.g. every `step.` event."""
+    query = select(events).order_by(events.c.id.desc()).limit(page_size(limit))
+    query = _scoped(query, project_id, protocol_run_id, step_run_id)
+    if type_prefix:
+        escaped = type_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(events.c.event_type.like(escaped + "%", escape="\\"))
+    if before_id is not None:
+        query = query.where(events.c.id < before_id)
+    return await fetch_all(conn, query, Event)

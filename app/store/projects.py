@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -103,3 +103,19 @@ async def set_token_hash(conn: AsyncConnection, project_id: int, token_hash: str
 
 async def id_for_token_hash(conn: AsyncConnection, token_hash: str) -> int | None:
     return await conn.scalar(select(projects.c.id).where(projects.c.api_token_hash == token_hash))
+
+
+async def forge_candidates(conn: AsyncConnection, repository: str) -> list[Project]:
+    """Projects that may be `repository` on a forge: named so explicitly, or left to their git URL
+    (the caller compares what the URL says; a URL cannot be matched in SQL)."""
+    query = (
+        select(projects)
+        .where(
+            or_(
+                func.lower(projects.c.forge_repo) == repository.lower(),
+                and_(projects.c.forge_repo.is_(None), projects.c.git_url.is_not(None)),
+            )
+        )
+        .order_by(projects.c.id)
+    )
+    return await fetch_all(conn, query, Project)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.commits import MAX_PROTOCOL_NUMBER
 from app.domain.naming import protocol_name
 from app.domain.records import ProtocolRun
 from app.domain.statuses import ProtocolStatus
+from app.errors import ConflictError
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
 from app.store.tables import protocol_runs
@@ -21,6 +23,11 @@ async def create(
     """Insert a `pending` run numbered after the project's last one; base branch defaults to the project's."""
     project = await project_store.get(conn, project_id)
     number = await project_store.next_protocol_number(conn, project_id)
+    if number > MAX_PROTOCOL_NUMBER:  # `NNNN-slug`: the folder and commit-tag format has four digits
+        raise ConflictError(
+            f"project {project.name} has {MAX_PROTOCOL_NUMBER:,} protocol runs, the most it can hold",
+            field="project_id",
+        )
     values = writable_changes(protocol_runs, fields)
     values.setdefault("base_branch", project.base_branch)
     statement = (
@@ -47,8 +54,10 @@ async def list_for_project(
     statuses: list[ProtocolStatus] | None = None,
     before_id: int | None = None,
     limit: int = 50,
+    search: str | None = None,
 ) -> list[ProtocolRun]:
-    """Newest first, optionally only some statuses; pass the last id seen as `before_id`."""
+    """Newest first, optionally only some statuses, or names/titles containing `search`; pass the
+    last id seen as `before_id`."""
     query = (
         select(protocol_runs)
         .where(protocol_runs.c.project_id == project_id)
@@ -59,7 +68,30 @@ async def list_for_project(
         query = query.where(protocol_runs.c.status.in_([str(s) for s in statuses]))
     if before_id is not None:
         query = query.where(protocol_runs.c.id < before_id)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(
+            or_(
+                protocol_runs.c.name.ilike(pattern, escape="\\"),
+                protocol_runs.c.title.ilike(pattern, escape="\\"),
+            )
+        )
     return await fetch_all(conn, query, ProtocolRun)
+
+
+async def status_counts(conn: AsyncConnection, project_ids: list[int]) -> dict[int, dict[str, int]]:
+    """How many runs each project has in each status (projects without runs are absent)."""
+    if not project_ids:
+        return {}
+    query = (
+        select(protocol_runs.c.project_id, protocol_runs.c.status, func.count())
+        .where(protocol_runs.c.project_id.in_(project_ids))
+        .group_by(protocol_runs.c.project_id, protocol_runs.c.status)
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for project_id, status, count in (await conn.execute(query)).all():
+        counts.setdefault(project_id, {})[status] = int(count)
+    return counts
 
 
 async def update_fields(
@@ -92,3 +124,23 @@ async def list_by_status(
 
 async def project_of(conn: AsyncConnection, run_id: int) -> int | None:
     return await conn.scalar(select(protocol_runs.c.project_id).where(protocol_runs.c.id == run_id))
+
+
+async def on_branches(
+    conn: AsyncConnection, project_ids: list[int], branches: list[str], *, pr_number: int | None = None
+) -> list[ProtocolRun]:
+    """Runs of these projects on one of `branches` (or whose PR/MR is `pr_number`), newest first."""
+    if not project_ids or not (branches or pr_number is not None):
+        return []
+    matches: list[ColumnElement[bool]] = []
+    if branches:
+        matches.append(protocol_runs.c.branch_name.in_(branches))
+    if pr_number is not None:
+        matches.append(protocol_runs.c.pr_number == pr_number)
+    query = (
+        select(protocol_runs)
+        .where(protocol_runs.c.project_id.in_(project_ids), or_(*matches))
+        .order_by(protocol_runs.c.id.desc())
+        .limit(50)
+    )
+    return await fetch_all(conn, query, ProtocolRun)

@@ -91,12 +91,16 @@ projects = Table(
     Column("api_token_hash", Text),
     # Last protocol number handed out: the row lock on increment makes NNNN unique without races.
     Column("protocol_counter", Integer, nullable=False, server_default=text("0")),
+    # CI and forges: `owner/name` on the forge (else read from git_url); fix-CI runs a step may get.
+    Column("forge_repo", Text),
+    Column("fix_ci_attempts", Integer),
     *_timestamps(),
     _version(),
     UniqueConstraint("name"),
     UniqueConstraint("api_token_hash"),
     _one_of("status", ProjectStatus),
     CheckConstraint("git_url IS NOT NULL OR local_path IS NOT NULL", name="has_source"),
+    CheckConstraint("fix_ci_attempts BETWEEN 0 AND 10", name="fix_ci_attempts_range"),
 )
 
 protocol_runs = Table(
@@ -116,6 +120,7 @@ protocol_runs = Table(
     Column("head_sha", Text),
     Column("pr_url", Text),
     Column("pr_number", Integer),
+    Column("published_sha", Text),
     *_engine_choices(),
     Column("planning_prompt_version", Text),
     Column("plan_attempts", Integer, nullable=False, server_default=text("0")),
@@ -287,4 +292,30 @@ idempotency_keys = Table(
     Column("body", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index(None, "created_at"),
+)
+
+
+# Every webhook delivery received, once: the unique (provider, delivery_id) is what makes a redelivery
+# (or two concurrent copies) act once. `signal` is the parsed, forge-neutral content; `outcome` is
+# NULL until a worker has applied it.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    Column("provider", Text, nullable=False),
+    Column("delivery_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("signal", JSONB, nullable=False),
+    Column("outcome", Text),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="SET NULL")),
+    Column("protocol_run_id", BigInteger, ForeignKey("protocol_runs.id", ondelete="SET NULL")),
+    Column("step_run_id", BigInteger, ForeignKey("step_runs.id", ondelete="SET NULL")),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("applied_at", DateTime(timezone=True)),
+    UniqueConstraint("provider", "delivery_id"),
+    CheckConstraint("provider IN ('github', 'gitlab')", name="provider_known"),
+    CheckConstraint("outcome IN ('applied', 'ignored', 'failed')", name="outcome_known"),
+    Index(None, "received_at"),
+    Index(None, "protocol_run_id", "id"),
 )

@@ -10,18 +10,22 @@ from aiohttp import web
 from app.config import Settings
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
+from app.web import webhooks
 from app.web.api import events, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
 from app.web.cache import ResponseCache, write_invalidation
+from app.web.console import install_console
 from app.web.health import health
 from app.web.idempotency import idempotency_middleware
 from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.middlewares import correlation_middleware, error_middleware
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
-PUBLIC_PREFIXES = ("/static/",)
+# Webhooks are public to the bearer check: each delivery is verified by its own signature instead.
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/", "/console", *webhooks.PATHS})
+# The console checks its own sessions (app/web/console/guard.py); the bearer token is the API's.
+PUBLIC_PREFIXES = ("/static/", "/console/")
 STATIC = Path(__file__).resolve().parent / "static"
 
 
@@ -70,6 +74,7 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/health", health)
+    webhooks.install(app)
     endpoints = install_api(app)
     spec = build_spec(endpoints, secured=token is not None)
 
@@ -79,6 +84,7 @@ def create_app(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    install_console(app, settings)
     return app
 
 

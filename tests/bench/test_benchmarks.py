@@ -33,12 +33,21 @@ QUEUE_MEASURES = (
     "latency p50, our worker",
     "latency p99, our worker",
 )
+CONSOLE_MEASURES = (
+    "GET /console/projects/{id}, first page",
+    "GET /projects/{id}/protocols?limit=50",
+    "GET /projects/{id}/protocols?limit=50, cache off",
+)
 
 
 @pytest.mark.parametrize(
     ("script", "measures", "closing"),
-    [("api.py", API_MEASURES, "targets ("), ("queue.py", QUEUE_MEASURES, "per step")],
-    ids=["api", "queue"],
+    [
+        ("api.py", API_MEASURES, "targets ("),
+        ("queue.py", QUEUE_MEASURES, "per step"),
+        ("console.py", CONSOLE_MEASURES, "target (console page"),
+    ],
+    ids=["api", "queue", "console"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(

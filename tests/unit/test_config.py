@@ -14,10 +14,8 @@ from app.config import (
     Settings,
     agent_environment,
     load_settings,
-    mask_url,
-    masked_settings,
-    settings_reference,
 )
+from app.config_display import mask_url, masked_settings, settings_reference
 from app.errors import ConfigError
 
 README = Path(__file__).resolve().parents[2] / "README.md"

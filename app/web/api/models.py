@@ -31,6 +31,19 @@ class EngineChoices(Strict):
     qa_model: str | None = Field(None, max_length=200)
 
 
+ForgeRepo = Field(
+    None,
+    max_length=300,
+    # Segments like `.github` are names; `.` and `..` are not (they would walk the forge's API paths).
+    pattern=r"^(?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-])[A-Za-z0-9_.-]*(?:/(?:[A-Za-z0-9_-]|\.[A-Za-z0-9_-])[A-Za-z0-9_.-]*)+$",
+    description="The forge's name for the repository (`owner/name`, GitLab groups may nest), "
+    "when the git URL does not say it",
+)
+FixCiAttempts = Field(
+    None, ge=0, le=10, description="Automatic fix-CI runs of a step whose commit failed CI (else the setting)"
+)
+
+
 class ProjectCreate(EngineChoices):
     model_config = ConfigDict(
         json_schema_extra={
@@ -49,11 +62,15 @@ class ProjectCreate(EngineChoices):
     local_path: str | None = Field(None, max_length=4000, json_schema_extra={"pattern": "^/"})
     base_branch: str = Field("main", min_length=1, max_length=200)
     ci_provider: Literal["github", "gitlab"] | None = None
+    forge_repo: str | None = ForgeRepo
+    fix_ci_attempts: int | None = FixCiAttempts
 
 
 class ProjectPatch(EngineChoices):
     base_branch: str | None = Field(None, min_length=1, max_length=200)
     ci_provider: Literal["github", "gitlab"] | None = None
+    forge_repo: str | None = ForgeRepo
+    fix_ci_attempts: int | None = FixCiAttempts
 
 
 class ProtocolCreate(EngineChoices):
@@ -92,6 +109,7 @@ class PageQuery(Strict):
 
 class ProtocolPageQuery(PageQuery):
     status: list[ProtocolStatus] = Field(default_factory=list, max_length=9)
+    q: str | None = Field(None, max_length=200, description="Only runs whose name or title contains this.")
 
 
 class EventQuery(PageQuery):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from app.domain.records import Project
-from app.errors import ConflictError, InvalidInputError, PermissionDeniedError
-from app.git import branch_name_problem
+from app.errors import InvalidInputError, PermissionDeniedError
 from app.services import projects as project_service
-from app.services.context import Services
-from app.services.workspace import clone_path, repository_at
+from app.services.workspace import existing_repository
 from app.store import projects as store
+from app.web import views
 from app.web.api.common import if_match, services
-from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch, page_of
+from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch
 from app.web.api.registry import Api
 from app.web.auth import PROJECT_TOKEN_HEADER, new_project_token
 
@@ -51,17 +48,14 @@ async def create_project(request: web.Request, body: ProjectCreate) -> Project:
     response=Page[Project],
 )
 async def list_projects(request: web.Request, query: PageQuery) -> dict:
-    async with services(request).database.read() as conn:
-        items = await store.list_page(conn, before_id=query.position(), limit=query.limit)
-    return page_of(items, query.limit)
+    return await views.project_list(services(request), query)
 
 
 @api.route(
     "GET", "/projects/{project_id}", summary="One project", tag="projects", response=Project, errors=(404,)
 )
 async def get_project(request: web.Request, project_id: int) -> Project:
-    async with services(request).database.read() as conn:
-        return await store.get(conn, project_id)
+    return await views.project(services(request), project_id)
 
 
 @api.route(
@@ -76,12 +70,9 @@ async def get_project(request: web.Request, project_id: int) -> Project:
 )
 async def patch_project(request: web.Request, project_id: int, body: ProjectPatch) -> Project:
     changes = body.model_dump(exclude_unset=True, mode="json")
-    if "base_branch" in changes and (problem := branch_name_problem(changes["base_branch"])):
-        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
-    async with services(request).database.transaction() as conn:
-        current = await store.get(conn, project_id)
-        version = if_match(request) or current.version
-        return await store.update_fields(conn, project_id, expected_version=version, **changes)
+    return await project_service.change_project(
+        services(request), project_id, changes, expected_version=if_match(request)
+    )
 
 
 @api.route(
@@ -109,8 +100,7 @@ async def list_branches(request: web.Request, project_id: int) -> dict:
     svc = services(request)
     async with svc.database.read() as conn:
         project = await store.get(conn, project_id)
-    repository = repository_at(svc, _repository_path(svc, project))
-    return {"branches": await repository.list_remote_branches()}
+    return {"branches": await existing_repository(svc, project).list_remote_branches()}
 
 
 @api.route(
@@ -127,8 +117,7 @@ async def delete_branch(request: web.Request, project_id: int, branch: str, body
     svc = services(request)
     async with svc.database.transaction() as conn:
         project = await store.get(conn, project_id)
-    repository = repository_at(svc, _repository_path(svc, project))
-    return {"deleted": await repository.delete_remote_branch(branch)}
+    return {"deleted": await existing_repository(svc, project).delete_remote_branch(branch)}
 
 
 @api.route(
@@ -160,14 +149,3 @@ async def issue_token(request: web.Request, project_id: int) -> ProjectToken:
     async with services(request).database.transaction() as conn:
         await store.set_token_hash(conn, project_id, digest)
     return ProjectToken(project_id=project_id, token=token)
-
-
-def _repository_path(svc: Services, project: Project) -> Path:
-    """The project's repository; a 409 while there is none yet (not set up, or not a repository)."""
-    path = clone_path(svc, project)
-    if not (path / ".git").exists():
-        raise ConflictError(
-            f"project {project.name} has no repository at {path} yet (status {project.status})",
-            field="project_id",
-        )
-    return path

@@ -6,10 +6,9 @@ from aiohttp import web
 
 from app.domain.records import ProtocolRun, StepRun
 from app.services import controls, planning, quality
-from app.store import protocols as store
-from app.store import steps as step_store
+from app.web import views
 from app.web.api.common import if_match, services
-from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, page_of
+from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery
 from app.web.api.registry import Api
 
 api = Api()
@@ -48,11 +47,7 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     cache=lambda ids: [("project_protocols", ids["project_id"])],
 )
 async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
-    async with services(request).database.read() as conn:
-        items = await store.list_for_project(
-            conn, project_id, statuses=query.status, before_id=query.position(), limit=query.limit
-        )
-    return page_of(items, query.limit)
+    return await views.protocol_list(services(request), project_id, query)
 
 
 @api.route(
@@ -65,8 +60,7 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     cache=lambda ids: [("protocol", ids["protocol_id"])],
 )
 async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
-    async with services(request).database.read() as conn:
-        return await store.get(conn, protocol_id)
+    return await views.protocol_run(services(request), protocol_id)
 
 
 @api.route(
@@ -78,15 +72,12 @@ async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
     errors=(404,),
 )
 async def list_steps(request: web.Request, protocol_id: int) -> dict:
-    async with services(request).database.read() as conn:
-        await store.get(conn, protocol_id)
-        return {"items": await step_store.list_for_protocol(conn, protocol_id), "next_cursor": None}
+    return {"items": await views.step_list(services(request), protocol_id), "next_cursor": None}
 
 
 @api.route("GET", "/steps/{step_id}", summary="One step run", tag="steps", response=StepRun, errors=(404,))
 async def get_step(request: web.Request, step_id: int) -> StepRun:
-    async with services(request).database.read() as conn:
-        return await step_store.get(conn, step_id)
+    return await views.step(services(request), step_id)
 
 
 def _protocol_action(path: str, summary: str, action: object) -> None:
@@ -126,6 +117,19 @@ _protocol_action(
 )
 async def run_next_step(request: web.Request, protocol_id: int) -> StepRun:
     return await controls.run_next_step(services(request), protocol_id)
+
+
+@api.route(
+    "POST",
+    "/protocols/{protocol_id}/actions/open_pr",
+    summary="Push the branch and open its PR/MR now",
+    tag="actions",
+    response=ProtocolRun,
+    status=202,
+    errors=ACTION_ERRORS,
+)
+async def open_pr(request: web.Request, protocol_id: int) -> ProtocolRun:
+    return await controls.open_pr_now(services(request), protocol_id)
 
 
 @api.route(

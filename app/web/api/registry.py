@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ from app.web.cache import Tag
 from app.web.keys import CACHE
 
 Handler = Callable[..., Awaitable[Any]]
+M = TypeVar("M", bound=BaseModel)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
 MAX_ID = 2**63 - 1
 JSON = "application/json"
@@ -183,6 +184,11 @@ async def _json_body(request: web.Request) -> Any:
         raise InvalidInputError(f"the request body is not valid JSON ({exc.msg})", field="body") from None
     except (ValueError, RecursionError):  # an integer of thousands of digits; nesting past the stack
         raise InvalidInputError("the request body is JSON this API cannot read", field="body") from None
+
+
+def validate_input(model: type[M], data: Any, where: str = "form") -> M:
+    """`data` as `model`, or an InvalidInputError naming the first bad field (the console's forms too)."""
+    return _validated(model, data, where)  # type: ignore[return-value]
 
 
 def _validated(model: type[BaseModel], data: Any, where: str) -> BaseModel:

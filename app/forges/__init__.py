@@ -1,0 +1,1 @@
+"""GitHub and GitLab: webhook verification and parsing (pure), and their REST APIs for PRs/MRs."""

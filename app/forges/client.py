@@ -1,0 +1,127 @@
+"""What every forge client shares: the PR/MR record, the interface, and one careful HTTP exchange.
+
+Failures are typed so the job layer knows what to do: the network, a timeout, a 429 or a 5xx may pass
+(`CIError`, retried); a refused token (`PermissionDeniedError`), a missing repository
+(`NotFoundError`) or a refused request (`InvalidInputError`) will not. Messages name the call and
+the forge's own explanation, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiohttp
+from yarl import URL
+
+from app.domain.ci import Provider, clean_text
+from app.errors import CIError, InvalidInputError, NotFoundError, PermissionDeniedError
+
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+USER_AGENT = "TasksGodzilla"
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A PR (GitHub) or MR (GitLab), in the few fields the service uses."""
+
+    number: int
+    url: str
+    state: str  # open, closed or merged
+    head_sha: str | None = None
+
+    @property
+    def merged(self) -> bool:
+        return self.state == "merged"
+
+
+class Forge(Protocol):
+    """A forge's PR/MR API for one repository."""
+
+    provider: Provider
+
+    async def find_open(self, branch: str) -> PullRequest | None:
+        """The open PR/MR from `branch`, if there is one."""
+        ...
+
+    async def create(self, *, branch: str, base: str, title: str, body: str) -> PullRequest: ...
+
+    async def update(self, number: int, *, title: str, body: str) -> PullRequest: ...
+
+    async def comment(self, number: int, body: str) -> None: ...
+
+    async def get(self, number: int) -> PullRequest: ...
+
+    async def close(self) -> None: ...
+
+
+class RestClient:
+    """JSON over HTTPS with one session, the forge's auth header, and typed failures."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], *, timeout: float) -> None:
+        self._base = base_url.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def __aenter__(self) -> RestClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def call(
+        self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None
+    ) -> Any:
+        """One request; the decoded JSON answer, or a typed error."""
+        # `path` comes pre-encoded (a GitLab project id is `group%2Fname`): yarl must not re-encode it.
+        url = URL(self._base + path, encoded=True)
+        if query:
+            url = url.update_query(query)
+        what = f"{method} {path}"
+        try:
+            async with self._session.request(method, url, json=body, allow_redirects=False) as response:
+                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                status = response.status
+        except TimeoutError:
+            raise CIError(f"{what}: the forge did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise CIError(f"{what}: {type(exc).__name__}") from None
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise CIError(f"{what}: the answer is larger than {MAX_RESPONSE_BYTES} bytes")
+        payload = _json(raw)
+        if status < 300:
+            if payload is None and raw.strip():
+                raise CIError(f"{what}: the forge answered something other than JSON")
+            return payload
+        raise _failure(what, status, payload)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+
+
+def _failure(what: str, status: int, payload: Any) -> Exception:
+    explanation = ""
+    if isinstance(payload, dict):
+        explanation = clean_text(str(payload.get("message") or payload.get("error") or ""), 300)
+    message = f"{what}: HTTP {status}" + (f" ({explanation})" if explanation else "")
+    if status in (401, 403) and "rate limit" not in explanation.lower():
+        return PermissionDeniedError(message + ": check the forge token and its scopes", status=status)
+    if status == 404:
+        return NotFoundError(message + ": no such repository, or the token cannot see it", status=status)
+    if status in (408, 409, 429) or status >= 500 or status == 403:
+        return CIError(message, status=status)
+    return InvalidInputError(message, status=status)

@@ -1,0 +1,64 @@
+"""GitLab's REST API (v4) for merge requests: find, open, update, comment on (a note), read."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from app.domain.ci import Provider
+from app.errors import CIError
+from app.forges.client import PullRequest, RestClient
+
+STATES = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}
+
+
+class GitLabClient(RestClient):
+    """One project (`group/name`, or a numeric id) on gitlab.com or a self-managed GitLab (`api_url`)."""
+
+    provider = Provider.GITLAB
+
+    def __init__(self, api_url: str, repository: str, token: str, *, timeout: float = 30.0) -> None:
+        super().__init__(api_url, {"PRIVATE-TOKEN": token}, timeout=timeout)
+        self.repository = repository
+        # The API takes the URL-encoded path as the project id: `group%2Fname`.
+        self._project = f"/projects/{quote(repository, safe='')}"
+
+    async def find_open(self, branch: str) -> PullRequest | None:
+        found = await self.call(
+            "GET", f"{self._project}/merge_requests", query={"source_branch": branch, "state": "opened"}
+        )
+        if not isinstance(found, list):
+            raise CIError("GET merge_requests: GitLab answered something other than a list")
+        return _merge_request(found[0]) if found else None
+
+    async def create(self, *, branch: str, base: str, title: str, body: str) -> PullRequest:
+        payload = {
+            "source_branch": branch,
+            "target_branch": base,
+            "title": title,
+            "description": body,
+            "remove_source_branch": False,
+        }
+        return _merge_request(await self.call("POST", f"{self._project}/merge_requests", body=payload))
+
+    async def update(self, number: int, *, title: str, body: str) -> PullRequest:
+        payload = {"title": title, "description": body}
+        path = f"{self._project}/merge_requests/{int(number)}"
+        return _merge_request(await self.call("PUT", path, body=payload))
+
+    async def comment(self, number: int, body: str) -> None:
+        await self.call("POST", f"{self._project}/merge_requests/{int(number)}/notes", body={"body": body})
+
+    async def get(self, number: int) -> PullRequest:
+        return _merge_request(await self.call("GET", f"{self._project}/merge_requests/{int(number)}"))
+
+
+def _merge_request(data: Any) -> PullRequest:
+    if not isinstance(data, dict) or not isinstance(data.get("iid"), int):
+        raise CIError("GitLab answered a merge request without an iid")
+    return PullRequest(
+        number=data["iid"],
+        url=str(data.get("web_url") or ""),
+        state=STATES.get(str(data.get("state")), "open"),
+        head_sha=data.get("sha") if isinstance(data.get("sha"), str) else None,
+    )

@@ -1,0 +1,264 @@
+"""Applying a CI result or a merge to what it is about: repository → project → run (by branch) →
+the step whose commit CI tested. What cannot be placed, or changes nothing, is said so and left."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.ci import (
+    CiAction,
+    CiResult,
+    CiSignal,
+    DeliveryOutcome,
+    IgnoredSignal,
+    MergeSignal,
+    Provider,
+    WebhookDelivery,
+    ci_action,
+    ci_target,
+    fix_ci_limit,
+    merge_refusal,
+    serves_repository,
+)
+from app.domain.records import Project, ProtocolRun, StepRun
+from app.domain.statuses import ProtocolStatus as P
+from app.domain.statuses import StepStatus as S
+from app.services.context import Services
+from app.services.events import record
+from app.store import events, projects, protocols, steps
+from app.store.transitions import move_protocol, move_step
+
+FIX_REQUESTED = "ci.fix_requested"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a delivery did, and what it turned out to be about."""
+
+    outcome: DeliveryOutcome
+    detail: str
+    project_id: int | None = None
+    protocol_run_id: int | None = None
+    step_run_id: int | None = None
+    next_work: bool = False  # the run may have a job to queue now (QA, a fix-CI run)
+
+
+async def apply_signal(
+    conn: AsyncConnection,
+    svc: Services,
+    signal: CiSignal | MergeSignal | IgnoredSignal,
+    delivery: WebhookDelivery,
+) -> Applied:
+    """Apply one delivery's signal inside the caller's transaction."""
+    if isinstance(signal, IgnoredSignal):
+        return Applied(DeliveryOutcome.IGNORED, signal.reason)
+    owners = await _projects_for(conn, signal.provider, signal.repository)
+    if not owners:
+        return Applied(
+            DeliveryOutcome.IGNORED, f"no project is {signal.provider} repository {signal.repository}"
+        )
+    if isinstance(signal, MergeSignal):
+        return await _apply_merge(conn, owners, signal, delivery)
+    return await _apply_ci(conn, svc, owners, signal, delivery)
+
+
+async def _projects_for(conn: AsyncConnection, provider: Provider, repository: str) -> dict[int, Project]:
+    candidates = await projects.forge_candidates(conn, repository)
+    return {p.id: p for p in candidates if serves_repository(p, provider, repository)}
+
+
+def _where(signal: CiSignal) -> str:
+    places = [f"branch {b}" for b in signal.branches]
+    if signal.pr_number is not None:
+        places.append(f"#{signal.pr_number}")
+    return " or ".join(places)
+
+
+async def _apply_ci(
+    conn: AsyncConnection,
+    svc: Services,
+    owners: dict[int, Project],
+    signal: CiSignal,
+    delivery: WebhookDelivery,
+) -> Applied:
+    runs = await protocols.on_branches(conn, list(owners), list(signal.branches), pr_number=signal.pr_number)
+    if not runs:
+        return Applied(DeliveryOutcome.IGNORED, f"no protocol run on {_where(signal)} of {signal.repository}")
+    first_reason = ""
+    for run in runs:
+        plan = await steps.list_for_protocol(conn, run.id)
+        target = ci_target(run, plan, signal.sha)
+        if target.step is not None:
+            return await _apply_result(conn, svc, owners[run.project_id], run, target.step, signal, delivery)
+        first_reason = first_reason or target.reason
+    # Recorded on the run it was nearest to, so an operator sees why CI had no effect.
+    await _ignored_event(conn, runs[0], delivery, first_reason, sha=signal.sha)
+    return Applied(DeliveryOutcome.IGNORED, first_reason, runs[0].project_id, runs[0].id)
+
+
+async def _apply_result(
+    conn: AsyncConnection,
+    svc: Services,
+    project: Project,
+    run: ProtocolRun,
+    step: StepRun,
+    signal: CiSignal,
+    delivery: WebhookDelivery,
+) -> Applied:
+    action = ci_action(step, signal.result, qa_on_ci=svc.settings.auto_qa_on_ci)
+    facts: dict[str, Any] = {
+        "provider": str(signal.provider),
+        "source": signal.source,
+        "name": signal.name,
+        "sha": signal.sha,
+        "url": signal.url,
+        "delivery": delivery.delivery_id,
+    }
+    applied = Applied(DeliveryOutcome.APPLIED, "", project.id, run.id, step.id)
+    if action is CiAction.BLOCK:
+        return await _block(conn, svc, project, run, step, signal, facts, applied)
+    step = await steps.update_fields(
+        conn, step.id, expected_version=step.version, ci_status=str(signal.result)
+    )
+    if signal.result is CiResult.FAILED:
+        note = f"CI failed on step {step.step_index}, which is {step.status}: nothing more to block"
+        await record(conn, project.id, "ci.failed", note, step=step, summary=signal.summary, **facts)
+        return replace(applied, detail=note)
+    if action is CiAction.QA:
+        note = f"CI passed on step {step.step_index}: QA is queued"
+    elif step.status is S.NEEDS_QA and not svc.settings.auto_qa_after_exec:
+        # Never a silent skip: CI success does not pass QA; the step keeps waiting for it.
+        note = f"CI passed on step {step.step_index}: it still waits for QA (run QA or approve it)"
+    elif step.status is S.NEEDS_QA:
+        note = f"CI passed on step {step.step_index}: QA judges it next"
+    else:
+        note = f"CI passed on step {step.step_index} ({step.status})"
+    await record(conn, project.id, "ci.passed", note, step=step, **facts)
+    return replace(applied, detail=note, next_work=action is CiAction.QA)
+
+
+async def _block(
+    conn: AsyncConnection,
+    svc: Services,
+    project: Project,
+    run: ProtocolRun,
+    step: StepRun,
+    signal: CiSignal,
+    facts: dict[str, Any],
+    applied: Applied,
+) -> Applied:
+    """CI failed on the step's head commit: block the step and its run; maybe send it back to fix it."""
+    failure = (
+        f"CI failed ({signal.name}): {signal.summary}" if signal.summary else f"CI failed ({signal.name})"
+    )
+    step = await move_step(
+        conn,
+        step.id,
+        S.BLOCKED,
+        expected_version=step.version,
+        reason=failure[:300],
+        changes={"ci_status": CiResult.FAILED.value, "last_error": failure[:2000]},
+    )
+    note = f"CI failed on step {step.step_index} at {signal.sha[:12]}"
+    await record(conn, project.id, "ci.failed", note, step=step, summary=signal.summary, **facts)
+    if run.status is not P.RUNNING:
+        return replace(applied, detail=f"{note}; the run is {run.status}")
+    run = await move_protocol(
+        conn,
+        run.id,
+        P.BLOCKED,
+        expected_version=run.version,
+        reason=f"CI failed on step {step.step_index}",
+        changes={"last_error": failure[:2000]},
+    )
+    if await _request_fix(conn, svc, project, run, step, signal.sha):
+        return replace(applied, detail=f"{note}; the step runs again to fix it", next_work=True)
+    return replace(applied, detail=f"{note}; step and run blocked")
+
+
+async def _request_fix(
+    conn: AsyncConnection, svc: Services, project: Project, run: ProtocolRun, step: StepRun, sha: str
+) -> bool:
+    """Send the step back to its agent, with the failure as context, if fix-CI runs remain."""
+    limit = fix_ci_limit(project, svc.settings.fix_ci_attempts)
+    done = len(await events.list_page(conn, step_run_id=step.id, event_types=[FIX_REQUESTED], limit=500))
+    if done >= limit:
+        return False
+    attempt = done + 1
+    step = await move_step(
+        conn, step.id, S.PENDING, expected_version=step.version, reason=f"fix CI ({attempt} of {limit})"
+    )
+    await move_protocol(conn, run.id, P.RUNNING, expected_version=run.version, reason="fixing CI")
+    await record(
+        conn,
+        project.id,
+        FIX_REQUESTED,
+        f"step {step.step_index} goes back to its agent to fix CI ({attempt} of {limit})",
+        step=step,
+        attempt=attempt,
+        limit=limit,
+        sha=sha,
+    )
+    return True
+
+
+async def _apply_merge(
+    conn: AsyncConnection, owners: dict[int, Project], signal: MergeSignal, delivery: WebhookDelivery
+) -> Applied:
+    runs = await protocols.on_branches(conn, list(owners), [signal.branch])
+    if not runs:
+        return Applied(DeliveryOutcome.IGNORED, f"no protocol run on branch {signal.branch}")
+    run = _merged_run(runs, signal)
+    refusal = merge_refusal(run, signal)
+    if refusal is not None:
+        await _ignored_event(conn, run, delivery, refusal, sha=signal.sha)
+        return Applied(DeliveryOutcome.IGNORED, refusal, run.project_id, run.id)
+    await record(
+        conn,
+        run.project_id,
+        "pr.merged",
+        f"{signal.provider} #{signal.pr_number} merged",
+        run=run,
+        provider=str(signal.provider),
+        number=signal.pr_number,
+        url=signal.url,
+        sha=signal.sha,
+        delivery=delivery.delivery_id,
+    )
+    run = await move_protocol(
+        conn,
+        run.id,
+        P.COMPLETED,
+        expected_version=run.version,
+        reason=f"#{signal.pr_number} merged",
+        payload={"pr_number": signal.pr_number, "sha": signal.sha},
+    )
+    return Applied(
+        DeliveryOutcome.APPLIED, f"#{signal.pr_number} merged: run completed", run.project_id, run.id
+    )
+
+
+def _merged_run(runs: Sequence[ProtocolRun], signal: MergeSignal) -> ProtocolRun:
+    """The run whose own PR/MR this is; else the newest run on the branch."""
+    return next((r for r in runs if r.pr_number == signal.pr_number), runs[0])
+
+
+async def _ignored_event(
+    conn: AsyncConnection, run: ProtocolRun, delivery: WebhookDelivery, reason: str, *, sha: str | None
+) -> None:
+    await record(
+        conn,
+        run.project_id,
+        "webhook.ignored",
+        f"{delivery.provider} {delivery.event} ignored: {reason}",
+        run=run,
+        provider=str(delivery.provider),
+        event=delivery.event,
+        reason=reason,
+        sha=sha,
+        delivery=delivery.delivery_id,
+    )

@@ -1,0 +1,50 @@
+"""The web console: server-rendered pages (Jinja2) enhanced by htmx, beside the JSON API in one process.
+
+Pages read through the same view functions and services as the API (app/web/views.py,
+app/services), so the two never disagree. Mounted at /console/ as a sub-application with its own
+middleware (app/web/console/guard.py): sessions, CSRF, project scope, HTML errors.
+"""
+
+from __future__ import annotations
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from app.config import Settings
+from app.store.migrate import resource_dir
+from app.web.console import activity, login, projects, protocols, steps
+from app.web.console.base import CODEC, PREFIX
+from app.web.console.format import FILTERS, markdown
+from app.web.console.guard import console_guard
+from app.web.console.session import SessionCodec
+
+
+def console_app(settings: Settings) -> web.Application:
+    """The console as a sub-application, to mount at /console/."""
+    console = web.Application(middlewares=[console_guard])
+    console[CODEC] = SessionCodec(settings)
+    environment = aiohttp_jinja2.setup(
+        console,
+        loader=jinja2.FileSystemLoader(resource_dir("templates")),
+        autoescape=jinja2.select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(FILTERS)
+    environment.filters["markdown"] = markdown
+    for module in (login, projects, protocols, steps, activity):
+        console.router.add_routes(module.routes)
+    return console
+
+
+def install_console(app: web.Application, settings: Settings) -> None:
+    """Mount the console; `/` and `/console` lead to it."""
+    app.add_subapp(PREFIX + "/", console_app(settings))
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": PREFIX + "/"})
+
+    app.router.add_get("/", home)
+    app.router.add_get(PREFIX, home)

@@ -1,0 +1,193 @@
+"""Console: the projects list, onboarding, a project's page (runs, setup, settings) and its branches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from app.config import EngineName
+from app.domain.records import Project
+from app.domain.statuses import ProtocolStatus
+from app.errors import ConflictError, InvalidInputError, spec_for
+from app.services import planning
+from app.services import projects as project_service
+from app.services.workspace import existing_repository
+from app.store import events, projects, protocols
+from app.web import views
+from app.web.api.models import PageQuery, ProjectCreate, ProjectPatch, ProtocolCreate, ProtocolPageQuery
+from app.web.api.registry import validate_input
+from app.web.console.base import done, entity_id, form, redirect, render, services, session, stream_start
+
+routes = web.RouteTableDef()
+STAGES = ("planning", "execution", "qa")
+ENGINES = [engine.value for engine in EngineName]
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    scoped = session(request).project_id
+    if scoped is not None:
+        return redirect(f"/console/projects/{scoped}")
+    after = await stream_start(request)
+    return render(request, "console/projects.html", after=after, **await _projects_view(request))
+
+
+@routes.get("/projects/live")
+async def projects_live(request: web.Request) -> web.Response:
+    return render(request, "console/_projects_table.html", **await _projects_view(request))
+
+
+async def _projects_view(request: web.Request) -> dict[str, Any]:
+    query = validate_input(PageQuery, _query(request, "cursor"), "query")
+    page = await views.project_list(services(request), query)
+    async with services(request).database.read() as conn:
+        counts = await protocols.status_counts(conn, [p.id for p in page["items"]])
+    return {"page": page, "counts": counts, "query_string": request.query_string}
+
+
+@routes.get("/projects/new")
+async def new_project(request: web.Request) -> web.Response:
+    return render(request, "console/project_new.html", values={}, engines=ENGINES, stages=STAGES, problem="")
+
+
+@routes.post("/projects")
+async def create_project(request: web.Request) -> web.Response:
+    values = await form(request)
+    values.pop("csrf_token", None)
+    try:
+        body = validate_input(ProjectCreate, values)
+        project = await project_service.register_project(
+            services(request), **body.model_dump(exclude_none=True)
+        )
+    except (InvalidInputError, ConflictError) as exc:  # the form again, filled in, with the reason
+        return render(
+            request,
+            "console/project_new.html",
+            status=spec_for(exc).http_status,
+            values=values,
+            engines=ENGINES,
+            stages=STAGES,
+            problem=exc.message,
+        )
+    return redirect(f"/console/projects/{project.id}")
+
+
+@routes.get("/projects/{project_id}")
+async def project_page(request: web.Request) -> web.Response:
+    after = await stream_start(request)
+    return render(request, "console/project.html", after=after, **await _project_view(request))
+
+
+@routes.get("/projects/{project_id}/live")
+async def project_live(request: web.Request) -> web.Response:
+    return render(request, "console/_project_live.html", **await _project_view(request))
+
+
+async def _project_view(request: web.Request) -> dict[str, Any]:
+    project_id = entity_id(request, "project_id")
+    svc = services(request)
+    project = await views.project(svc, project_id)
+    query = validate_input(ProtocolPageQuery, _query(request, "cursor", "q", many=("status",)), "query")
+    page = await views.protocol_list(svc, project_id, query)
+    async with svc.database.read() as conn:
+        setup = await events.recent(conn, project_id=project_id, type_prefix="project.", limit=5)
+        asked = await events.recent(conn, project_id=project_id, type_prefix="setup.clarifications", limit=1)
+    return {
+        "project": project,
+        "page": page,
+        "query": query,
+        "statuses": list(ProtocolStatus),
+        "setup_events": setup,
+        "questions": _answerable(asked[0].payload.get("questions", [])) if asked else [],
+        "engines": ENGINES,
+        "stages": STAGES,
+        "query_string": request.query_string,
+    }
+
+
+def _answerable(questions: list[Any]) -> list[dict[str, str]]:
+    return [
+        {key: str(q.get(key, "")) for key in ("key", "question", "recommended")}
+        for q in questions
+        if isinstance(q, dict) and q.get("key") in project_service.ANSWERABLE
+    ]
+
+
+def _query(request: web.Request, *names: str, many: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The query parameters a view reads (blank ones left out, so defaults apply)."""
+    values: dict[str, Any] = {name: request.query[name] for name in names if request.query.get(name)}
+    for name in many:
+        chosen = [value for value in request.query.getall(name, []) if value]
+        if chosen:
+            values[name] = chosen
+    return values
+
+
+@routes.post("/projects/{project_id}/clarifications")
+async def answer(request: web.Request) -> web.Response:
+    project_id = entity_id(request, "project_id")
+    values = await form(request)
+    answers = {
+        key.removeprefix("answer."): value for key, value in values.items() if key.startswith("answer.")
+    }
+    await project_service.answer_clarifications(services(request), project_id, answers, by="console")
+    return done(request, f"/console/projects/{project_id}", f"{len(answers)} answers saved")
+
+
+@routes.post("/projects/{project_id}/settings")
+async def change_settings(request: web.Request) -> web.Response:
+    project_id = entity_id(request, "project_id")
+    values = await form(request)
+    version = values.pop("version", "")
+    values.pop("csrf_token", None)
+    body = validate_input(ProjectPatch, values)
+    await project_service.change_project(
+        services(request),
+        project_id,
+        body.model_dump(exclude_unset=True, mode="json"),
+        expected_version=int(version) if version.isdigit() and len(version) < 18 else None,
+    )
+    return done(request, f"/console/projects/{project_id}", "settings saved")
+
+
+@routes.post("/projects/{project_id}/protocols")
+async def create_protocol(request: web.Request) -> web.Response:
+    project_id = entity_id(request, "project_id")
+    values = await form(request)
+    values.pop("csrf_token", None)
+    body = validate_input(ProtocolCreate, values)
+    svc = services(request)
+    choices = body.model_dump(exclude_none=True, exclude={"title", "description", "start"}, mode="json")
+    run = await planning.create_protocol(
+        svc, project_id, title=body.title, description=body.description, **choices
+    )
+    if body.start:
+        run = await planning.start_protocol(svc, run.id)
+    location = f"/console/protocols/{run.id}"
+    if request.headers.get("HX-Request") == "true":
+        return web.Response(status=204, headers={"HX-Redirect": location})
+    return redirect(location)
+
+
+@routes.get("/projects/{project_id}/branches")
+async def branches(request: web.Request) -> web.Response:
+    project = await _project(request)
+    names = await existing_repository(services(request), project).list_remote_branches()
+    return render(request, "console/branches.html", project=project, branches=names)
+
+
+@routes.post("/projects/{project_id}/branches/delete")
+async def delete_branch(request: web.Request) -> web.Response:
+    project = await _project(request)
+    values = await form(request)
+    branch, confirm = values.get("branch", ""), values.get("confirm", "")
+    if not branch or confirm != branch:
+        raise InvalidInputError("type the branch name again to confirm the deletion", field="confirm")
+    await existing_repository(services(request), project).delete_remote_branch(branch)
+    return done(request, f"/console/projects/{project.id}/branches", f"branch {branch} deleted")
+
+
+async def _project(request: web.Request) -> Project:
+    async with services(request).database.read() as conn:
+        return await projects.get(conn, entity_id(request, "project_id"))

@@ -1,0 +1,98 @@
+"""Console: a protocol run's page (header, plan, step timeline, live feed) and the operator's actions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from app.artifacts.folder import ProtocolFolder
+from app.domain.records import ProtocolRun
+from app.errors import NotFoundError, TasksGodzillaError
+from app.services import controls, planning
+from app.services.context import Services
+from app.store import agent_runs, events, projects
+from app.web import views
+from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
+
+routes = web.RouteTableDef()
+FEED = 50
+
+# name -> (label, call); each calls the same service function as the JSON API's action endpoint.
+Action = Callable[[Services, int, int | None], Awaitable[Any]]
+ACTIONS: dict[str, tuple[str, Action]] = {
+    "start": ("Start", lambda svc, i, v: planning.start_protocol(svc, i, expected_version=v)),
+    "run_next_step": ("Run next step", lambda svc, i, v: controls.run_next_step(svc, i)),
+    "pause": ("Pause", lambda svc, i, v: controls.pause(svc, i, expected_version=v)),
+    "resume": ("Resume", lambda svc, i, v: controls.resume(svc, i, expected_version=v)),
+    "cancel": ("Cancel", lambda svc, i, v: controls.cancel(svc, i, expected_version=v)),
+    "open_pr": ("Open PR now", lambda svc, i, v: controls.open_pr_now(svc, i)),
+}
+
+# The statuses in which each button is offered (the services still decide: a stale page gets a 409).
+OFFERED: dict[str, frozenset[str]] = {
+    "start": frozenset({"pending", "planned", "blocked"}),
+    "run_next_step": frozenset({"running"}),
+    "pause": frozenset({"running"}),
+    "resume": frozenset({"paused", "blocked"}),
+    "cancel": frozenset({"pending", "planning", "planned", "running", "paused", "blocked"}),
+    "open_pr": frozenset({"running", "paused", "blocked"}),
+}
+
+
+@routes.get("/protocols/{protocol_id}")
+async def protocol_page(request: web.Request) -> web.Response:
+    after = await stream_start(request)
+    view = await _live_view(request)
+    async with services(request).database.read() as conn:
+        feed = await events.recent(conn, protocol_run_id=view["run"].id, limit=FEED)
+    return render(
+        request, "console/protocol.html", after=after, plan_html=_plan(view["run"]), feed=feed, **view
+    )
+
+
+@routes.get("/protocols/{protocol_id}/plan")
+async def protocol_plan(request: web.Request) -> web.Response:
+    run = await views.protocol_run(services(request), entity_id(request, "protocol_id"))
+    return render(request, "console/_plan.html", run=run, plan_html=_plan(run))
+
+
+@routes.get("/protocols/{protocol_id}/live")
+async def protocol_live(request: web.Request) -> web.Response:
+    return render(request, "console/_protocol_live.html", **await _live_view(request))
+
+
+async def _live_view(request: web.Request) -> dict[str, Any]:
+    """What changes while the run works: its header and its step timeline."""
+    svc = services(request)
+    run = await views.protocol_run(svc, entity_id(request, "protocol_id"))
+    plan = await views.step_list(svc, run.id)
+    async with svc.database.read() as conn:
+        project = await projects.get(conn, run.project_id)
+        usage = await agent_runs.usage_by_step(conn, run.id)
+    ci = next((s.ci_status for s in reversed(plan) if s.ci_status), None)
+    offered = {name: label for name, (label, _) in ACTIONS.items() if run.status in OFFERED[name]}
+    return {"run": run, "project": project, "steps": plan, "usage": usage, "ci": ci, "actions": offered}
+
+
+def _plan(run: ProtocolRun) -> str | None:
+    """plan.md's text when this machine has the run's worktree; None otherwise."""
+    if not run.worktree_path or not Path(run.worktree_path).is_dir():
+        return None
+    try:
+        return ProtocolFolder(Path(run.worktree_path), run.name).read("plan.md")
+    except (NotFoundError, TasksGodzillaError):
+        return None
+
+
+@routes.post("/protocols/{protocol_id}/actions/{action}")
+async def act(request: web.Request) -> web.Response:
+    protocol_id = entity_id(request, "protocol_id")
+    chosen = ACTIONS.get(request.match_info["action"])
+    if chosen is None:
+        raise NotFoundError(f"no action {request.match_info['action'][:40]!r}")
+    label, call = chosen
+    await call(services(request), protocol_id, form_version(await form(request)))
+    return done(request, f"/console/protocols/{protocol_id}", f"{label}: done")

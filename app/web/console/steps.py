@@ -1,0 +1,82 @@
+"""Console: a step's page (agent runs, logs, QA report, diff stats) and its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from app.errors import NotFoundError
+from app.services import controls, quality
+from app.store import agent_runs, events, projects, protocols
+from app.web import views
+from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
+from app.web.console.format import agent_log
+from app.web.console.protocols import FEED
+
+routes = web.RouteTableDef()
+ACTIONS = {"run": "Run", "retry": "Retry", "run_qa": "Run QA", "approve": "Approve"}
+# The statuses in which each button is offered (the services still decide: a stale page gets a 409).
+OFFERED = {
+    "run": frozenset({"pending"}),
+    "retry": frozenset({"failed", "blocked"}),
+    "run_qa": frozenset({"needs_qa"}),
+    "approve": frozenset({"needs_qa", "failed", "blocked"}),
+}
+
+
+@routes.get("/steps/{step_id}")
+async def step_page(request: web.Request) -> web.Response:
+    after = await stream_start(request)
+    view = await _live_view(request)
+    async with services(request).database.read() as conn:
+        feed = await events.recent(conn, step_run_id=view["step"].id, limit=FEED)
+    return render(request, "console/step.html", after=after, feed=feed, **view)
+
+
+@routes.get("/steps/{step_id}/live")
+async def step_live(request: web.Request) -> web.Response:
+    return render(request, "console/_step_live.html", **await _live_view(request))
+
+
+async def _live_view(request: web.Request) -> dict[str, Any]:
+    svc = services(request)
+    step = await views.step(svc, entity_id(request, "step_id"))
+    async with svc.database.read() as conn:
+        run = await protocols.get(conn, step.protocol_run_id)
+        project = await projects.get(conn, run.project_id)
+        runs = await agent_runs.list_for_step(conn, step.id)
+        logs = {r.id: agent_log(await agent_runs.read_log(conn, r.id)) for r in runs}
+        verdicts = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict", limit=1)
+        commits = await events.recent(conn, step_run_id=step.id, type_prefix="step.committed", limit=1)
+    return {
+        "step": step,
+        "run": run,
+        "project": project,
+        "agent_runs": runs,
+        "logs": logs,
+        "qa": verdicts[0].payload if verdicts else None,
+        "diff": commits[0].payload if commits else None,
+        "actions": {name: label for name, label in ACTIONS.items() if step.status in OFFERED[name]},
+    }
+
+
+@routes.post("/steps/{step_id}/actions/{action}")
+async def act(request: web.Request) -> web.Response:
+    step_id = entity_id(request, "step_id")
+    action = request.match_info["action"]
+    values = await form(request)
+    version = form_version(values)
+    svc = services(request)
+    if action == "run":
+        await controls.run_step(svc, step_id)
+    elif action == "retry":
+        await controls.retry_step(svc, step_id, expected_version=version)
+    elif action == "run_qa":
+        await controls.run_qa(svc, step_id)
+    elif action == "approve":
+        note = values.get("note", "")[:2000]
+        await quality.approve_step(svc, step_id, by="console", note=note, expected_version=version)
+    else:
+        raise NotFoundError(f"no action {action[:40]!r}")
+    return done(request, f"/console/steps/{step_id}", f"{ACTIONS[action]}: done")

@@ -1,0 +1,141 @@
+"""The pure CI rules: which project and step a result is about, what it does, when a run waits."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from app.domain.ci import (
+    CiAction,
+    CiResult,
+    MergeSignal,
+    Provider,
+    awaits_merge,
+    ci_action,
+    ci_fix_instructions,
+    ci_target,
+    fix_ci_limit,
+    merge_refusal,
+    redo_after_ci_failure,
+    repository_slug,
+    serves_repository,
+)
+from app.domain.statuses import ProtocolStatus, StepStatus
+from app.domain.workflow import JobName, next_work
+from tests.support.records import A, B, C, project, run, step
+
+
+@pytest.mark.parametrize(
+    ("url", "slug"),
+    [
+        ("https://github.com/acme/shop.git", "acme/shop"),
+        ("https://github.com/acme/shop", "acme/shop"),
+        ("https://gitlab.example.test/group/sub/shop.git", "group/sub/shop"),
+        ("git@github.com:acme/shop.git", "acme/shop"),
+        ("ssh://git@github.com/acme/shop.git", "acme/shop"),
+        ("https://token@github.com/acme/shop/", "acme/shop"),
+        ("/srv/git/shop.git", None),
+        ("file:///srv/git/shop.git", None),
+        ("https://github.com/shop", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_repository_slug(url, slug):
+    assert repository_slug(url) == slug
+
+
+def test_which_projects_serve_a_repository():
+    assert serves_repository(project(forge_repo="Acme/Shop"), Provider.GITHUB, "acme/shop")
+    assert serves_repository(project(git_url="git@github.com:acme/shop.git"), Provider.GITHUB, "acme/shop")
+    assert serves_repository(project(ci_provider=None, forge_repo="acme/shop"), Provider.GITLAB, "acme/shop")
+    assert not serves_repository(
+        project(ci_provider="gitlab", forge_repo="acme/shop"), Provider.GITHUB, "acme/shop"
+    )
+    assert not serves_repository(project(forge_repo="acme/other"), Provider.GITHUB, "acme/shop")
+    assert not serves_repository(project(), Provider.GITHUB, "acme/shop")  # a local path names no repository
+
+
+def test_a_result_counts_for_the_step_whose_commit_is_the_runs_head():
+    plan = [step(1, commit_sha=A, status="completed"), step(2, commit_sha=B)]
+    assert ci_target(run(head_sha=B), plan, B).step == plan[1]
+    assert ci_target(run(head_sha=B), plan, B.upper()).step == plan[1]
+
+
+def test_a_result_for_an_older_commit_or_an_unknown_one_counts_for_no_step():
+    plan = [step(1, commit_sha=A, status="completed"), step(2, commit_sha=B)]
+    older = ci_target(run(head_sha=B), plan, A)
+    assert older.step is None
+    assert "older commit" in older.reason
+    unknown = ci_target(run(head_sha=B), plan, C)
+    assert unknown.step is None
+    assert "not the commit of any step" in unknown.reason
+
+
+# Written out by hand: (step status, result, QA on CI) -> action. Every other combination records.
+ACTIONS = {
+    ("needs_qa", "failed", False): "block",
+    ("needs_qa", "failed", True): "block",
+    ("completed", "failed", False): "block",
+    ("completed", "failed", True): "block",
+    ("needs_qa", "passed", True): "qa",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "result", "qa_on_ci"), list(itertools.product(StepStatus, CiResult, [False, True]))
+)
+def test_what_a_result_does_to_its_step(status, result, qa_on_ci):
+    expected = ACTIONS.get((str(status), str(result), qa_on_ci), "record")
+    assert ci_action(step(status=status), result, qa_on_ci=qa_on_ci) == CiAction(expected)
+
+
+def test_ci_success_never_completes_a_step_it_only_lets_qa_run():
+    waiting = step(status="needs_qa", ci_status="passed")
+    kwargs = {"auto_qa": False, "qa_on_ci": True}
+    assert [w.job for w in next_work(ProtocolStatus.RUNNING, [waiting], **kwargs)] == [JobName.RUN_QUALITY]
+    untested = step(status="needs_qa", ci_status=None)
+    assert next_work(ProtocolStatus.RUNNING, [untested], **kwargs) == []
+    failed_ci = step(status="needs_qa", ci_status="failed")
+    assert next_work(ProtocolStatus.RUNNING, [failed_ci], **kwargs) == []
+    assert next_work(ProtocolStatus.RUNNING, [waiting], auto_qa=False, qa_on_ci=False) == []
+
+
+def test_a_run_published_at_its_head_waits_for_the_merge():
+    done = [step(1, status="completed", commit_sha=B)]
+    assert [w.job for w in next_work(ProtocolStatus.RUNNING, done, auto_qa=True)] == [JobName.OPEN_PR]
+    assert next_work(ProtocolStatus.RUNNING, done, auto_qa=True, awaiting_merge=True) == []
+    assert awaits_merge(run(pr_number=3, published_sha=B, head_sha=B))
+    assert not awaits_merge(run(pr_number=3, published_sha=A, head_sha=B))  # new commits since
+    assert not awaits_merge(run(pr_number=None, published_sha=None))
+
+
+def test_a_step_redoes_its_work_only_for_the_very_commit_ci_failed_on():
+    failed = step(status="running", commit_sha=A, ci_status="failed", last_error="CI failed (pytest): boom")
+    assert redo_after_ci_failure(failed, A)
+    assert not redo_after_ci_failure(failed, B)  # a newer attempt already committed: reuse it
+    assert not redo_after_ci_failure(failed, None)
+    assert not redo_after_ci_failure(step(commit_sha=A, ci_status="passed"), A)
+    assert not redo_after_ci_failure(step(commit_sha=A, ci_status=None), A)  # a crash, not a CI failure
+    instructions = ci_fix_instructions(failed)
+    assert "CI failed (pytest): boom" in instructions
+    assert A[:12] in instructions
+
+
+def test_fix_ci_limit_per_project_or_default():
+    assert fix_ci_limit(project(), 2) == 2
+    assert fix_ci_limit(project(fix_ci_attempts=0), 2) == 0
+    assert fix_ci_limit(project(fix_ci_attempts=1), 0) == 1
+
+
+def test_which_merges_complete_a_run():
+    merge = MergeSignal(
+        provider=Provider.GITHUB, repository="acme/shop", branch="0001-add-login", pr_number=3
+    )
+    for status in ("running", "paused", "blocked"):
+        assert merge_refusal(run(status=status, pr_number=3), merge) is None
+    assert merge_refusal(run(pr_number=None), merge) is None  # a PR opened by hand
+    assert "not the run's own #4" in (merge_refusal(run(pr_number=4), merge) or "")
+    for status in ("completed", "cancelled", "failed", "planning"):
+        assert merge_refusal(run(status=status, pr_number=3), merge) is not None
