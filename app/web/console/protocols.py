@@ -10,6 +10,8 @@ from aiohttp import web
 
 from app.artifacts.folder import ProtocolFolder
 from app.domain.records import ProtocolRun
+from app.domain.statuses import ProtocolStatus as P
+from app.domain.statuses import protocol_sources
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.context import Services
@@ -31,14 +33,15 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "open_pr": ("Open PR now", lambda svc, i, v: controls.open_pr_now(svc, i)),
 }
 
-# The statuses in which each button is offered (the services still decide: a stale page gets a 409).
+# The statuses in which each button is offered (the services still decide: a stale page gets a 409);
+# where an action is one move of the status machine, its sources come from the machine itself.
 OFFERED: dict[str, frozenset[str]] = {
-    "start": frozenset({"pending", "planned", "blocked"}),
-    "run_next_step": frozenset({"running"}),
-    "pause": frozenset({"running"}),
-    "resume": frozenset({"paused", "blocked"}),
-    "cancel": frozenset({"pending", "planning", "planned", "running", "paused", "blocked"}),
-    "open_pr": frozenset({"running", "paused", "blocked"}),
+    "start": frozenset({P.PENDING, P.PLANNED, P.BLOCKED}),
+    "run_next_step": frozenset({P.RUNNING}),
+    "pause": protocol_sources(P.PAUSED),
+    "resume": frozenset({P.PAUSED, P.BLOCKED}),
+    "cancel": protocol_sources(P.CANCELLED),
+    "open_pr": frozenset({P.RUNNING, P.PAUSED, P.BLOCKED}),
 }
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
+from app.domain.statuses import StepStatus as S
+from app.domain.statuses import step_sources
 from app.errors import NotFoundError
 from app.services import controls, quality
 from app.store import agent_runs, events, projects, protocols
@@ -17,11 +19,11 @@ from app.web.console.protocols import FEED
 routes = web.RouteTableDef()
 ACTIONS = {"run": "Run", "retry": "Retry", "run_qa": "Run QA", "approve": "Approve"}
 # The statuses in which each button is offered (the services still decide: a stale page gets a 409).
-OFFERED = {
-    "run": frozenset({"pending"}),
-    "retry": frozenset({"failed", "blocked"}),
-    "run_qa": frozenset({"needs_qa"}),
-    "approve": frozenset({"needs_qa", "failed", "blocked"}),
+OFFERED: dict[str, frozenset[str]] = {
+    "run": frozenset({S.PENDING}),
+    "retry": step_sources(S.PENDING),
+    "run_qa": frozenset({S.NEEDS_QA}),
+    "approve": step_sources(S.COMPLETED),
 }
 
 
