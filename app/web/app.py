@@ -20,6 +20,7 @@ from app.web.console import install_console
 from app.web.health import health
 from app.web.idempotency import idempotency_middleware
 from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
+from app.web.metrics import metrics_page
 from app.web.middlewares import correlation_middleware, error_middleware
 
 # Webhooks are public to the bearer check: each delivery is verified by its own signature instead.
@@ -74,6 +75,7 @@ def create_app(
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_page)
     webhooks.install(app)
     endpoints = install_api(app)
     spec = build_spec(endpoints, secured=token is not None)

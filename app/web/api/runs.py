@@ -9,7 +9,7 @@ from aiohttp import web
 from app.artifacts.folder import ProtocolFolder
 from app.domain.records import AgentRun, ProtocolRun
 from app.errors import NotFoundError
-from app.store import agent_runs, protocols, steps
+from app.store import agent_runs, metrics, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import Page
 from app.web.api.registry import Api
@@ -83,12 +83,9 @@ def _folder(run: ProtocolRun) -> ProtocolFolder:
 
 @api.route("GET", "/queue", summary="Jobs by status and type", tag="queue")
 async def queue_counts(request: web.Request) -> dict:
-    app = services(request).queue.app  # type: ignore[attr-defined]
-    rows = await app.connector.execute_query_all_async(
-        "SELECT task_name, status::text AS status, count(*) AS jobs FROM procrastinate_jobs "
-        "GROUP BY task_name, status ORDER BY task_name, status"
-    )
+    async with services(request).database.read() as conn:
+        rows = await metrics.jobs_by_status(conn)
     counts: dict[str, dict[str, int]] = {}
-    for row in rows:
-        counts.setdefault(row["task_name"], {})[row["status"]] = int(row["jobs"])
+    for (task, status), (jobs,) in rows:
+        counts.setdefault(task, {})[status] = int(jobs)
     return {"jobs": counts}

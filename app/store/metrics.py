@@ -1,0 +1,82 @@
+"""What `/metrics` reports: aggregates over the whole service (every worker), read from the database.
+
+Derived from the rows rather than counted in one process, so any API process answers for all of them
+and a restart loses nothing. Each function returns `(labels, values)` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.store.tables import agent_runs, projects, protocol_runs, step_runs, webhook_deliveries
+
+Row = tuple[tuple[str, ...], tuple[float, ...]]
+
+
+def _rows(result: Sequence[Any], labels: int) -> list[Row]:
+    return [
+        (tuple("" if v is None else str(v) for v in row[:labels]), tuple(float(v or 0) for v in row[labels:]))
+        for row in result
+    ]
+
+
+async def protocol_runs_by_status(conn: AsyncConnection) -> list[Row]:
+    query = (
+        select(projects.c.name, protocol_runs.c.status, func.count())
+        .join(projects, projects.c.id == protocol_runs.c.project_id)
+        .group_by(projects.c.name, protocol_runs.c.status)
+    )
+    return _rows((await conn.execute(query)).all(), 2)
+
+
+async def step_runs_by_status(conn: AsyncConnection) -> list[Row]:
+    query = (
+        select(projects.c.name, step_runs.c.status, step_runs.c.qa_verdict, func.count())
+        .join(protocol_runs, protocol_runs.c.id == step_runs.c.protocol_run_id)
+        .join(projects, projects.c.id == protocol_runs.c.project_id)
+        .group_by(projects.c.name, step_runs.c.status, step_runs.c.qa_verdict)
+    )
+    return _rows((await conn.execute(query)).all(), 3)
+
+
+async def agent_usage(conn: AsyncConnection) -> list[Row]:
+    """Per project, stage, engine, model and outcome: runs, tokens by kind, cost, seconds."""
+    a = agent_runs.c
+    query = (
+        select(
+            projects.c.name,
+            a.stage,
+            a.engine,
+            a.model,
+            a.status,
+            func.count(),
+            func.sum(a.input_tokens),
+            func.sum(a.cached_input_tokens),
+            func.sum(a.output_tokens),
+            func.sum(a.reasoning_tokens),
+            func.sum(a.cost_usd),
+            func.sum(a.duration_ms) / 1000.0,
+        )
+        .join(projects, projects.c.id == a.project_id)
+        .group_by(projects.c.name, a.stage, a.engine, a.model, a.status)
+    )
+    return _rows((await conn.execute(query)).all(), 5)
+
+
+async def webhook_outcomes(conn: AsyncConnection) -> list[Row]:
+    d = webhook_deliveries.c
+    query = select(d.provider, d.outcome, func.count()).group_by(d.provider, d.outcome)
+    return _rows((await conn.execute(query)).all(), 2)
+
+
+async def jobs_by_status(conn: AsyncConnection) -> list[Row]:
+    """Procrastinate's jobs by task and status (its own table, in the same database)."""
+    query = text(
+        "SELECT task_name, status::text, count(*) FROM procrastinate_jobs GROUP BY task_name, status "
+        "ORDER BY task_name, status"
+    )
+    return _rows((await conn.execute(query)).all(), 2)

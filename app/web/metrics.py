@@ -1,0 +1,81 @@
+"""`GET /metrics`: the service in the Prometheus text format (needs the API token when one is set).
+
+Every figure is read from the database at scrape time (app/store/metrics.py), so it covers all
+workers and survives restarts: runs and steps by status and QA verdict, agent runs, tokens and cost by
+project, stage, engine and model (failed runs by model are the error rate), jobs by task and status,
+webhook deliveries by outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.store import metrics
+from app.web.keys import SERVICES
+
+PREFIX = "tasksgodzilla_"
+AGENT_LABELS = ["project", "stage", "engine", "model", "status"]
+TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+
+
+class Snapshot(Collector):
+    """The metric families of one scrape, built from rows already read."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _gauge(name: str, doc: str, labels: list[str], rows: list[metrics.Row]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(PREFIX + name, doc, labels=labels)
+    for values, (count,) in rows:
+        family.add_metric(list(values), count)
+    return family
+
+
+def _agent_families(rows: list[metrics.Row]) -> list[Metric]:
+    runs = CounterMetricFamily(PREFIX + "agent_runs", "Agent runs", labels=AGENT_LABELS)
+    tokens = CounterMetricFamily(
+        PREFIX + "agent_tokens", "Tokens the engines reported", labels=[*AGENT_LABELS, "kind"]
+    )
+    cost = CounterMetricFamily(
+        PREFIX + "agent_cost_usd", "Cost of agent runs in US dollars", labels=AGENT_LABELS
+    )
+    seconds = CounterMetricFamily(PREFIX + "agent_seconds", "Wall time of agent runs", labels=AGENT_LABELS)
+    for labels, (count, *token_counts, dollars, duration) in rows:
+        runs.add_metric(list(labels), count)
+        for kind, value in zip(TOKEN_KINDS, token_counts, strict=True):
+            tokens.add_metric([*labels, kind], value)
+        cost.add_metric(list(labels), dollars)
+        seconds.add_metric(list(labels), duration)
+    return [runs, tokens, cost, seconds]
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    async with request.app[SERVICES].database.snapshot() as conn:
+        runs = await metrics.protocol_runs_by_status(conn)
+        steps = await metrics.step_runs_by_status(conn)
+        agents = await metrics.agent_usage(conn)
+        jobs = await metrics.jobs_by_status(conn)
+        deliveries = await metrics.webhook_outcomes(conn)
+    families: list[Metric] = [
+        _gauge("protocol_runs", "Protocol runs by status", ["project", "status"], runs),
+        _gauge("step_runs", "Step runs by status and QA verdict", ["project", "status", "qa_verdict"], steps),
+        *_agent_families(agents),
+        _gauge("jobs", "Queued jobs by task and status", ["task", "status"], jobs),
+        _gauge(
+            "webhook_deliveries", "Webhook deliveries kept, by outcome", ["provider", "outcome"], deliveries
+        ),
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Snapshot(families))
+    response = web.Response(body=generate_latest(registry))
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

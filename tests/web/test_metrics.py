@@ -1,0 +1,112 @@
+"""`GET /metrics`: the Prometheus text format, figures read from the database, behind the API token."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.config import Settings
+from app.domain.records import AgentRunStatus, ProjectStatus, Stage
+from app.store import agent_runs, projects, protocols, steps
+from app.web.app import create_app
+from app.web.keys import SERVICES
+
+TOKEN = "api-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(database_url, aiohttp_client, tmp_path):
+    settings = Settings(run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data")
+    return await aiohttp_client(create_app(settings, database_url))
+
+
+async def _agent(conn, run, step, *, model: str, status: AgentRunStatus, tokens: int, cost: str) -> None:
+    started = await agent_runs.start(
+        conn,
+        project_id=run.project_id,
+        protocol_run_id=run.id,
+        step_run_id=step.id,
+        stage=Stage.EXECUTION,
+        engine="codex",
+        model=model,
+        prompt_version="execute@abc",
+    )
+    await agent_runs.finish(
+        conn,
+        started.id,
+        status=status,
+        input_tokens=tokens,
+        output_tokens=tokens // 10,
+        cost_usd=Decimal(cost),
+        duration_ms=1500,
+    )
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_report_runs_steps_agents_and_jobs(database_url, client):
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        run = await protocols.create(conn, project.id, title="T", slug="t")
+        await protocols.create(conn, project.id, title="U", slug="u")
+        [step] = await steps.create_many(
+            conn, run.id, [{"step_index": 1, "name": "01-a", "step_file": "01-a.md"}]
+        )
+        await _agent(
+            conn, run, step, model="gpt-5", status=AgentRunStatus.SUCCEEDED, tokens=1000, cost="0.25"
+        )
+        await _agent(conn, run, step, model="gpt-5", status=AgentRunStatus.SUCCEEDED, tokens=500, cost="0.5")
+        await _agent(conn, run, step, model="gpt-5", status=AgentRunStatus.FAILED, tokens=10, cost="0")
+
+    assert (await client.get("/metrics")).status == 401
+    response = await client.get("/metrics", headers=AUTH)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples = _samples(await response.text())
+
+    ok = frozenset(
+        {
+            "project": "shop",
+            "stage": "execution",
+            "engine": "codex",
+            "model": "gpt-5",
+            "status": "succeeded",
+        }.items()
+    )
+    failed = frozenset({**dict(ok), "status": "failed"}.items())
+    assert (
+        samples[("tasksgodzilla_protocol_runs", frozenset({"project": "shop", "status": "pending"}.items()))]
+        == 2
+    )
+    step_labels = frozenset({"project": "shop", "status": "pending", "qa_verdict": ""}.items())
+    assert samples[("tasksgodzilla_step_runs", step_labels)] == 1
+    assert samples[("tasksgodzilla_agent_runs_total", ok)] == 2
+    assert samples[("tasksgodzilla_agent_runs_total", failed)] == 1
+    assert samples[("tasksgodzilla_agent_tokens_total", ok | {("kind", "input")})] == 1500
+    assert samples[("tasksgodzilla_agent_tokens_total", ok | {("kind", "output")})] == 150
+    assert samples[("tasksgodzilla_agent_cost_usd_total", ok)] == pytest.approx(0.75)
+    assert samples[("tasksgodzilla_agent_seconds_total", ok)] == pytest.approx(3.0)
+
+
+async def test_jobs_are_counted_by_task_and_status(database_url, client):
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        await projects.set_status(conn, project.id, ProjectStatus.READY, expected_version=project.version)
+    created = await client.post(
+        f"/projects/{project.id}/protocols", json={"title": "Add login", "start": True}, headers=AUTH
+    )
+    assert created.status == 201
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    todo = frozenset({"task": "plan_protocol_job", "status": "todo"}.items())
+    assert samples[("tasksgodzilla_jobs", todo)] == 1
+    queue = await (await client.get("/queue", headers=AUTH)).json()
+    assert queue["jobs"]["plan_protocol_job"]["todo"] == 1
