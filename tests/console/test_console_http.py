@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import Settings
-from app.domain.records import AgentRunStatus, ProjectStatus, Stage
+from app.domain.records import AgentRunStatus, ProjectStatus
 from app.domain.statuses import ProtocolStatus
 from app.services import planning
 from app.store import agent_runs, protocols, steps
@@ -14,6 +14,7 @@ from app.store.transitions import move_protocol
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.console.support import csrf_of, sign_in
+from tests.support import seed
 from tests.support.workflow import make_repos
 
 TOKEN = "console-token-0123456789"
@@ -184,18 +185,14 @@ async def test_agent_logs_and_names_are_shown_as_text(client):
     run, (step,) = await _running_run(client, project.id, title="<script>alert('title')</script>")
     svc = client.app[SERVICES]
     async with svc.database.transaction() as conn:
-        agent = await agent_runs.start(
+        agent = await seed.agent_run(
             conn,
-            project_id=project.id,
-            protocol_run_id=run.id,
-            step_run_id=step.id,
-            stage=Stage.EXECUTION,
-            engine="command",
-            model=None,
+            run,
+            step,
             prompt_version="execute-v1",
-        )
-        await agent_runs.finish(
-            conn, agent.id, status=AgentRunStatus.SUCCEEDED, input_tokens=1200, output_tokens=30
+            status=AgentRunStatus.SUCCEEDED,
+            input_tokens=1200,
+            output_tokens=30,
         )
         await agent_runs.store_log(
             conn,

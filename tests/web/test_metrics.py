@@ -8,10 +8,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
-from app.domain.records import AgentRunStatus, ProjectStatus, Stage
-from app.store import agent_runs, projects, protocols, steps
+from app.domain.records import AgentRunStatus, ProjectStatus
+from app.store import projects, protocols, steps
 from app.web.app import create_app
 from app.web.keys import SERVICES
+from tests.support import seed
 
 TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,25 +25,13 @@ async def client(database_url, aiohttp_client, tmp_path):
 
 
 async def _agent(conn, run, step, *, model: str, status: AgentRunStatus, tokens: int, cost: str) -> None:
-    started = await agent_runs.start(
-        conn,
-        project_id=run.project_id,
-        protocol_run_id=run.id,
-        step_run_id=step.id,
-        stage=Stage.EXECUTION,
-        engine="codex",
-        model=model,
-        prompt_version="execute@abc",
-    )
-    await agent_runs.finish(
-        conn,
-        started.id,
-        status=status,
-        input_tokens=tokens,
-        output_tokens=tokens // 10,
-        cost_usd=Decimal(cost),
-        duration_ms=1500,
-    )
+    usage = {
+        "input_tokens": tokens,
+        "output_tokens": tokens // 10,
+        "cost_usd": Decimal(cost),
+        "duration_ms": 1500,
+    }
+    await seed.agent_run(conn, run, step, engine="codex", model=model, status=status, **usage)
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset], float]:

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 
 from app.config import Settings
-from app.domain.records import ProjectStatus, Stage
+from app.domain.records import ProjectStatus
 from app.services import planning
 from app.services import projects as project_service
 from app.store import agent_runs as agent_store
@@ -33,6 +33,7 @@ from app.store import protocols as protocol_store
 from app.store import steps as step_store
 from app.web.app import create_app
 from app.web.keys import SERVICES
+from tests.support import seed
 from tests.support.workflow import make_repos
 
 TOKEN = "schemathesis-token-0123456789"
@@ -114,16 +115,7 @@ class _ServerThread(threading.Thread):
             [step] = await step_store.create_many(
                 conn, run.id, [{"step_index": 1, "name": "first", "step_file": ARTIFACTS[1]}]
             )
-            agent = await agent_store.start(
-                conn,
-                project_id=project.id,
-                protocol_run_id=run.id,
-                step_run_id=step.id,
-                stage=Stage.EXECUTION,
-                engine="command",
-                model=None,
-                prompt_version=None,
-            )
+            agent = await seed.agent_run(conn, run, step)
             await agent_store.store_log(conn, agent.id, "did the work\n", truncated=False)
         return {"project_id": project.id, "protocol_id": run.id, "step_id": step.id, "agent_run_id": agent.id}
 
