@@ -15,13 +15,12 @@ from app.web.api import events, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
-from app.web.cache import ResponseCache, write_invalidation
+from app.web.cache import ResponseCache
 from app.web.console import install_console
 from app.web.health import health
-from app.web.idempotency import idempotency_middleware
 from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.metrics import metrics_page
-from app.web.middlewares import correlation_middleware, error_middleware
+from app.web.middlewares import request_middleware
 
 # Webhooks are public to the bearer check: each delivery is verified by its own signature instead.
 PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/", "/console", *webhooks.PATHS})
@@ -47,11 +46,8 @@ def create_app(
     cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
-            correlation_middleware,
-            error_middleware,
+            request_middleware,
             authentication(token, PUBLIC_PATHS, PUBLIC_PREFIXES),
-            idempotency_middleware,
-            write_invalidation(cache),
         ],
         client_max_size=settings.max_request_bytes,
     )

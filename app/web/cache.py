@@ -10,13 +10,14 @@ beyond the moment a notification takes to arrive:
   the feed connects or drops;
 - an answer read while any change arrived is not kept (it may predate that change): `put` takes the
   generation seen before the read and keeps the answer only if it has not moved since;
-- a write through this process empties it when the write returns, so a client reads its own writes.
+- a write through this process's API empties it when the write returns, so a client reads its own
+  writes (the registry wraps every write endpoint; other writes are heard through the feed).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 
 from aiohttp import web
 
@@ -101,18 +102,3 @@ def tags_of(change: Change) -> list[Tag]:
     if change.table == "projects":
         return [("project", change.id), ("project_protocols", change.id)]
     return []
-
-
-def write_invalidation(cache: ResponseCache) -> Callable:
-    """Middleware: after any write request, empty the cache (read-your-writes within this process)."""
-
-    @web.middleware
-    async def invalidate_after_writes(request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.method in ("GET", "HEAD", "OPTIONS"):
-            return await handler(request)
-        try:
-            return await handler(request)
-        finally:
-            cache.clear()
-
-    return invalidate_after_writes

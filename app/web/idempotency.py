@@ -1,7 +1,8 @@
 """`Idempotency-Key` on the POSTs that create things: a retry gets the first answer, never a second copy.
 
 The key is scoped by method, path and caller; reusing it with a different body is a 422, and a
-retry that arrives while the first request is still being answered is a 409.
+retry that arrives while the first request is still being answered is a 409. The registry wraps the
+endpoints that declare the header (app/web/api/registry.py), so no other request pays for it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from app.web.keys import SERVICES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HEADER = "Idempotency-Key"
-_CREATING = re.compile(r"^/projects(/\d{1,18}/protocols)?$")
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
-@web.middleware
-async def idempotency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer through `handler` once per Idempotency-Key; a retry gets the stored answer."""
     key = request.headers.get(HEADER)
-    if key is None or request.method != "POST" or not _CREATING.match(request.path):
+    if key is None:
         return await handler(request)
     if not _KEY.fullmatch(key):
         raise InvalidInputError("Idempotency-Key must be 1-200 of A-Z a-z 0-9 . _ : -", field=HEADER)

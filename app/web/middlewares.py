@@ -1,4 +1,4 @@
-"""Middlewares: correlation id and the JSON error envelope (authentication is in app/web/auth.py)."""
+"""The request middleware: correlation id and the JSON error envelope (authentication: app/web/auth.py)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,6 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-@web.middleware
-async def correlation_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a correlation id per request: the caller's X-Request-ID when it is safe, else a new one."""
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
-    given = offered if _SAFE_REQUEST_ID.fullmatch(offered) else None
-    with correlation_scope(given, method=request.method, path=request.path) as correlation_id:
-        response = await handler(request)
-        response.headers[REQUEST_ID_HEADER] = correlation_id
-        return response
 
 
 def error_body(code: str, message: str, details: dict | None = None) -> dict:
@@ -49,22 +38,33 @@ def _http_error_response(exc: web.HTTPException) -> web.Response:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure with the JSON envelope; never a traceback, never an HTML page."""
-    try:
-        return await handler(request)
-    except TasksGodzillaError as exc:
-        spec = spec_for(exc)
-        if spec.http_status >= 500:
-            log.warning("request failed", code=spec.code, error=exc.message)
-        response = web.json_response(error_body(spec.code, exc.message, exc.details), status=spec.http_status)
-        if isinstance(exc, AuthenticationError):
-            response.headers["WWW-Authenticate"] = "Bearer"
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Per request: a correlation id (the caller's X-Request-ID when it is safe, else a new one) on
+    every log line, event and answer; every failure answered with the JSON envelope, never a
+    traceback or an HTML page. One middleware, not two: each layer costs every request."""
+    offered = request.headers.get(REQUEST_ID_HEADER)
+    given = offered if offered is not None and _SAFE_REQUEST_ID.fullmatch(offered) else None
+    with correlation_scope(given, method=request.method, path=request.path) as correlation_id:
+        try:
+            response = await handler(request)
+        except TasksGodzillaError as exc:
+            response = _typed_error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_error_response(exc)
+        except Exception:
+            log.exception("unhandled error")
+            response = web.json_response(error_body("internal_error", "internal error"), status=500)
+        response.headers[REQUEST_ID_HEADER] = correlation_id
         return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _http_error_response(exc)
-    except Exception:
-        log.exception("unhandled error")
-        return web.json_response(error_body("internal_error", "internal error"), status=500)
+
+
+def _typed_error_response(exc: TasksGodzillaError) -> web.Response:
+    spec = spec_for(exc)
+    if spec.http_status >= 500:
+        log.warning("request failed", code=spec.code, error=exc.message)
+    response = web.json_response(error_body(spec.code, exc.message, exc.details), status=spec.http_status)
+    if isinstance(exc, AuthenticationError):
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response

@@ -14,7 +14,6 @@ from app.store import projects, protocols
 from app.store.database import Database
 from app.store.transitions import move_protocol
 from app.web.app import create_app
-from app.web.cache import ResponseCache, write_invalidation
 from app.web.keys import CACHE, CHANGES, SERVICES
 
 TOKEN = "api-token-0123456789"
@@ -113,21 +112,13 @@ async def test_an_unknown_run_is_a_404_and_is_not_kept(database_url, client):
     assert len(client.app[CACHE]) == 0
 
 
-async def test_a_write_request_empties_the_cache_when_it_returns(aiohttp_client):
-    cache = ResponseCache()
-    cache.on_change(None, connected=True)
-
-    async def keep(request: web.Request) -> web.Response:
-        response = web.json_response({"ok": True})
-        response.body = b'{"ok": true}'
-        cache.put("k", [("protocol", 1)], response, since=cache.generation)
-        return response
-
-    app = web.Application(middlewares=[write_invalidation(cache)])
-    app.router.add_get("/r", keep)
-    app.router.add_post("/w", keep)
-    client = await aiohttp_client(app)
-    await client.get("/r")
-    assert cache.get("k") is not None
-    await client.post("/w")  # kept by the handler, then dropped as the write returns
-    assert cache.get("k") is None
+async def test_a_write_through_the_api_empties_the_cache_when_it_returns(database_url, client):
+    project_id, _run_id = await _run(client)
+    cache = client.app[CACHE]
+    # Tagged with a row no notification will name: only a write's own invalidation can drop it.
+    cache.put("sentinel", [("protocol", 10**12)], web.json_response({}), since=cache.generation)
+    assert (await client.get(f"/protocols/{_run_id}", headers=AUTH)).status == 200
+    assert cache.get("sentinel") is not None  # reads leave it
+    created = await client.post(f"/projects/{project_id}/protocols", json={"title": "More"}, headers=AUTH)
+    assert created.status == 201
+    assert cache.get("sentinel") is None

@@ -7,6 +7,7 @@ handler with typed values, and serialises the answer. `openapi.py` reads the sam
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from pydantic_core import to_json
 
 from app.errors import InvalidInputError, NotFoundError
 from app.web.cache import Tag
+from app.web.idempotency import idempotent
 from app.web.keys import CACHE
 
 Handler = Callable[..., Awaitable[Any]]
@@ -73,7 +75,26 @@ class Api:
 
     def install(self, app: web.Application) -> None:
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, _adapt(endpoint))
+            app.router.add_route(endpoint.method, endpoint.path, _wrapped(endpoint))
+
+
+def _wrapped(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The endpoint's handler, inside what its kind needs: reads pay for nothing of the writes'."""
+    handle = _adapt(endpoint)
+    if endpoint.method == "GET":
+        return handle
+    if "Idempotency-Key" in endpoint.headers:
+        return functools.partial(idempotent, handler=functools.partial(_invalidating, handler=handle))
+    return functools.partial(_invalidating, handler=handle)
+
+
+async def _invalidating(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer a write, then empty the read cache (read-your-writes within this process; writes
+    elsewhere are heard through the change feed)."""
+    try:
+        return await handler(request)
+    finally:
+        request.app[CACHE].clear()
 
 
 def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
