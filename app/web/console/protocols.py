@@ -15,7 +15,7 @@ from app.domain.statuses import protocol_sources
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.context import Services
-from app.store import agent_runs, events, projects
+from app.store import agent_runs, events, projects, protocols, steps
 from app.web import views
 from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
 
@@ -69,10 +69,9 @@ async def protocol_live(request: web.Request) -> web.Response:
 
 async def _live_view(request: web.Request) -> dict[str, Any]:
     """What changes while the run works: its header and its step timeline."""
-    svc = services(request)
-    run = await views.protocol_run(svc, entity_id(request, "protocol_id"))
-    plan = await views.step_list(svc, run.id)
-    async with svc.database.read() as conn:
+    async with services(request).database.snapshot() as conn:  # header and timeline of one moment
+        run = await protocols.get(conn, entity_id(request, "protocol_id"))
+        plan = await steps.list_for_protocol(conn, run.id)
         project = await projects.get(conn, run.project_id)
         usage = await agent_runs.usage_by_step(conn, run.id)
     ci = next((s.ci_status for s in reversed(plan) if s.ci_status), None)

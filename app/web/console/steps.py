@@ -10,8 +10,7 @@ from app.domain.statuses import StepStatus as S
 from app.domain.statuses import step_sources
 from app.errors import NotFoundError
 from app.services import controls, quality
-from app.store import agent_runs, events, projects, protocols
-from app.web import views
+from app.store import agent_runs, events, projects, protocols, steps
 from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
 from app.web.console.format import agent_log
 from app.web.console.protocols import FEED
@@ -42,9 +41,8 @@ async def step_live(request: web.Request) -> web.Response:
 
 
 async def _live_view(request: web.Request) -> dict[str, Any]:
-    svc = services(request)
-    step = await views.step(svc, entity_id(request, "step_id"))
-    async with svc.database.read() as conn:
+    async with services(request).database.snapshot() as conn:  # the step, its runs and logs of one moment
+        step = await steps.get(conn, entity_id(request, "step_id"))
         run = await protocols.get(conn, step.protocol_run_id)
         project = await projects.get(conn, run.project_id)
         runs = await agent_runs.list_for_step(conn, step.id)
