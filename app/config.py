@@ -21,6 +21,7 @@ from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
 from app.errors import ConfigError
 
 ENV_PREFIX = "TASKSGODZILLA_"
+MIN_SECRET_LENGTH = 16  # shared secrets: long enough that guessing them is hopeless
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg")
 
 
@@ -255,6 +256,16 @@ class Settings(BaseSettings):
         scheme = urlsplit(value.get_secret_value()).scheme
         if scheme not in POSTGRES_SCHEMES:
             raise ValueError(f"must be a PostgreSQL URL (postgresql://…), not {scheme or 'no'} scheme")
+        return value
+
+    @field_validator(
+        "api_token", "session_secret", "webhook_token", "github_webhook_secret", "gitlab_webhook_token"
+    )
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty value would silently mean "no token" (an open API, an unsigned console): refuse it.
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
         return value
 
     @field_validator("agent_env_passthrough", "claude_allowed_tools", mode="before")

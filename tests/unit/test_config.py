@@ -78,13 +78,13 @@ def test_a_bad_secret_is_not_echoed(monkeypatch):
 
 def test_masking_hides_every_secret():
     settings = Settings(
-        api_token="tok-123456",
+        api_token="tok-1234567890abcdef",
         github_token="ghp_abcdef",
         database_url="postgresql://app:s3cr%40t@db:5432/tg",
     )
     shown = masked_settings(settings)
     text = json.dumps(shown)
-    assert "tok-123456" not in text
+    assert "tok-1234567890abcdef" not in text
     assert "ghp_abcdef" not in text
     assert "s3cr" not in text
     assert shown["TASKSGODZILLA_API_TOKEN"] == "********"
@@ -152,3 +152,25 @@ def test_structured_settings_name_what_is_wrong(monkeypatch, variable, value, co
     with pytest.raises(ConfigError) as raised:
         load_settings()
     assert complaint in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "TASKSGODZILLA_API_TOKEN",
+        "TASKSGODZILLA_SESSION_SECRET",
+        "TASKSGODZILLA_WEBHOOK_TOKEN",
+        "TASKSGODZILLA_GITHUB_WEBHOOK_SECRET",
+        "TASKSGODZILLA_GITLAB_WEBHOOK_TOKEN",
+    ],
+)
+@pytest.mark.parametrize("value", ["", "short-secret"])
+def test_an_empty_or_short_shared_secret_is_refused_not_taken_as_unset(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"{variable}: must be at least 16 characters"):
+        load_settings()
+    monkeypatch.setenv(variable, "x" * 16)
+    assert (
+        getattr(load_settings(), variable.removeprefix("TASKSGODZILLA_").lower()).get_secret_value()
+        == "x" * 16
+    )

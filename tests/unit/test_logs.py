@@ -38,13 +38,13 @@ def test_standard_library_loggers_share_the_format():
 
 def test_secrets_are_redacted_wherever_they_appear():
     stream = _configure(
-        log_format="json", api_token="tok-abcdef123", database_url="postgresql://u:pw-987654@h/db"
+        log_format="json", api_token="tok-abcdef1234567", database_url="postgresql://u:pw-987654@h/db"
     )
     log = get_logger("t")
-    log.info("calling with tok-abcdef123", header="Bearer tok-abcdef123")
+    log.info("calling with tok-abcdef1234567", header="Bearer tok-abcdef1234567")
     logging.getLogger("x").error("connect postgresql://u:pw-987654@h/db failed")
     out = stream.getvalue()
-    assert "tok-abcdef123" not in out
+    assert "tok-abcdef1234567" not in out
     assert "pw-987654" not in out
     assert out.count("********") == 3
 
