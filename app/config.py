@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         None,
         description="Where project repositories are cloned. Unset: <data dir>/projects.",
     )
+    local_path_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved). "
+        "Empty: any absolute path.",
+    )
     db_pool_size: int = Field(10, ge=1, le=200, description="Database connections per process.")
     migrate_on_start: bool = Field(True, description="Apply migrations when `serve` starts.")
 
@@ -258,6 +263,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a PostgreSQL URL (postgresql://…), not {scheme or 'no'} scheme")
         return value
 
+    @field_validator("local_path_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        relative = [str(root) for root in value if not root.is_absolute()]
+        if relative:
+            raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
+        return value
+
     @field_validator(
         "api_token", "session_secret", "webhook_token", "github_webhook_secret", "gitlab_webhook_token"
     )
@@ -268,7 +281,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
         return value
 
-    @field_validator("agent_env_passthrough", "claude_allowed_tools", mode="before")
+    @field_validator("agent_env_passthrough", "claude_allowed_tools", "local_path_roots", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -16,7 +16,7 @@ from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
-from app.services.workspace import ensure_clone
+from app.services.workspace import checked_local_path, ensure_clone
 from app.store import projects
 
 
@@ -35,8 +35,8 @@ async def register_project(
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
     if git_url:
         check_remote_url(git_url, allow_local=svc.settings.git_allow_local_remotes)
-    if local_path and not Path(local_path).is_absolute():
-        raise InvalidInputError("the local path must be absolute", field="local_path")
+    if local_path:
+        checked_local_path(svc, local_path)
     if problem := branch_name_problem(base_branch):
         raise InvalidInputError(f"base branch: {problem}", field="base_branch")
     async with svc.database.transaction() as conn:

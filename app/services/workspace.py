@@ -31,8 +31,23 @@ def repository_at(svc: Services, path: Path) -> GitRepository:
 def clone_path(svc: Services, project: Project) -> Path:
     """Where the project's repository is: its registered local path, or its clone under the projects root."""
     if project.local_path:
-        return Path(project.local_path)
+        return checked_local_path(svc, project.local_path)
     return project_repo_path(svc.settings.resolved_projects_root, project.name)
+
+
+def checked_local_path(svc: Services, local_path: str) -> Path:
+    """`local_path`, refused unless absolute and (when roots are configured) inside one of them once
+    symlinks are resolved; checked at registration and again at every use (a path can change)."""
+    path = Path(local_path)
+    if not path.is_absolute():
+        raise InvalidInputError("the local path must be absolute", field="local_path")
+    roots = svc.settings.local_path_roots
+    if roots and not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+        raise InvalidInputError(
+            "the local path is outside the allowed folders (TASKSGODZILLA_LOCAL_PATH_ROOTS)",
+            field="local_path",
+        )
+    return path
 
 
 async def ensure_clone(svc: Services, project: Project) -> GitRepository:

@@ -102,7 +102,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """The same settings as TASKSGODZILLA_* variables, for a worker or CLI run as a subprocess."""
     env = {}
     for name, value in settings.model_dump(mode="json", exclude_none=True).items():
-        if name in {"agent_env_passthrough", "claude_allowed_tools"}:
+        if name in {"agent_env_passthrough", "claude_allowed_tools", "local_path_roots"}:
             text = ",".join(value)
         elif isinstance(value, (list, dict)):
             text = json.dumps(value)
