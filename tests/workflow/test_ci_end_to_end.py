@@ -98,8 +98,12 @@ async def test_a_protocol_goes_through_ci_and_review_to_a_merge(
 
         # Retried: the agent works again (with the failure as context) and makes a new commit.
         await controls.retry_step(svc, step.id)
+        # The step records its commit before the push records the run's head: wait for both.
         run, step = await when(
-            lambda r, s: s.status is S.NEEDS_QA and s.commit_sha != first, "a new commit for the step"
+            lambda r, s: (
+                s.status is S.NEEDS_QA and s.commit_sha not in (None, first) and r.head_sha == s.commit_sha
+            ),
+            "a new commit for the step, pushed",
         )
         second = step.commit_sha
         assert (step.ci_status, run.head_sha, pushed_head("0001-add-login")) == (None, second, second)
