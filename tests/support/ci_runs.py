@@ -113,7 +113,7 @@ async def applied(database: Database, provider: str, delivery_id: str) -> Webhoo
 
 
 async def statuses(database: Database, seeded: Seeded) -> tuple[str, list[tuple[str, str | None]]]:
-    async with database.read() as conn:
+    async with database.snapshot() as conn:  # the run and its steps as of one moment
         run = await protocols.get(conn, seeded.run.id)
         plan = await steps.list_for_protocol(conn, run.id)
     return str(run.status), [(str(s.status), s.ci_status) for s in plan]

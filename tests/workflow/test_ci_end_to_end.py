@@ -44,7 +44,7 @@ async def test_a_protocol_goes_through_ci_and_review_to_a_merge(
         svc = client.app[SERVICES]
 
         async def read() -> tuple[ProtocolRun, StepRun]:
-            async with svc.database.read() as conn:
+            async with svc.database.snapshot() as conn:  # the run and its step as of one moment
                 current = await protocols.get(conn, run.id)
                 plan = await steps.list_for_protocol(conn, run.id)
             return current, plan[0] if plan else None  # type: ignore[return-value]
