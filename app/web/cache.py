@@ -77,8 +77,10 @@ class ResponseCache:
         if change is None:
             self.enabled = connected
             self.clear()
-        else:
-            self.invalidate(tags_of(change))
+        elif tags := tags_of(change):
+            self.invalidate(tags)
+        # Rows no cached answer shows (events, steps) leave the generation alone: the busiest writes
+        # would otherwise keep every read in flight from being kept.
 
     def _forget(self, key: Key) -> None:
         entry = self._entries.pop(key, None)

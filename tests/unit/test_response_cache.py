@@ -87,3 +87,15 @@ def test_change_payloads_are_read_as_the_trigger_writes_them():
     assert parse_change(":1:2") is None
     assert tags_of(Change("projects", 4, 4)) == [("project", 4), ("project_protocols", 4)]
     assert tags_of(Change("events", 9, 1)) == []
+
+
+def test_a_change_no_answer_shows_does_not_stop_a_read_in_flight_from_being_kept():
+    cache = _cache()
+    since = cache.generation
+    cache.on_change(Change("events", 5, 1), connected=True)
+    cache.on_change(Change("step_runs", 3, 7), connected=True)
+    cache.put("k", [("protocol", 7)], _response(), since=since)
+    assert cache.get("k") is not None
+    cache.on_change(Change("protocol_runs", 99, 1), connected=True)  # a run: any read in flight is suspect
+    cache.put("late", [("protocol", 7)], _response(), since=since)
+    assert cache.get("late") is None
