@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from app.config import LogFormat, Settings
+from app.domain.text import printable_lines
 
 CORRELATION_KEY = "correlation_id"
 REDACTED = "********"
@@ -110,6 +111,13 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
+def _terminal_safe(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = printable_lines(value)
+    return event
+
+
 def configure_logging(settings: Settings, stream: Any = None) -> None:
     """Set up structlog and the standard library's logging for this process."""
     shared: list[Any] = [
@@ -124,6 +132,9 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     if settings.log_format is LogFormat.JSON:
         renderer = structlog.processors.JSONRenderer()
     else:
+        # JSON escapes control characters itself; a console line must not let a logged value (a
+        # branch from a webhook, an agent's error) drive the operator's terminal.
+        shared.append(_terminal_safe)
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROL_IN_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # ECMA-48: CSI (ESC [ or 0x9b … final byte), OSC / DCS / PM / APC strings (… BEL or ESC \), and the
 # two-byte escapes (ESC + one character).
 _SEQUENCE = re.compile(
@@ -24,6 +25,11 @@ _INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all controls but ta
 def printable(text: str) -> str:
     """`text` safe for a terminal: every control character shown as `\\xNN`, none run."""
     return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
+def printable_lines(text: str) -> str:
+    """`printable`, keeping newlines and tabs (a multi-line log value, e.g. a traceback, stays readable)."""
+    return _CONTROL_IN_LINES.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def strip_terminal_escapes(text: str) -> str:

@@ -56,3 +56,19 @@ def test_console_format_is_readable():
     assert "disk low" in line
     assert "free_mb=12" in line
     assert "warning" in line
+
+
+def test_console_lines_show_control_characters_instead_of_sending_them():
+    stream = _configure(log_format="console", api_token="tok-abcdef1234567")
+    get_logger("t").warning("ignored", branch="feature\x1b[2J\x07x")
+    logging.getLogger("x").error("stdlib \x1b]0;title\x07 tok-abcdef1234567")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        get_logger("t").exception("failed")
+    out = stream.getvalue()
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "feature\\x1b[2J\\x07x" in out
+    assert "Traceback (most recent call last):\n" in out  # newlines stay: a traceback stays readable
+    assert "tok-abcdef1234567" not in out
