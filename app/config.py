@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8011, ge=1, le=65535, description="Port `serve` listens on.")
     api_base: str | None = Field(
-        None, description="Public base URL of this service, for CI scripts and links."
+        None,
+        description="Public base URL of this service: PR/MR descriptions link to the run's console page.",
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
     api_cache_entries: int = Field(
@@ -222,8 +223,11 @@ class Settings(BaseSettings):
         "tasksgodzilla@localhost", min_length=3, description="Author email of agent commits."
     )
     branch_pattern: str = Field(
-        "{name}",
-        description="Protocol branch name; `{name}` is NNNN-slug, `{number}` and `{slug}` also work.",
+        "tasksgodzilla/{project}/{name}",
+        description=(
+            "Protocol branch name; `{name}` is NNNN-slug, `{number}`, `{slug}` and `{project}` also work. "
+            "Without `{project}`, two projects cannot share a remote (numbers are per project)."
+        ),
     )
 
     # --- budgets -------------------------------------------------------------------------------
@@ -292,16 +296,20 @@ class Settings(BaseSettings):
     @classmethod
     def _names_the_protocol(cls, value: str) -> str:
         try:
-            example = value.format(name="0001-x", number=1, slug="x")
+            example = value.format(name="0001-x", number=1, slug="x", project="p")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"only {{name}}, {{number}} and {{slug}} may appear ({exc})") from None
-        if example == value.format(name="0002-y", number=2, slug="y"):
+            raise ValueError(
+                f"only {{name}}, {{number}}, {{slug}} and {{project}} may appear ({exc})"
+            ) from None
+        if example == value.format(name="0002-y", number=2, slug="y", project="p"):
             raise ValueError("must contain {name}, or {number} and {slug}")
         return value
 
-    @field_validator("github_api_url", "gitlab_api_url")
+    @field_validator("github_api_url", "gitlab_api_url", "api_base")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL")

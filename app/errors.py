@@ -8,6 +8,7 @@
     ├── NotFoundError                  the thing asked for does not exist
     ├── ConflictError                  the request clashes with the current state
     │   ├── IllegalTransitionError     the status machine forbids this move
+    │   ├── PushRejectedError          the remote refused the branch (not a fast-forward)
     │   └── StaleWriteError            someone else changed the row first (lost compare-and-set)
     ├── AuthenticationError            no or bad credentials
     ├── PermissionDeniedError          valid credentials, wrong scope
@@ -64,6 +65,13 @@ class ConflictError(TasksGodzillaError):
 
 class IllegalTransitionError(ConflictError):
     """The status machine forbids this move."""
+
+
+class PushRejectedError(ConflictError):
+    """The remote refused the protocol branch (it moved on there): a person must reconcile the two.
+
+    Terminal: pushing again, or running the agent again, cannot succeed while the remote has diverged.
+    """
 
 
 class StaleWriteError(ConflictError):
@@ -126,6 +134,7 @@ ERROR_TABLE: dict[type[TasksGodzillaError], ErrorSpec] = {
     ConflictError: ErrorSpec(409, 75, "conflict"),  # EX_TEMPFAIL: re-read and try again
     IllegalTransitionError: ErrorSpec(409, 75, "illegal_transition"),
     StaleWriteError: ErrorSpec(409, 75, "stale_write"),
+    PushRejectedError: ErrorSpec(409, 75, "push_rejected"),
     AuthenticationError: ErrorSpec(401, 77, "unauthenticated"),  # EX_NOPERM
     PermissionDeniedError: ErrorSpec(403, 77, "forbidden"),
     BudgetExceededError: ErrorSpec(409, 73, "budget_exceeded"),  # no sysexits code fits; 73 is ours

@@ -8,6 +8,8 @@ migrated once into a template database; each test gets a fresh clone of it (a fi
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -23,6 +25,24 @@ pytest_plugins = ["tests.support.agent_clis", "tests.support.fake_openai", "test
 TEST_DATABASE_ENV = "TASKSGODZILLA_TEST_DATABASE_URL"
 # Read before any test clears the environment.
 EXTERNAL_SERVER_URL = os.environ.get(TEST_DATABASE_ENV)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary folder of this session's own: pytest's shared `pytest-of-<user>/pytest-N` folders
+    are pruned to the newest three, so a second session on the machine (a helper's, a CI pass) could
+    delete this one's embedded database from under it."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="tasksgodzilla-tests-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @pytest.fixture(autouse=True)

@@ -78,12 +78,18 @@ def approve(step_ref: str, note: str, by: str | None) -> None:
 
 @click.command("retry")
 @click.argument("step_ref", metavar="STEP")
+@click.option("--note", default="", help="For the agent's next attempt (it then redoes the step).")
 @reports_errors
-def retry(step_ref: str) -> None:
-    """Send a failed or blocked STEP back to pending and queue it (its run is unblocked)."""
+def retry(step_ref: str, note: str) -> None:
+    """Send a failed or blocked STEP back to pending and queue it (its run is unblocked).
+
+    A step QA or CI rejected, or one given a note, is done again by its agent on top of its last
+    commit, with the verdict and the note in its prompt.
+    """
+    who = _operator()
     _on_step(
         step_ref,
-        lambda svc, step: controls.retry_step(svc, step.id, expected_version=step.version),
+        lambda svc, step: controls.retry_step(svc, step.id, expected_version=step.version, note=note, by=who),
         "queued again",
     )
 

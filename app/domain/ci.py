@@ -199,16 +199,6 @@ def fix_ci_limit(project: Project, default: int) -> int:
     return project.fix_ci_attempts if project.fix_ci_attempts is not None else default
 
 
-def redo_after_ci_failure(step: StepRun, found_sha: str | None) -> bool:
-    """The step's tagged commit is the one CI failed on: its agent must work again, not reuse it."""
-    return (
-        found_sha is not None
-        and step.commit_sha is not None
-        and found_sha.lower() == step.commit_sha.lower()
-        and step.ci_status == CiResult.FAILED
-    )
-
-
 def ci_fix_instructions(step: StepRun) -> str:
     """What the agent is told when it runs again because CI failed on the step's commit."""
     failure = clean_text(step.last_error or "CI reported a failure without details.")

@@ -65,7 +65,12 @@ _KINDS = [
         "An agent run ended.",
         ("agent_run_id", "stage", "status", "tokens", "cost_usd", "duration_ms", "error"),
     ),
-    EventKind("step.committed", "A step's work was committed.", ("sha", "files", "insertions", "deletions")),
+    EventKind(
+        "step.committed",
+        "A step's work was committed (`unchanged`: the agent changed nothing; the commit is empty).",
+        ("sha", "files", "insertions", "deletions", "unchanged"),
+    ),
+    EventKind("step.retried", "A person sent a step back to be done again.", ("by", "note")),
     EventKind(
         "qa.verdict", "QA judged a step.", ("verdict", "summary", "findings", "report", "agent_run_id")
     ),

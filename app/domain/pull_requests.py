@@ -33,10 +33,12 @@ def _cell(text: str) -> str:
     return clean_subject(text, 120).replace("|", "\\|")
 
 
-def pr_body(run: ProtocolRun, steps: Sequence[StepRun]) -> str:
-    """The description: what was asked, and the steps that did it."""
+def pr_body(run: ProtocolRun, steps: Sequence[StepRun], *, console_base: str | None = None) -> str:
+    """The description: what was asked, and the steps that did it (with a link to the run in the
+    console when the service's public address is known)."""
+    link = f" ([the run]({console_base}/console/protocols/{run.id}))" if console_base else ""
     parts = [
-        f"Protocol `{run.name}`, run by TasksGodzilla.",
+        f"Protocol `{run.name}`, run by TasksGodzilla{link}.",
         "",
         run.description.strip() or "_No description was given._",
         "",

@@ -129,6 +129,7 @@ class StepRun(Record):
     qa_verdict: str | None
     summary: str | None
     last_error: str | None
+    operator_note: str | None = None
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime

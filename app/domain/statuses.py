@@ -9,7 +9,8 @@ The plan's chains, with the moves a real operator needs around them:
       - anything not finished may be cancelled.
 
     StepRun: pending → running → needs_qa → completed | failed | cancelled | blocked
-      - execution may fail or block (job failure) without reaching QA;
+      - execution may fail or block (job failure) without reaching QA; a pending step past its
+        attempts (TASKSGODZILLA_STEP_MAX_ATTEMPTS) fails without running;
       - failed and blocked steps may be retried (back to pending) or approved by hand (completed);
       - CI failing on a completed step's commit blocks it.
 
@@ -62,7 +63,7 @@ PROTOCOL_TRANSITIONS: dict[ProtocolStatus, frozenset[ProtocolStatus]] = {
 }
 
 STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
-    S.PENDING: frozenset({S.RUNNING, S.CANCELLED}),
+    S.PENDING: frozenset({S.RUNNING, S.FAILED, S.CANCELLED}),
     S.RUNNING: frozenset({S.NEEDS_QA, S.FAILED, S.BLOCKED, S.CANCELLED}),
     S.NEEDS_QA: frozenset({S.COMPLETED, S.FAILED, S.BLOCKED, S.CANCELLED}),
     S.COMPLETED: frozenset({S.BLOCKED}),

@@ -55,9 +55,10 @@ def protocol_worktree_path(projects_root: Path, project_name: str, protocol_name
     return project_dir(projects_root, project_name) / WORKTREES_DIR / check_protocol_name(protocol_name)
 
 
-def protocol_branch_name(pattern: str, *, number: int, slug: str) -> str:
+def protocol_branch_name(pattern: str, *, number: int, slug: str, project: str) -> str:
     """The branch of a protocol from `Settings.branch_pattern`: `{name}` is NNNN-slug, `{number}` an int
-    (so `{number:04d}` works, as the setting's validator allows), `{slug}` the slug.
+    (so `{number:04d}` works, as the setting's validator allows), `{slug}` the slug, `{project}` the
+    project's name (protocol numbers are per project: two projects on one remote need it).
 
     The result still has to pass `app.git.check_branch_name` before git sees it.
     """
@@ -65,6 +66,6 @@ def protocol_branch_name(pattern: str, *, number: int, slug: str) -> str:
         raise InvalidInputError(f"protocol number {number} is outside 1..9999", field="number")
     name = f"{number:04d}-{slug}"
     try:
-        return pattern.format(name=name, number=number, slug=slug)
+        return pattern.format(name=name, number=number, slug=slug, project=project)
     except (KeyError, IndexError, ValueError) as exc:
         raise InvalidInputError(f"branch pattern is malformed ({exc})", field="branch_pattern") from None

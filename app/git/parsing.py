@@ -130,3 +130,14 @@ def parse_log_subjects(data: bytes) -> list[tuple[str, str]]:
         if tab:
             pairs.append((sha, subject))
     return pairs
+
+
+def push_was_rejected(porcelain: bytes | str) -> bool:
+    """Whether `git push --porcelain` says the remote refused a ref because it is not a fast-forward
+    (`!` flag, `[rejected]` summary); a hook's refusal (`[remote rejected]`) or a network error is not."""
+    text = porcelain.decode("utf-8", "replace") if isinstance(porcelain, bytes) else porcelain
+    for line in text.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and "\t[rejected]" in rest:
+            return True
+    return False

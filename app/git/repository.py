@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.commits import parse_step_tag, step_tag
-from app.errors import ConflictError, InvalidInputError
+from app.errors import ConflictError, InvalidInputError, PushRejectedError
 from app.git.locks import repository_lock
 from app.git.parsing import (
     DiffStats,
@@ -25,8 +25,9 @@ from app.git.parsing import (
     parse_numstat,
     parse_status_paths,
     parse_worktrees,
+    push_was_rejected,
 )
-from app.git.runner import GitResult, GitRunner
+from app.git.runner import GitResult, GitRunner, failure
 from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
 
 # Repository path -> its git common dir (the lock key), learnt once per process.
@@ -171,7 +172,19 @@ class GitRepository:
         check_remote_name(remote)
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
-            await self._git("push", "--no-verify", "--quiet", "--end-of-options", remote, refspec)
+            result = await self._git(
+                "push", "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
+                ok_codes=(0, 1),
+            )  # fmt: skip
+        if result.exit_code != 0:
+            if push_was_rejected(result.stdout):
+                raise PushRejectedError(
+                    f"{remote} refused {branch}: it has commits this run does not (a non-fast-forward "
+                    "push); reconcile the branches by hand, then retry the step",
+                    branch=branch,
+                    remote=remote,
+                )
+            raise failure("push", result)
 
     async def list_remote_branches(self, remote: str = "origin") -> list[str]:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
@@ -260,28 +273,44 @@ class GitRepository:
 
     # --- commits -----------------------------------------------------------------------------------
 
-    async def commit_all(self, message: str) -> str | None:
-        """Stage everything in the worktree, commit it as the configured identity; None if nothing changed."""
-        if not message.strip():
+    async def commit_all(self, message: str, *, empty_message: str | None = None) -> str | None:
+        """Stage everything in the worktree and commit it as the configured identity.
+
+        With nothing to commit: None, or, given `empty_message`, an empty commit with that message
+        (a step that rightly changed nothing still leaves its tagged commit).
+        """
+        if not message.strip() or (empty_message is not None and not empty_message.strip()):
             raise InvalidInputError("a commit message is required", field="message")
         identity = [("user.name", self.author_name), ("user.email", self.author_email)]
         async with self._locked():
             await self._git("add", "--all", "--end-of-options")
             staged = await self._git("diff", "--cached", "--quiet", "--no-ext-diff", ok_codes=(0, 1))
+            options = ["--no-verify", "--quiet", "--file=-"]
             if staged.exit_code == 0:
-                return None
-            await self._git(
-                "commit", "--no-verify", "--quiet", "--file=-", stdin=message.encode(), config=identity
-            )
+                if empty_message is None:
+                    return None
+                message, options = empty_message, [*options, "--allow-empty"]
+            await self._git("commit", *options, stdin=message.encode(), config=identity)
             return await self._head_sha()
 
-    async def discard_changes(self, to: str = "HEAD") -> None:
-        """Reset the worktree to `to` and delete untracked files: what an interrupted agent left goes."""
-        check_revision(to, field="to")
+    async def discard_changes(self) -> None:
+        """Drop uncommitted changes and untracked files: what an interrupted agent left goes.
+
+        Only the working tree is reset, to the branch's own tip: a commit is never dropped.
+        """
         async with self._locked():
-            # check_revision refused a leading "-"; git 2.39 reset rejects --end-of-options here.
-            await self._git("reset", "--hard", "--quiet", to, "--")
+            await self._git("reset", "--hard", "--quiet", "HEAD", "--")
             await self._git("clean", "-d", "--force", "--quiet")
+
+    async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether `ancestor` is `descendant` or reachable from it."""
+        check_revision(ancestor, field="ancestor")
+        check_revision(descendant, field="descendant")
+        async with self._locked():
+            result = await self._git(
+                "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant, ok_codes=(0, 1)
+            )
+        return result.exit_code == 0
 
     async def head_sha(self) -> str:
         """The commit HEAD points at."""

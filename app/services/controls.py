@@ -1,48 +1,66 @@
-"""Operator controls: run the next or a given step, retry, run QA, pause, resume, cancel, open a PR now."""
+"""Operator controls: run the next or a given step, retry, run QA, pause, resume, cancel, open a PR now.
+
+Each checks the operator rules (app/domain/actions.py) against what it read and refuses with their
+reason; a job it needs is deferred in the same transaction as the change that needs it.
+"""
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.actions import RunAction, StepAction, run_action_refusal, step_action_refusal
 from app.domain.records import ProtocolRun, StepRun
+from app.domain.rework import NOTE_MAX
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
-from app.domain.workflow import execute_work, protocol_locks, publish_work, quality_work
-from app.errors import ConflictError
+from app.domain.workflow import Work, execute_work, protocol_locks, publish_work, quality_work
+from app.errors import ConflictError, InvalidInputError
 from app.services.context import Services
+from app.services.events import record
 from app.services.progress import defer_next_work
-from app.store import protocols, steps
+from app.store import jobs, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
 ACTIVE_STEP = (S.PENDING, S.RUNNING, S.NEEDS_QA)
 
 
+async def _refuse_run_action(conn: AsyncConnection, run: ProtocolRun, action: RunAction) -> list[StepRun]:
+    plan = await steps.list_for_protocol(conn, run.id)
+    refusal = run_action_refusal(action, run.status, plan, has_branch=bool(run.branch_name))
+    if refusal is not None:
+        raise ConflictError(f"protocol run {run.name}: {refusal}", status=str(run.status), action=str(action))
+    return plan
+
+
+async def _refuse_step_action(conn: AsyncConnection, step: StepRun, action: StepAction) -> ProtocolRun:
+    run = await protocols.get(conn, step.protocol_run_id)
+    refusal = step_action_refusal(action, step, run.status, await steps.list_for_protocol(conn, run.id))
+    if refusal is not None:
+        raise ConflictError(refusal, status=str(step.status), action=str(action))
+    return run
+
+
+async def _defer_or_refuse(conn: AsyncConnection, work: Work, what: str, status: str) -> None:
+    if not await jobs.defer(conn, work):
+        raise ConflictError(f"{what} is queued already", status=status)
+
+
 async def run_next_step(svc: Services, run_id: int) -> StepRun:
-    """Queue the first pending step; a second call while it waits is a ConflictError."""
+    """Queue the first step not completed, if it is pending; a second call while it waits is a conflict."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
-        plan = await steps.list_for_protocol(conn, run_id)
-    pending = [s for s in plan if s.status is S.PENDING]
-    if run.status is not P.RUNNING or not pending:
-        raise ConflictError(
-            f"protocol run {run.name} has no step to run now ({run.status})", status=str(run.status)
-        )
-    return await _queue_step(svc, pending[0])
+        plan = await _refuse_run_action(conn, run, RunAction.RUN_NEXT_STEP)
+        step = min((s for s in plan if s.status is not S.COMPLETED), key=lambda s: s.step_index)
+        await _defer_or_refuse(conn, execute_work(step), f"step {step.step_index}", str(step.status))
+    return step
 
 
 async def run_step(svc: Services, step_id: int) -> StepRun:
-    """Queue one given pending step."""
+    """Queue one given pending step, when every step before it is completed."""
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
-        run = await protocols.get(conn, step.protocol_run_id)
-    if run.status is not P.RUNNING or step.status is not S.PENDING:
-        raise ConflictError(
-            f"step {step.step_index} is {step.status} in a {run.status} run", status=str(step.status)
-        )
-    return await _queue_step(svc, step)
-
-
-async def _queue_step(svc: Services, step: StepRun) -> StepRun:
-    if not await svc.queue.defer(execute_work(step)):
-        raise ConflictError(f"step {step.step_index} is queued already", status=str(step.status))
+        await _refuse_step_action(conn, step, StepAction.RUN)
+        await _defer_or_refuse(conn, execute_work(step), f"step {step.step_index}", str(step.status))
     return step
 
 
@@ -50,25 +68,45 @@ async def run_qa(svc: Services, step_id: int) -> StepRun:
     """Queue QA of a step waiting for it."""
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
-    if step.status is not S.NEEDS_QA:
-        raise ConflictError(
-            f"step {step.step_index} is {step.status}, not waiting for QA", status=str(step.status)
-        )
-    if not await svc.queue.defer(quality_work(step)):
-        raise ConflictError(f"QA of step {step.step_index} is queued already", status=str(step.status))
+        await _refuse_step_action(conn, step, StepAction.RUN_QA)
+        await _defer_or_refuse(conn, quality_work(step), f"QA of step {step.step_index}", str(step.status))
     return step
 
 
-async def retry_step(svc: Services, step_id: int, *, expected_version: int | None = None) -> StepRun:
-    """Send a failed or blocked step back to pending, unblock its run, and queue it."""
+async def retry_step(
+    svc: Services, step_id: int, *, expected_version: int | None = None, note: str = "", by: str = "operator"
+) -> StepRun:
+    """Send a failed or blocked step back to pending, unblock its run, and queue it.
+
+    A step that QA or CI rejected (or any step given a `note`) is done again by its agent, on top of
+    its last commit, with the verdict and the note in its prompt.
+    """
+    if len(note) > NOTE_MAX:
+        raise InvalidInputError(f"the note is longer than {NOTE_MAX} characters", field="note")
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
+        await _refuse_step_action(conn, step, StepAction.RETRY)
+        limit = svc.settings.step_max_attempts
+        if step.attempts >= limit:
+            raise ConflictError(
+                f"step {step.step_index} was tried {step.attempts} times "
+                f"(TASKSGODZILLA_STEP_MAX_ATTEMPTS={limit}): approve it or raise the limit",
+                status=str(step.status),
+                attempts=step.attempts,
+            )
         version = step.version if expected_version is None else expected_version
-        step = await move_step(conn, step.id, S.PENDING, expected_version=version, reason="retry")
+        changes = {"operator_note": note.strip() or None}
+        step = await move_step(
+            conn, step.id, S.PENDING, expected_version=version, reason="retry", changes=changes
+        )
         run = await protocols.get(conn, step.protocol_run_id)
+        await record(
+            conn, run.project_id, "step.retried", f"step {step.step_index} retried by {by}", step=step,
+            by=by, note=note.strip()[:NOTE_MAX],
+        )  # fmt: skip
         if run.status is P.BLOCKED:
             await move_protocol(conn, run.id, P.RUNNING, expected_version=run.version, reason="step retried")
-    await defer_next_work(svc, step.protocol_run_id)
+        await defer_next_work(svc, conn, step.protocol_run_id)
     return step
 
 
@@ -85,16 +123,10 @@ async def resume(svc: Services, run_id: int, *, expected_version: int | None = N
     with first (retry or approve it), or the run would be running with nothing it could do."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
-        stuck = [s for s in await steps.list_for_protocol(conn, run.id) if s.status in (S.FAILED, S.BLOCKED)]
-        if stuck:
-            raise ConflictError(
-                f"step {stuck[0].step_index} is {stuck[0].status}: retry or approve it first",
-                status=str(run.status),
-                step_id=stuck[0].id,
-            )
+        await _refuse_run_action(conn, run, RunAction.RESUME)
         version = run.version if expected_version is None else expected_version
         run = await move_protocol(conn, run.id, P.RUNNING, expected_version=version, reason="resumed")
-    await defer_next_work(svc, run.id)
+        await defer_next_work(svc, conn, run.id)
     return run
 
 
@@ -118,10 +150,6 @@ async def open_pr_now(svc: Services, run_id: int) -> ProtocolRun:
     """Queue publishing (push the branch, open its PR/MR) before the last step is done."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
-    if run.status not in (P.RUNNING, P.PAUSED, P.BLOCKED) or not run.branch_name:
-        raise ConflictError(
-            f"protocol run {run.name} has no branch to publish ({run.status})", status=str(run.status)
-        )
-    if not await svc.queue.defer(publish_work(run.id)):
-        raise ConflictError(f"publishing of {run.name} is queued already", status=str(run.status))
+        await _refuse_run_action(conn, run, RunAction.OPEN_PR)
+        await _defer_or_refuse(conn, publish_work(run.id), f"publishing of {run.name}", str(run.status))
     return run

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.ci import CiResult, ci_fix_instructions, redo_after_ci_failure
 from app.domain.commits import format_step_commit
+from app.domain.qa import Verdict
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
+from app.domain.rework import must_work_again, rework_instructions
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
@@ -17,7 +20,7 @@ from app.services.context import Services
 from app.services.events import record
 from app.services.progress import defer_next_work
 from app.services.workspace import ensure_worktree
-from app.store import projects, protocols, steps
+from app.store import events, projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
 
@@ -30,46 +33,89 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         if run.status is not P.RUNNING or step.status not in (S.PENDING, S.RUNNING):
             return step  # paused, cancelled, or done meanwhile
         if step.status is S.PENDING:
+            if step.attempts >= svc.settings.step_max_attempts:
+                return await _give_up_attempts(conn, svc, step)
             step = await move_step(conn, step.id, S.RUNNING, expected_version=step.version)
+        qa = await _failed_verdict(conn, step)
     worktree = await ensure_worktree(svc, project, run)
-    # A commit carrying this step's tag means a previous attempt got that far: never commit twice.
+    # A commit carrying this step's tag means a previous attempt got that far: never commit twice,
+    # unless that very commit was rejected (CI, QA) or the operator asked for another go.
     sha = await worktree.find_step_commit(run.number, step.step_index)
-    if sha is None or redo_after_ci_failure(step, sha):  # CI failed on that commit: work again
+    worked = sha is None or must_work_again(step, sha)
+    if worked:
         await check_budget(svc, project, run, step)
-        await _run_agent(svc, project, run, step, worktree)
-        message = format_step_commit("feat", step.name, number=run.number, step_index=step.step_index)
-        sha = await worktree.commit_all(message)
-        if sha is None:
-            raise AgentError("the agent finished without changing anything")
-    stats = await worktree.diff_stats(run.head_sha or f"{sha}^", sha)
+        await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
+        number, index = run.number, step.step_index
+        sha = await worktree.commit_all(
+            format_step_commit("feat", step.name, number=number, step_index=index),
+            # An agent that rightly changed nothing (a verification step) still leaves the step's
+            # commit: QA judges it, CI tests it, and a retried job finds it.
+            empty_message=format_step_commit(
+                "chore", f"{step.name} (no changes)", number=number, step_index=index
+            ),
+        )
+    assert sha is not None
+    # The head only moves forward: a fresh commit sits on top of it; a found one is checked.
+    advances = worked or run.head_sha is None or await worktree.is_ancestor(run.head_sha, sha)
+    stats = await worktree.diff_stats(f"{sha}^", sha)
     pushed = await push_branch(svc, worktree, run)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step.id)
-        fresh = {"ci_status": None} if sha != step.commit_sha else {}  # CI has not seen a new commit
-        step = await move_step(
-            conn, step.id, S.NEEDS_QA, expected_version=step.version, changes={"commit_sha": sha, **fresh}
-        )
+        changes: dict[str, object] = {"commit_sha": sha}
+        if sha != step.commit_sha:  # neither CI nor QA has seen this commit
+            changes |= {"ci_status": None, "qa_verdict": None}
+        if worked:
+            changes["operator_note"] = None  # the note was this attempt's
+        step = await move_step(conn, step.id, S.NEEDS_QA, expected_version=step.version, changes=changes)
         run = await protocols.get(conn, run.id)
-        await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
+        if advances and sha != run.head_sha:
+            await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
         await record(
             conn,
             project.id,
             "step.committed",
-            f"step {step.step_index} committed {sha[:12]}",
+            f"step {step.step_index} committed {sha[:12]}" + ("" if stats.files else " (no changes)"),
             step=step,
             sha=sha,
             files=stats.paths,
             insertions=stats.insertions,
             deletions=stats.deletions,
+            unchanged=not stats.files,
         )
         if pushed:
             await record_push(conn, run, sha)
-    await defer_next_work(svc, run.id)
+        await defer_next_work(svc, conn, run.id)
+    return step
+
+
+async def _failed_verdict(conn: AsyncConnection, step: StepRun) -> dict[str, Any] | None:
+    """The payload of the QA verdict that failed the step, when QA failed it (for the rework prompt)."""
+    if step.qa_verdict != Verdict.FAIL:
+        return None
+    found = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict", limit=1)
+    return found[0].payload if found else None
+
+
+async def _give_up_attempts(conn: AsyncConnection, svc: Services, step: StepRun) -> StepRun:
+    limit = svc.settings.step_max_attempts
+    reason = (
+        f"step {step.step_index} was tried {step.attempts} times "
+        f"(TASKSGODZILLA_STEP_MAX_ATTEMPTS={limit}); approve it or raise the limit"
+    )
+    step = await move_step(
+        conn, step.id, S.FAILED, expected_version=step.version, reason=reason, changes={"last_error": reason}
+    )
+    await block_run(conn, step.protocol_run_id, reason)
     return step
 
 
 async def _run_agent(
-    svc: Services, project: Project, run: ProtocolRun, step: StepRun, worktree: GitRepository
+    svc: Services,
+    project: Project,
+    run: ProtocolRun,
+    step: StepRun,
+    worktree: GitRepository,
+    instructions: str,
 ) -> None:
     _, result = await run_step_agent(
         svc,
@@ -78,7 +124,7 @@ async def _run_agent(
         run=run,
         stage=Stage.EXECUTION,
         workdir=worktree.path,
-        extra_instructions=ci_fix_instructions(step) if step.ci_status == CiResult.FAILED else "",
+        extra_instructions=instructions,
     )
     if not result.succeeded:
         raise AgentError(f"execution agent {result.status}: {result.error or 'no detail'}")

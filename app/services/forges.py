@@ -58,7 +58,7 @@ async def publish_pull_request(
     branch = run.branch_name or ""
     try:
         existing = await forge.find_open(branch)
-        title, body = pr_title(run), pr_body(run, steps)
+        title, body = pr_title(run), pr_body(run, steps, console_base=svc.settings.api_base)
         if existing is None:
             pull = await forge.create(branch=branch, base=run.base_branch, title=title, body=body)
         else:

@@ -6,11 +6,12 @@ from typing import Any
 
 from app import prompts
 from app.artifacts.folder import ProtocolFolder
+from app.domain.actions import RunAction, run_action_refusal
 from app.domain.commits import planning_commit
 from app.domain.naming import check_task_title, slugify
 from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_title
 from app.domain.protocol_files import protocol_folder, step_index_of
-from app.domain.records import ProjectStatus, ProtocolRun, Stage
+from app.domain.records import Project, ProjectStatus, ProtocolRun, Stage
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.workflow import plan_work
 from app.errors import AgentError, ConflictError, InvalidInputError, PlanRejectedError
@@ -21,7 +22,7 @@ from app.services.context import Services
 from app.services.events import record
 from app.services.progress import defer_next_work
 from app.services.workspace import branch_for, ensure_worktree
-from app.store import projects, protocols, steps
+from app.store import jobs, projects, protocols, steps
 from app.store.transitions import move_protocol
 
 MAX_DESCRIPTION = 20_000
@@ -53,7 +54,10 @@ async def create_protocol(
 
 
 async def start_protocol(svc: Services, run_id: int, *, expected_version: int | None = None) -> ProtocolRun:
-    """Plan a pending run (or re-plan a blocked one); a planned run starts running its steps."""
+    """Plan a pending run (or one whose planning failed); a planned run starts running its steps.
+
+    A run with steps is never planned again: that would build over its own commits.
+    """
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
         project = await projects.get(conn, run.project_id)
@@ -61,15 +65,17 @@ async def start_protocol(svc: Services, run_id: int, *, expected_version: int | 
             raise ConflictError(
                 f"project {project.name} is {project.status}, not ready", status=str(project.status)
             )
+        plan = await steps.list_for_protocol(conn, run.id)
+        refusal = run_action_refusal(RunAction.START, run.status, plan)
+        if refusal is not None and plan:  # else the status machine refuses it below, as a typed 409
+            raise ConflictError(f"protocol run {run.name}: {refusal}", status=str(run.status))
         version = run.version if expected_version is None else expected_version
         if run.status is P.PLANNED:
             run = await move_protocol(conn, run.id, P.RUNNING, expected_version=version, reason="started")
+            await defer_next_work(svc, conn, run.id)
         else:
             run = await move_protocol(conn, run.id, P.PLANNING, expected_version=version, reason="started")
-    if run.status is P.PLANNING:
-        await svc.queue.defer(plan_work(run.id))
-    else:
-        await defer_next_work(svc, run.id)
+            await jobs.defer(conn, plan_work(run.id))
     return run
 
 
@@ -89,7 +95,7 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
         if commit is None:
             raise AgentError("the plan produced no change to commit")
         await _record_plan(svc, run, plan, written, commit)
-    return await _finish_planning(svc, run.id, worktree, commit)
+    return await _finish_planning(svc, project, run.id, worktree, commit)
 
 
 async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository) -> AcceptedPlan:
@@ -97,7 +103,7 @@ async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository
         project = await projects.get(conn, run.project_id)
     template = prompts.load("planning")
     prompt = template.render(
-        branch_name=branch_for(svc, run),
+        branch_name=branch_for(svc, project, run),
         protocol_name=run.name,
         task_title=run.title,
         task_description=run.description or "(no further description)",
@@ -147,21 +153,24 @@ async def _record_plan(
         )
 
 
-async def _finish_planning(svc: Services, run_id: int, worktree: GitRepository, commit: str) -> ProtocolRun:
+async def _finish_planning(
+    svc: Services, project: Project, run_id: int, worktree: GitRepository, commit: str
+) -> ProtocolRun:
     """Steps from the committed plan, then planned → running, in one transaction."""
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
         folder = ProtocolFolder(worktree.path, run.name)
         existing = await steps.list_for_protocol(conn, run.id)
-        if not existing:
-            await steps.create_many(conn, run.id, _steps_from(folder))
+        if existing:
+            raise ConflictError(f"protocol run {run.name} has steps already: it is never planned twice")
+        await steps.create_many(conn, run.id, _steps_from(folder))
         run = await move_protocol(
             conn,
             run.id,
             P.PLANNED,
             expected_version=run.version,
             changes={
-                "branch_name": branch_for(svc, run),
+                "branch_name": branch_for(svc, project, run),
                 "worktree_path": str(worktree.path),
                 "protocol_root": str(protocol_folder(run.name)),
                 "head_sha": commit,
@@ -170,7 +179,7 @@ async def _finish_planning(svc: Services, run_id: int, worktree: GitRepository, 
             },
         )
         run = await move_protocol(conn, run.id, P.RUNNING, expected_version=run.version, reason="plan ready")
-    await defer_next_work(svc, run.id)
+        await defer_next_work(svc, conn, run.id)
     return run
 
 

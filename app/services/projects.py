@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app import prompts
 from app.config import EngineName
 from app.domain.records import Project, ProjectStatus, Stage
 from app.domain.workflow import setup_work
 from app.domain.workspace import check_project_name
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
 from app.git import branch_name_problem, check_remote_url
 from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
 from app.services.workspace import checked_local_path, ensure_clone
-from app.store import projects
+from app.store import jobs, projects
 
 
 async def register_project(
@@ -36,10 +38,12 @@ async def register_project(
     if git_url:
         check_remote_url(git_url, allow_local=svc.settings.git_allow_local_remotes)
     if local_path:
-        checked_local_path(svc, local_path)
+        # One spelling per folder (symlinks resolved), so two names for one repository are caught.
+        local_path = str(checked_local_path(svc, local_path).resolve())
     if problem := branch_name_problem(base_branch):
         raise InvalidInputError(f"base branch: {problem}", field="base_branch")
     async with svc.database.transaction() as conn:
+        await _refuse_sharing(svc, conn, local_path=local_path, git_url=git_url)
         project = await projects.create(
             conn, name=name, git_url=git_url, local_path=local_path, base_branch=base_branch, **choices
         )
@@ -52,8 +56,31 @@ async def register_project(
             git_url=git_url,
             local_path=local_path,
         )
-    await svc.queue.defer(setup_work(project.id))
+        await jobs.defer(conn, setup_work(project.id))
     return project
+
+
+async def _refuse_sharing(
+    svc: Services, conn: AsyncConnection, *, local_path: str | None, git_url: str | None
+) -> None:
+    """Two projects in one folder would check their protocol branches out over each other; two on one
+    remote would push the same branch names unless the pattern names the project."""
+    shares_remote = git_url is not None and "{project}" not in svc.settings.branch_pattern
+    other = await projects.find_sharing(
+        conn, local_path=local_path, git_url=git_url if shares_remote else None
+    )
+    if other is None:
+        return
+    if local_path is not None and other.local_path == local_path:
+        raise ConflictError(
+            f"project {other.name!r} uses {local_path} already", field="local_path", project_id=other.id
+        )
+    raise ConflictError(
+        f"project {other.name!r} uses this git URL already and TASKSGODZILLA_BRANCH_PATTERN has no "
+        "{project}: their protocol branches would collide",
+        field="git_url",
+        project_id=other.id,
+    )
 
 
 async def change_project(
@@ -72,7 +99,7 @@ async def request_setup(svc: Services, project_id: int) -> bool:
     """Queue the project's setup again (after a failure, or to re-run discovery); False if already queued."""
     async with svc.database.transaction() as conn:
         await projects.get(conn, project_id)
-    return await svc.queue.defer(setup_work(project_id))
+        return await jobs.defer(conn, setup_work(project_id))
 
 
 async def setup_project(svc: Services, project_id: int) -> Project:

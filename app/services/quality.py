@@ -56,7 +56,7 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
         )
         if not verdict.passed:
             await block_run(conn, run.id, f"QA failed step {step.step_index}")
-    await defer_next_work(svc, run.id)
+        await defer_next_work(svc, conn, run.id)
     return step
 
 
@@ -114,5 +114,5 @@ async def approve_step(
         stuck = [s for s in others if s.status in (S.FAILED, S.BLOCKED)]
         if run.status is P.BLOCKED and not stuck:
             await move_protocol(conn, run.id, P.RUNNING, expected_version=run.version, reason="step approved")
-    await defer_next_work(svc, step.protocol_run_id)
+        await defer_next_work(svc, conn, step.protocol_run_id)
     return step

@@ -1,9 +1,9 @@
 """Webhook deliveries: received (recorded once, queued) and applied (once, by a worker).
 
 Receiving does the least that is safe before answering the forge: record the delivery under its
-unique id and queue the job that applies it. A delivery that can change nothing (an ignored signal)
-is recorded as such and not queued. If the job cannot be queued the record is removed again and the
-forge gets a 5xx, so its retry is not mistaken for a duplicate.
+unique id and queue the job that applies it, in one transaction: either both are stored or neither
+(the forge then gets a 5xx and its retry is not mistaken for a duplicate). A delivery that can change
+nothing (an ignored signal) is recorded as such and not queued.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from app.logs import get_logger
 from app.services.ci import Applied, apply_signal
 from app.services.context import Services
 from app.services.progress import defer_next_work
-from app.store import deliveries
+from app.store import deliveries, jobs
 
 log = get_logger(__name__)
 RACE_RETRIES = 5
@@ -59,20 +59,15 @@ async def receive(
             detail=detail,
         )
         existing = None if row_id is not None else await deliveries.find(conn, provider, delivery_id)
-    if existing is not None:
-        if existing.outcome is None and not ignored:
-            # Its first copy is not applied yet: make sure a job is queued (a no-op when one waits).
-            await svc.queue.defer(webhook_work(existing.id, _scope(signal)))
-        return Received(existing.id, Receipt.DUPLICATE, "this delivery was received before")
-    assert row_id is not None
-    if ignored:
-        return Received(row_id, Receipt.IGNORED, detail)
-    try:
-        await svc.queue.defer(webhook_work(row_id, _scope(signal)))
-    except BaseException:
-        async with svc.database.transaction() as conn:
-            await deliveries.forget(conn, row_id)
-        raise
+        if existing is not None:
+            if existing.outcome is None and not ignored:
+                # Its first copy is not applied yet: make sure a job is queued (a no-op when one waits).
+                await jobs.defer(conn, webhook_work(existing.id, _scope(signal)))
+            return Received(existing.id, Receipt.DUPLICATE, "this delivery was received before")
+        assert row_id is not None
+        if ignored:
+            return Received(row_id, Receipt.IGNORED, detail)
+        await jobs.defer(conn, webhook_work(row_id, _scope(signal)))
     return Received(row_id, Receipt.QUEUED)
 
 
@@ -99,6 +94,8 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
                     protocol_run_id=applied.protocol_run_id,
                     step_run_id=applied.step_run_id,
                 )
+                if applied.next_work and applied.protocol_run_id is not None:
+                    await defer_next_work(svc, conn, applied.protocol_run_id)
             break
         except ConflictError as lost:
             # A job moved the step or run meanwhile (QA finished, an operator retried): decide again.
@@ -109,8 +106,6 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
     log.info(
         "webhook delivery applied", delivery=delivery_id, outcome=str(applied.outcome), detail=applied.detail
     )
-    if applied.next_work and applied.protocol_run_id is not None:
-        await defer_next_work(svc, applied.protocol_run_id)
     return applied.outcome
 
 

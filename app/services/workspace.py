@@ -71,9 +71,11 @@ async def ensure_clone(svc: Services, project: Project) -> GitRepository:
         )
 
 
-def branch_for(svc: Services, run: ProtocolRun) -> str:
+def branch_for(svc: Services, project: Project, run: ProtocolRun) -> str:
     slug = run.name.split("-", 1)[1]
-    return protocol_branch_name(svc.settings.branch_pattern, number=run.number, slug=slug)
+    return protocol_branch_name(
+        svc.settings.branch_pattern, number=run.number, slug=slug, project=project.name
+    )
 
 
 async def ensure_worktree(
@@ -82,10 +84,11 @@ async def ensure_worktree(
     """The run's worktree on its branch (made from the base branch, or re-attached after a restart).
 
     Changes left uncommitted by an interrupted job are discarded (`discard`): the branch is the state
-    that counts. Jobs that only read or push the committed branch may skip that reset.
+    that counts, and no commit on it is ever dropped. Jobs that only read or push the committed branch
+    may skip that reset. A branch that lost the run's recorded head is a ConflictError.
     """
     path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
-    branch = run.branch_name or branch_for(svc, run)
+    branch = run.branch_name or branch_for(svc, project, run)
     if (path / ".git").exists():
         worktree = repository_at(svc, path)
     else:
@@ -96,8 +99,24 @@ async def ensure_worktree(
     if orphans:
         log.warning("killed processes left in the worktree by a dead job", count=orphans, run=run.name)
     if discard:
-        await worktree.discard_changes(run.head_sha or "HEAD")
+        await worktree.discard_changes()
+    if run.head_sha:
+        await _check_head(worktree, run)
     return worktree
+
+
+async def _check_head(worktree: GitRepository, run: ProtocolRun) -> None:
+    """The branch must hold the run's recorded head: it may be ahead (a step committed, then its job
+    died before recording it), never behind or beside it, or work would be built on a lost commit."""
+    assert run.head_sha is not None
+    head = await worktree.head_sha()
+    if head != run.head_sha and not await worktree.is_ancestor(run.head_sha, head):
+        raise ConflictError(
+            f"branch {run.branch_name} is at {head[:12]}, which does not contain the run's recorded "
+            f"head {run.head_sha[:12]}: restore the branch before retrying",
+            head=head,
+            recorded_head=run.head_sha,
+        )
 
 
 def existing_repository(svc: Services, project: Project) -> GitRepository:

@@ -92,11 +92,6 @@ async def finish(
     )
 
 
-async def forget(conn: AsyncConnection, row_id: int) -> None:
-    """Remove an unapplied delivery (its job could not be queued), so the forge's retry is not a duplicate."""
-    await conn.execute(delete(deliveries).where(deliveries.c.id == row_id, deliveries.c.outcome.is_(None)))
-
-
 async def list_for_run(
     conn: AsyncConnection, protocol_run_id: int, *, limit: int = 100
 ) -> list[WebhookDelivery]:

@@ -23,8 +23,25 @@ async def create(conn: AsyncConnection, *, name: str, **fields: Any) -> Project:
     except IntegrityError as exc:
         if "uq_projects_name" in str(exc.orig):
             raise ConflictError(f"a project named {name!r} exists already", field="name") from None
+        if "uq_projects_local_path" in str(exc.orig):
+            raise ConflictError("another project uses this local path", field="local_path") from None
         raise
     return to_record(Project, row)
+
+
+async def find_sharing(
+    conn: AsyncConnection, *, local_path: str | None = None, git_url: str | None = None
+) -> Project | None:
+    """A project registered with this local path, or (when given) this git URL."""
+    matches = []
+    if local_path is not None:
+        matches.append(projects.c.local_path == local_path)
+    if git_url is not None:
+        matches.append(projects.c.git_url == git_url)
+    if not matches:
+        return None
+    row = (await conn.execute(select(projects).where(or_(*matches)).order_by(projects.c.id).limit(1))).first()
+    return None if row is None else to_record(Project, row)
 
 
 async def get(conn: AsyncConnection, project_id: int) -> Project:

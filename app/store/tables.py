@@ -98,6 +98,8 @@ projects = Table(
     _version(),
     UniqueConstraint("name"),
     UniqueConstraint("api_token_hash"),
+    # Two projects in one repository would check their protocol branches out over each other.
+    UniqueConstraint("local_path"),
     _one_of("status", ProjectStatus),
     CheckConstraint("git_url IS NOT NULL OR local_path IS NOT NULL", name="has_source"),
     CheckConstraint("fix_ci_attempts BETWEEN 0 AND 10", name="fix_ci_attempts_range"),
@@ -169,6 +171,8 @@ step_runs = Table(
     Column("qa_verdict", Text),
     Column("summary", Text),
     Column("last_error", Text),
+    # What the operator asked for when retrying (the next execution's prompt carries it, then it goes).
+    Column("operator_note", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     *_timestamps(),

@@ -104,7 +104,9 @@ def test_a_protocol_runs_to_completion_printing_its_events(project_env):
     assert printed.count("step.completed") == 2
     assert printed[-1] == "protocol.completed"
     assert all(re.match(r"\d\d:\d\d:\d\d  \S+ +\S", line) for line in lines[1:-1]), out
-    assert lines[-1].startswith("demo/0001 completed: 2 steps on branch 0001-write-two-parts at ")
+    assert lines[-1].startswith(
+        "demo/0001 completed: 2 steps on branch tasksgodzilla/demo/0001-write-two-parts at "
+    )
     assert "\x1b[K" not in out, "the live timer is for terminals only"
 
     shown = status_of(env, "demo/0001")
@@ -114,7 +116,9 @@ def test_a_protocol_runs_to_completion_printing_its_events(project_env):
         (1, "completed", "pass", 1),
         (2, "completed", "pass", 1),
     ]
-    pushed = git("--git-dir", str(repos.origin), "rev-parse", "refs/heads/0001-write-two-parts")
+    pushed = git(
+        "--git-dir", str(repos.origin), "rev-parse", "refs/heads/tasksgodzilla/demo/0001-write-two-parts"
+    )
     assert pushed == shown["protocol"]["head_sha"] == shown["steps"][1]["commit_sha"]
 
     history = events_of(env, "demo/0001")

@@ -222,7 +222,7 @@ async def test_a_refused_action_is_an_error_fragment_for_htmx_and_a_page_otherwi
     assert fragment.status == 409
     body = await fragment.text()
     assert body.startswith('<div class="notice error" role="alert">')
-    assert "has no step to run now (pending)" in body
+    assert "the run is pending, not running" in body
     page = await client.post(url, data={"csrf_token": csrf})
     assert page.status == 409
     assert "<h1>Error 409</h1>" in await page.text()

@@ -17,10 +17,10 @@ from app.domain.ci import (
     ci_target,
     fix_ci_limit,
     merge_refusal,
-    redo_after_ci_failure,
     repository_slug,
     serves_repository,
 )
+from app.domain.rework import must_work_again
 from app.domain.statuses import ProtocolStatus, StepStatus
 from app.domain.workflow import JobName, next_work
 from tests.support.records import A, B, C, project, run, step
@@ -111,13 +111,16 @@ def test_a_run_published_at_its_head_waits_for_the_merge():
     assert not awaits_merge(run(pr_number=None, published_sha=None))
 
 
-def test_a_step_redoes_its_work_only_for_the_very_commit_ci_failed_on():
+def test_a_step_redoes_its_work_only_for_the_very_commit_that_was_rejected():
     failed = step(status="running", commit_sha=A, ci_status="failed", last_error="CI failed (pytest): boom")
-    assert redo_after_ci_failure(failed, A)
-    assert not redo_after_ci_failure(failed, B)  # a newer attempt already committed: reuse it
-    assert not redo_after_ci_failure(failed, None)
-    assert not redo_after_ci_failure(step(commit_sha=A, ci_status="passed"), A)
-    assert not redo_after_ci_failure(step(commit_sha=A, ci_status=None), A)  # a crash, not a CI failure
+    assert must_work_again(failed, A)
+    assert not must_work_again(failed, B)  # a newer attempt already committed: reuse it
+    assert not must_work_again(failed, None)
+    assert not must_work_again(step(commit_sha=A, ci_status="passed"), A)
+    assert not must_work_again(step(commit_sha=A, ci_status=None), A)  # a crash, not a rejection
+    assert must_work_again(step(commit_sha=A, qa_verdict="fail"), A)  # QA failed it
+    assert not must_work_again(step(commit_sha=A, qa_verdict="fail"), B)
+    assert must_work_again(step(commit_sha=A, operator_note="use the v2 API"), A)
     instructions = ci_fix_instructions(failed)
     assert "CI failed (pytest): boom" in instructions
     assert A[:12] in instructions

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.commits import format_step_commit
-from app.errors import ConflictError, GitError
+from app.errors import ConflictError, GitError, PushRejectedError
 from app.git import GitRepository
 from tests.git.gitutil import AUTHOR, Origin, commit_count, git
 
@@ -197,9 +197,17 @@ async def test_push_is_never_forced(worktree: GitRepository, origin: Origin, tmp
     await worktree.commit_all("feat: b [protocol-0007/01]")
     remote_before = origin.rev_parse("refs/heads/0007-demo")
 
-    with pytest.raises(GitError, match="git push failed"):
+    with pytest.raises(PushRejectedError, match="non-fast-forward") as refused:
         await worktree.push("0007-demo")
+    assert refused.value.details == {"branch": "0007-demo", "remote": "origin"}
     assert origin.rev_parse("refs/heads/0007-demo") == remote_before
+
+
+async def test_a_push_to_a_missing_remote_is_a_git_error_not_a_rejection(worktree: GitRepository):
+    git("remote", "set-url", "origin", str(worktree.path.parent / "gone.git"), cwd=worktree.path)
+    with pytest.raises(GitError, match="git push failed") as failed:
+        await worktree.push("0007-demo")
+    assert not isinstance(failed.value, PushRejectedError)
 
 
 async def test_a_missing_repository_is_a_git_error(tmp_path: Path, base_env):
@@ -210,16 +218,31 @@ async def test_a_missing_repository_is_a_git_error(tmp_path: Path, base_env):
         await repo.head_sha()
 
 
-async def test_discard_changes_resets_to_a_commit_and_removes_untracked_files(worktree: GitRepository):
-    base = await worktree.head_sha()
+async def test_discard_changes_drops_uncommitted_work_and_never_a_commit(worktree: GitRepository):
+    (worktree.path / "kept.txt").write_text("committed by a step whose job then died\n")
+    committed = await worktree.commit_all("feat: kept [protocol-0007/01]")
     (worktree.path / "app.py").write_text("half-written by a killed agent\n")
     (worktree.path / "new_dir").mkdir()
     (worktree.path / "new_dir" / "scratch.txt").write_text("x")
     assert await worktree.changed_files()
-    await worktree.discard_changes(base)
+    await worktree.discard_changes()
     assert await worktree.changed_files() == []
     assert (worktree.path / "app.py").read_text() == "print('hi')\n"
     assert not (worktree.path / "new_dir").exists()
+    assert await worktree.head_sha() == committed
+
+
+async def test_ancestry_and_an_empty_step_commit(worktree: GitRepository):
+    base = await worktree.head_sha()
+    assert await worktree.commit_all("feat: nothing [protocol-0007/01]") is None
+    empty = await worktree.commit_all(
+        "feat: x [protocol-0007/01]", empty_message="chore: x, no changes [protocol-0007/01]"
+    )
+    assert empty is not None
+    assert empty != base
+    assert await worktree.find_step_commit(7, 1) == empty
+    assert await worktree.is_ancestor(base, empty)
+    assert not await worktree.is_ancestor(empty, base)
 
 
 async def test_branch_and_remote_lookups(clone: GitRepository):

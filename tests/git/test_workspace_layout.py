@@ -51,18 +51,19 @@ def test_bad_protocol_names(name):
     ("pattern", "branch"),
     [
         ("{name}", "0007-add-login"),
+        ("tasksgodzilla/{project}/{name}", "tasksgodzilla/demo/0007-add-login"),
         ("tg/{name}", "tg/0007-add-login"),
         ("agent/{number}-{slug}", "agent/7-add-login"),
         ("p{number:04d}/{slug}", "p0007/add-login"),
     ],
 )
 async def test_protocol_branch_name(pattern, branch):
-    assert protocol_branch_name(pattern, number=7, slug="add-login") == branch
+    assert protocol_branch_name(pattern, number=7, slug="add-login", project="demo") == branch
     assert await check_branch_name(branch) == branch
 
 
 @pytest.mark.parametrize("pattern", ["{nope}", "{0}", "{name"])
 def test_malformed_branch_pattern(pattern):
     with pytest.raises(InvalidInputError) as caught:
-        protocol_branch_name(pattern, number=7, slug="x")
+        protocol_branch_name(pattern, number=7, slug="x", project="demo")
     assert caught.value.details == {"field": "branch_pattern"}

@@ -2,8 +2,11 @@
 """A tiny command-line agent for tests and benchmarks, speaking the `command` engine's contract.
 
 Planning: answers a two-step plan (or AGENT_PLAN_STEPS steps). Execution: writes `work/NN.txt` in the
-worktree and appends to log.md. QA: passes, unless the step's number is in AGENT_QA_FAIL (comma-separated).
+worktree ("step N", or "step N fixed" when its prompt carries QA's failed verdict or an operator's
+note) and appends to log.md; steps listed in AGENT_NO_CHANGE change nothing. QA: passes, unless the
+step's number is in AGENT_QA_FAIL (comma-separated) and its work is not "fixed".
 AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
+AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage).
 """
 
 import json
@@ -15,9 +18,16 @@ from pathlib import Path
 
 prompt = sys.stdin.read()
 stage = os.environ.get("AGENT_STAGE", "")
+if os.environ.get("AGENT_PROMPT_LOG"):
+    with open(os.environ["AGENT_PROMPT_LOG"], "a") as prompts:
+        prompts.write(json.dumps({"stage": stage, "prompt": prompt}) + "\n")
 if stage == os.environ.get("AGENT_FAIL_STAGE"):
     print(f"scripted failure in {stage}", file=sys.stderr)
     sys.exit(1)
+
+
+def listed(variable, number):
+    return str(int(number)) in {s.strip() for s in os.environ.get(variable, "").split(",") if s.strip()}
 
 
 def answer(structured=None, message="done"):
@@ -50,8 +60,12 @@ elif stage == "execution":
     number = re.search(r"\(step (\d+):", prompt).group(1)
     folder = re.search(r"`\.protocols/([^/`]+)/", prompt).group(1)
     time.sleep(float(os.environ.get("AGENT_SLEEP", "0")))
+    if listed("AGENT_NO_CHANGE", number):
+        answer(message=f"step {number}: nothing needed changing")
+        sys.exit(0)
+    fixed = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
     Path("work").mkdir(exist_ok=True)
-    Path("work", f"{number}.txt").write_text(f"step {number}\n")
+    Path("work", f"{number}.txt").write_text(f"step {number}{' fixed' if fixed else ''}\n")
     with open(f".protocols/{folder}/log.md", "a") as log:
         log.write(f"- step {number} done\n")
     answer(message=f"step {number} written")
@@ -59,9 +73,17 @@ elif stage == "discovery":
     print(f"# Repository\n\nFiles: {', '.join(sorted(p.name for p in Path('.').iterdir()))}")
 elif stage == "qa":
     number = re.search(r"\(step (\d+):", prompt).group(1)
-    failing = {s.strip() for s in os.environ.get("AGENT_QA_FAIL", "").split(",") if s.strip()}
-    verdict = "fail" if str(int(number)) in failing else "pass"
-    answer({"verdict": verdict, "summary": f"step {number}: {verdict}", "findings": []})
+    work = Path("work", f"{number}.txt")
+    fixed = work.exists() and "fixed" in work.read_text()
+    verdict = "fail" if listed("AGENT_QA_FAIL", number) and not fixed else "pass"
+    findings = [{"severity": "error", "message": f"part {number} is wrong", "file": str(work)}]
+    answer(
+        {
+            "verdict": verdict,
+            "summary": f"step {number}: {verdict}",
+            "findings": findings if verdict == "fail" else [],
+        }
+    )
 else:
     print(f"unknown stage {stage!r}", file=sys.stderr)
     sys.exit(2)

@@ -144,7 +144,11 @@ def test_list_and_table_settings_parse_from_the_environment(monkeypatch):
             "TASKSGODZILLA_MODEL_PRICES (m.input): Field required",
         ),
         ("TASKSGODZILLA_BRANCH_PATTERN", "fixed", "must contain {name}, or {number} and {slug}"),
-        ("TASKSGODZILLA_BRANCH_PATTERN", "{user}-{name}", "only {name}, {number} and {slug} may appear"),
+        (
+            "TASKSGODZILLA_BRANCH_PATTERN",
+            "{user}-{name}",
+            "only {name}, {number}, {slug} and {project} may appear",
+        ),
     ],
 )
 def test_structured_settings_name_what_is_wrong(monkeypatch, variable, value, complaint):
@@ -174,3 +178,28 @@ def test_an_empty_or_short_shared_secret_is_refused_not_taken_as_unset(monkeypat
         getattr(load_settings(), variable.removeprefix("TASKSGODZILLA_").lower()).get_secret_value()
         == "x" * 16
     )
+
+
+def test_every_setting_is_read_by_the_service():
+    """A setting nothing reads is a promise nothing keeps: each one is read outside its own module
+    (as `settings.<name>`, or by the `<stage>_engine` / `<stage>_model` lookups of engine choice)."""
+    import re
+    from pathlib import Path
+
+    from app.config import Settings
+
+    app = Path(__file__).resolve().parents[2] / "app"
+    sources = "\n".join(
+        p.read_text() for p in app.rglob("*.py") if p.name not in ("config.py", "config_display.py")
+    )
+    config = (app / "config.py").read_text()
+    derived = config[config.index("    @property") :]  # the properties and helpers below the fields
+    by_stage = re.search(r'getattr\(settings, f"\{prefix\}_engine"\)', sources) is not None
+    unread = []
+    for name in Settings.model_fields:
+        if re.search(rf"\.{name}\b", sources) or re.search(rf"\.{name}\b", derived):
+            continue
+        if by_stage and re.fullmatch(r"(planning|execution|qa|discovery)_(engine|model)", name):
+            continue
+        unread.append(name)
+    assert unread == []

@@ -46,6 +46,7 @@ LEGAL_PROTOCOL_MOVES = {
 
 LEGAL_STEP_MOVES = {
     "pending->running",
+    "pending->failed",  # past its attempts
     "pending->cancelled",
     "running->needs_qa",
     "running->failed",

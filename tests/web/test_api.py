@@ -216,7 +216,7 @@ async def test_the_event_stream_delivers_new_events_and_resumes(client, repos):
 
 async def test_project_tokens_reach_their_project_only(client, repos):
     mine = await _ready_project(client, repos, name="mine")
-    other = await _ready_project(client, repos, name="other")
+    other = await _ready_project(client, make_repos(repos.local.parent / "other"), name="other")
     issued = await client.post(f"/projects/{mine['id']}/token", headers=AUTH)
     assert issued.status == 201
     token = (await issued.json())["token"]

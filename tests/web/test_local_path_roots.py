@@ -58,3 +58,17 @@ def test_relative_roots_are_a_clear_error(monkeypatch):
     monkeypatch.setenv("TASKSGODZILLA_LOCAL_PATH_ROOTS", "/srv/ok,repos")
     with pytest.raises(ConfigError, match="LOCAL_PATH_ROOTS: must be absolute folders, not repos"):
         load_settings()
+
+
+async def test_two_projects_never_share_a_folder(client, repos, tmp_path):
+    first = await client.post("/projects", json={"name": "one", "local_path": str(repos.local)}, headers=AUTH)
+    assert first.status == 201, await first.text()
+    (tmp_path / "allowed" / "alias").symlink_to(repos.local)
+    for spelling in (str(repos.local), f"{repos.local}/", str(tmp_path / "allowed" / "alias")):
+        second = await client.post("/projects", json={"name": "two", "local_path": spelling}, headers=AUTH)
+        assert second.status == 409, spelling
+        error = (await second.json())["error"]
+        assert error["details"]["field"] == "local_path"
+        assert "'one'" in error["message"]
+    listed = await (await client.get("/projects", headers=AUTH)).json()
+    assert [p["name"] for p in listed["items"]] == ["one"]

@@ -34,6 +34,7 @@ async def test_a_protocol_goes_through_ci_and_review_to_a_merge(
     async with running_fake_forge(head_sha=pushed_head) as forge:
         settings = workflow_settings(
             tmp_path,
+            branch_pattern="{name}",  # the recorded payloads name branch 0001-add-login
             auto_qa_after_exec=False,  # QA waits for CI ...
             auto_qa_on_ci=True,  # ... and CI success queues it
             github_webhook_secret=SECRET,

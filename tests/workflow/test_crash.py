@@ -69,7 +69,7 @@ async def test_a_killed_worker_loses_no_step_and_doubles_no_commit(database_url,
                 worker.terminate()
                 worker.wait(timeout=30)
 
-    branch = "0001-survive-a-crash"
+    branch = "tasksgodzilla/demo/0001-survive-a-crash"
     subjects = git("--git-dir", str(repos.origin), "log", "--format=%s", branch).splitlines()
     assert [s for s in subjects if s.endswith("[protocol-0001/01]")] == ["feat: Part 1 [protocol-0001/01]"]
     assert [r.status.value for r in runs] == ["failed", "succeeded"], (

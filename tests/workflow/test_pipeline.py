@@ -49,7 +49,7 @@ async def test_a_protocol_runs_from_plan_to_pushed_branch(database_url, tmp_path
             run = await protocols.get(conn, run.id)
             history = [e.event_type for e in await events.list_page(conn, protocol_run_id=run.id, limit=500)]
 
-    assert run.branch_name == "0001-write-two-parts"
+    assert run.branch_name == "tasksgodzilla/demo/0001-write-two-parts"
     pushed = git("--git-dir", str(repos.origin), "rev-parse", f"refs/heads/{run.branch_name}")
     assert pushed == run.head_sha
     subjects = git("--git-dir", str(repos.origin), "log", "--format=%s", run.branch_name).splitlines()

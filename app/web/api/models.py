@@ -91,6 +91,14 @@ class Approval(Strict):
     note: str = Field("", max_length=2000)
 
 
+class Retry(Strict):
+    note: str = Field(
+        "",
+        max_length=4000,
+        description="For the agent's next attempt (it then redoes the step on top of its last commit).",
+    )
+
+
 class BranchDelete(Strict):
     confirm: str = Field(description="The branch name again, to confirm the deletion.", max_length=200)
 

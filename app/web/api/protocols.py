@@ -8,7 +8,7 @@ from app.domain.records import ProtocolRun, StepRun
 from app.services import controls, planning, quality
 from app.web import views
 from app.web.api.common import if_match, services
-from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery
+from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, Retry
 from app.web.api.registry import Api
 
 api = Api()
@@ -161,14 +161,17 @@ async def run_qa(request: web.Request, step_id: int) -> StepRun:
 @api.route(
     "POST",
     "/steps/{step_id}/actions/retry",
-    summary="Retry a failed or blocked step",
+    summary="Retry a failed or blocked step (a rejected one, or one given a note, is redone by its agent)",
     tag="actions",
+    body=Retry,
     response=StepRun,
     errors=ACTION_ERRORS,
     headers=IF_MATCH,
 )
-async def retry(request: web.Request, step_id: int) -> StepRun:
-    return await controls.retry_step(services(request), step_id, expected_version=if_match(request))
+async def retry(request: web.Request, step_id: int, body: Retry) -> StepRun:
+    return await controls.retry_step(
+        services(request), step_id, expected_version=if_match(request), note=body.note, by="api"
+    )
 
 
 @api.route(

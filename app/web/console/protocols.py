@@ -9,9 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from app.artifacts.folder import ProtocolFolder
+from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
-from app.domain.statuses import ProtocolStatus as P
-from app.domain.statuses import protocol_sources
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.context import Services
@@ -22,7 +21,8 @@ from app.web.console.base import done, entity_id, form, form_version, render, se
 routes = web.RouteTableDef()
 FEED = 50
 
-# name -> (label, call); each calls the same service function as the JSON API's action endpoint.
+# name -> (label, call); each calls the same service function as the JSON API's action endpoint. A
+# button is offered when the operator rules allow it (app/domain/actions.py); a stale page gets a 409.
 Action = Callable[[Services, int, int | None], Awaitable[Any]]
 ACTIONS: dict[str, tuple[str, Action]] = {
     "start": ("Start", lambda svc, i, v: planning.start_protocol(svc, i, expected_version=v)),
@@ -31,17 +31,6 @@ ACTIONS: dict[str, tuple[str, Action]] = {
     "resume": ("Resume", lambda svc, i, v: controls.resume(svc, i, expected_version=v)),
     "cancel": ("Cancel", lambda svc, i, v: controls.cancel(svc, i, expected_version=v)),
     "open_pr": ("Open PR now", lambda svc, i, v: controls.open_pr_now(svc, i)),
-}
-
-# The statuses in which each button is offered (the services still decide: a stale page gets a 409);
-# where an action is one move of the status machine, its sources come from the machine itself.
-OFFERED: dict[str, frozenset[str]] = {
-    "start": frozenset({P.PENDING, P.PLANNED, P.BLOCKED}),
-    "run_next_step": frozenset({P.RUNNING}),
-    "pause": protocol_sources(P.PAUSED),
-    "resume": frozenset({P.PAUSED, P.BLOCKED}),
-    "cancel": protocol_sources(P.CANCELLED),
-    "open_pr": frozenset({P.RUNNING, P.PAUSED, P.BLOCKED}),
 }
 
 
@@ -75,7 +64,8 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         project = await projects.get(conn, run.project_id)
         usage = await agent_runs.usage_by_step(conn, run.id)
     ci = next((s.ci_status for s in reversed(plan) if s.ci_status), None)
-    offered = {name: label for name, (label, _) in ACTIONS.items() if run.status in OFFERED[name]}
+    allowed = allowed_run_actions(run.status, plan, has_branch=bool(run.branch_name))
+    offered = {a.value: ACTIONS[a.value][0] for a in allowed}
     return {"run": run, "project": project, "steps": plan, "usage": usage, "ci": ci, "actions": offered}
 
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.statuses import StepStatus as S
-from app.domain.statuses import step_sources
+from app.domain.actions import StepAction, allowed_step_actions
 from app.errors import NotFoundError
 from app.services import controls, quality
 from app.store import agent_runs, events, projects, protocols, steps
@@ -16,13 +15,12 @@ from app.web.console.format import agent_log
 from app.web.console.protocols import FEED
 
 routes = web.RouteTableDef()
-ACTIONS = {"run": "Run", "retry": "Retry", "run_qa": "Run QA", "approve": "Approve"}
-# The statuses in which each button is offered (the services still decide: a stale page gets a 409).
-OFFERED: dict[str, frozenset[str]] = {
-    "run": frozenset({S.PENDING}),
-    "retry": step_sources(S.PENDING),
-    "run_qa": frozenset({S.NEEDS_QA}),
-    "approve": step_sources(S.COMPLETED),
+# Offered as the operator rules allow (app/domain/actions.py); a stale page still gets the service's 409.
+ACTIONS = {
+    StepAction.RUN: "Run",
+    StepAction.RETRY: "Retry",
+    StepAction.RUN_QA: "Run QA",
+    StepAction.APPROVE: "Approve",
 }
 
 
@@ -45,6 +43,7 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         step = await steps.get(conn, entity_id(request, "step_id"))
         run = await protocols.get(conn, step.protocol_run_id)
         project = await projects.get(conn, run.project_id)
+        plan = await steps.list_for_protocol(conn, run.id)
         runs = await agent_runs.list_for_step(conn, step.id)
         logs = {r.id: agent_log(await agent_runs.read_log(conn, r.id)) for r in runs}
         verdicts = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict", limit=1)
@@ -57,7 +56,7 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         "logs": logs,
         "qa": verdicts[0].payload if verdicts else None,
         "diff": commits[0].payload if commits else None,
-        "actions": {name: label for name, label in ACTIONS.items() if step.status in OFFERED[name]},
+        "actions": {a.value: ACTIONS[a] for a in allowed_step_actions(step, run.status, plan)},
     }
 
 
@@ -71,7 +70,8 @@ async def act(request: web.Request) -> web.Response:
     if action == "run":
         await controls.run_step(svc, step_id)
     elif action == "retry":
-        await controls.retry_step(svc, step_id, expected_version=version)
+        note = values.get("note", "")
+        await controls.retry_step(svc, step_id, expected_version=version, note=note, by="console")
     elif action == "run_qa":
         await controls.run_qa(svc, step_id)
     elif action == "approve":
@@ -79,4 +79,4 @@ async def act(request: web.Request) -> web.Response:
         await quality.approve_step(svc, step_id, by="console", note=note, expected_version=version)
     else:
         raise NotFoundError(f"no action {action[:40]!r}")
-    return done(request, f"/console/steps/{step_id}", f"{ACTIONS[action]}: done")
+    return done(request, f"/console/steps/{step_id}", f"{ACTIONS[StepAction(action)]}: done")
