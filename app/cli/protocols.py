@@ -18,6 +18,7 @@ from app.cli.controls import approve, cancel, pause, qa, resume, retry
 from app.cli.progress import Console, Follower, follow_protocol, read_new, read_run
 from app.cli.refs import ProtocolRef, find_project, find_protocol, parse_project, parse_protocol, run_label
 from app.cli.views import events, status
+from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
 from app.domain.naming import check_task_title
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
@@ -194,12 +195,19 @@ def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_
         text += f" ({run.last_error.splitlines()[0][:200]})"
     if run.status in (P.FAILED, P.CANCELLED):
         return text + "; it cannot run again"
-    if step is not None and step.status is S.NEEDS_QA:
-        return text + f"; queue its QA with `protocol qa {step.id}` or pass it: `protocol approve {step.id}`"
-    if step is not None:
-        return text + f"; pass it: `protocol approve {step.id}`, or redo it: `protocol retry {step.id}`"
+    if step is not None:  # only what the operator rules allow now
+        hints = {
+            StepAction.RUN_QA: f"queue its QA with `protocol qa {step.id}`",
+            StepAction.APPROVE: f"pass it: `protocol approve {step.id}`",
+            StepAction.RETRY: f"redo it: `protocol retry {step.id} [--note …]`",
+        }
+        allowed = allowed_step_actions(step, run.status, steps)
+        offered = [hint for action, hint in hints.items() if action in allowed]
+        return text + ("; " + ", or ".join(offered) if offered else "")
     if run.status is P.PAUSED:
         return text + f"; carry on with `protocol run {label}`"
+    if run.status is P.BLOCKED and RunAction.START in allowed_run_actions(run.status, steps):
+        return text + f"; plan it again with `protocol plan {label}`"
     if run.status is P.BLOCKED:
-        return text + f"; re-plan with `protocol plan {label}` or see `protocol status {label}`"
+        return text + f"; see `protocol status {label}`"
     return text

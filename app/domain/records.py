@@ -130,6 +130,7 @@ class StepRun(Record):
     summary: str | None
     last_error: str | None
     operator_note: str | None = None
+    lease: str | None = None
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime

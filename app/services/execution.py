@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,10 +33,15 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         project = await projects.get(conn, run.project_id)
         if run.status is not P.RUNNING or step.status not in (S.PENDING, S.RUNNING):
             return step  # paused, cancelled, or done meanwhile
+        lease = uuid.uuid4().hex  # this execution's; a takeover (a retried job) writes its own
         if step.status is S.PENDING:
             if step.attempts >= svc.settings.step_max_attempts:
                 return await _give_up_attempts(conn, svc, step)
-            step = await move_step(conn, step.id, S.RUNNING, expected_version=step.version)
+            step = await move_step(
+                conn, step.id, S.RUNNING, expected_version=step.version, changes={"lease": lease}
+            )
+        else:
+            step = await steps.update_fields(conn, step.id, expected_version=step.version, lease=lease)
         qa = await _failed_verdict(conn, step)
     worktree = await ensure_worktree(svc, project, run)
     # A commit carrying this step's tag means a previous attempt got that far: never commit twice,
@@ -46,14 +52,17 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         await check_budget(svc, project, run, step)
         await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
         number, index = run.number, step.step_index
-        sha = await worktree.commit_all(
-            format_step_commit("feat", step.name, number=number, step_index=index),
-            # An agent that rightly changed nothing (a verification step) still leaves the step's
-            # commit: QA judges it, CI tests it, and a retried job finds it.
-            empty_message=format_step_commit(
-                "chore", f"{step.name} (no changes)", number=number, step_index=index
-            ),
-        )
+        async with svc.database.transaction() as conn:
+            # A worker that froze while its job was taken over must not commit over the new owner.
+            await steps.hold_lease(conn, step.id, lease)
+            sha = await worktree.commit_all(
+                format_step_commit("feat", step.name, number=number, step_index=index),
+                # An agent that rightly changed nothing (a verification step) still leaves the
+                # step's commit: QA judges it, CI tests it, and a retried job finds it.
+                empty_message=format_step_commit(
+                    "chore", f"{step.name} (no changes)", number=number, step_index=index
+                ),
+            )
     assert sha is not None
     # The head only moves forward: a fresh commit sits on top of it; a found one is checked.
     advances = worked or run.head_sha is None or await worktree.is_ancestor(run.head_sha, sha)

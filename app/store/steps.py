@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import StepRun
 from app.domain.statuses import StepStatus
+from app.errors import StaleWriteError
 from app.store.rows import compare_and_set, fetch_all, fetch_one, to_record, writable_changes
 from app.store.tables import protocol_runs, step_runs
 
@@ -57,6 +58,18 @@ async def update_fields(
         changes=changes,
         what=f"step run {step_id}",
     )
+
+
+async def hold_lease(conn: AsyncConnection, step_id: int, lease: str) -> None:
+    """Lock the step's row for the caller's transaction if `lease` is still the step's; else raise
+    StaleWriteError: another worker took the step over, and this one must not touch its branch.
+
+    A takeover writes a new lease, which waits for this lock: work done while holding it (a commit)
+    is finished, and visible to the new holder, before the takeover proceeds.
+    """
+    held = await conn.scalar(select(step_runs.c.lease).where(step_runs.c.id == step_id).with_for_update())
+    if held != lease:
+        raise StaleWriteError(f"step run {step_id} was taken over by another worker", step_id=step_id)
 
 
 async def running_since_before(conn: AsyncConnection, cutoff: datetime, *, limit: int = 500) -> list[StepRun]:

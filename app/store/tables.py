@@ -173,6 +173,9 @@ step_runs = Table(
     Column("last_error", Text),
     # What the operator asked for when retrying (the next execution's prompt carries it, then it goes).
     Column("operator_note", Text),
+    # Which execution holds the step: a job taking it over writes its own, fencing off a worker that
+    # froze and came back (app/store/steps.py: hold_lease).
+    Column("lease", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     *_timestamps(),

@@ -1,4 +1,5 @@
-"""The operator loop: a retry's note for the step's next execution; one project per local path.
+"""The operator loop: a retry's note for the step's next execution; the lease that fences off an
+execution taken over by another worker; one project per local path.
 
 Revision ID: 0010
 Revises: 0007
@@ -17,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("step_runs", sa.Column("operator_note", sa.Text(), nullable=True))
+    op.add_column("step_runs", sa.Column("lease", sa.Text(), nullable=True))
     shared = (
         op.get_bind()
         .execute(
@@ -34,4 +36,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_constraint(op.f("uq_projects_local_path"), "projects", type_="unique")
+    op.drop_column("step_runs", "lease")
     op.drop_column("step_runs", "operator_note")

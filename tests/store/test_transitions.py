@@ -149,3 +149,38 @@ async def test_step_moves_count_attempts_and_name_the_step(database, run):
     ]
     assert all(e.protocol_run_id == run.id and e.project_id == run.project_id for e in recorded)
     assert recorded[2].payload == {"from": "failed", "to": "pending", "reason": "retry"}
+
+
+async def test_a_lease_fences_off_a_taken_over_execution(database, run):
+    async with database.transaction() as conn:
+        first, _ = await steps.list_for_protocol(conn, run.id)
+        step = await move_step(conn, first.id, S.RUNNING, expected_version=1, changes={"lease": "a"})
+    holder_has_lock = asyncio.Event()
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def old_owner_commits() -> None:
+        async with database.transaction() as conn:
+            await steps.hold_lease(conn, step.id, "a")
+            holder_has_lock.set()
+            await release.wait()
+            order.append("a committed")
+
+    async def takeover() -> None:
+        await holder_has_lock.wait()
+        async with database.transaction() as conn:
+            await steps.update_fields(conn, step.id, expected_version=step.version, lease="b")
+            order.append("b took over")
+
+    owner = asyncio.create_task(old_owner_commits())
+    taker = asyncio.create_task(takeover())
+    await holder_has_lock.wait()
+    await asyncio.sleep(0.2)  # the takeover is queued behind the row lock, not past it
+    assert order == []
+    release.set()
+    await asyncio.gather(owner, taker)
+    assert order == ["a committed", "b took over"]
+    async with database.transaction() as conn:
+        with pytest.raises(StaleWriteError, match="taken over by another worker"):
+            await steps.hold_lease(conn, step.id, "a")
+        await steps.hold_lease(conn, step.id, "b")

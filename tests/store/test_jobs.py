@@ -1,0 +1,78 @@
+"""Jobs deferred inside the caller's transaction: they exist exactly when the change that needs them does."""
+
+from __future__ import annotations
+
+import asyncio
+
+import procrastinate
+import pytest
+from sqlalchemy import text
+
+from app.domain.workflow import JobName, Work, setup_work
+from app.store import jobs
+from app.store.database import with_driver
+
+
+async def _jobs(database) -> list[tuple[str, str, str, dict]]:
+    async with database.read() as conn:
+        rows = await conn.exec_driver_sql(
+            "SELECT task_name, status, queueing_lock, args FROM procrastinate_jobs ORDER BY id"
+        )
+        return [tuple(row) for row in rows.all()]
+
+
+class Rollback(Exception):
+    pass
+
+
+async def test_a_job_commits_or_rolls_back_with_its_transaction(database):
+    with pytest.raises(Rollback):
+        async with database.transaction() as conn:
+            assert await jobs.defer(conn, setup_work(7))
+            raise Rollback
+    assert await _jobs(database) == []
+    async with database.transaction() as conn:
+        assert await jobs.defer(conn, setup_work(7))
+        assert not await jobs.defer(conn, setup_work(7)), "the same work is waiting already"
+        assert await jobs.defer(conn, setup_work(8))
+    assert await _jobs(database) == [
+        ("project_setup_job", "todo", "setup:7", {"project_id": 7}),
+        ("project_setup_job", "todo", "setup:8", {"project_id": 8}),
+    ]
+
+
+async def test_a_duplicate_from_another_transaction_does_not_abort_the_callers(database):
+    async with database.transaction() as conn:
+        await jobs.defer(conn, setup_work(1))
+    async with database.transaction() as conn:
+        assert not await jobs.defer(conn, setup_work(1))
+        # The transaction is still usable: a unique violation would have aborted it.
+        assert await conn.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 1
+
+
+async def test_a_worker_is_woken_by_the_commit_and_runs_the_job(database, database_url):
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=with_driver(database_url, None))
+    )
+    ran: asyncio.Queue[int] = asyncio.Queue()
+
+    @app.task(name=JobName.PROJECT_SETUP.value)
+    async def probe(project_id: int) -> None:
+        await ran.put(project_id)
+
+    async with app.open_async():
+        worker = asyncio.create_task(
+            app.run_worker_async(install_signal_handlers=False, fetch_job_polling_interval=3600, wait=True)
+        )
+        try:
+            async with database.transaction() as conn:
+                await jobs.defer(
+                    conn, Work(JobName.PROJECT_SETUP, (("project_id", 42),), "setup:42", "setup:42")
+                )
+            # Polling is an hour away: the worker sees the committed job through its NOTIFY (or its
+            # first fetch at start-up), never by waiting for a poll.
+            assert await asyncio.wait_for(ran.get(), timeout=60) == 42
+        finally:
+            worker.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await worker
