@@ -61,9 +61,11 @@ async def test_operator_runs_a_protocol_from_onboarding_to_completion(live, page
     await screenshot(page, "04-protocol-blocked")
     protocol_url = page.url
 
-    # Resuming is refused while a step needs a person: the service's reason is shown in place.
-    await page.click("button[data-action=Resume]")
-    await expect(page.locator("#flash .notice.error")).to_contain_text("retry or approve it first")
+    # While a step needs a person, neither resuming nor planning again is offered (planning again
+    # would build over the run's own commits): only what the operator rules allow is a button.
+    for refused in ("Resume", "Start", "Run next step"):
+        await expect(page.locator(f"button[data-action='{refused}']")).to_have_count(0)
+    await expect(page.locator("button[data-action=Cancel]")).to_have_count(1)
 
     # The failed step: its agent runs, log and QA report; approve it from there.
     await rows.nth(1).locator("a").click()
