@@ -57,6 +57,13 @@ async def _executions(svc, step_id) -> int:
         return sum(r.stage is Stage.EXECUTION for r in await agent_runs.list_for_step(conn, step_id))
 
 
+async def _blocked_by_qa(svc, repos):
+    """A run whose step 1 QA failed (AGENT_QA_FAIL=1): the run is blocked; its state."""
+    run = await _started(svc, repos)
+    await _until(svc, run.id, "blocked")
+    return await _state(svc, run.id)
+
+
 def _subjects(repos, branch) -> list[str]:
     return git("--git-dir", str(repos.origin), "log", "--format=%s", branch).splitlines()
 
@@ -67,9 +74,7 @@ async def test_a_blocked_run_with_steps_is_never_planned_again_nor_skipped(
     repos = make_repos(tmp_path)
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
-        run = await _started(svc, repos)
-        await _until(svc, run.id, "blocked")
-        run, plan = await _state(svc, run.id)
+        run, plan = await _blocked_by_qa(svc, repos)
         head = run.head_sha
         assert plan[0].status is S.FAILED
 
@@ -99,9 +104,7 @@ async def test_retry_after_qa_failure_redoes_the_work_with_the_verdict_and_note(
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     monkeypatch.setenv("AGENT_PROMPT_LOG", str(prompts))
     async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
-        run = await _started(svc, repos)
-        await _until(svc, run.id, "blocked")
-        _, plan = await _state(svc, run.id)
+        run, plan = await _blocked_by_qa(svc, repos)
         judged = plan[0].commit_sha
         await controls.retry_step(svc, plan[0].id, note="Mind the \x1b[31mcolours")
         await _until(svc, run.id, "completed")
@@ -154,9 +157,7 @@ async def test_a_commit_made_before_a_job_died_is_kept_and_reused(database_url, 
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     settings = workflow_settings(tmp_path)
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
-        run = await _started(svc, repos)
-        await _until(svc, run.id, "blocked")
-        run, plan = await _state(svc, run.id)
+        run, plan = await _blocked_by_qa(svc, repos)
     worktree = Path(run.worktree_path)
     (worktree / "manual.txt").write_text("committed by the job that died\n")
     git("add", "-A", cwd=worktree)
@@ -185,9 +186,7 @@ async def test_a_rejected_push_is_a_terminal_conflict_not_a_paid_retry(database_
     repos = make_repos(tmp_path)
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
-        run = await _started(svc, repos)
-        await _until(svc, run.id, "blocked")
-        run, plan = await _state(svc, run.id)
+        run, plan = await _blocked_by_qa(svc, repos)
         # Someone else pushes to the protocol branch meanwhile.
         other = tmp_path / "other"
         git("clone", "--quiet", "--branch", run.branch_name, str(repos.origin), str(other))
@@ -215,9 +214,7 @@ async def test_step_max_attempts_is_enforced(database_url, tmp_path, monkeypatch
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     settings = workflow_settings(tmp_path, step_max_attempts=1)
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
-        run = await _started(svc, repos)
-        await _until(svc, run.id, "blocked")
-        _, plan = await _state(svc, run.id)
+        run, plan = await _blocked_by_qa(svc, repos)
         with pytest.raises(ConflictError, match="TASKSGODZILLA_STEP_MAX_ATTEMPTS=1"):
             await controls.retry_step(svc, plan[0].id)
         # A retry that does not go through the operator (a fix-CI run) meets the same limit.
