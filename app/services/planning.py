@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app import prompts
 from app.artifacts.folder import ProtocolFolder
 from app.domain.actions import RunAction, run_action_refusal
@@ -90,11 +92,16 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
     commit = await worktree.find_step_commit(run.number, 0)
     if commit is None:
         plan = await _ask_for_plan(svc, run, worktree)
-        written = ProtocolFolder(worktree.path, run.name).write_plan(plan, replace=True)
-        commit = await worktree.commit_all(planning_commit(run.title, number=run.number))
-        if commit is None:
-            raise AgentError("the plan produced no change to commit")
-        await _record_plan(svc, run, plan, written, commit)
+        async with svc.database.transaction() as conn:
+            # A job that froze while another worker took its run over must not write a second plan.
+            await protocols.hold_while_planning(conn, run.id)
+            commit = await worktree.find_step_commit(run.number, 0)
+            if commit is None:
+                written = ProtocolFolder(worktree.path, run.name).write_plan(plan, replace=True)
+                commit = await worktree.commit_all(planning_commit(run.title, number=run.number))
+                if commit is None:
+                    raise AgentError("the plan produced no change to commit")
+                await _record_plan(conn, run, plan, written, commit)
     return await _finish_planning(svc, project, run.id, worktree, commit)
 
 
@@ -138,19 +145,18 @@ async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository
 
 
 async def _record_plan(
-    svc: Services, run: ProtocolRun, plan: AcceptedPlan, files: list[str], commit: str
+    conn: AsyncConnection, run: ProtocolRun, plan: AcceptedPlan, files: list[str], commit: str
 ) -> None:
-    async with svc.database.transaction() as conn:
-        await record(
-            conn,
-            run.project_id,
-            "plan.accepted",
-            f"plan with {len(plan.steps)} steps committed",
-            run=run,
-            files=files,
-            steps=len(plan.steps),
-            commit=commit,
-        )
+    await record(
+        conn,
+        run.project_id,
+        "plan.accepted",
+        f"plan with {len(plan.steps)} steps committed",
+        run=run,
+        files=files,
+        steps=len(plan.steps),
+        commit=commit,
+    )
 
 
 async def _finish_planning(

@@ -11,7 +11,7 @@ from app.domain.commits import MAX_PROTOCOL_NUMBER
 from app.domain.naming import protocol_name
 from app.domain.records import ProtocolRun
 from app.domain.statuses import ProtocolStatus
-from app.errors import ConflictError
+from app.errors import ConflictError, StaleWriteError
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
 from app.store.tables import protocol_runs
@@ -144,3 +144,16 @@ async def on_branches(
         .limit(50)
     )
     return await fetch_all(conn, query, ProtocolRun)
+
+
+async def hold_while_planning(conn: AsyncConnection, run_id: int) -> None:
+    """Lock the run's row for the caller's transaction while it is still being planned; else raise
+    StaleWriteError (another worker planned it, or it was cancelled): its plan must not be written.
+
+    Two planning jobs of one run (one frozen, its job taken over) thus write the plan one at a time.
+    """
+    status = await conn.scalar(
+        select(protocol_runs.c.status).where(protocol_runs.c.id == run_id).with_for_update()
+    )
+    if status != ProtocolStatus.PLANNING:
+        raise StaleWriteError(f"protocol run {run_id} is {status}, no longer being planned", run_id=run_id)

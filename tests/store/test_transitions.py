@@ -184,3 +184,11 @@ async def test_a_lease_fences_off_a_taken_over_execution(database, run):
         with pytest.raises(StaleWriteError, match="taken over by another worker"):
             await steps.hold_lease(conn, step.id, "a")
         await steps.hold_lease(conn, step.id, "b")
+
+
+async def test_a_plan_is_written_only_while_the_run_is_being_planned(database, run):
+    async with database.transaction() as conn:
+        with pytest.raises(StaleWriteError, match="is pending, no longer being planned"):
+            await protocols.hold_while_planning(conn, run.id)
+        planning = await move_protocol(conn, run.id, P.PLANNING, expected_version=run.version)
+        await protocols.hold_while_planning(conn, planning.id)
