@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from app.config import Settings
-from app.domain.statuses import ProtocolStatus
+from app.domain.statuses import ProtocolStatus, StepStatus
 from app.store import projects as project_store
+from app.store import protocols as protocol_store
 from app.store import steps as step_store
-from app.store.transitions import move_protocol
+from app.store.transitions import move_protocol, move_step
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.support.workflow import make_repos
@@ -306,3 +307,37 @@ async def test_the_openapi_document_names_the_concurrency_headers_and_shows_exam
 
     assert body("/projects/{project_id}/protocols")["examples"][0]["title"] == "Add a login page"
     assert body("/projects")["examples"][0]["name"] == "shop"
+
+
+async def test_a_retry_carries_the_operators_note_to_the_step(client, repos):
+    project = await _ready_project(client, repos)
+    run = await (
+        await client.post(f"/projects/{project['id']}/protocols", json={"title": "Add login"}, headers=AUTH)
+    ).json()
+    svc = client.app[SERVICES]
+    async with svc.database.transaction() as conn:
+        run_record = await protocol_store.get(conn, run["id"])
+        for target in (
+            ProtocolStatus.PLANNING,
+            ProtocolStatus.PLANNED,
+            ProtocolStatus.RUNNING,
+            ProtocolStatus.BLOCKED,
+        ):
+            run_record = await move_protocol(conn, run_record.id, target, expected_version=run_record.version)
+        (step,) = await step_store.create_many(
+            conn, run_record.id, [{"step_index": 1, "name": "s1", "step_file": "01-s.md"}]
+        )
+        step = await move_step(conn, step.id, StepStatus.RUNNING, expected_version=step.version)
+        step = await move_step(conn, step.id, StepStatus.FAILED, expected_version=step.version)
+    url = f"/steps/{step.id}/actions/retry"
+    too_long = await client.post(url, json={"note": "x" * 4001}, headers=AUTH)
+    assert too_long.status == 422
+    assert (await too_long.json())["error"]["details"]["field"] == "note"
+    retried = await client.post(url, json={"note": "Use the v2 API"}, headers=AUTH)
+    assert retried.status == 200, await retried.text()
+    body = await retried.json()
+    assert (body["status"], body["operator_note"]) == ("pending", "Use the v2 API")
+    events = await (await client.get(f"/steps/{step.id}/events?type=step.retried", headers=AUTH)).json()
+    assert [(e["payload"]["by"], e["payload"]["note"]) for e in events["items"]] == [
+        ("api", "Use the v2 API")
+    ]
