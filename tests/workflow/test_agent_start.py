@@ -34,26 +34,32 @@ async def _kinds(svc, **where) -> list[str]:
         return [e.event_type for e in await events.list_page(conn, limit=500, **where)]
 
 
-async def test_a_missing_codex_fails_the_step_at_once_naming_the_setting(database_url, tmp_path):
+async def _first_step_on_codex(database_url, tmp_path, codex_bin: str):
+    """Set up with the scripted agent, switch execution to codex, run: the first step and its agent
+    runs once the run stopped, and the step's event types."""
     repos = make_repos(tmp_path)
-    missing = tmp_path / "not-installed" / "codex"
-    settings = workflow_settings(tmp_path, codex_bin=str(missing), job_max_attempts=3)
+    settings = workflow_settings(tmp_path, codex_bin=codex_bin, job_max_attempts=3)
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
         await wait_for(lambda: project_ready(svc, project.id), what="setup")
-        # The operator switches execution to codex after setup (setup only checks what the project uses).
+        # The operator switches execution to codex after setup (setup checks what the project uses).
         await projects.change_project(svc, project.id, {"execution_engine": "codex"})
         run = await planning.create_protocol(svc, project.id, title="Needs codex")
         await planning.start_protocol(svc, run.id)
 
         async def stopped():
-            return await run_status(svc, run.id) in ("blocked", "failed")
+            return await run_status(svc, run.id) in (P.BLOCKED.value, P.FAILED.value)
 
         await wait_for(stopped, what="the run to stop")
         async with svc.database.transaction() as conn:
             first = (await steps.list_for_protocol(conn, run.id))[0]
             runs = await agent_runs.list_for_step(conn, first.id)
-        kinds = await _kinds(svc, step_run_id=first.id)
+        return first, runs, await _kinds(svc, step_run_id=first.id)
+
+
+async def test_a_missing_codex_fails_the_step_at_once_naming_the_setting(database_url, tmp_path):
+    missing = tmp_path / "not-installed" / "codex"
+    first, runs, kinds = await _first_step_on_codex(database_url, tmp_path, str(missing))
     assert first.status is S.FAILED, first
     assert "TASKSGODZILLA_CODEX_BIN" in (first.last_error or ""), first.last_error
     assert str(missing) in (first.last_error or "")
@@ -65,29 +71,15 @@ async def test_a_missing_codex_fails_the_step_at_once_naming_the_setting(databas
 
 async def test_a_cli_that_exits_at_once_with_a_usage_error_is_not_retried(database_url, tmp_path):
     """An executable that is not the CLI we speak to (or a version without our flags)."""
-    repos = make_repos(tmp_path)
     wrong = tmp_path / "old-codex"
     wrong.write_text("#!/bin/sh\necho \"error: unexpected argument '--ephemeral' found\" >&2\nexit 2\n")
     wrong.chmod(0o755)
-    settings = workflow_settings(tmp_path, codex_bin=str(wrong), job_max_attempts=3)
-    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
-        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
-        await wait_for(lambda: project_ready(svc, project.id), what="setup")
-        await projects.change_project(svc, project.id, {"execution_engine": "codex"})
-        run = await planning.create_protocol(svc, project.id, title="Needs codex")
-        await planning.start_protocol(svc, run.id)
-        await wait_for(lambda: _stopped(svc, run.id), what="the run to stop")
-        async with svc.database.transaction() as conn:
-            first = (await steps.list_for_protocol(conn, run.id))[0]
-            runs = await agent_runs.list_for_step(conn, first.id)
+    first, runs, kinds = await _first_step_on_codex(database_url, tmp_path, str(wrong))
     assert first.status is S.FAILED
     assert "unexpected argument '--ephemeral'" in (first.last_error or "")
     assert "TASKSGODZILLA_CODEX_BIN" in (first.last_error or "")
+    assert kinds.count("job.retrying") == 0
     assert [r.status for r in runs] == [AgentRunStatus.FAILED]
-
-
-async def _stopped(svc, run_id: int) -> bool:
-    return await run_status(svc, run_id) in (P.BLOCKED.value, P.FAILED.value)
 
 
 async def test_setup_refuses_an_engine_the_project_uses_that_cannot_start(database_url, tmp_path):
