@@ -134,7 +134,11 @@ async def _spawn(
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:
             raise AgentError(f"agent working directory does not exist: {cwd}") from None
-        raise ConfigError(f"agent executable not found: {argv[0]}{fix}", setting=setting) from None
+        if os.sep in argv[0] and await asyncio.to_thread(os.path.isfile, argv[0]):
+            problem = f"agent executable cannot start: {argv[0]}: its #! interpreter was not found"
+        else:
+            problem = f"agent executable not found: {argv[0]}"
+        raise ConfigError(problem + fix, setting=setting) from None
     except PermissionError:
         raise ConfigError(f"agent executable is not runnable: {argv[0]}{fix}", setting=setting) from None
     except OSError as exc:

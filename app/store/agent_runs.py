@@ -163,7 +163,7 @@ async def close_superseded(
     protocol_run_id: int | None,
     step_run_id: int | None,
     stage: Stage,
-    stale_after_seconds: float = 60,
+    stale_after_seconds: float,
 ) -> int:
     """A new run of this subject and stage starts: close the earlier ones still marked running whose
     process is gone (their job or worker is), or cannot be known to live (run outside a job)."""

@@ -237,6 +237,16 @@ async def test_a_missing_executable_is_a_config_error_naming_the_setting(tmp_pat
         )
 
 
+async def test_a_script_whose_interpreter_is_missing_says_so(tmp_path: Path) -> None:
+    script = tmp_path / "agent"
+    script.write_text("#!/nonexistent/node\n")
+    script.chmod(0o755)
+    with pytest.raises(ConfigError, match="#! interpreter was not found"):
+        await run_process(
+            [str(script)], cwd=tmp_path, env=ENV, stdin_data=None, timeout_seconds=5, max_output_bytes=65536
+        )
+
+
 async def test_a_file_that_cannot_be_executed_is_a_config_error(tmp_path: Path) -> None:
     script = tmp_path / "agent"
     script.write_text("#!/bin/sh\necho hi\n")  # not executable
