@@ -77,6 +77,7 @@ from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import TokenUsage
 from app.engines.base import Engine, Redactor
+from app.engines.probe import EngineCheck
 from app.engines.registry import build_engines
 from app.git.runner import GitResult, GitRunner
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
@@ -290,6 +291,9 @@ class TimedAgent:
         finally:
             self.calls.add(request.stage.value, time.perf_counter() - started)
 
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        return await self.inner.check(workdir)
+
 
 @contextlib.contextmanager
 def timed_git(calls: Calls) -> Iterator[None]:
@@ -408,6 +412,9 @@ class InProcessAgent:
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
+
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        return EngineCheck("ok", "(in process)", version="bench")
 
     async def run(self, request: AgentRequest) -> AgentResult:
         structured: dict[str, Any] | None = None

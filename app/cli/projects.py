@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -49,7 +50,7 @@ def add(
     settings = operator_settings()
     # The service wants an absolute path; an operator naturally types one relative to here.
     path = str(Path(local_path).expanduser().resolve()) if local_path else None
-    choices = {"ci_provider": ci_provider} if ci_provider else {}
+    choices: dict[str, Any] = {"ci_provider": ci_provider} if ci_provider else {}
     console = Console()
 
     async def register(session: Session) -> None:

@@ -51,6 +51,11 @@ _KINDS = [
         "Questions for the operator, each with a recommended answer.",
         ("questions", "blocking"),
     ),
+    EventKind(
+        "setup.engines",
+        "Each engine checked from the project's repository: status, version or error, stages using it.",
+        ("engines",),
+    ),
     EventKind("setup.discovery", "A discovery agent described the repository.", ("report", "status")),
     EventKind("setup.answered", "The operator answered setup questions.", ("answers", "by")),
     EventKind("plan.accepted", "A plan passed its guardrails and was written.", ("files", "steps", "commit")),

@@ -171,6 +171,8 @@ class AgentRun(Record):
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    job_id: int | None = None  # the Procrastinate job running it, and its worker (None outside jobs)
+    worker_id: int | None = None
 
 
 class PolicyPack(Record):

@@ -10,7 +10,9 @@ from typing import Any, Protocol
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice, TokenUsage, cost_of
+from app.engines.probe import EngineCheck
 from app.engines.process import ProcessOutcome
+from app.errors import ConfigError
 
 REDACTED = "********"
 OUR_ENV_PREFIX = "TASKSGODZILLA_"
@@ -21,9 +23,18 @@ class Engine(Protocol):
     """Runs one coding agent to completion and reports what it did."""
 
     name: str
+    setting: str  # the TASKSGODZILLA_* variable that chooses its executable
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        """Never raises for an agent's own failure: that is a result with a failed status."""
+        """Never raises for an agent's own failure: that is a result with a failed status.
+
+        An agent that cannot start (its executable missing, not runnable, or refusing our arguments)
+        is a ConfigError naming the setting to fix: no retry would change it.
+        """
+        ...
+
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        """Whether its executable is there and runs (and its version), as seen from `workdir`."""
         ...
 
 
@@ -61,6 +72,24 @@ def without_our_variables(env: Mapping[str, str]) -> dict[str, str]:
 def stderr_tail(stderr: str) -> str:
     """The end of what a CLI said on stderr: where it explains why it stopped."""
     return stderr.strip()[-STDERR_TAIL_CHARS:]
+
+
+def refused_to_start(
+    engine: str, outcome: ProcessOutcome, setting: str, redact: Redactor
+) -> ConfigError | None:
+    """For a CLI that always prints its event stream once started: one that exited with an error
+    before printing anything did not start (wrong executable, unknown option, refused as root ...)."""
+    if outcome.timed_out or outcome.exit_code is None or outcome.exit_code <= 0:
+        return None  # killed by a signal (< 0) is not the CLI refusing us
+    if any(line.strip() for line in outcome.stdout_lines):
+        return None
+    said = stderr_tail(outcome.stderr).splitlines()
+    why = said[-1] if said else "no output"
+    return ConfigError(
+        redact(f"{engine} stopped before starting (exit code {outcome.exit_code}): {why}")
+        + f" (check {setting} and the agent settings)",
+        setting=setting,
+    )
 
 
 def agent_result(

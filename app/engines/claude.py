@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
@@ -24,15 +25,18 @@ from app.engines.base import (
     Redactor,
     agent_result,
     price_usage,
+    refused_to_start,
     stderr_tail,
     without_our_variables,
     write_transcript,
 )
 from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
+from app.engines.probe import EngineCheck, ExecutableProbe
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import ConfigError
 
 READ_ONLY_MODE = "plan"
+SETTING = "TASKSGODZILLA_CLAUDE_BIN"
 PERMISSION_MODES = frozenset({"acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan"})
 
 
@@ -40,6 +44,7 @@ class ClaudeEngine:
     """Runs Claude Code non-interactively and reads its stream-json transcript."""
 
     name = "claude"
+    setting = SETTING
 
     def __init__(
         self,
@@ -72,6 +77,11 @@ class ClaudeEngine:
         self._permission_mode = permission_mode
         self._bypass_sandbox = bypass_sandbox
         self._redact = redactor or Redactor(())
+        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING)
+
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        """`claude --version`, answered from a short-lived cache."""
+        return await self._probe.check(workdir)
 
     def command(self, request: AgentRequest) -> list[str]:
         """The argument list of one run (the prompt is not in it: it goes to stdin)."""
@@ -95,7 +105,7 @@ class ClaudeEngine:
         return argv
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        """Run the agent to its end; raises AgentError only when the CLI cannot be started."""
+        """Run the agent to its end; raises ConfigError when the CLI cannot start (see Engine.run)."""
         # The prompt goes to stdin, which run_process closes right after it: the CLI reads to EOF and
         # nothing is left open for it to wait on. Not argv: Linux caps one argument at 128 KiB (long
         # prompts fail with E2BIG; verified), and a positional prompt is open to option parsing.
@@ -108,9 +118,12 @@ class ClaudeEngine:
             timeout_seconds=request.timeout_seconds,
             max_output_bytes=self._max_output_bytes,
             on_line=stream.feed,  # every line, also past the cap: the result line comes last
+            setting=SETTING,
         )
         parsed = stream.finish()
         log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
+        if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
+            raise refused
         status, error = verdict(request, outcome, parsed)
         model = parsed.model or request.model  # the CLI resolves aliases such as "sonnet"
         cost = parsed.cost_usd

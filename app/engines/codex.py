@@ -34,13 +34,22 @@ from typing import Any
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
-from app.engines.base import Redactor, agent_result, price_usage, without_our_variables, write_transcript
+from app.engines.base import (
+    Redactor,
+    agent_result,
+    price_usage,
+    refused_to_start,
+    without_our_variables,
+    write_transcript,
+)
 from app.engines.codex_events import CodexEventParser, CodexSummary
+from app.engines.probe import EngineCheck, ExecutableProbe
 from app.engines.process import ProcessOutcome, run_process
 
 READ_ONLY = "read-only"
 WORKSPACE_WRITE = "workspace-write"
 BYPASS_FLAG = "--dangerously-bypass-approvals-and-sandbox"
+SETTING = "TASKSGODZILLA_CODEX_BIN"
 DETAIL_CHARS = 1000
 
 
@@ -48,6 +57,7 @@ class CodexEngine:
     """Runs the Codex CLI non-interactively and reads its JSONL event stream."""
 
     name = "codex"
+    setting = SETTING
 
     def __init__(
         self,
@@ -72,6 +82,11 @@ class CodexEngine:
         self._bypass_sandbox = bypass_sandbox
         self._overrides = tuple(config_overrides)
         self._user_config = user_config
+        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING)
+
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        """`codex --version`, answered from a short-lived cache."""
+        return await self._probe.check(workdir)
 
     def command(self, request: AgentRequest, schema_file: Path | None = None) -> list[str]:
         """The argument list of one run (the prompt is not in it: it goes to stdin)."""
@@ -95,7 +110,7 @@ class CodexEngine:
         return argv
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        """Run the agent to its end; raises AgentError only when the CLI cannot be started.
+        """Run the agent to its end; raises ConfigError when the CLI cannot start (see Engine.run).
 
         Cancelled, it raises CancelledError once codex and its children are gone (no transcript)."""
         parser = CodexEventParser()
@@ -110,11 +125,14 @@ class CodexEngine:
                 timeout_seconds=request.timeout_seconds,
                 max_output_bytes=self._max_output_bytes,
                 on_line=parser.feed,  # every line, also past the cap: usage and the answer come last
+                setting=SETTING,
             )
         summary = parser.summary()
         log_path = await asyncio.to_thread(
             write_transcript, request.log_path, transcript_lines(outcome), self._redact
         )
+        if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
+            raise refused
         return self._result(request, outcome, summary, log_path)
 
     def _result(

@@ -35,12 +35,14 @@ from app.engines.base import (
     without_our_variables,
     write_transcript,
 )
+from app.engines.probe import EngineCheck, ExecutableProbe
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import AgentError
 
 RESULT_KEYS = frozenset({"final_message", "structured_output", "usage", "cost_usd"})
 STAGE_VARIABLE = "AGENT_STAGE"
 SCHEMA_VARIABLE = "AGENT_OUTPUT_SCHEMA"
+SETTING = "TASKSGODZILLA_COMMAND_AGENT"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class CommandEngine:
     """Runs a configured executable (`argv`, never through a shell) as the agent."""
 
     name = "command"
+    setting = SETTING
 
     def __init__(
         self,
@@ -75,9 +78,15 @@ class CommandEngine:
         self._prices = dict(prices)
         self._max_output_bytes = max_output_bytes
         self._redact = redactor or Redactor(())
+        # Any executable: no version to ask for, only that it is there and may be run.
+        self._probe = ExecutableProbe(self._argv[0], env=self._env, setting=SETTING, version_args=None)
+
+    async def check(self, workdir: Path | None = None) -> EngineCheck:
+        """Whether the executable exists and may be run (a relative one: inside `workdir`)."""
+        return await self._probe.check(workdir)
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        """Run the executable to its end; raises AgentError only when it cannot be started."""
+        """Run the executable to its end; raises ConfigError when it cannot be started."""
         last: list[str] = []  # the last non-empty line, even when the output cap dropped it
 
         def remember(line: str) -> None:
@@ -97,6 +106,7 @@ class CommandEngine:
                 timeout_seconds=request.timeout_seconds,
                 max_output_bytes=self._max_output_bytes,
                 on_line=remember,
+                setting=SETTING,
             )
         lines = outcome.stdout_lines
         if outcome.truncated and last and (not lines or lines[-1] != last[0]):

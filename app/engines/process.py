@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.errors import AgentError
+from app.errors import AgentError, ConfigError
 
 # A bound on /proc sweeps while freezing a tree; each one finds the children of the last.
 MAX_SWEEPS = 50
@@ -60,14 +60,19 @@ async def run_process(
     timeout_seconds: float,
     max_output_bytes: int,
     on_line: Callable[[str], None] | None = None,
+    setting: str | None = None,
 ) -> ProcessOutcome:
     """Run `argv` (never through a shell) with exactly `env`, and collect its stdout line by line.
 
-    `stdin_data=None` gives the child no stdin. Raises AgentError only when it cannot be started;
-    a cancelled caller gets CancelledError once the child and its descendants are gone.
+    `stdin_data=None` gives the child no stdin. An executable that is missing or cannot be run is a
+    ConfigError naming `setting` (the variable that chose it): trying again would not help. A missing
+    `cwd` is an AgentError. A cancelled caller gets CancelledError once the child and its descendants
+    are gone.
     """
     started = time.monotonic()
-    process, exited = await _spawn(argv, cwd=cwd, env=env, piped_stdin=stdin_data is not None)
+    process, exited = await _spawn(
+        argv, cwd=cwd, env=env, piped_stdin=stdin_data is not None, setting=setting
+    )
     outcome = ProcessOutcome(exit_code=None)
     assert process.stdout is not None
     assert process.stderr is not None
@@ -111,9 +116,10 @@ class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 
 async def _spawn(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], piped_stdin: bool
+    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], piped_stdin: bool, setting: str | None
 ) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
     loop = asyncio.get_running_loop()
+    fix = f" (check {setting})" if setting else ""
     try:
         transport, protocol = await loop.subprocess_exec(
             lambda: _ExitNotifyingProtocol(loop),
@@ -128,11 +134,17 @@ async def _spawn(
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:
             raise AgentError(f"agent working directory does not exist: {cwd}") from None
-        raise AgentError(f"agent executable not found: {argv[0]}") from None
+        if os.sep in argv[0] and await asyncio.to_thread(os.path.isfile, argv[0]):
+            problem = f"agent executable cannot start: {argv[0]}: its #! interpreter was not found"
+        else:
+            problem = f"agent executable not found: {argv[0]}"
+        raise ConfigError(problem + fix, setting=setting) from None
     except PermissionError:
-        raise AgentError(f"agent executable is not runnable: {argv[0]}") from None
+        raise ConfigError(f"agent executable is not runnable: {argv[0]}{fix}", setting=setting) from None
     except OSError as exc:
-        raise AgentError(f"agent executable cannot start: {argv[0]}: {exc.strerror}") from None
+        raise ConfigError(
+            f"agent executable cannot start: {argv[0]}: {exc.strerror}{fix}", setting=setting
+        ) from None
     # What asyncio.create_subprocess_exec builds, with our protocol inside.
     return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
 

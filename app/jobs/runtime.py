@@ -23,6 +23,7 @@ from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
 from app.logs import get_logger
 from app.services import scheduler
+from app.services.agents import close_abandoned_runs
 from app.services.context import Services, build_services
 from app.store.database import Database, with_driver
 
@@ -127,6 +128,7 @@ async def scan_once(app: procrastinate.App, svc: Services) -> dict[str, int]:
     retried = await retry_stalled_jobs(app, svc.settings.stalled_after_seconds)
     queued = await scheduler.requeue_missing_work(svc)
     blocked = await scheduler.fail_stuck_steps(svc)
+    await close_abandoned_runs(svc)
     await scheduler.forget_old_idempotency_keys(svc)
     await scheduler.forget_old_deliveries(svc)
     if retried or queued or blocked:

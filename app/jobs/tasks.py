@@ -12,6 +12,7 @@ from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaErr
 from app.jobs.retry import RetryPolicy
 from app.logs import correlation_scope, get_logger
 from app.services import execution, planning, projects, publishing, quality, webhooks
+from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
 
@@ -32,7 +33,11 @@ async def guarded(
     """Run `action`; a recoverable failure is retried until the last try, then `give_up` records it."""
     svc = services_of(context)
     job = context.job
-    with correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts):
+    assert job.id is not None
+    with (
+        correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts),
+        running_job(job.id, job.attempts, job.worker_id),
+    ):
         try:
             await action(svc)
         except (StaleWriteError, IllegalTransitionError) as lost:

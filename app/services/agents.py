@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,29 @@ from app.domain.events import NewEvent
 from app.domain.records import AgentRun, AgentRunStatus, Project, ProtocolRun, Stage, StepRun
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
+from app.errors import TasksGodzillaError
+from app.logs import get_logger
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.store import agent_runs, events
+from app.store.agent_runs import RunningJob
 
+log = get_logger(__name__)
 MAX_STORED_LOG_CHARS = 4 * 1024 * 1024
+
+# The job this task is running, set by the job wrapper (app/jobs/tasks.py): recorded on each agent
+# run so that only the death of that worker (or the end of that job) ever makes it "abandoned".
+_current_job: ContextVar[RunningJob | None] = ContextVar("tasksgodzilla_current_job", default=None)
+
+
+@contextlib.contextmanager
+def running_job(job_id: int, attempt: int, worker_id: int | None) -> Iterator[None]:
+    """Within the block, agent runs are recorded as run by this job's try on this worker."""
+    token = _current_job.set(RunningJob(job_id, attempt, worker_id))
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
 
 
 @dataclass(frozen=True)
@@ -43,13 +65,15 @@ async def run_agent(
     """Record, run, and close one agent run; the engine's own failure is a result, not an exception."""
     engine = pick(svc.engines, choice.engine)
     async with svc.database.transaction() as conn:
-        # Jobs of one subject never overlap: a run of this stage still "running" lost its worker.
-        await agent_runs.abandon_running(
+        # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
+        # is gone was abandoned; one whose worker is alive and still on its job is left alone.
+        await agent_runs.close_superseded(
             conn,
             project_id=subject.project_id,
             protocol_run_id=subject.protocol_run_id,
             step_run_id=subject.step_run_id,
             stage=stage,
+            stale_after_seconds=svc.settings.stalled_after_seconds,
         )
         record = await agent_runs.start(
             conn,
@@ -60,6 +84,7 @@ async def run_agent(
             engine=choice.engine,
             model=choice.model,
             prompt_version=prompt_version,
+            job=_current_job.get(),
         )
         await _event(
             conn,
@@ -85,7 +110,12 @@ async def run_agent(
             timeout_seconds=svc.settings.agent_timeout_seconds,
             log_path=log_path,
         )
-        result = await engine.run(request)
+        try:
+            result = await engine.run(request)
+        except BaseException as exc:
+            # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
+            await asyncio.shield(_close_interrupted(svc, subject, record, exc))
+            raise
         transcript = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     async with svc.database.transaction() as conn:
         finished = await _close(conn, record, result)
@@ -111,6 +141,36 @@ async def run_agent(
             },
         )
     return finished, result
+
+
+async def _close_interrupted(svc: Services, subject: Subject, record: AgentRun, exc: BaseException) -> None:
+    """Close a run whose engine raised or was cancelled, saying why."""
+    if isinstance(exc, asyncio.CancelledError):
+        status = AgentRunStatus.CANCELLED
+        error = "cancelled: its job was aborted, or its worker or command was stopped"
+    elif isinstance(exc, TasksGodzillaError):
+        status, error = AgentRunStatus.FAILED, exc.message
+    else:
+        status, error = AgentRunStatus.FAILED, f"{type(exc).__name__}: {exc}"
+    error = svc.redactor(error)
+    try:
+        async with svc.database.transaction() as conn:
+            await agent_runs.finish(conn, record.id, status=status, error=error)
+            await _event(
+                conn,
+                subject,
+                "agent.finished",
+                f"{record.stage} agent {status}",
+                {"agent_run_id": record.id, "stage": record.stage, "status": status, "error": error},
+            )
+    except Exception as failure:  # the original exception matters more; the periodic scan closes it
+        log.warning("could not close an interrupted agent run", agent_run_id=record.id, error=repr(failure))
+
+
+async def close_abandoned_runs(svc: Services) -> int:
+    """Close agent runs left running by a worker that died or a job that moved on (a periodic duty)."""
+    async with svc.database.transaction() as conn:
+        return await agent_runs.close_abandoned(conn, stale_after_seconds=svc.settings.stalled_after_seconds)
 
 
 async def _close(conn: Any, record: AgentRun, result: AgentResult) -> AgentRun:

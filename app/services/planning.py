@@ -24,25 +24,37 @@ from app.services.context import Services
 from app.services.events import record
 from app.services.progress import defer_next_work
 from app.services.workspace import branch_for, ensure_worktree
+from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects, protocols, steps
+from app.store.idempotency import Claim
 from app.store.transitions import move_protocol
 
 MAX_DESCRIPTION = 20_000
 
 
 async def create_protocol(
-    svc: Services, project_id: int, *, title: str, description: str = "", **choices: Any
+    svc: Services,
+    project_id: int,
+    *,
+    title: str,
+    description: str = "",
+    idempotency: Claim | None = None,
+    **choices: Any,
 ) -> ProtocolRun:
-    """A new `pending` run numbered after the project's last one."""
+    """A new `pending` run numbered after the project's last one; with `idempotency`, the run its key
+    created already, if it did (the key is stored with the run)."""
     title = check_task_title(title)
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInputError(
             f"the description is longer than {MAX_DESCRIPTION} characters", field="description"
         )
     async with svc.database.transaction() as conn:
+        if (earlier := await idempotency_keys.claim(conn, idempotency)) is not None:
+            return await protocols.get(conn, earlier)
         run = await protocols.create(
             conn, project_id, title=title, slug=slugify(title), description=description, **choices
         )
+        await idempotency_keys.settle(conn, idempotency, run.id)
         await record(
             conn,
             project_id,

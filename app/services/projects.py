@@ -17,9 +17,12 @@ from app.git import branch_name_problem, check_remote_url
 from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
+from app.services.engine_checks import require_project_engines
 from app.services.events import record
 from app.services.workspace import checked_local_path, ensure_clone
+from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects
+from app.store.idempotency import Claim
 
 
 async def register_project(
@@ -29,9 +32,11 @@ async def register_project(
     git_url: str | None = None,
     local_path: str | None = None,
     base_branch: str = "main",
+    idempotency: Claim | None = None,
     **choices: Any,
 ) -> Project:
-    """Check and store a project, then queue its setup."""
+    """Check and store a project, then queue its setup; with `idempotency`, the project its key
+    created already, if it did (the key is stored with the project)."""
     check_project_name(name, field="name")
     if not git_url and not local_path:
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
@@ -43,10 +48,13 @@ async def register_project(
     if problem := branch_name_problem(base_branch):
         raise InvalidInputError(f"base branch: {problem}", field="base_branch")
     async with svc.database.transaction() as conn:
+        if (earlier := await idempotency_keys.claim(conn, idempotency)) is not None:
+            return await projects.get(conn, earlier)
         await _refuse_sharing(svc, conn, local_path=local_path, git_url=git_url)
         project = await projects.create(
             conn, name=name, git_url=git_url, local_path=local_path, base_branch=base_branch, **choices
         )
+        await idempotency_keys.settle(conn, idempotency, project.id)
         await record(
             conn,
             project.id,
@@ -113,6 +121,7 @@ async def setup_project(svc: Services, project_id: int) -> Project:
     repository = await ensure_clone(svc, project)
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
+    await require_project_engines(svc, project, repository.path)
     questions = recommendations(svc, repository.path)
     if svc.settings.setup_discovery:
         await _discover(svc, project, repository.path)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import column, exists, func, insert, literal_column, select, table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,6 +13,18 @@ from app.domain.records import AgentRun, AgentRunStatus, Stage
 from app.errors import ConflictError
 from app.store.rows import fetch_all, fetch_one, to_record
 from app.store.tables import agent_logs, agent_runs
+
+# Procrastinate's own tables, read (never written) to tell whether the worker running an agent lives.
+_jobs = table("procrastinate_jobs", column("id"), column("status"), column("worker_id"), column("attempts"))
+_workers = table("procrastinate_workers", column("id"), column("last_heartbeat"))
+
+
+class RunningJob(NamedTuple):
+    """The Procrastinate job (and which try of it) and the worker an agent runs under."""
+
+    job_id: int
+    attempt: int
+    worker_id: int | None
 
 
 async def start(
@@ -24,7 +37,9 @@ async def start(
     prompt_version: str | None,
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
+    job: RunningJob | None = None,
 ) -> AgentRun:
+    """Open a running agent run; `job` is who runs it (None outside the job queue, e.g. the CLI)."""
     statement = (
         insert(agent_runs)
         .values(
@@ -35,6 +50,9 @@ async def start(
             engine=engine,
             model=model,
             prompt_version=prompt_version,
+            job_id=job.job_id if job else None,
+            job_attempt=job.attempt if job else None,
+            worker_id=job.worker_id if job else None,
         )
         .returning(agent_runs)
     )
@@ -90,6 +108,11 @@ async def get(conn: AsyncConnection, run_id: int) -> AgentRun:
     )
 
 
+async def list_for_project(conn: AsyncConnection, project_id: int) -> list[AgentRun]:
+    query = select(agent_runs).where(agent_runs.c.project_id == project_id).order_by(agent_runs.c.id)
+    return await fetch_all(conn, query, AgentRun)
+
+
 async def list_for_step(conn: AsyncConnection, step_run_id: int) -> list[AgentRun]:
     query = select(agent_runs).where(agent_runs.c.step_run_id == step_run_id).order_by(agent_runs.c.id)
     return await fetch_all(conn, query, AgentRun)
@@ -133,32 +156,92 @@ async def cost_spent(conn: AsyncConnection, project_id: int) -> Decimal:
     return Decimal(await conn.scalar(query) or 0)
 
 
-async def abandon_running(
+async def close_superseded(
     conn: AsyncConnection,
     *,
     project_id: int,
     protocol_run_id: int | None,
     step_run_id: int | None,
     stage: Stage,
+    stale_after_seconds: float,
 ) -> int:
-    """Close runs of the same stage and subject still marked running: their worker died under them."""
+    """A new run of this subject and stage starts: close the earlier ones still marked running whose
+    process is gone (their job or worker is), or cannot be known to live (run outside a job)."""
+    where = (
+        agent_runs.c.project_id == project_id,
+        agent_runs.c.protocol_run_id.is_not_distinct_from(protocol_run_id),
+        agent_runs.c.step_run_id.is_not_distinct_from(step_run_id),
+        agent_runs.c.stage == str(stage),
+    )
+    return await _close_dead(conn, where, stale_after_seconds, close_unowned=True)
+
+
+async def close_abandoned(conn: AsyncConnection, *, stale_after_seconds: float) -> int:
+    """Close every run marked running whose worker stopped heartbeating or whose job moved on.
+
+    Runs started outside a job are left alone: nothing here can tell whether their process lives.
+    """
+    return await _close_dead(conn, (), stale_after_seconds, close_unowned=False)
+
+
+async def _close_dead(
+    conn: AsyncConnection, where: tuple, stale_after_seconds: float, *, close_unowned: bool
+) -> int:
+    worker_alive = exists().where(
+        _workers.c.id == agent_runs.c.worker_id,
+        _workers.c.last_heartbeat > func.now() - func.make_interval(0, 0, 0, 0, 0, 0, stale_after_seconds),
+    )
+    job_here = exists().where(
+        _jobs.c.id == agent_runs.c.job_id,
+        _jobs.c.status == literal_column("'doing'"),  # an enum of Procrastinate's: no bound text
+        _jobs.c.worker_id == agent_runs.c.worker_id,
+        _jobs.c.attempts == agent_runs.c.job_attempt,
+    )
+    query = (
+        select(
+            agent_runs.c.id,
+            agent_runs.c.stage,
+            agent_runs.c.job_id,
+            agent_runs.c.job_attempt,
+            agent_runs.c.worker_id,
+            worker_alive.label("worker_alive"),
+            job_here.label("job_here"),
+        )
+        .where(*where, agent_runs.c.status == AgentRunStatus.RUNNING.value)
+        .with_for_update(of=agent_runs, skip_locked=True)
+    )
+    closed = 0
+    for row in (await conn.execute(query)).all():
+        if row.job_id is None:
+            if not close_unowned:
+                continue
+            reason = (
+                f"closed when a new {row.stage} run started: this one ran outside the job queue (from"
+                " the command line, say), so whether its process still runs cannot be known"
+            )
+        elif not row.worker_alive:
+            reason = (
+                f"abandoned: worker {row.worker_id} running job {row.job_id} stopped"
+                f" (no heartbeat for {stale_after_seconds:g} s)"
+            )
+        elif not row.job_here:
+            reason = (
+                f"abandoned: try {row.job_attempt + 1} of job {row.job_id} ended on worker"
+                f" {row.worker_id} without closing this run"
+            )
+        else:
+            continue  # its worker is alive and still running its job: it is really running
+        closed += await _close(conn, row.id, reason)
+    return closed
+
+
+async def _close(conn: AsyncConnection, run_id: int, reason: str) -> int:
     statement = (
         update(agent_runs)
-        .where(
-            agent_runs.c.project_id == project_id,
-            agent_runs.c.protocol_run_id.is_not_distinct_from(protocol_run_id),
-            agent_runs.c.step_run_id.is_not_distinct_from(step_run_id),
-            agent_runs.c.stage == str(stage),
-            agent_runs.c.status == AgentRunStatus.RUNNING.value,
-        )
-        .values(
-            status=AgentRunStatus.FAILED.value,
-            error="abandoned: the worker running it stopped",
-            finished_at=func.now(),
-        )
-        .returning(agent_runs.c.id)
+        .where(agent_runs.c.id == run_id, agent_runs.c.status == AgentRunStatus.RUNNING.value)
+        .values(status=AgentRunStatus.FAILED.value, error=reason, finished_at=func.now())
     )
-    return len((await conn.execute(statement)).all())
+    return (await conn.execute(statement)).rowcount or 0
 
 
 async def project_of(conn: AsyncConnection, run_id: int) -> int | None:

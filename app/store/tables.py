@@ -239,6 +239,11 @@ agent_runs = Table(
     Column("error", Text),
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+    # Who runs it: the Procrastinate job, which try of it, on which worker (NULL outside a job). No
+    # foreign keys: Procrastinate prunes dead workers, and their absence is what this is read for.
+    Column("job_id", BigInteger),
+    Column("job_attempt", Integer),
+    Column("worker_id", BigInteger),
     ForeignKeyConstraint(
         ["protocol_run_id", "project_id"],
         ["protocol_runs.id", "protocol_runs.project_id"],
@@ -255,6 +260,7 @@ agent_runs = Table(
     Index(None, "step_run_id", "id"),
     Index(None, "protocol_run_id", "id"),
     Index(None, "project_id", "started_at"),
+    Index("ix_agent_runs_running", "id", postgresql_where=text("status = 'running'")),
 )
 
 # Transcripts apart from agent_runs, so listing runs never drags megabytes along; any worker can
@@ -288,15 +294,15 @@ policy_packs = Table(
 )
 
 
-# Replays of POSTs that create things: the first answer to a key is the answer to every retry of it.
+# Idempotency keys of POSTs that create things, each written in the transaction that created its
+# resource: a retry with the key finds what the first request made instead of making it again.
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
     Column("scope", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("request_hash", Text, nullable=False),
-    Column("status", Integer),
-    Column("body", Text),
+    Column("resource_id", BigInteger, nullable=False),  # what the request created (its kind: the path)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index(None, "created_at"),
 )

@@ -1,8 +1,12 @@
-"""`Idempotency-Key` on the POSTs that create things: a retry gets the first answer, never a second copy.
+"""`Idempotency-Key` on the POSTs that create things: a retry gets what the first request created.
 
-The key is scoped by method, path and caller; reusing it with a different body is a 422, and a
-retry that arrives while the first request is still being answered is a 409. The registry wraps the
-endpoints that declare the header (app/web/api/registry.py), so no other request pays for it.
+The key is scoped by method, path and caller, and handed to the creating service (`claim_of`), which
+stores it in the transaction that creates the resource (app/store/idempotency.py). So a request that
+fails, or a server that dies, before that commit leaves the key free, and once it has committed a
+retry finds the resource instead of making another: it is answered as the first request was, with
+the resource as it is now, and `Idempotent-Replayed: true`. The key used with a different body is a
+422; a retry arriving while the first request's transaction is still open is a 409 (ask again).
+The registry wraps the endpoints that declare the header (app/web/api/registry.py).
 """
 
 from __future__ import annotations
@@ -13,17 +17,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.errors import ConflictError, InvalidInputError
-from app.store import idempotency
-from app.web.keys import SERVICES
+from app.errors import InvalidInputError
+from app.store.idempotency import HEADER, Claim
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+_CLAIM = web.RequestKey("idempotency_claim", Claim)
 
 
 async def idempotent(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer through `handler` once per Idempotency-Key; a retry gets the stored answer."""
+    """Offer the request's Idempotency-Key (if any) to its handler's service; mark a replay."""
     key = request.headers.get(HEADER)
     if key is None:
         return await handler(request)
@@ -33,30 +36,14 @@ async def idempotent(request: web.Request, handler: Handler) -> web.StreamRespon
     caller = hashlib.sha256(
         (request.headers.get("Authorization", "") + request.headers.get("X-Project-Token", "")).encode()
     ).hexdigest()[:16]
-    scope = f"{request.method} {request.path} {caller}"
-    digest = hashlib.sha256(body).hexdigest()
-    database = request.app[SERVICES].database
-    async with database.transaction() as conn:
-        stored = await idempotency.claim(conn, scope, key, digest)
-    if stored is not None:
-        return _replay(stored, digest)
-    try:
-        response = await handler(request)
-    except BaseException:
-        async with database.transaction() as conn:
-            await idempotency.release(conn, scope, key)
-        raise
-    if isinstance(response, web.Response) and response.status < 500:
-        async with database.transaction() as conn:
-            await idempotency.answer(conn, scope, key, response.status, response.text or "")
+    offered = Claim(f"{request.method} {request.path} {caller}", key, hashlib.sha256(body).hexdigest())
+    request[_CLAIM] = offered
+    response = await handler(request)
+    if offered.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _replay(stored: idempotency.Stored, digest: str) -> web.Response:
-    if stored.request_hash != digest:
-        raise InvalidInputError("this Idempotency-Key was used with a different request", field=HEADER)
-    if stored.status is None:
-        raise ConflictError("a request with this Idempotency-Key is still being answered", field=HEADER)
-    response = web.Response(text=stored.body or "", status=stored.status, content_type="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
+def claim_of(request: web.Request) -> Claim | None:
+    """The request's Idempotency-Key, for the service that creates its resource (None without one)."""
+    return request.get(_CLAIM)

@@ -210,6 +210,7 @@ def test_setup_waiting_for_answers_then_set_up_again(tmp_path, database_url):
     assert again[0] == "setup of project demo queued"
     assert [line.split()[1] for line in again[1:-1]] == [
         "project.setup_started",
+        "setup.engines",
         "setup.clarifications",
         "project.ready",
     ]

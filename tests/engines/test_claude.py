@@ -4,6 +4,7 @@ a scripted Anthropic endpoint in a real git repository."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -18,7 +19,7 @@ from app.engines.base import REDACTED, Redactor
 from app.engines.claude import ClaudeEngine, verdict
 from app.engines.claude_events import ClaudeRun, cost_of_result, parse_stream, price_key
 from app.engines.process import ProcessOutcome
-from app.errors import AgentError, ConfigError
+from app.errors import ConfigError
 from tests.support.fake_anthropic import (
     ApiError,
     Hang,
@@ -228,9 +229,24 @@ def test_unsafe_or_unknown_permission_modes_are_refused(mode):
         engine(permission_mode=mode)
 
 
-async def test_a_missing_binary_is_an_agent_error(tmp_path):
-    with pytest.raises(AgentError, match="not found"):
+async def test_a_missing_binary_is_a_config_error_naming_the_setting(tmp_path):
+    with pytest.raises(ConfigError, match=r"not found.*TASKSGODZILLA_CLAUDE_BIN"):
         await engine(binary=str(tmp_path / "no-claude")).run(request_for(tmp_path))
+
+
+async def test_a_cli_refusing_our_arguments_did_not_start(tmp_path):
+    """Like a Claude Code too old for one of our options: exit 1 and a complaint, no stream."""
+    fake = tmp_path / "claude"
+    fake.write_text("#!/bin/sh\necho \"error: unknown option '--no-session-persistence'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(ConfigError, match="unknown option '--no-session-persistence'") as refused:
+        await engine(binary=str(fake)).run(request_for(tmp_path))
+    assert "TASKSGODZILLA_CLAUDE_BIN" in refused.value.message
+
+
+async def test_the_version_probe_runs_the_real_cli(claude_bin):
+    check = await engine(binary=claude_bin, env={"PATH": os.environ["PATH"]}).check()
+    assert (check.status, check.version) == ("ok", "2.1.197 (Claude Code)")
 
 
 # --- the real CLI against the scripted endpoint --------------------------------------------------

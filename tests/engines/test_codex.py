@@ -19,7 +19,7 @@ from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import ModelPrice, TokenUsage
 from app.engines.base import REDACTED, Redactor
 from app.engines.codex import CodexEngine
-from app.errors import AgentError
+from app.errors import ConfigError
 from tests.support.fake_openai import (
     ApplyPatch,
     FakeOpenAI,
@@ -280,24 +280,36 @@ async def test_the_agent_sees_only_the_environment_it_was_given(
     assert "LEAKY_PARENT_VARIABLE" not in seen
 
 
-async def test_outside_a_git_repository_codex_refuses_and_the_run_fails(
+async def test_outside_a_git_repository_codex_refuses_to_start(
     make_engine, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
+    """Exit 1 before any event: the CLI did not start, and no retry would change that."""
     plain = tmp_path / "not-a-repo"
     plain.mkdir()
     request = AgentRequest(stage=Stage.EXECUTION, prompt="go", workdir=plain, model=MODEL, timeout_seconds=60)
-    result = await make_engine().run(request)
-    assert result.status is AgentRunStatus.FAILED
-    assert result.exit_code == 1
-    assert result.error is not None
-    assert "skip-git-repo-check" in result.error  # codex's reason, from its stderr
+    with pytest.raises(ConfigError, match="skip-git-repo-check") as refused:  # codex's reason, from stderr
+        await make_engine().run(request)
+    assert "exit code 1" in refused.value.message
+    assert "TASKSGODZILLA_CODEX_BIN" in refused.value.message
     assert fake_openai.requests == []
 
 
-async def test_a_missing_binary_raises_agent_error(make_engine, repo: Path, tmp_path: Path) -> None:
+async def test_a_missing_binary_is_a_config_error_naming_the_setting(
+    make_engine, repo: Path, tmp_path: Path
+) -> None:
     request = AgentRequest(stage=Stage.EXECUTION, prompt="go", workdir=repo, timeout_seconds=10)
-    with pytest.raises(AgentError, match="not found"):
+    with pytest.raises(ConfigError, match=r"not found.*TASKSGODZILLA_CODEX_BIN"):
         await make_engine(binary=str(tmp_path / "no-codex")).run(request)
+
+
+async def test_the_version_probe_runs_the_real_cli_and_is_cached(make_engine, tmp_path: Path) -> None:
+    engine = make_engine()
+    first = await engine.check()
+    assert (first.status, first.version) == ("ok", "codex-cli 0.169.0")
+    assert await engine.check() is first, "asked again within the minute: the cached answer"
+    missing = await make_engine(binary=str(tmp_path / "no-codex")).check()
+    assert missing.status == "error"
+    assert missing.error == f"executable not found: {tmp_path / 'no-codex'} (check TASKSGODZILLA_CODEX_BIN)"
 
 
 async def test_a_prompt_that_is_a_subcommand_name_is_still_a_prompt(

@@ -15,7 +15,7 @@ from app.domain.agents import AgentRequest
 from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import ModelPrice, TokenUsage
 from app.engines.command import CommandEngine, parse_output, schema_violations
-from app.errors import AgentError
+from app.errors import AgentError, ConfigError
 from tests.support.fake_anthropic import processes_in
 
 SCHEMA = {
@@ -215,9 +215,26 @@ async def test_no_schema_no_schema_variable(workdir, tmp_path):
     assert result.final_message == "unset"
 
 
-async def test_missing_executable_is_an_agent_error(workdir, tmp_path):
-    with pytest.raises(AgentError, match="not found"):
+async def test_missing_executable_is_a_config_error_naming_the_setting(workdir, tmp_path):
+    with pytest.raises(ConfigError, match=r"not found.*TASKSGODZILLA_COMMAND_AGENT"):
         await engine([str(tmp_path / "nothing-here")]).run(request(workdir))
+
+
+async def test_the_check_finds_the_executable_or_says_why_not(workdir, tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text("not a program\n")
+    assert (await engine([sys.executable]).check()).status == "ok"
+    assert (await engine(["python3"]).check()).status == "ok", "a bare name is looked up on PATH"
+    refused = await engine([str(plain)]).check()
+    assert (refused.status, refused.error) == (
+        "error",
+        f"not an executable file: {plain} (check TASKSGODZILLA_COMMAND_AGENT)",
+    )
+    relative = engine(["./agent.sh"])
+    assert (await relative.check()).status == "unknown", "relative to each worktree"
+    (workdir / "agent.sh").write_text("#!/bin/sh\n")
+    (workdir / "agent.sh").chmod(0o755)
+    assert (await relative.check(workdir)).status == "ok"
 
 
 def test_an_empty_command_is_refused():

@@ -13,7 +13,7 @@ import pytest
 
 from app.engines import process as process_module
 from app.engines.process import run_process
-from app.errors import AgentError
+from app.errors import AgentError, ConfigError
 
 BASH = "/bin/bash"
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -224,8 +224,8 @@ async def test_stderr_keeps_its_tail(tmp_path: Path) -> None:
     assert len(outcome.stderr) == process_module.STDERR_KEEP_BYTES
 
 
-async def test_a_missing_executable_raises_agent_error(tmp_path: Path) -> None:
-    with pytest.raises(AgentError, match="not found"):
+async def test_a_missing_executable_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"not found: .*no-such-agent \(check TASKSGODZILLA_X\)"):
         await run_process(
             [str(tmp_path / "no-such-agent")],
             cwd=tmp_path,
@@ -233,13 +233,24 @@ async def test_a_missing_executable_raises_agent_error(tmp_path: Path) -> None:
             stdin_data=None,
             timeout_seconds=5,
             max_output_bytes=65536,
+            setting="TASKSGODZILLA_X",
         )
 
 
-async def test_a_file_that_cannot_be_executed_raises_agent_error(tmp_path: Path) -> None:
+async def test_a_script_whose_interpreter_is_missing_says_so(tmp_path: Path) -> None:
+    script = tmp_path / "agent"
+    script.write_text("#!/nonexistent/node\n")
+    script.chmod(0o755)
+    with pytest.raises(ConfigError, match="#! interpreter was not found"):
+        await run_process(
+            [str(script)], cwd=tmp_path, env=ENV, stdin_data=None, timeout_seconds=5, max_output_bytes=65536
+        )
+
+
+async def test_a_file_that_cannot_be_executed_is_a_config_error(tmp_path: Path) -> None:
     script = tmp_path / "agent"
     script.write_text("#!/bin/sh\necho hi\n")  # not executable
-    with pytest.raises(AgentError, match="not runnable"):
+    with pytest.raises(ConfigError, match="not runnable"):
         await run_process(
             [str(script)], cwd=tmp_path, env=ENV, stdin_data=None, timeout_seconds=5, max_output_bytes=65536
         )

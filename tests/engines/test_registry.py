@@ -44,3 +44,15 @@ def test_settings_reach_the_command_lines():
     read_only = engines["claude"].command(_request(Stage.QA))  # type: ignore[attr-defined]
     assert "--permission-mode=plan" in read_only
     assert not any(arg.startswith("--allowedTools") for arg in read_only)
+
+
+def test_each_engine_names_the_setting_that_chooses_its_executable():
+    engines = build_engines(Settings(command_agent=["./agent"]), base_env={}, redactor=Redactor([]))
+    fields = {f"TASKSGODZILLA_{name.upper()}" for name in Settings.model_fields}
+    named = {name: engine.setting for name, engine in engines.items()}
+    assert named == {
+        "codex": "TASKSGODZILLA_CODEX_BIN",
+        "claude": "TASKSGODZILLA_CLAUDE_BIN",
+        "command": "TASKSGODZILLA_COMMAND_AGENT",
+    }
+    assert set(named.values()) <= fields

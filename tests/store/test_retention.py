@@ -18,7 +18,7 @@ async def test_old_deliveries_and_keys_go_and_recent_ones_stay(database):
             await deliveries.record(
                 conn, provider=Provider.GITHUB, delivery_id=name, event="status", signal={}
             )
-            await idempotency.claim(conn, "POST /projects", name, "hash")
+            await idempotency.settle(conn, idempotency.Claim("POST /projects", name, "hash"), resource_id=1)
         await conn.execute(
             update(webhook_deliveries)
             .where(webhook_deliveries.c.delivery_id == "old")

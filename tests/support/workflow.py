@@ -129,3 +129,20 @@ async def project_ready(svc: Services, project_id: int) -> bool:
 async def run_status(svc: Services, run_id: int) -> str:
     async with svc.database.transaction() as conn:
         return (await protocols.get(conn, run_id)).status.value
+
+
+def agents_working_in(folder: Path) -> list[int]:
+    """Scripted agents whose working directory is inside `folder` (this test's, not another run's)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                is_agent = b"scripted_agent.py" in cmdline.read()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            continue
+        if is_agent and cwd.startswith(str(folder)):
+            found.append(int(entry))
+    return found

@@ -52,6 +52,36 @@ async def test_health_reports_database_and_migration_head(make_client, database_
     assert body["migrations"] == {"current": migrate.head_revision(), "head": migrate.head_revision()}
 
 
+async def test_health_reports_each_engine_without_failing_for_one(
+    make_client, database_url, codex_bin, tmp_path
+):
+    plain = tmp_path / "agent"
+    plain.write_text("not a program\n")
+    client = await make_client(
+        database_url,
+        codex_bin=codex_bin,
+        claude_bin=str(tmp_path / "no-claude"),
+        command_agent=[str(plain)],
+        agent_env_passthrough=["PATH", "HOME"],
+    )
+    response = await client.get("/health")
+    assert response.status == 200, "the database decides; engines are reported"
+    engines = (await response.json())["engines"]
+    assert engines["codex"] == {
+        "status": "ok",
+        "version": "codex-cli 0.169.0",
+        "setting": "TASKSGODZILLA_CODEX_BIN",
+        "default_for": ["planning", "execution", "qa"],
+    }
+    assert engines["claude"]["status"] == "error"
+    assert engines["claude"]["error"] == (
+        f"executable not found: {tmp_path / 'no-claude'} (check TASKSGODZILLA_CLAUDE_BIN)"
+    )
+    assert engines["command"]["status"] == "error"
+    assert "not an executable file" in engines["command"]["error"]
+    assert "TASKSGODZILLA_COMMAND_AGENT" in engines["command"]["error"]
+
+
 async def test_health_is_503_when_the_database_is_down(make_client):
     client = await make_client(f"postgresql://postgres@127.0.0.1:{_closed_port()}/nothing")
     response = await client.get("/health")

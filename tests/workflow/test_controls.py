@@ -17,6 +17,7 @@ from app.store import events, protocols, steps
 from app.store import projects as project_store
 from app.store.transitions import move_protocol, move_step
 from tests.support.workflow import (
+    agents_working_in,
     make_repos,
     project_ready,
     run_status,
@@ -151,24 +152,7 @@ async def test_cancel_stops_the_running_agent(database_url, tmp_path, monkeypatc
             plan = await steps.list_for_protocol(conn, run.id)
     assert cancelled.status is P.CANCELLED
     assert {s.status for s in plan} == {S.CANCELLED}
-    assert not _agents_working_in(tmp_path), "the agent process was left running"
-
-
-def _agents_working_in(folder) -> list[int]:
-    """Scripted agents whose working directory is inside `folder` (this test's, not another run's)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-                is_agent = b"scripted_agent.py" in cmdline.read()
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if is_agent and cwd.startswith(str(folder)):
-            found.append(int(entry))
-    return found
+    assert not agents_working_in(tmp_path), "the agent process was left running"
 
 
 async def test_pause_holds_and_resume_carries_on(database_url, tmp_path):

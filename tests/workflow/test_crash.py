@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -75,7 +76,11 @@ async def test_a_killed_worker_loses_no_step_and_doubles_no_commit(database_url,
     assert [r.status.value for r in runs] == ["failed", "succeeded"], (
         "the killed attempt, then the one that finished"
     )
-    assert runs[0].error == "abandoned: the worker running it stopped"
+    assert re.fullmatch(
+        r"abandoned: worker \d+ running job \d+ stopped \(no heartbeat for 3 s\)", runs[0].error or ""
+    ), runs[0].error
+    assert runs[0].job_id == runs[1].job_id, "the same job, retried"
+    assert runs[0].worker_id != runs[1].worker_id, "on the second worker"
     assert step_one.attempts == 1, "one move to running: the retried job resumed it"
     assert git("--git-dir", str(repos.origin), "show", f"{branch}:work/01.txt") == "step 01"
 

@@ -49,7 +49,10 @@ HEADERS: dict[str, dict[str, Any]] = {
         "example": '"3"',
     },
     "Idempotency-Key": {
-        "description": "Retry-safe creation: the first answer to a key answers every retry (kept a day).",
+        "description": (
+            "Retry-safe creation: the key is stored with what it created (kept a day); a retry gets that "
+            "resource (Idempotent-Replayed: true), never a second one; 409 while the first is in progress."
+        ),
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
         "example": "create-login-page-1",
     },

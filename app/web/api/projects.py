@@ -15,6 +15,7 @@ from app.web.api.common import if_match, services
 from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch
 from app.web.api.registry import Api
 from app.web.auth import PROJECT_TOKEN_HEADER, new_project_token
+from app.web.idempotency import claim_of
 
 api = Api()
 
@@ -36,7 +37,9 @@ class ProjectToken(BaseModel):
     errors=(409, 422),
 )
 async def create_project(request: web.Request, body: ProjectCreate) -> Project:
-    return await project_service.register_project(services(request), **body.model_dump(exclude_none=True))
+    return await project_service.register_project(
+        services(request), idempotency=claim_of(request), **body.model_dump(exclude_none=True)
+    )
 
 
 @api.route(

@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.domain.records import ProtocolRun, StepRun
+from app.domain.statuses import ProtocolStatus
+from app.errors import IllegalTransitionError, StaleWriteError
 from app.services import controls, planning, quality
 from app.web import views
 from app.web.api.common import if_match, services
 from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, Retry
 from app.web.api.registry import Api
+from app.web.idempotency import claim_of
 
 api = Api()
 ACTION_ERRORS = (404, 409)
@@ -31,9 +34,21 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     svc = services(request)
     choices = body.model_dump(exclude_none=True, exclude={"title", "description", "start"}, mode="json")
     run = await planning.create_protocol(
-        svc, project_id, title=body.title, description=body.description, **choices
+        svc,
+        project_id,
+        title=body.title,
+        description=body.description,
+        idempotency=claim_of(request),
+        **choices,
     )
-    return await planning.start_protocol(svc, run.id) if body.start else run
+    if not body.start or run.status is not ProtocolStatus.PENDING:
+        return run
+    try:
+        # From the version just created (or found, on a retry whose first try did not start it): a
+        # twin of this request may start it meanwhile, and it is never started twice.
+        return await planning.start_protocol(svc, run.id, expected_version=run.version)
+    except (StaleWriteError, IllegalTransitionError):
+        return await views.protocol_run(svc, run.id)
 
 
 @api.route(
