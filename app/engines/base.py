@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Protocol
 
 from app.domain.agents import AgentRequest, AgentResult
@@ -39,13 +39,10 @@ class Redactor:
         return text
 
 
-def write_transcript(path: Path | None, lines: Iterable[str], redact: Redactor) -> str | None:
-    """Store the agent's raw output, secrets redacted; returns the path written."""
-    if path is None:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(redact(line) + "\n" for line in lines), encoding="utf-8")
-    return str(path)
+async def transcript_of(lines: Sequence[str], redact: Redactor) -> str:
+    """The agent's raw output as one text, secrets redacted: off the event loop, since it can be
+    megabytes (each step holds the GIL a few milliseconds at most, so the loop keeps running)."""
+    return await asyncio.to_thread(lambda: redact("".join(line + "\n" for line in lines)))
 
 
 def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:
@@ -72,7 +69,7 @@ def agent_result(
     status: AgentRunStatus,
     error: str | None,
     final_message: str | None,
-    log_path: str | None,
+    transcript: str,
     **details: Any,
 ) -> AgentResult:
     """The result every engine returns: what the process did, with text fields redacted."""
@@ -84,7 +81,7 @@ def agent_result(
         final_message=redact(final_message) if final_message is not None else None,
         error=redact(error) if error is not None else None,
         duration_ms=outcome.duration_ms,
-        log_path=log_path,
+        transcript=transcript,
         output_truncated=outcome.truncated,
         **details,
     )

@@ -25,8 +25,8 @@ from app.engines.base import (
     agent_result,
     price_usage,
     stderr_tail,
+    transcript_of,
     without_our_variables,
-    write_transcript,
 )
 from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
 from app.engines.process import ProcessOutcome, run_process
@@ -110,7 +110,7 @@ class ClaudeEngine:
             on_line=stream.feed,  # every line, also past the cap: the result line comes last
         )
         parsed = stream.finish()
-        log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
+        transcript = await transcript_of(outcome.stdout_lines, self._redact)
         status, error = verdict(request, outcome, parsed)
         model = parsed.model or request.model  # the CLI resolves aliases such as "sonnet"
         cost = parsed.cost_usd
@@ -124,7 +124,7 @@ class ClaudeEngine:
             status=status,
             error=error,
             final_message=parsed.final_message,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=parsed.structured_output,
             files_changed=parsed.files_changed,
             commands_run=parsed.commands_run,

@@ -23,7 +23,6 @@ Behaviour of the pinned CLI (0.169.0) this relies on, each checked against the r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
-from app.engines.base import Redactor, agent_result, price_usage, without_our_variables, write_transcript
+from app.engines.base import Redactor, agent_result, price_usage, transcript_of, without_our_variables
 from app.engines.codex_events import CodexEventParser, CodexSummary
 from app.engines.process import ProcessOutcome, run_process
 
@@ -112,13 +111,11 @@ class CodexEngine:
                 on_line=parser.feed,  # every line, also past the cap: usage and the answer come last
             )
         summary = parser.summary()
-        log_path = await asyncio.to_thread(
-            write_transcript, request.log_path, transcript_lines(outcome), self._redact
-        )
-        return self._result(request, outcome, summary, log_path)
+        transcript = await transcript_of(transcript_lines(outcome), self._redact)
+        return self._result(request, outcome, summary, transcript)
 
     def _result(
-        self, request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, log_path: str | None
+        self, request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, transcript: str
     ) -> AgentResult:
         redact = self._redact
         final = redact(summary.final_message) if summary.final_message is not None else None
@@ -131,7 +128,7 @@ class CodexEngine:
             status=status,
             error=error,
             final_message=final,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=structured,
             files_changed=worktree_paths(summary.files_changed, request.workdir),
             commands_run=[redact(command) for command in summary.commands],

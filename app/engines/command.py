@@ -32,8 +32,8 @@ from app.engines.base import (
     agent_result,
     price_usage,
     stderr_tail,
+    transcript_of,
     without_our_variables,
-    write_transcript,
 )
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import AgentError
@@ -102,7 +102,7 @@ class CommandEngine:
         if outcome.truncated and last and (not lines or lines[-1] != last[0]):
             lines = [*lines, *last]
         output = parse_output(lines)
-        log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
+        transcript = await transcript_of(outcome.stdout_lines, self._redact)
         status, error = verdict(request, outcome, output)
         cost = output.cost_usd
         if cost is None and output.usage.total_tokens:
@@ -115,7 +115,7 @@ class CommandEngine:
             status=status,
             error=error,
             final_message=output.final_message,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=output.structured_output,
             usage=output.usage,
             cost_usd=cost,

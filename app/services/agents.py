@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,19 +73,16 @@ async def run_agent(
                 "prompt_version": prompt_version,
             },
         )
-    with tempfile.TemporaryDirectory(prefix="tasksgodzilla-agent-") as scratch:
-        log_path = Path(scratch) / "transcript.jsonl"
-        request = AgentRequest(
-            stage=stage,
-            prompt=svc.redactor(prompt),  # no known secret ever reaches a model
-            workdir=workdir,
-            model=choice.model,
-            output_schema=output_schema,
-            timeout_seconds=svc.settings.agent_timeout_seconds,
-            log_path=log_path,
-        )
-        result = await engine.run(request)
-        transcript = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+    request = AgentRequest(
+        stage=stage,
+        prompt=svc.redactor(prompt),  # no known secret ever reaches a model
+        workdir=workdir,
+        model=choice.model,
+        output_schema=output_schema,
+        timeout_seconds=svc.settings.agent_timeout_seconds,
+    )
+    result = await engine.run(request)
+    transcript = result.transcript
     async with svc.database.transaction() as conn:
         finished = await _close(conn, record, result)
         await agent_runs.store_log(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app import prompts
-from app.artifacts.folder import ProtocolFolder
+from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.commits import planning_commit
 from app.domain.naming import check_task_title, slugify
 from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_title
@@ -84,7 +84,9 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
     commit = await worktree.find_step_commit(run.number, 0)
     if commit is None:
         plan = await _ask_for_plan(svc, run, worktree)
-        written = ProtocolFolder(worktree.path, run.name).write_plan(plan, replace=True)
+        written = await in_folder(
+            worktree.path, run.name, lambda folder: folder.write_plan(plan, replace=True)
+        )
         commit = await worktree.commit_all(planning_commit(run.title, number=run.number))
         if commit is None:
             raise AgentError("the plan produced no change to commit")
@@ -149,12 +151,15 @@ async def _record_plan(
 
 async def _finish_planning(svc: Services, run_id: int, worktree: GitRepository, commit: str) -> ProtocolRun:
     """Steps from the committed plan, then planned → running, in one transaction."""
+    async with svc.database.read() as conn:
+        name = (await protocols.get(conn, run_id)).name
+    # Read before the transaction opens: no disk I/O while it holds a connection and row locks.
+    planned = await in_folder(worktree.path, name, _steps_from)
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
-        folder = ProtocolFolder(worktree.path, run.name)
         existing = await steps.list_for_protocol(conn, run.id)
         if not existing:
-            await steps.create_many(conn, run.id, _steps_from(folder))
+            await steps.create_many(conn, run.id, planned)
         run = await move_protocol(
             conn,
             run.id,
