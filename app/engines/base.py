@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from app.domain.agents import AgentRequest, AgentResult
@@ -15,6 +20,7 @@ from app.engines.process import ProcessOutcome
 REDACTED = "********"
 OUR_ENV_PREFIX = "TASKSGODZILLA_"
 STDERR_TAIL_CHARS = 2000
+TRANSCRIPT_SLICE_LINES = 1000
 
 
 class Engine(Protocol):
@@ -40,9 +46,34 @@ class Redactor:
 
 
 async def transcript_of(lines: Sequence[str], redact: Redactor) -> str:
-    """The agent's raw output as one text, secrets redacted: off the event loop, since it can be
-    megabytes (each step holds the GIL a few milliseconds at most, so the loop keeps running)."""
-    return await asyncio.to_thread(lambda: redact("".join(line + "\n" for line in lines)))
+    """The agent's raw output as one text, secrets redacted, built in a thread: it can be megabytes.
+
+    Redacted a slice of lines at a time, so the thread gives the GIL back to the event loop between
+    slices (one `str.replace` over megabytes would hold it for tens of milliseconds)."""
+
+    def build() -> str:
+        return "".join(
+            redact("".join(line + "\n" for line in lines[start : start + TRANSCRIPT_SLICE_LINES]))
+            for start in range(0, len(lines), TRANSCRIPT_SLICE_LINES)
+        )
+
+    return await asyncio.to_thread(build)
+
+
+@asynccontextmanager
+async def schema_file(schema: Mapping[str, Any] | None, *, prefix: str) -> AsyncIterator[Path | None]:
+    """`schema` as a JSON file in a fresh folder outside the worktree (so the agent cannot change it
+    and git never sees it), removed afterwards; None without a schema. Disk work done in a thread."""
+    if schema is None:
+        yield None
+        return
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
+    try:
+        path = folder / "output-schema.json"
+        await asyncio.to_thread(path.write_text, json.dumps(schema, indent=2), encoding="utf-8")
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
 
 def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:

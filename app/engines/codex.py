@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,14 @@ from typing import Any
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
-from app.engines.base import Redactor, agent_result, price_usage, transcript_of, without_our_variables
+from app.engines.base import (
+    Redactor,
+    agent_result,
+    price_usage,
+    schema_file,
+    transcript_of,
+    without_our_variables,
+)
 from app.engines.codex_events import CodexEventParser, CodexSummary
 from app.engines.process import ProcessOutcome, run_process
 
@@ -98,11 +104,9 @@ class CodexEngine:
 
         Cancelled, it raises CancelledError once codex and its children are gone (no transcript)."""
         parser = CodexEventParser()
-        # The schema file lives outside the worktree, so the agent cannot change it and git never sees it.
-        with tempfile.TemporaryDirectory(prefix="tasksgodzilla-codex-") as scratch:
-            schema_file = _write_schema(Path(scratch), request.output_schema)
+        async with schema_file(request.output_schema, prefix="tasksgodzilla-codex-") as schema:
             outcome = await run_process(
-                self.command(request, schema_file),
+                self.command(request, schema),
                 cwd=request.workdir,
                 env=self._env,
                 stdin_data=request.prompt.encode("utf-8"),
@@ -208,14 +212,6 @@ def transcript_lines(outcome: ProcessOutcome) -> list[str]:
         lines.append("--- stderr ---")
         lines += outcome.stderr.rstrip("\n").split("\n")
     return lines
-
-
-def _write_schema(folder: Path, schema: Mapping[str, Any] | None) -> Path | None:
-    if schema is None:
-        return None
-    path = folder / "output-schema.json"
-    path.write_text(json.dumps(schema), encoding="utf-8")
-    return path
 
 
 def _last_line(text: str) -> str:

@@ -14,12 +14,11 @@ Otherwise the whole stdout is the final message. A run asked for a schema fails 
 
 from __future__ import annotations
 
+import asyncio
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from app.engines.base import (
     Redactor,
     agent_result,
     price_usage,
+    schema_file,
     stderr_tail,
     transcript_of,
     without_our_variables,
@@ -84,11 +84,10 @@ class CommandEngine:
             if line.strip():
                 last[:] = [line]
 
-        # The schema file lives outside the worktree so it can never end up in a commit.
-        with tempfile.TemporaryDirectory(prefix="tasksgodzilla-schema-") as scratch:
+        async with schema_file(request.output_schema, prefix="tasksgodzilla-schema-") as schema:
             env = {**self._env, STAGE_VARIABLE: request.stage.value}
-            if request.output_schema is not None:
-                env[SCHEMA_VARIABLE] = _write_schema(Path(scratch), request.output_schema)
+            if schema is not None:
+                env[SCHEMA_VARIABLE] = str(schema)
             outcome = await run_process(
                 self._argv,
                 cwd=request.workdir,
@@ -101,7 +100,7 @@ class CommandEngine:
         lines = outcome.stdout_lines
         if outcome.truncated and last and (not lines or lines[-1] != last[0]):
             lines = [*lines, *last]
-        output = parse_output(lines)
+        output = await asyncio.to_thread(parse_output, lines)  # megabytes, for a loud agent
         transcript = await transcript_of(outcome.stdout_lines, self._redact)
         status, error = verdict(request, outcome, output)
         cost = output.cost_usd
@@ -218,9 +217,3 @@ def _cost(value: Any) -> Decimal | None:
     if not cost.is_finite() or cost < 0:
         return None
     return cost.quantize(CENT_FRACTION, rounding=ROUND_HALF_UP)
-
-
-def _write_schema(folder: Path, schema: Mapping[str, Any]) -> str:
-    path = folder / "output-schema.json"
-    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
-    return str(path)
