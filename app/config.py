@@ -17,6 +17,7 @@ import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain.cron import interval_cron
 from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
 from app.errors import ConfigError
 
@@ -148,8 +149,14 @@ class Settings(BaseSettings):
     stalled_after_seconds: float = Field(
         60.0, gt=0, description="A job whose worker has been silent this long is retried elsewhere."
     )
-    scheduler_interval_seconds: float = Field(
-        15.0, gt=0, description="How often workers scan for work whose job went missing."
+    scheduler_interval_seconds: int = Field(
+        15,
+        ge=1,
+        le=3600,
+        description=(
+            "How often the periodic duties run (retry stalled jobs, re-queue missing work, block stuck "
+            "steps): a divisor of 60, or whole minutes dividing an hour (cron ticks)."
+        ),
     )
     setup_discovery: bool = Field(
         False, description="Project setup runs a read-only agent that describes the repository."
@@ -314,6 +321,12 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("scheduler_interval_seconds")
+    @classmethod
+    def _cron_interval(cls, value: int) -> int:
+        interval_cron(value)  # raises ValueError naming the intervals a cron line can keep
+        return value
 
     @field_validator("log_level")
     @classmethod

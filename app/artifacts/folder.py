@@ -3,16 +3,22 @@
 The worktree is shared with agents, which can create symlinks: every folder on the way is checked
 with lstat and files are opened with O_NOFOLLOW, so a planted link is refused, never followed.
 A plan is written into a fresh sibling folder and renamed into place: all of it, or none.
+
+Every call here touches the disk: from async code, call it through `in_folder` (a worker thread),
+never on the event loop the API shares with the job worker.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from app.domain.plan import AcceptedPlan
 from app.domain.protocol_files import (
@@ -26,6 +32,7 @@ from app.domain.protocol_files import (
 from app.errors import ConflictError, InvalidInputError, NotFoundError
 
 MAX_READ_BYTES = 4 * 1024 * 1024
+T = TypeVar("T")
 
 
 class ProtocolFolder:
@@ -106,6 +113,18 @@ class ProtocolFolder:
                 if not name.startswith(".") and not full.is_symlink() and full.is_file():
                     found.append(str(full.relative_to(self.path)))
         return found
+
+
+async def in_folder(worktree: str | Path | None, protocol_name: str, use: Callable[[ProtocolFolder], T]) -> T:
+    """`use` on the run's protocol folder, in a worker thread; NotFoundError when this machine has no
+    such worktree (the run was planned elsewhere, or not yet)."""
+
+    def run() -> T:
+        if worktree is None or not Path(worktree).is_dir():
+            raise NotFoundError("this protocol has no artifacts on this machine yet", field="protocol_id")
+        return use(ProtocolFolder(Path(worktree), protocol_name))
+
+    return await asyncio.to_thread(run)
 
 
 def _exists(path: Path) -> bool:

@@ -24,8 +24,6 @@ class AgentRequest(BaseModel):
     # JSON Schema the final answer must satisfy (strict: additionalProperties false, all required).
     output_schema: dict[str, Any] | None = None
     timeout_seconds: float = Field(3600, gt=0)
-    # Where the raw (redacted) transcript is written; None keeps it only in memory.
-    log_path: Path | None = None
 
     @property
     def writes(self) -> bool:
@@ -50,7 +48,8 @@ class AgentResult(BaseModel):
     cost_usd: Decimal | None = None
     duration_ms: int = 0
     error: str | None = None
-    log_path: str | None = None
+    # The raw output, secrets redacted: what the agent run's log stores.
+    transcript: str = ""
     output_truncated: bool = False
 
     @property

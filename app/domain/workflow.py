@@ -13,17 +13,7 @@ from enum import StrEnum
 from app.domain.ci import wants_qa_after_ci
 from app.domain.records import StepRun
 from app.domain.statuses import ProtocolStatus, StepStatus
-from app.errors import (
-    AgentError,
-    AuthenticationError,
-    CIError,
-    ConfigError,
-    GitError,
-    InvalidInputError,
-    PermissionDeniedError,
-    TasksGodzillaError,
-    UnavailableError,
-)
+from app.errors import AgentError, CIError, GitError, UnavailableError
 
 
 class JobName(StrEnum):
@@ -123,17 +113,18 @@ def next_work(
     return [] if awaiting_merge else [publish_work(steps[0].protocol_run_id)]
 
 
-def is_recoverable(error: BaseException) -> bool:
-    """Worth another try: the network, the database, an agent that crashed or timed out.
+# The failures another try can cure. OSError covers ConnectionError and TimeoutError (asyncio's too).
+RECOVERABLE: tuple[type[BaseException], ...] = (UnavailableError, GitError, AgentError, CIError, OSError)
 
-    Not: bad input, a rejected plan, missing credentials or configuration. Trying those again
-    gives the same answer.
+
+def is_recoverable(error: BaseException) -> bool:
+    """Worth another try: the network, the database, git, an agent that crashed or timed out.
+
+    Nothing else: bad input, a rejected plan, credentials, configuration or a budget give the same
+    answer again, and an exception we do not know (KeyError, TypeError …) is a bug, which another
+    try would only repeat after paying for the agent runs before it once more.
     """
-    if isinstance(error, (InvalidInputError, AuthenticationError, PermissionDeniedError, ConfigError)):
-        return False
-    if isinstance(error, (UnavailableError, GitError, AgentError, CIError, OSError, TimeoutError)):
-        return True
-    return not isinstance(error, TasksGodzillaError)
+    return isinstance(error, RECOVERABLE)
 
 
 def retry_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+import json
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +22,7 @@ from app.errors import ConfigError
 REDACTED = "********"
 OUR_ENV_PREFIX = "TASKSGODZILLA_"
 STDERR_TAIL_CHARS = 2000
+TRANSCRIPT_SLICE_LINES = 1000
 
 
 class Engine(Protocol):
@@ -50,13 +56,35 @@ class Redactor:
         return text
 
 
-def write_transcript(path: Path | None, lines: Iterable[str], redact: Redactor) -> str | None:
-    """Store the agent's raw output, secrets redacted; returns the path written."""
-    if path is None:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(redact(line) + "\n" for line in lines), encoding="utf-8")
-    return str(path)
+async def transcript_of(lines: Sequence[str], redact: Redactor) -> str:
+    """The agent's raw output as one text, secrets redacted, built in a thread: it can be megabytes.
+
+    Redacted a slice of lines at a time, so the thread gives the GIL back to the event loop between
+    slices (one `str.replace` over megabytes would hold it for tens of milliseconds)."""
+
+    def build() -> str:
+        return "".join(
+            redact("".join(line + "\n" for line in lines[start : start + TRANSCRIPT_SLICE_LINES]))
+            for start in range(0, len(lines), TRANSCRIPT_SLICE_LINES)
+        )
+
+    return await asyncio.to_thread(build)
+
+
+@asynccontextmanager
+async def schema_file(schema: Mapping[str, Any] | None, *, prefix: str) -> AsyncIterator[Path | None]:
+    """`schema` as a JSON file in a fresh folder outside the worktree (so the agent cannot change it
+    and git never sees it), removed afterwards; None without a schema. Disk work done in a thread."""
+    if schema is None:
+        yield None
+        return
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
+    try:
+        path = folder / "output-schema.json"
+        await asyncio.to_thread(path.write_text, json.dumps(schema, indent=2), encoding="utf-8")
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
 
 
 def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:
@@ -101,7 +129,7 @@ def agent_result(
     status: AgentRunStatus,
     error: str | None,
     final_message: str | None,
-    log_path: str | None,
+    transcript: str,
     **details: Any,
 ) -> AgentResult:
     """The result every engine returns: what the process did, with text fields redacted."""
@@ -113,7 +141,7 @@ def agent_result(
         final_message=redact(final_message) if final_message is not None else None,
         error=redact(error) if error is not None else None,
         duration_ms=outcome.duration_ms,
-        log_path=log_path,
+        transcript=transcript,
         output_truncated=outcome.truncated,
         **details,
     )

@@ -27,8 +27,8 @@ from app.engines.base import (
     price_usage,
     refused_to_start,
     stderr_tail,
+    transcript_of,
     without_our_variables,
-    write_transcript,
 )
 from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
 from app.engines.probe import EngineCheck, ExecutableProbe
@@ -121,9 +121,9 @@ class ClaudeEngine:
             setting=SETTING,
         )
         parsed = stream.finish()
-        log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
         if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
             raise refused
+        transcript = await transcript_of(outcome.stdout_lines, self._redact)
         status, error = verdict(request, outcome, parsed)
         model = parsed.model or request.model  # the CLI resolves aliases such as "sonnet"
         cost = parsed.cost_usd
@@ -137,7 +137,7 @@ class ClaudeEngine:
             status=status,
             error=error,
             final_message=parsed.final_message,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=parsed.structured_output,
             files_changed=parsed.files_changed,
             commands_run=parsed.commands_run,

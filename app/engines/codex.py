@@ -23,10 +23,8 @@ Behaviour of the pinned CLI (0.169.0) this relies on, each checked against the r
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +37,9 @@ from app.engines.base import (
     agent_result,
     price_usage,
     refused_to_start,
+    schema_file,
+    transcript_of,
     without_our_variables,
-    write_transcript,
 )
 from app.engines.codex_events import CodexEventParser, CodexSummary
 from app.engines.probe import EngineCheck, ExecutableProbe
@@ -114,11 +113,9 @@ class CodexEngine:
 
         Cancelled, it raises CancelledError once codex and its children are gone (no transcript)."""
         parser = CodexEventParser()
-        # The schema file lives outside the worktree, so the agent cannot change it and git never sees it.
-        with tempfile.TemporaryDirectory(prefix="tasksgodzilla-codex-") as scratch:
-            schema_file = _write_schema(Path(scratch), request.output_schema)
+        async with schema_file(request.output_schema, prefix="tasksgodzilla-codex-") as schema:
             outcome = await run_process(
-                self.command(request, schema_file),
+                self.command(request, schema),
                 cwd=request.workdir,
                 env=self._env,
                 stdin_data=request.prompt.encode("utf-8"),
@@ -128,15 +125,13 @@ class CodexEngine:
                 setting=SETTING,
             )
         summary = parser.summary()
-        log_path = await asyncio.to_thread(
-            write_transcript, request.log_path, transcript_lines(outcome), self._redact
-        )
         if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
             raise refused
-        return self._result(request, outcome, summary, log_path)
+        transcript = await transcript_of(transcript_lines(outcome), self._redact)
+        return self._result(request, outcome, summary, transcript)
 
     def _result(
-        self, request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, log_path: str | None
+        self, request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, transcript: str
     ) -> AgentResult:
         redact = self._redact
         final = redact(summary.final_message) if summary.final_message is not None else None
@@ -149,7 +144,7 @@ class CodexEngine:
             status=status,
             error=error,
             final_message=final,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=structured,
             files_changed=worktree_paths(summary.files_changed, request.workdir),
             commands_run=[redact(command) for command in summary.commands],
@@ -229,14 +224,6 @@ def transcript_lines(outcome: ProcessOutcome) -> list[str]:
         lines.append("--- stderr ---")
         lines += outcome.stderr.rstrip("\n").split("\n")
     return lines
-
-
-def _write_schema(folder: Path, schema: Mapping[str, Any] | None) -> Path | None:
-    if schema is None:
-        return None
-    path = folder / "output-schema.json"
-    path.write_text(json.dumps(schema), encoding="utf-8")
-    return path
 
 
 def _last_line(text: str) -> str:

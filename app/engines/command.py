@@ -14,8 +14,8 @@ Otherwise the whole stdout is the final message. A run asked for a schema fails 
 
 from __future__ import annotations
 
+import asyncio
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -31,9 +31,10 @@ from app.engines.base import (
     Redactor,
     agent_result,
     price_usage,
+    schema_file,
     stderr_tail,
+    transcript_of,
     without_our_variables,
-    write_transcript,
 )
 from app.engines.probe import EngineCheck, ExecutableProbe
 from app.engines.process import ProcessOutcome, run_process
@@ -93,11 +94,10 @@ class CommandEngine:
             if line.strip():
                 last[:] = [line]
 
-        # The schema file lives outside the worktree so it can never end up in a commit.
-        with tempfile.TemporaryDirectory(prefix="tasksgodzilla-schema-") as scratch:
+        async with schema_file(request.output_schema, prefix="tasksgodzilla-schema-") as schema:
             env = {**self._env, STAGE_VARIABLE: request.stage.value}
-            if request.output_schema is not None:
-                env[SCHEMA_VARIABLE] = _write_schema(Path(scratch), request.output_schema)
+            if schema is not None:
+                env[SCHEMA_VARIABLE] = str(schema)
             outcome = await run_process(
                 self._argv,
                 cwd=request.workdir,
@@ -111,8 +111,8 @@ class CommandEngine:
         lines = outcome.stdout_lines
         if outcome.truncated and last and (not lines or lines[-1] != last[0]):
             lines = [*lines, *last]
-        output = parse_output(lines)
-        log_path = write_transcript(request.log_path, outcome.stdout_lines, self._redact)
+        output = await asyncio.to_thread(parse_output, lines)  # megabytes, for a loud agent
+        transcript = await transcript_of(outcome.stdout_lines, self._redact)
         status, error = verdict(request, outcome, output)
         cost = output.cost_usd
         if cost is None and output.usage.total_tokens:
@@ -125,7 +125,7 @@ class CommandEngine:
             status=status,
             error=error,
             final_message=output.final_message,
-            log_path=log_path,
+            transcript=transcript,
             structured_output=output.structured_output,
             usage=output.usage,
             cost_usd=cost,
@@ -228,9 +228,3 @@ def _cost(value: Any) -> Decimal | None:
     if not cost.is_finite() or cost < 0:
         return None
     return cost.quantize(CENT_FRACTION, rounding=ROUND_HALF_UP)
-
-
-def _write_schema(folder: Path, schema: Mapping[str, Any]) -> str:
-    path = folder / "output-schema.json"
-    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
-    return str(path)

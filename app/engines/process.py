@@ -29,7 +29,7 @@ from app.errors import AgentError, ConfigError
 # A bound on /proc sweeps while freezing a tree; each one finds the children of the last.
 MAX_SWEEPS = 50
 # How long, in all, processes may take to really stop (one in uninterruptible sleep stops only when
-# it leaves it): the kill goes ahead after that, blocking the event loop no longer.
+# it leaves it): the kill goes ahead after that.
 STOP_WAIT_SECONDS = 0.5
 STOPPED_STATES = frozenset({"T", "t", "Z", "X", None})
 SETTLE_SECONDS = 1.0
@@ -90,10 +90,10 @@ async def run_process(
             await _drain(process, exited, readers)
     except TimeoutError:
         outcome.timed_out = True
-        _kill_tree(process.pid)
+        await _kill_tree_off_loop(process.pid)
         await _settle(exited, readers)
     except BaseException:
-        _kill_tree(process.pid)  # cancelled: never leave the agent running
+        await _kill_tree_off_loop(process.pid)  # cancelled: never leave the agent running
         await _settle(exited, readers)
         raise
     _signal_group(process.pid, signal.SIGKILL)  # background leftovers of a finished run
@@ -268,6 +268,22 @@ def _signal_group(pgid: int, sig: signal.Signals, pids: Iterable[int] = ()) -> N
             os.kill(target, sig)
 
 
+async def _kill_tree_off_loop(leader: int) -> None:
+    """`_kill_tree` in a thread, since it reads /proc and waits for processes to stop. Waited for to
+    its end even when cancelled meanwhile (the processes are gone before we return); a cancellation
+    that came meanwhile is raised afterwards."""
+    killing = asyncio.ensure_future(asyncio.to_thread(_kill_tree, leader))
+    cancelled = False
+    while not killing.done():
+        try:
+            await asyncio.shield(killing)
+        except asyncio.CancelledError:
+            cancelled = True
+    killing.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 def _kill_tree(leader: int) -> None:
     """Freeze the leader's group and all its descendants, whatever their session, then kill them."""
     stopped: set[int] = set()
@@ -289,7 +305,7 @@ def _until_stopped(pids: set[int], deadline: float) -> None:
     while pending and time.monotonic() < deadline:
         pending = {pid for pid in pending if _state(pid) not in STOPPED_STATES}
         if pending:
-            time.sleep(0.001)  # rare path, a few milliseconds at most: blocking beats a cancellable await
+            time.sleep(0.001)  # in a worker thread (see _kill_tree_off_loop): the event loop runs on
 
 
 def _state(pid: int) -> str | None:

@@ -1,13 +1,11 @@
-"""The services' job queue, on Procrastinate: defer with locks, abort, and see what is pending."""
+"""The services' job queue, on Procrastinate: abort jobs and see what is pending (deferring is SQL in the
+caller's transaction: app/store/jobs.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import procrastinate
-from procrastinate import exceptions
-
-from app.domain.workflow import Work
 
 
 class ProcrastinateQueue:
@@ -15,15 +13,6 @@ class ProcrastinateQueue:
 
     def __init__(self, app: procrastinate.App) -> None:
         self.app = app
-
-    async def defer(self, work: Work) -> bool:
-        """Queue `work`; False when the same work (its queueing lock) is already waiting."""
-        task = self.app.configure_task(work.job.value, lock=work.lock, queueing_lock=work.queueing_lock)
-        try:
-            await task.defer_async(**work.kwargs)
-        except exceptions.AlreadyEnqueued:
-            return False
-        return True
 
     async def abort(self, locks: list[str]) -> int:
         """Cancel waiting jobs holding one of `locks` and stop running ones (their task is cancelled)."""

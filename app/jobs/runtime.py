@@ -1,8 +1,8 @@
 """The job app and the worker: Procrastinate on psycopg beside SQLAlchemy on asyncpg, in one event loop.
 
-A worker also runs the periodic scans: retry jobs whose worker died (no heartbeat), re-queue work
-whose job went missing, and block steps stuck past the limit. Every worker runs them; the queueing
-locks make running them twice harmless.
+A worker also runs the periodic duties (app.jobs.duties): retry jobs whose worker died (no
+heartbeat), re-queue work whose job went missing, block steps stuck past the limit, and forget old
+records. They are Procrastinate periodic tasks: each tick runs once, whichever workers are up.
 """
 
 from __future__ import annotations
@@ -12,20 +12,22 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import procrastinate
 import psycopg_pool
 
 from app.config import Settings
 from app.engines.base import Engine
+from app.jobs.duties import DUTY_QUEUE, duties, register_duties
 from app.jobs.queue import ProcrastinateQueue
 from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
 from app.logs import get_logger
-from app.services import scheduler
-from app.services.agents import close_abandoned_runs
 from app.services.context import Services, build_services
 from app.store.database import Database, with_driver
+
+JOB_QUEUE = procrastinate.jobs.DEFAULT_QUEUE
 
 log = get_logger(__name__)
 
@@ -40,6 +42,7 @@ def create_job_app(settings: Settings, database_url: str) -> procrastinate.App:
         cap_seconds=settings.retry_backoff_max_seconds,
     )
     register_tasks(app, policy)
+    register_duties(app, settings.scheduler_interval_seconds)
     return app
 
 
@@ -59,7 +62,8 @@ async def open_runtime(
     pool = psycopg_pool.AsyncConnectionPool(
         with_driver(database_url, None),
         min_size=1,
-        max_size=max(2, settings.worker_concurrency + 2),
+        # A connection per running job, plus each of the two workers' LISTEN and fetch connections.
+        max_size=settings.worker_concurrency + len(duties(settings.scheduler_interval_seconds)) + 4,
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )
@@ -74,26 +78,34 @@ async def open_runtime(
 
 
 async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> None:
-    """Work until cancelled: jobs from the queue, plus the periodic scans."""
+    """Work until cancelled: jobs from the queue on one Procrastinate worker, the periodic duties on
+    another (so a duty never waits for a slot behind long agent jobs)."""
     settings = svc.settings
-    scans = asyncio.create_task(_scan_forever(app, svc), name="tasksgodzilla-scans")
-    try:
-        await app.run_worker_async(
-            name=name or f"{socket.gethostname()}-worker",
-            concurrency=settings.worker_concurrency,
-            additional_context={SERVICES_KEY: svc},
-            install_signal_handlers=False,
-            update_heartbeat_interval=settings.worker_heartbeat_seconds,
-            stalled_worker_timeout=settings.stalled_after_seconds,
-            listen_notify=True,
-            # LISTEN/NOTIFY wakes a worker for new jobs; polling catches retries that come due later.
-            fetch_job_polling_interval=settings.worker_poll_seconds,
-            wait=True,
+    base = name or f"{socket.gethostname()}-worker"
+    common: dict[str, Any] = {
+        "additional_context": {SERVICES_KEY: svc},
+        "install_signal_handlers": False,
+        "update_heartbeat_interval": settings.worker_heartbeat_seconds,
+        "stalled_worker_timeout": settings.stalled_after_seconds,
+        "listen_notify": True,
+        # LISTEN/NOTIFY wakes a worker for new jobs; polling catches retries that come due later.
+        "fetch_job_polling_interval": settings.worker_poll_seconds,
+        "wait": True,
+    }
+    async with asyncio.TaskGroup() as workers:  # one ending with an error stops the other
+        workers.create_task(
+            app.run_worker_async(
+                name=base, queues=[JOB_QUEUE], concurrency=settings.worker_concurrency, **common
+            )
         )
-    finally:
-        scans.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scans
+        workers.create_task(
+            app.run_worker_async(
+                name=f"{base}-duties",
+                queues=[DUTY_QUEUE],
+                concurrency=len(duties(settings.scheduler_interval_seconds)),
+                **common,
+            )
+        )
 
 
 def start_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> asyncio.Task[None]:
@@ -112,36 +124,3 @@ async def stop_worker(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-async def _scan_forever(app: procrastinate.App, svc: Services) -> None:
-    while True:
-        await asyncio.sleep(svc.settings.scheduler_interval_seconds)
-        try:
-            await scan_once(app, svc)
-        except Exception:
-            log.exception("periodic scan failed; trying again next time")
-
-
-async def scan_once(app: procrastinate.App, svc: Services) -> dict[str, int]:
-    """One pass of every periodic duty; how much each did."""
-    retried = await retry_stalled_jobs(app, svc.settings.stalled_after_seconds)
-    queued = await scheduler.requeue_missing_work(svc)
-    blocked = await scheduler.fail_stuck_steps(svc)
-    await close_abandoned_runs(svc)
-    await scheduler.forget_old_idempotency_keys(svc)
-    await scheduler.forget_old_deliveries(svc)
-    if retried or queued or blocked:
-        log.info("periodic scan", retried=retried, queued=queued, blocked=blocked)
-    return {"retried": retried, "queued": queued, "blocked": blocked}
-
-
-async def retry_stalled_jobs(app: procrastinate.App, silent_seconds: float) -> int:
-    """Jobs left `doing` by a worker that stopped heartbeating go back to the queue."""
-    manager = app.job_manager
-    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=silent_seconds))
-    for job in stalled:
-        log.warning("retrying a job whose worker went silent", job_id=job.id, task=job.task_name)
-        await manager.retry_job(job)
-    await manager.prune_stalled_workers(seconds_since_heartbeat=silent_seconds)
-    return len(stalled)

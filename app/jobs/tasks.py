@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import procrastinate
+import psycopg
 from procrastinate import JobContext
+from procrastinate.exceptions import ConnectorException
 
 from app.domain.workflow import JobName, is_recoverable
 from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaError
@@ -22,6 +24,20 @@ SERVICES_KEY = "services"
 
 def services_of(context: JobContext) -> Services:
     return context.additional_context[SERVICES_KEY]
+
+
+def worth_retrying(error: BaseException) -> bool:
+    """`is_recoverable`, or the job queue's connection lost (Procrastinate wraps psycopg's error)."""
+    if isinstance(error, ConnectorException):
+        return isinstance(error.__cause__, psycopg.OperationalError)
+    return is_recoverable(error)
+
+
+def _gave_up(error: BaseException, reason: str, *, recoverable: bool, **context: object) -> None:
+    if recoverable or isinstance(error, TasksGodzillaError):
+        log.warning("job gave up", error=reason, terminal=not recoverable, **context)
+    else:  # a bug: at once, with its traceback
+        log.error("job failed on an unexpected error; not retried", exc_info=error, **context)
 
 
 async def guarded(
@@ -45,11 +61,11 @@ async def guarded(
             log.info("job lost a race", error=lost.message)
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
-            recoverable = is_recoverable(exc)
+            recoverable = worth_retrying(exc)
             if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 await record_retry(svc, subject, job.task_name, job.attempts + 1, reason)
                 raise
-            log.warning("job gave up", error=reason, terminal=not recoverable)
+            _gave_up(exc, reason, recoverable=recoverable)
             await give_up(svc, reason, not recoverable)
             await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, not recoverable)
 
@@ -84,9 +100,10 @@ async def apply_webhook(context: JobContext, delivery_id: int) -> None:
             await webhooks.apply_delivery(svc, delivery_id)
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
-            if is_recoverable(exc) and job.attempts + 1 < svc.settings.job_max_attempts:
+            recoverable = worth_retrying(exc)
+            if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 raise
-            log.warning("webhook delivery gave up", error=reason)
+            _gave_up(exc, reason, recoverable=recoverable, delivery=delivery_id)
             await webhooks.fail_delivery(svc, delivery_id, reason)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -99,24 +98,21 @@ async def run_agent(
                 "prompt_version": prompt_version,
             },
         )
-    with tempfile.TemporaryDirectory(prefix="tasksgodzilla-agent-") as scratch:
-        log_path = Path(scratch) / "transcript.jsonl"
-        request = AgentRequest(
-            stage=stage,
-            prompt=svc.redactor(prompt),  # no known secret ever reaches a model
-            workdir=workdir,
-            model=choice.model,
-            output_schema=output_schema,
-            timeout_seconds=svc.settings.agent_timeout_seconds,
-            log_path=log_path,
-        )
-        try:
-            result = await engine.run(request)
-        except BaseException as exc:
-            # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
-            await asyncio.shield(_close_interrupted(svc, subject, record, exc))
-            raise
-        transcript = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+    request = AgentRequest(
+        stage=stage,
+        prompt=svc.redactor(prompt),  # no known secret ever reaches a model
+        workdir=workdir,
+        model=choice.model,
+        output_schema=output_schema,
+        timeout_seconds=svc.settings.agent_timeout_seconds,
+    )
+    try:
+        result = await engine.run(request)
+    except BaseException as exc:
+        # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
+        await asyncio.shield(_close_interrupted(svc, subject, record, exc))
+        raise
+    transcript = result.transcript
     async with svc.database.transaction() as conn:
         finished = await _close(conn, record, result)
         await agent_runs.store_log(

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.config import GIT_ENV, Settings, agent_environment, inherited_environment
-from app.domain.workflow import Work
 from app.engines.base import Engine, Redactor
 from app.engines.registry import build_engines
 from app.logs import secret_values
@@ -15,11 +14,7 @@ from app.store.database import Database
 
 
 class JobQueue(Protocol):
-    """Where work goes: deferred durably, at most once while it waits (its queueing lock)."""
-
-    async def defer(self, work: Work) -> bool:
-        """Queue `work`; False when the same work is already waiting."""
-        ...
+    """The job queue beyond deferring (which is `app.store.jobs.defer`, in the caller's transaction)."""
 
     async def abort(self, locks: list[str]) -> int:
         """Cancel waiting jobs holding one of `locks` and stop running ones; how many were asked."""

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import prompts
-from app.artifacts.folder import ProtocolFolder
+from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.actions import RunAction, run_action_refusal
 from app.domain.commits import planning_commit
 from app.domain.naming import check_task_title, slugify
@@ -105,11 +105,14 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
     if commit is None:
         plan = await _ask_for_plan(svc, run, worktree)
         async with svc.database.transaction() as conn:
-            # A job that froze while another worker took its run over must not write a second plan.
+            # A job that froze while another worker took its run over must not write a second plan:
+            # the plan is written and committed under the run's row lock (a few milliseconds).
             await protocols.hold_while_planning(conn, run.id)
             commit = await worktree.find_step_commit(run.number, 0)
             if commit is None:
-                written = ProtocolFolder(worktree.path, run.name).write_plan(plan, replace=True)
+                written = await in_folder(
+                    worktree.path, run.name, lambda folder: folder.write_plan(plan, replace=True)
+                )
                 commit = await worktree.commit_all(planning_commit(run.title, number=run.number))
                 if commit is None:
                     raise AgentError("the plan produced no change to commit")
@@ -175,13 +178,16 @@ async def _finish_planning(
     svc: Services, project: Project, run_id: int, worktree: GitRepository, commit: str
 ) -> ProtocolRun:
     """Steps from the committed plan, then planned → running, in one transaction."""
+    async with svc.database.read() as conn:
+        name = (await protocols.get(conn, run_id)).name
+    # Read before the transaction opens: no disk I/O while it holds a connection and row locks.
+    planned = await in_folder(worktree.path, name, _steps_from)
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
-        folder = ProtocolFolder(worktree.path, run.name)
         existing = await steps.list_for_protocol(conn, run.id)
         if existing:
             raise ConflictError(f"protocol run {run.name} has steps already: it is never planned twice")
-        await steps.create_many(conn, run.id, _steps_from(folder))
+        await steps.create_many(conn, run.id, planned)
         run = await move_protocol(
             conn,
             run.id,

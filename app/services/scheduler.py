@@ -1,4 +1,8 @@
-"""The periodic scan: queue work whose job went missing, and fail steps stuck past the limit."""
+"""Periodic duties: queue work whose job went missing, block steps stuck past the limit, forget old records.
+
+Each may run beside another pass of itself (an operator's command, a slow earlier tick) or beside
+the jobs it watches: an item someone else moved meanwhile is skipped, and the pass goes on.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ from app.domain.ci import awaits_merge
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.domain.workflow import next_work, plan_work
+from app.errors import IllegalTransitionError, StaleWriteError
+from app.logs import get_logger
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
-from app.store import deliveries, idempotency, protocols, steps
+from app.store import deliveries, idempotency, jobs, protocols, steps
 from app.store.transitions import move_step
+
+log = get_logger(__name__)
 
 SCAN_LIMIT = 500
 
@@ -38,9 +46,10 @@ async def requeue_missing_work(svc: Services) -> int:
         return 0
     busy = await svc.queue.pending_locks([w.queueing_lock for w in wanted])
     queued = 0
-    for work in wanted:
-        if work.queueing_lock not in busy:
-            queued += await svc.queue.defer(work)
+    async with svc.database.transaction() as conn:
+        for work in wanted:
+            if work.queueing_lock not in busy:
+                queued += await jobs.defer(conn, work)
     return queued
 
 
@@ -57,24 +66,31 @@ async def fail_stuck_steps(svc: Services, *, now: datetime | None = None) -> int
     for step in stuck:
         if f"execute:{step.id}" in busy:
             continue  # a live job still holds it
-        async with svc.database.transaction() as conn:
-            current = await steps.get(conn, step.id)
-            if current.status is not S.RUNNING:
-                continue
-            reason = f"running for more than {svc.settings.stuck_step_seconds} s"
-            run = await protocols.get(conn, current.protocol_run_id)
-            await record(
-                conn,
-                run.project_id,
-                "watchdog.stuck",
-                reason,
-                step=current,
-                seconds=svc.settings.stuck_step_seconds,
-            )
-            await move_step(conn, current.id, S.BLOCKED, expected_version=current.version, reason=reason)
-            await block_run(conn, run.id, reason)
-            blocked += 1
+        try:
+            blocked += await _block_stuck_step(svc, step.id)
+        except (StaleWriteError, IllegalTransitionError) as lost:
+            log.info("a stuck step moved meanwhile; skipped", step_id=step.id, error=lost.message)
     return blocked
+
+
+async def _block_stuck_step(svc: Services, step_id: int) -> int:
+    async with svc.database.transaction() as conn:
+        current = await steps.get(conn, step_id)
+        if current.status is not S.RUNNING:
+            return 0
+        reason = f"running for more than {svc.settings.stuck_step_seconds} s"
+        run = await protocols.get(conn, current.protocol_run_id)
+        await record(
+            conn,
+            run.project_id,
+            "watchdog.stuck",
+            reason,
+            step=current,
+            seconds=svc.settings.stuck_step_seconds,
+        )
+        await move_step(conn, current.id, S.BLOCKED, expected_version=current.version, reason=reason)
+        await block_run(conn, run.id, reason)
+    return 1
 
 
 IDEMPOTENCY_KEEP = timedelta(hours=24)

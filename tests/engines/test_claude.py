@@ -267,8 +267,7 @@ def repo(tmp_path: Path) -> Path:
 
 async def test_structured_output_run(claude_bin, claude_env, fake_anthropic, repo, tmp_path):
     fake_anthropic.play(ToolUse("StructuredOutput", {"verdict": "pass", "notes": "fine"}))
-    log = tmp_path / "logs" / "qa.jsonl"
-    request = request_for(repo, Stage.QA, model=MODEL, output_schema=VERDICT_SCHEMA, log_path=log)
+    request = request_for(repo, Stage.QA, model=MODEL, output_schema=VERDICT_SCHEMA)
     result = await engine(claude_bin, claude_env).run(request)
     assert result.status is AgentRunStatus.SUCCEEDED, result.error
     assert result.structured_output == {"verdict": "pass", "notes": "fine"}
@@ -277,7 +276,7 @@ async def test_structured_output_run(claude_bin, claude_env, fake_anthropic, rep
     assert result.cost_usd > 0
     assert result.model == MODEL
     assert result.exit_code == 0
-    assert json.loads(log.read_text().splitlines()[-1])["structured_output"] == result.structured_output
+    assert json.loads(result.transcript.splitlines()[-1])["structured_output"] == result.structured_output
     sessions = tmp_path / "claude-home" / ".claude" / "projects"
     assert [p for p in sessions.rglob("*") if p.is_file()] == []  # no unredacted copy of the session
     sent = fake_anthropic.main_requests[0].body
@@ -383,17 +382,16 @@ async def test_environment_is_exactly_the_base_env_and_secrets_are_redacted(
     fake_anthropic.play(
         ToolUse("Bash", {"command": "git status", "description": "look"}), Text("s3cr3t-value-42")
     )
-    log = tmp_path / "run.jsonl"
     claude = engine(str(wrapper), env, redactor=Redactor(["s3cr3t-value-42"]))
-    result = await claude.run(request_for(repo, log_path=log))
+    result = await claude.run(request_for(repo))
     assert result.status is AgentRunStatus.SUCCEEDED, result.error
     handed_over = dict(item.split("=", 1) for item in seen.read_text().split("\0") if item)
     assert handed_over == {k: v for k, v in env.items() if not k.startswith("TASKSGODZILLA_")}
     assert result.commands_run == ["git status"]
     assert "On branch main" in json.dumps(fake_anthropic.main_requests[1].tool_results())
     assert result.final_message == REDACTED
-    assert "s3cr3t-value-42" not in log.read_text()
-    assert REDACTED in log.read_text()
+    assert "s3cr3t-value-42" not in result.transcript
+    assert REDACTED in result.transcript
 
 
 async def test_a_prompt_beyond_the_argument_limit_arrives_whole(claude_bin, claude_env, fake_anthropic, repo):

@@ -109,7 +109,6 @@ async def test_the_agent_edits_the_repo_and_answers_in_the_schema(
     leak = ToolCall(f"echo token={SECRET}", usage=Usage(1200, 1000, 20, 0))
     answer = {"summary": "wrote notes", "files": ["notes.txt"]}
     fake_openai.play(write, leak, Message(json.dumps(answer), usage=Usage(1500, 1200, 30, 5)))
-    log = tmp_path / "logs" / "run.jsonl"
     request = AgentRequest(
         stage=Stage.EXECUTION,
         prompt=f"Write notes.txt. The deploy token is {SECRET}.",
@@ -117,7 +116,6 @@ async def test_the_agent_edits_the_repo_and_answers_in_the_schema(
         model=MODEL,
         output_schema=SCHEMA,
         timeout_seconds=60,
-        log_path=log,
     )
     result = await make_engine().run(request)
 
@@ -144,8 +142,7 @@ async def test_the_agent_edits_the_repo_and_answers_in_the_schema(
     assert fake_openai.call_outputs(write.call_id)  # codex sent the command's result back
     assert f"token={SECRET}" in fake_openai.call_outputs(leak.call_id)[0]
     # What we store has the secret redacted.
-    assert result.log_path == str(log)
-    stored = log.read_text()
+    stored = result.transcript
     assert "notes.txt" in stored
     assert SECRET not in stored
     assert REDACTED in stored
@@ -246,17 +243,16 @@ async def test_the_answer_and_usage_survive_an_output_cap(
     make_engine, fake_openai: FakeOpenAI, repo: Path, tmp_path: Path
 ) -> None:
     fake_openai.play(ToolCall("seq 1 20000"), Message("counted", usage=Usage(500, 0, 9, 0)))
-    log = tmp_path / "capped.jsonl"
     request = AgentRequest(
-        stage=Stage.EXECUTION, prompt="count", workdir=repo, model=MODEL, timeout_seconds=60, log_path=log
+        stage=Stage.EXECUTION, prompt="count", workdir=repo, model=MODEL, timeout_seconds=60
     )
     result = await make_engine(max_output_bytes=300).run(request)
     assert result.status is AgentRunStatus.SUCCEEDED, result.error
     assert result.output_truncated
     assert result.final_message == "counted"
     assert result.usage == total_usage(fake_openai.script)
-    assert "truncated" in log.read_text()
-    assert len(log.read_text()) < 2000
+    assert "truncated" in result.transcript
+    assert len(result.transcript) < 2000
 
 
 async def test_the_agent_sees_only_the_environment_it_was_given(

@@ -78,8 +78,7 @@ ECHO_JSON = """
 
 async def test_json_result_with_prompt_on_stdin_in_the_workdir(workdir, tmp_path):
     agent = script(tmp_path, ECHO_JSON)
-    log = tmp_path / "logs" / "run.log"
-    result = await engine([str(agent)]).run(request(workdir, log_path=log))
+    result = await engine([str(agent)]).run(request(workdir))
     assert result.status is AgentRunStatus.SUCCEEDED, result.error
     assert result.final_message == "did: Fix the bug."
     assert (workdir / "touched.txt").read_text() == "Fix the bug."
@@ -87,7 +86,7 @@ async def test_json_result_with_prompt_on_stdin_in_the_workdir(workdir, tmp_path
     assert result.cost_usd == Decimal("0.0123")
     assert result.engine == "command"
     assert result.exit_code == 0
-    assert log.read_text().startswith("working...\n")
+    assert result.transcript.startswith("working...\n")
 
 
 async def test_relative_executable_and_its_flags(workdir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -289,3 +290,56 @@ def test_kill_processes_in_kills_only_what_works_inside_the_folder(tmp_path):
         bystander.kill()
         orphan.kill()
         bystander.wait()
+
+
+async def test_the_tree_is_killed_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freezing and killing a tree reads /proc and waits for processes to stop: never on the loop."""
+    real_kill_tree = process_module._kill_tree
+    threads: list[int] = []
+
+    def recording(leader: int) -> None:
+        threads.append(threading.get_ident())
+        real_kill_tree(leader)
+
+    monkeypatch.setattr(process_module, "_kill_tree", recording)
+    marker = sleep_marker()
+    outcome = await run(f"echo $$; sleep {marker} & wait", tmp_path, timeout_seconds=0.5)
+    assert outcome.timed_out
+    assert threads, "the tree was killed"
+    assert threading.get_ident() not in threads
+    assert survivors(marker, pgid=int(outcome.stdout_lines[0])) == []
+
+
+async def test_cancelled_again_while_killing_the_tree_still_waits_for_the_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_kill_tree = process_module._kill_tree
+    killing, may_finish = threading.Event(), threading.Event()
+    finished: list[bool] = []
+
+    def slow(leader: int) -> None:
+        killing.set()
+        may_finish.wait(30)  # held until the task was cancelled a second time
+        real_kill_tree(leader)
+        finished.append(True)
+
+    monkeypatch.setattr(process_module, "_kill_tree", slow)
+    marker = sleep_marker()
+    lines: list[str] = []
+    started = asyncio.Event()
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        started.set()
+
+    task = asyncio.create_task(run(f"echo $$; sleep {marker} & wait", tmp_path, on_line=on_line))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    assert await asyncio.to_thread(killing.wait, 10)
+    task.cancel()  # the second cancellation arrives while the tree is being killed
+    await asyncio.sleep(0)
+    may_finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [True], "the task ended only once the kill had finished"
+    assert survivors(marker, pgid=int(lines[0])) == []

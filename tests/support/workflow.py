@@ -67,7 +67,7 @@ def workflow_settings(root: Path, **overrides: Any) -> Settings:
         "agent_env_passthrough": ["PATH", "HOME", *AGENT_VARIABLES],
         "worker_heartbeat_seconds": 0.5,
         "stalled_after_seconds": 3,
-        "scheduler_interval_seconds": 0.5,
+        "scheduler_interval_seconds": 1,
         "retry_backoff_seconds": 0.1,
         "retry_backoff_max_seconds": 0.5,
         "agent_timeout_seconds": 120,

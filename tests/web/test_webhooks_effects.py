@@ -123,8 +123,10 @@ async def test_a_forks_check_suite_never_moves_a_run(database_url, database, mak
     await asyncio.sleep(0.5)
     assert await statuses(database, seeded) == ("running", [("completed", None), ("needs_qa", None)])
     async with database.read() as conn:
-        count = await conn.scalar(text("SELECT count(*) FROM procrastinate_jobs"))
-    assert count == 0  # nothing was even queued
+        count = await conn.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = 'default'")
+        )
+    assert count == 0  # nothing was even queued (the periodic duties' jobs aside)
 
 
 async def test_the_same_delivery_twice_at_once_acts_once(database_url, database, make_client):
@@ -165,7 +167,13 @@ async def test_ci_success_queues_qa_when_configured(database_url, database, make
     assert found is not None
     await webhooks.apply_delivery(client.app[SERVICES], found.id)  # what the worker's job does
     async with database.read() as conn:
-        jobs = (await conn.execute(text("SELECT task_name, args FROM procrastinate_jobs ORDER BY id"))).all()
+        jobs = (
+            await conn.execute(
+                text(
+                    "SELECT task_name, args FROM procrastinate_jobs WHERE queue_name = 'default' ORDER BY id"
+                )
+            )
+        ).all()
     assert [(name, args) for name, args in jobs] == [
         ("apply_webhook_job", {"delivery_id": found.id}),
         ("run_quality_job", {"step_run_id": seeded.steps[1].id}),

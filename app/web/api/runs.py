@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 
-from app.artifacts.folder import ProtocolFolder
+from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.records import AgentRun, ProtocolRun
-from app.errors import NotFoundError
 from app.store import agent_runs, metrics, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import Page
@@ -53,7 +50,8 @@ async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response
     errors=(404,),
 )
 async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
-    return {"items": _folder(await _run(request, protocol_id)).list()}
+    run = await _run(request, protocol_id)
+    return {"items": await in_folder(run.worktree_path, run.name, ProtocolFolder.list)}
 
 
 @api.route(
@@ -65,7 +63,8 @@ async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
     errors=(404, 422),
 )
 async def read_artifact(request: web.Request, protocol_id: int, name: str) -> web.Response:
-    text = _folder(await _run(request, protocol_id)).read(name)
+    run = await _run(request, protocol_id)
+    text = await in_folder(run.worktree_path, run.name, lambda folder: folder.read(name))
     kind = "text/markdown" if name.endswith(".md") else "text/plain"
     return web.Response(text=text, content_type=kind, charset="utf-8")
 
@@ -73,12 +72,6 @@ async def read_artifact(request: web.Request, protocol_id: int, name: str) -> we
 async def _run(request: web.Request, protocol_id: int) -> ProtocolRun:
     async with services(request).database.read() as conn:
         return await protocols.get(conn, protocol_id)
-
-
-def _folder(run: ProtocolRun) -> ProtocolFolder:
-    if not run.worktree_path or not Path(run.worktree_path).is_dir():
-        raise NotFoundError("this protocol has no artifacts on this machine yet", field="protocol_id")
-    return ProtocolFolder(Path(run.worktree_path), run.name)
 
 
 @api.route("GET", "/queue", summary="Jobs by status and type", tag="queue")

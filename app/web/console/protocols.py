@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from app.artifacts.folder import ProtocolFolder
+from app.artifacts.folder import in_folder
 from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
 from app.errors import NotFoundError, TasksGodzillaError
@@ -41,14 +40,14 @@ async def protocol_page(request: web.Request) -> web.Response:
     async with services(request).database.read() as conn:
         feed = await events.recent(conn, protocol_run_id=view["run"].id, limit=FEED)
     return render(
-        request, "console/protocol.html", after=after, plan_html=_plan(view["run"]), feed=feed, **view
+        request, "console/protocol.html", after=after, plan_html=await _plan(view["run"]), feed=feed, **view
     )
 
 
 @routes.get("/protocols/{protocol_id}/plan")
 async def protocol_plan(request: web.Request) -> web.Response:
     run = await views.protocol_run(services(request), entity_id(request, "protocol_id"))
-    return render(request, "console/_plan.html", run=run, plan_html=_plan(run))
+    return render(request, "console/_plan.html", run=run, plan_html=await _plan(run))
 
 
 @routes.get("/protocols/{protocol_id}/live")
@@ -69,13 +68,11 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
     return {"run": run, "project": project, "steps": plan, "usage": usage, "ci": ci, "actions": offered}
 
 
-def _plan(run: ProtocolRun) -> str | None:
+async def _plan(run: ProtocolRun) -> str | None:
     """plan.md's text when this machine has the run's worktree; None otherwise."""
-    if not run.worktree_path or not Path(run.worktree_path).is_dir():
-        return None
     try:
-        return ProtocolFolder(Path(run.worktree_path), run.name).read("plan.md")
-    except (NotFoundError, TasksGodzillaError):
+        return await in_folder(run.worktree_path, run.name, lambda folder: folder.read("plan.md"))
+    except TasksGodzillaError:
         return None
 
 

@@ -1,0 +1,131 @@
+"""The periodic duties as Procrastinate periodic tasks: one job per duty and tick, whatever the workers.
+
+Every worker defers each duty's ticks; the database keeps one job per duty and tick (Procrastinate's
+`procrastinate_periodic_defers`), and a queueing lock keeps at most one waiting per duty. Each duty is
+its own job, so one failing never skips another. They run on a worker of their own (the `duties`
+queue), so they never wait for a slot behind long agent jobs.
+
+No serialising `lock`: a duty job left `doing` by a dead worker would hold it until the stalled-jobs
+duty freed it, and that duty must never wait on itself. Instead every step of a duty tolerates a
+concurrent pass doing the same (an operator's command, a slow earlier tick): what is already done
+is skipped, and the pass goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import procrastinate
+from procrastinate import JobContext
+
+from app.domain.cron import interval_cron
+from app.jobs.tasks import services_of
+from app.logs import correlation_scope, get_logger
+from app.services import scheduler
+from app.services.agents import close_abandoned_runs
+from app.services.context import Services
+
+log = get_logger(__name__)
+
+DUTY_QUEUE = "duties"
+RETENTION_CRON = "17 * * * *"  # hourly: what it removes is kept for a day or more
+FINISHED_DUTIES_KEEP_HOURS = 1
+FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays visible (GET /queue) for a week
+
+
+# A job `doing` whose worker has been silent too long (or was pruned) goes back to the queue. One
+# statement checks and moves each job under its row lock: a job another pass is retrying right now
+# is skipped (SKIP LOCKED), and one already retried and picked up by a live worker no longer matches.
+RETRY_STALLED_JOBS = """
+WITH stalled AS MATERIALIZED (
+    SELECT job.id, job.task_name
+      FROM procrastinate_jobs job
+      LEFT JOIN procrastinate_workers worker ON worker.id = job.worker_id
+     WHERE job.status = 'doing'
+       AND (job.worker_id IS NULL
+            OR worker.last_heartbeat < now() - make_interval(secs => %(seconds)s::double precision))
+     ORDER BY job.id
+       FOR UPDATE OF job SKIP LOCKED
+)
+SELECT id, task_name, procrastinate_retry_job_v2(id, now(), NULL, NULL, NULL) AS retry
+  FROM stalled
+"""
+
+
+async def retry_stalled_jobs(app: procrastinate.App, silent_seconds: float) -> int:
+    """Jobs left `doing` by a worker that stopped heartbeating go back to the queue; how many."""
+    rows: list[dict[str, Any]] = await app.connector.execute_query_all_async(
+        RETRY_STALLED_JOBS, seconds=silent_seconds
+    )
+    for row in rows:
+        log.warning("retried a job whose worker went silent", job_id=row["id"], task=row["task_name"])
+    await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=silent_seconds)
+    return len(rows)
+
+
+async def forget_finished_duties(app: procrastinate.App) -> int:
+    """Each tick leaves a job behind: finished ones go after an hour, failed ones after a week."""
+    manager = app.job_manager
+    await manager.delete_old_jobs(nb_hours=FINISHED_DUTIES_KEEP_HOURS, queue=DUTY_QUEUE)
+    await manager.delete_old_jobs(
+        nb_hours=FAILED_DUTIES_KEEP_HOURS, queue=DUTY_QUEUE, include_failed=True, include_aborted=True
+    )
+    return 0  # Procrastinate does not say how many
+
+
+DutyCall = Callable[[procrastinate.App, Services], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Duty:
+    name: str
+    cron: str
+    call: DutyCall
+
+
+def duties(scan_seconds: int) -> list[Duty]:
+    """Every duty and when it runs; each returns how much it did."""
+    every = interval_cron(scan_seconds)
+    return [
+        Duty(
+            "retry_stalled_jobs", every, lambda a, s: retry_stalled_jobs(a, s.settings.stalled_after_seconds)
+        ),
+        Duty("requeue_missing_work", every, lambda _, s: scheduler.requeue_missing_work(s)),
+        Duty("fail_stuck_steps", every, lambda _, s: scheduler.fail_stuck_steps(s)),
+        Duty("close_abandoned_agent_runs", every, lambda _, s: close_abandoned_runs(s)),
+        Duty(
+            "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
+        ),
+        Duty("forget_deliveries", RETENTION_CRON, lambda _, s: scheduler.forget_old_deliveries(s)),
+        Duty("forget_finished_duties", RETENTION_CRON, lambda a, _: forget_finished_duties(a)),
+    ]
+
+
+def duty_task_name(duty: Duty) -> str:
+    return f"duty_{duty.name}"
+
+
+def register_duties(app: procrastinate.App, scan_seconds: int) -> int:
+    """Attach every duty to `app` as a periodic task; how many (the duties worker's concurrency)."""
+    found = duties(scan_seconds)
+    for duty in found:
+        name = duty_task_name(duty)
+        task = app.task(name=name, queue=DUTY_QUEUE, queueing_lock=name, pass_context=True)(_run(duty))
+        app.periodic(cron=duty.cron, periodic_id=duty.name)(task)
+    return len(found)
+
+
+def _run(duty: Duty) -> Callable[..., Awaitable[None]]:
+    async def run(context: JobContext, timestamp: int) -> None:
+        with correlation_scope(f"duty-{duty.name}-{timestamp}", duty=duty.name):
+            try:
+                done = await duty.call(context.app, services_of(context))
+            except Exception:
+                log.exception("periodic duty failed; its next tick tries again", duty=duty.name)
+                raise
+        if done:
+            log.info("periodic duty", duty=duty.name, done=done)
+
+    return run
