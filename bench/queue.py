@@ -84,6 +84,7 @@ from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import configure_logging, secret_values
 from app.services import planning, projects
 from app.store.database import with_driver
+from app.store.jobs import QUEUE
 
 AGENT = HERE / "instant_agent.sh"
 RAW_QUEUE = "bench_raw"
@@ -611,11 +612,13 @@ async def run_pipeline(
 # --- 3. latency ----------------------------------------------------------------------------------------
 
 
-async def probe_latencies(app: procrastinate.App, count: int, *, locked: bool) -> list[float]:
+async def probe_latencies(
+    app: procrastinate.App, count: int, *, locked: bool, queue: str = LATENCY_QUEUE
+) -> list[float]:
     """Milliseconds from just before each defer to the first line of its task, one job at a time."""
     started: asyncio.Queue[float] = asyncio.Queue()
 
-    @app.task(name=PROBE_TASK, queue=LATENCY_QUEUE)
+    @app.task(name=PROBE_TASK, queue=queue)
     async def probe(i: int) -> None:
         started.put_nowait(time.perf_counter())
 
@@ -646,7 +649,8 @@ async def our_latency(url: str, root: Path, count: int, concurrency: int) -> lis
     async with open_runtime(settings, url, environ=dict(os.environ)) as (app, svc):
         worker = start_worker(app, svc, name="bench-latency")
         try:
-            return await probe_latencies(app, count, locked=True)
+            # On the queue our job worker serves (the duties have a worker and a queue of their own).
+            return await probe_latencies(app, count, locked=True, queue=QUEUE)
         finally:
             await stop_worker(worker)
 
