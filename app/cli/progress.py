@@ -1,7 +1,7 @@
 """Following work as it happens: each new event as one line, and a live timer while an agent runs.
 
 Following is polling the event log from a cursor every POLL_SECONDS: events are durable and handed
-out in commit order, so any process (this one, `serve`, a worker elsewhere) may be the one producing
+out in transaction order, so any process (this one, `serve`, a worker elsewhere) may be the one producing
 them.
 """
 

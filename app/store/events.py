@@ -1,4 +1,4 @@
-"""The event log: append (inside the caller's transaction) and read in commit order.
+"""The event log: append (inside the caller's transaction) and read in transaction order.
 
 An event's id comes from a sequence when it is inserted, but its transaction may commit later than
 one that took a higher id, so a reader of `id > cursor` would skip it. Each event is therefore stamped
@@ -26,7 +26,8 @@ from app.store.tables import XID8, events
 
 @dataclass(frozen=True, order=True, slots=True)
 class Position:
-    """Where an event stands in commit order: its transaction's id, then its own id."""
+    """Where an event stands in the log: its transaction's id (the order transactions began writing),
+    then its own id."""
 
     txid: int
     id: int
@@ -86,21 +87,18 @@ async def read_after(
     event_types: Sequence[str] | None = None,
     limit: int = 100,
 ) -> Batch:
-    """Events after `after` in commit order, for a reader that will resume from the last one.
+    """Events after `after` in transaction order, for a reader that will resume from the last one.
 
     The horizon is read in the same statement (so the same snapshot) as the events: an event of a
     transaction below it is visible now if it ever will be.
     """
-    horizon = select(func.pg_snapshot_xmin(func.pg_current_snapshot())).scalar_subquery()
     query = (
-        select(events, (events.c.txid < horizon).label("settled"))
-        .where(_after(after))
+        select(events, (events.c.txid < select(_xmin()).scalar_subquery()).label("settled"))
+        .where(_key() > _bound(after))
         .order_by(events.c.txid, events.c.id)
         .limit(page_size(limit))
     )
-    query = _scoped(query, project_id, protocol_run_id, step_run_id)
-    if event_types:
-        query = query.where(events.c.event_type.in_(list(event_types)))
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types)
     rows = (await conn.execute(query)).all()
     placed = [(row.settled, Placed(Position(row.txid, row.id), to_record(Event, row))) for row in rows]
     # Ordered by txid, so every settled event comes before every waiting one.
@@ -113,7 +111,7 @@ async def horizon(conn: AsyncConnection) -> Position:
     It may repeat events that committed moments ago behind an older open transaction, but never
     skips one.
     """
-    xmin = await conn.scalar(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))
+    xmin = await conn.scalar(select(_xmin()))
     return Position(int(xmin or 0), 0)
 
 
@@ -153,11 +151,9 @@ async def list_page(
     event_types: Sequence[str] | None = None,
     limit: int = 100,
 ) -> list[Event]:
-    """The oldest events visible now, in commit order (to follow the log, use `read_after`)."""
+    """The oldest events visible now, in transaction order (to follow the log, use `read_after`)."""
     query = select(events).order_by(events.c.txid, events.c.id).limit(page_size(limit))
-    query = _scoped(query, project_id, protocol_run_id, step_run_id)
-    if event_types:
-        query = query.where(events.c.event_type.in_(list(event_types)))
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types)
     return await fetch_all(conn, query, Event)
 
 
@@ -171,7 +167,7 @@ async def recent(
     before: Position | None = None,
     limit: int = 50,
 ) -> list[Event]:
-    """Newest first in commit order, within an optional scope; `type_prefix` keeps e.g. every `step.`
+    """Newest first in transaction order, within an optional scope; `type_prefix` keeps e.g. every `step.`
     event. Pass the last event's position as `before` for the page after (an initial rendering, not
     a feed to follow: that is `read_after`)."""
     query = select(events).order_by(events.c.txid.desc(), events.c.id.desc()).limit(page_size(limit))
@@ -184,8 +180,9 @@ async def recent(
     return await fetch_all(conn, query, Event)
 
 
-def _after(position: Position) -> ColumnElement[bool]:
-    return _key() > _bound(position)
+def _xmin() -> ColumnElement:
+    """The oldest transaction still running when the statement's snapshot was taken."""
+    return func.pg_snapshot_xmin(func.pg_current_snapshot())
 
 
 def _key() -> ColumnElement:
@@ -197,9 +194,15 @@ def _bound(position: Position) -> ColumnElement:
 
 
 def _scoped(
-    query: Select, project_id: int | None, protocol_run_id: int | None, step_run_id: int | None
+    query: Select,
+    project_id: int | None,
+    protocol_run_id: int | None,
+    step_run_id: int | None,
+    event_types: Sequence[str] | None = None,
 ) -> Select:
-    """`query` narrowed to the events of a project, run or step (each optional)."""
+    """`query` narrowed to the events of a project, run or step, and to some types (each optional)."""
+    if event_types:
+        query = query.where(events.c.event_type.in_(list(event_types)))
     for column, value in (
         (events.c.project_id, project_id),
         (events.c.protocol_run_id, protocol_run_id),

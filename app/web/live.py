@@ -1,7 +1,7 @@
 """Following the event log live: new events as they are committed, for the SSE streams.
 
 A follower sleeps until the change feed announces an event in its scope (one LISTEN connection per
-process serves every follower), then reads what is new from the durable log in commit order (see
+process serves every follower), then reads what is new from the durable log in transaction order (see
 app/store/events.py). Without the feed (it dropped, or none is given) it falls back to reading every
 `IDLE_SECONDS`: nothing is lost either way, since the log, not the notification, is the source.
 
@@ -36,7 +36,7 @@ async def event_batches(
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
 ) -> AsyncIterator[list[Placed]]:
-    """Batches of new events (in commit order) after `after`, forever.
+    """Batches of new events (in transaction order) after `after`, forever.
 
     An empty batch comes at least every IDLE_SECONDS, so the caller can check its client is still
     there; stop iterating to stop following.

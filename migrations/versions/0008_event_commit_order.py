@@ -1,4 +1,4 @@
-"""Events in commit order: each event carries its transaction's id, and the cursor indexes end in it.
+"""Events in transaction order: each carries its transaction's id, and the cursor indexes end in it.
 
 Readers hand out only events whose transaction is below their snapshot's xmin, ordered by (txid, id)
 (app/store/events.py). Existing rows all committed long ago, so any value below this migration's

@@ -1,4 +1,4 @@
-"""The event log hands events out in commit order and loses none to concurrent commits.
+"""The event log hands events out in transaction order and loses none to concurrent commits.
 
 An event's id is taken at insert and its transaction commits later, so reading `id > cursor` skips
 one that took a lower id but committed after the reader moved past it. Each case below holds

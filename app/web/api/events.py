@@ -1,7 +1,7 @@
 """Events: the durable log, paged by cursor, filtered by type, for the whole service or one subject.
 
-Pages and the stream hand events out in commit order, and only once every older transaction has
-finished (app/store/events.py): a cursor never passes an event that could still commit before it.
+Pages and the stream hand events out in transaction order, and only once every older transaction
+has finished (app/store/events.py): a cursor never passes an event that could still commit before it.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
 @api.route(
     "GET",
     "/events",
-    summary="All events, oldest first (in commit order)",
+    summary="All events, oldest first",
     tag="events",
     query=EventQuery,
     response=Page[Event],

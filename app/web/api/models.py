@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,7 +118,7 @@ class EventQuery(PageQuery):
         None,
         max_length=100,
         description="The `next_cursor` of the previous page; a plain event id is also taken (the page "
-        "after that event). Events come in commit order, each only once every transaction begun before "
+        "after that event). Events come in transaction order, each only once every transaction begun before "
         "it has finished, so a page never skips one that could still commit before its cursor (a new "
         "event may thus appear a moment late).",
     )
@@ -168,7 +167,7 @@ MAX_TXID = 2**63 - 1
 
 
 def encode_event_cursor(position: Position) -> str:
-    """An event's place in commit order, opaque to clients (SSE message ids, `next_cursor`)."""
+    """An event's place in the log (`events.Position`), opaque to clients (SSE message ids, `next_cursor`)."""
     return _base64(f"{position.txid}:{position.id}")
 
 
@@ -197,11 +196,9 @@ def _base64(text: str) -> str:
 
 
 def _unbase64(cursor: str) -> str:
-    """The text inside an encoded cursor; ValueError when it is none."""
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
-        raise ValueError(str(exc)) from None
+    """The text inside an encoded cursor; a ValueError (binascii.Error, UnicodeDecodeError, or
+    non-ASCII input) when it is none."""
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
 
 
 def _digits(text: str) -> bool:

@@ -56,7 +56,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     "Last-Event-ID": {
         "description": "Resume a stream right after this event: the `id` of the last message received "
         "(an EventSource sends it when it reconnects), or a plain event id. Nothing is skipped: each "
-        "message's `id` is a cursor in commit order. Takes precedence over `after`.",
+        "message's `id` is a cursor in the log's order. Takes precedence over `after`.",
         "schema": {"type": "string", "maxLength": 100},
         "example": "MTIzOjQ1",
     },

@@ -80,7 +80,7 @@ def form_version(values: dict[str, str]) -> int | None:
 
 
 async def stream_start(request: web.Request) -> str:
-    """The cursor of "now" (the commit horizon), read before a page's data: its stream resumes there,
-    so nothing that happens while the page loads is missed (an event the page shows may come again)."""
+    """The cursor of "now" (`events.horizon`), read before a page's data: its stream resumes there, so
+    nothing that happens while the page loads is missed (an event the page shows may come again)."""
     async with services(request).database.read() as conn:
         return encode_event_cursor(await events.horizon(conn))
