@@ -3,6 +3,9 @@
 An event's id is taken at insert and its transaction commits later, so reading `id > cursor` skips
 one that took a lower id but committed after the reader moved past it. Each case below holds
 transactions open on their own connections, in the order that loses an event.
+
+A transaction of another session on the same server also holds the horizon back (CI may share one):
+reads that expect events handed out wait for them, with a deadline.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from sqlalchemy import text
 from app.domain.events import NewEvent
 from app.store import events, projects
 from app.store.events import START, Batch, Position
+from tests.support.workflow import wait_for
 
 
 async def _project_id(database) -> int:
@@ -29,6 +33,16 @@ def _types(placed) -> list[str]:
 async def _read(database, after: Position, project_id: int) -> Batch:
     async with database.read() as conn:
         return await events.read_after(conn, after, project_id=project_id)
+
+
+async def _settled(database, after: Position, project_id: int, count: int) -> Batch:
+    """The read once it hands out `count` events (or more)."""
+
+    async def handed_out() -> Batch | None:
+        batch = await _read(database, after, project_id)
+        return batch if len(batch.settled) >= count else None
+
+    return await wait_for(handed_out, seconds=30, what=f"{count} events handed out")
 
 
 async def _open(stack: AsyncExitStack, database):
@@ -52,7 +66,7 @@ async def test_an_event_committed_after_a_later_one_is_still_delivered(database)
         first = await _read(database, START, project_id)
         assert first.settled == []  # B waits: A, older and open, may still commit before it
         assert _types(first.waiting) == ["project.ready"]
-    second = await _read(database, first.end or START, project_id)
+    second = await _settled(database, first.end or START, project_id, 2)
     assert _types(second.settled) == ["project.updated", "project.ready"]
     assert second.waiting == []
 
@@ -70,10 +84,10 @@ async def test_the_cursor_follows_transaction_order_not_id_order(database):
             f = await events.append(conn_f, NewEvent(project_id, "step.running", "F"))
             e = await events.append(conn_e, NewEvent(project_id, "step.completed", "E"))
             assert f.id < e.id
-        first = await _read(database, START, project_id)
-        # Handed out at once: T_E's xid is below the horizon (T_F's, the oldest still open).
+        first = await _settled(database, START, project_id, 1)
+        # Handed out while T_F is open: T_E's xid is below the horizon (T_F's).
         assert _types(first.settled) == ["step.completed"]
-    second = await _read(database, first.end or START, project_id)
+    second = await _settled(database, first.end or START, project_id, 1)
     assert _types(second.settled) == ["step.running"]
 
 
@@ -85,7 +99,7 @@ async def test_a_long_transaction_without_events_delays_but_never_loses_them(dat
             await events.append(conn, NewEvent(project_id, "project.ready", "B"))
         held = await _read(database, START, project_id)
         assert (held.settled, _types(held.waiting)) == ([], ["project.ready"])
-    assert _types((await _read(database, START, project_id)).settled) == ["project.ready"]
+    assert _types((await _settled(database, START, project_id, 1)).settled) == ["project.ready"]
 
 
 async def test_from_now_and_plain_ids_are_positions(database):
@@ -102,7 +116,7 @@ async def test_from_now_and_plain_ids_are_positions(database):
         assert await events.start_at(conn, None, from_now=True) == now
     async with database.transaction() as conn:
         await events.append(conn, NewEvent(project_id, "project.ready", "new"))
-    assert _types((await _read(database, now, project_id)).settled) == ["project.ready"]
+    assert _types((await _settled(database, now, project_id, 1)).settled) == ["project.ready"]
     async with database.read() as conn:
         after_old = await events.start_at(conn, old.id, from_now=True)
-    assert _types((await _read(database, after_old, project_id)).settled) == ["project.ready"]
+    assert _types((await _settled(database, after_old, project_id, 1)).settled) == ["project.ready"]

@@ -14,7 +14,7 @@ from app.store.transitions import move_protocol
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.support.sse import next_sse
-from tests.support.workflow import make_repos
+from tests.support.workflow import make_repos, wait_for
 
 TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -144,8 +144,13 @@ async def test_protocol_flow_and_a_double_click_starts_one_job(client, repos):
         await client.get(f"/projects/{project['id']}/protocols?status=completed", headers=AUTH)
     ).json()
     assert empty["items"] == []
-    events = await (await client.get(f"/protocols/{run['id']}/events", headers=AUTH)).json()
-    assert [e["event_type"] for e in events["items"]] == ["protocol.created", "protocol.planning"]
+
+    async def both_events() -> list[str] | None:  # once no other transaction holds them back
+        page = await (await client.get(f"/protocols/{run['id']}/events", headers=AUTH)).json()
+        return [e["event_type"] for e in page["items"]] if len(page["items"]) == 2 else None
+
+    kinds = await wait_for(both_events, seconds=30, what="two events")
+    assert kinds == ["protocol.created", "protocol.planning"]
     only = await client.get(f"/protocols/{run['id']}/events?type=protocol.planning", headers=AUTH)
     assert [e["event_type"] for e in (await only.json())["items"]] == ["protocol.planning"]
 

@@ -3,7 +3,9 @@
 Each case holds transactions open on their own connections in the order that loses an event to a
 reader of `id > cursor`: an event whose transaction took a lower id (or an older xid) but committed
 after the reader moved on. A marker event from a transaction older than the one still open tells the
-test that the stream has read past the others (it is the only one the horizon lets through).
+test that the stream has read past the others (it is the only one the horizon lets through). Pages
+expected to show events are read until they do, with a deadline: a transaction of another session
+on the same server holds the horizon back too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from app.store import events, projects
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.support.sse import next_sse
+from tests.support.workflow import wait_for
 
 TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -69,6 +72,16 @@ async def _page(client, project_id: int, cursor: str | None) -> tuple[list[str],
     return [item["event_type"] for item in body["items"]], body["next_cursor"]
 
 
+async def _settled_page(client, project_id: int, cursor: str | None, count: int) -> list[str]:
+    """The events of the first page to show `count` or more."""
+
+    async def shown() -> list[str] | None:
+        names, _ = await _page(client, project_id, cursor)
+        return names if len(names) >= count else None
+
+    return await wait_for(shown, seconds=30, what=f"a page of {count} events")
+
+
 async def _stream(client, project_id: int, **headers: str):
     # `after=0`: from the first event, so the start does not race the test's writes.
     response = await client.get(
@@ -85,7 +98,7 @@ async def test_a_page_cursor_never_passes_an_event_that_commits_later(client):
         await _append(await _open(a, client), project_id, "project.updated")
         await _commit_one(client, project_id, "project.ready")
         first, cursor = await _page(client, project_id, None)
-    rest, _ = await _page(client, project_id, cursor)
+    rest = await _settled_page(client, project_id, cursor, 2 - len(first))
     assert first + rest == ["project.updated", "project.ready"]
 
 
@@ -99,10 +112,9 @@ async def test_a_page_cursor_follows_transaction_order_not_id_order(client):
             f = await _append(await _open(t_f, client), project_id, "step.running")
             e = await _append(conn_e, project_id, "step.completed")
             assert f.id < e.id
-        first, cursor = await _page(client, project_id, None)
-        assert first == ["step.completed"]
-    rest, _ = await _page(client, project_id, cursor)
-    assert rest == ["step.running"]
+        assert await _settled_page(client, project_id, None, 1) == ["step.completed"]
+        _, cursor = await _page(client, project_id, None)
+    assert await _settled_page(client, project_id, cursor, 1) == ["step.running"]
 
 
 async def test_the_stream_delivers_an_event_whose_transaction_committed_late(client):
@@ -154,9 +166,7 @@ async def test_message_ids_resume_the_stream_and_plain_event_ids_still_do(client
     assert (await next_sse(response))["event"] == "project.ready"
     response.close()
     # An events page's cursor resumes a stream, and a stream's message id an events page.
-    names, cursor = await _page(client, project_id, first["id"])
-    assert names == kinds[1:]
-    assert cursor is not None
+    assert await _settled_page(client, project_id, first["id"], 2) == kinds[1:]
 
 
 @pytest.mark.parametrize(
