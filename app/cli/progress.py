@@ -1,7 +1,8 @@
 """Following work as it happens: each new event as one line, and a live timer while an agent runs.
 
-Following is polling the event log with `after_id` every POLL_SECONDS: events are durable and
-ordered, so any process (this one, `serve`, a worker elsewhere) may be the one producing them.
+Following is polling the event log from a cursor every POLL_SECONDS: events are durable and handed
+out in transaction order, so any process (this one, `serve`, a worker elsewhere) may be the one producing
+them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.cli.common import Session, printable
 from app.domain.records import Event, ProtocolRun, StepRun
 from app.services.context import Services
 from app.store import events, protocols, steps
+from app.store.events import START, Placed, Position
 
 POLL_SECONDS = 0.3
 PAGE = 500
@@ -109,12 +111,12 @@ class AgentTracker:
 
 @dataclass
 class Follower:
-    """Where a follow stands (the last event id seen), what it prints, and how."""
+    """Where a follow stands (the position of the last event seen), what it prints, and how."""
 
     console: Console
     as_json: bool = False
     types: frozenset[str] = frozenset()
-    last_id: int = 0
+    position: Position = START
     tracker: AgentTracker = field(default_factory=AgentTracker)
     ticks: int = 0
 
@@ -143,21 +145,29 @@ class Follower:
 
 
 async def read_new(
-    svc: Services, follower: Follower, scope: dict[str, Any], *, project_level: bool = False
+    svc: Services,
+    follower: Follower,
+    scope: dict[str, Any],
+    *,
+    project_level: bool = False,
+    last: bool = False,
 ) -> list[Event]:
     """Every event in `scope` after the follower's mark, which moves past them.
 
-    `project_level` keeps only events about the project itself (not about one of its runs).
+    Events committed behind a transaction still open come in a later read, unless this is the `last`
+    read (nothing will follow it): then every committed one comes now. `project_level` keeps only
+    events about the project itself (not about one of its runs).
     """
-    found: list[Event] = []
+    found: list[Placed] = []
     while True:
-        async with svc.database.transaction() as conn:
-            page = await events.list_page(conn, **scope, after_id=follower.last_id, limit=PAGE)
+        async with svc.database.read() as conn:
+            batch = await events.read_after(conn, follower.position, **scope, limit=PAGE)
+        page = batch.settled + batch.waiting if last else batch.settled
         if page:
-            follower.last_id = page[-1].id
-        found += [e for e in page if not project_level or e.protocol_run_id is None]
-        if len(page) < PAGE:
-            return found
+            follower.position = page[-1].position
+        found += [p for p in page if not project_level or p.event.protocol_run_id is None]
+        if len(batch.settled) + len(batch.waiting) < PAGE:
+            return [p.event for p in found]
 
 
 async def read_run(svc: Services, run_id: int) -> tuple[ProtocolRun, list[StepRun]]:
@@ -178,8 +188,9 @@ async def follow_protocol(
         session.check_worker()
         # Status first, events second: the events of the status read are committed with it.
         run, plan = await read_run(svc, run_id)
-        follower.show(await read_new(svc, follower, {"protocol_run_id": run_id}))
-        if await done(run, plan):
+        finished = await done(run, plan)
+        follower.show(await read_new(svc, follower, {"protocol_run_id": run_id}, last=finished))
+        if finished:
             follower.console.clear()
             return run, plan
         follower.tick()

@@ -105,7 +105,9 @@ def events(
         async with session.services.database.transaction() as conn:
             _, run = await find_protocol(conn, ref)
         follower = Follower(Console(), as_json=as_json, types=frozenset(types))
-        follower.show(await read_new(session.services, follower, {"protocol_run_id": run.id}))
+        follower.show(
+            await read_new(session.services, follower, {"protocol_run_id": run.id}, last=not follow)
+        )
         if follow:
             await tail(session, run.id, follower)
 

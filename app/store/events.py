@@ -1,17 +1,62 @@
-"""The event log: append (inside the caller's transaction) and read in id order."""
+"""The event log: append (inside the caller's transaction) and read in transaction order.
+
+An event's id comes from a sequence when it is inserted, but its transaction may commit later than
+one that took a higher id, so a reader of `id > cursor` would skip it. Each event is therefore stamped
+with its transaction's id (`txid`), and readers that resume from a cursor are handed only events whose
+transaction is below their snapshot's xmin: every transaction below it has finished, so no event can
+still appear before the cursor. Order and cursor are (txid, id); `id` alone is not enough, since a
+transaction that took its xid first may commit an event with a higher id before a later one commits a
+lower id.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import NewEvent
 from app.domain.records import Event
 from app.logs import current_correlation_id
 from app.store.rows import fetch_all, page_size, to_record
-from app.store.tables import events
+from app.store.tables import XID8, events
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Position:
+    """Where an event stands in the log: its transaction's id (the order transactions began writing),
+    then its own id."""
+
+    txid: int
+    id: int
+
+
+START = Position(0, 0)  # before every event
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """An event and its position (what a cursor pointing just after it holds)."""
+
+    position: Position
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What `read_after` found: events to hand out, and committed ones still held back."""
+
+    settled: list[Placed]
+    # Committed, in scope and after the cursor, but an older transaction is still open and may yet
+    # commit an event before them: they come in a later read.
+    waiting: list[Placed]
+
+    @property
+    def end(self) -> Position | None:
+        """Where the next read resumes (None when nothing was handed out)."""
+        return self.settled[-1].position if self.settled else None
 
 
 async def append(conn: AsyncConnection, event: NewEvent) -> Event:
@@ -32,6 +77,71 @@ async def append(conn: AsyncConnection, event: NewEvent) -> Event:
     return to_record(Event, (await conn.execute(statement)).one())
 
 
+async def read_after(
+    conn: AsyncConnection,
+    after: Position,
+    *,
+    project_id: int | None = None,
+    protocol_run_id: int | None = None,
+    step_run_id: int | None = None,
+    event_types: Sequence[str] | None = None,
+    limit: int = 100,
+) -> Batch:
+    """Events after `after` in transaction order, for a reader that will resume from the last one.
+
+    The horizon is read in the same statement (so the same snapshot) as the events: an event of a
+    transaction below it is visible now if it ever will be.
+    """
+    query = (
+        select(events, (events.c.txid < select(_xmin()).scalar_subquery()).label("settled"))
+        .where(_key() > _bound(after))
+        .order_by(events.c.txid, events.c.id)
+        .limit(page_size(limit))
+    )
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types)
+    rows = (await conn.execute(query)).all()
+    placed = [(row.settled, Placed(Position(row.txid, row.id), to_record(Event, row))) for row in rows]
+    # Ordered by txid, so every settled event comes before every waiting one.
+    return Batch([p for ok, p in placed if ok], [p for ok, p in placed if not ok])
+
+
+async def horizon(conn: AsyncConnection) -> Position:
+    """A cursor for "from now": before every event not yet visible to a reader starting now.
+
+    It may repeat events that committed moments ago behind an older open transaction, but never
+    skips one.
+    """
+    xmin = await conn.scalar(select(_xmin()))
+    return Position(int(xmin or 0), 0)
+
+
+async def position_of(conn: AsyncConnection, event_id: int) -> Position:
+    """Event `event_id`'s position, for a client that holds a plain event id rather than a cursor.
+
+    An id not stored (never committed, or its project deleted) stands for the newest stored event
+    below it; with none, for the start.
+    """
+    row = (
+        await conn.execute(
+            select(events.c.txid, events.c.id)
+            .where(events.c.id <= event_id)
+            .order_by(events.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return Position(row.txid, row.id) if row is not None else START
+
+
+async def start_at(conn: AsyncConnection, given: Position | int | None, *, from_now: bool) -> Position:
+    """The cursor a reader starts from: `given` (a position, or a plain event id), else the start of
+    the log or, `from_now`, the horizon."""
+    if isinstance(given, Position):
+        return given
+    if given is not None:
+        return await position_of(conn, given)
+    return await horizon(conn) if from_now else START
+
+
 async def list_page(
     conn: AsyncConnection,
     *,
@@ -39,36 +149,12 @@ async def list_page(
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
     event_types: Sequence[str] | None = None,
-    after_id: int | None = None,
     limit: int = 100,
 ) -> list[Event]:
-    """Oldest first, within an optional scope and set of types; pass the last id seen as `after_id`."""
-    query = select(events).order_by(events.c.id).limit(page_size(limit))
-    query = _scoped(query, project_id, protocol_run_id, step_run_id)
-    if event_types:
-        query = query.where(events.c.event_type.in_(list(event_types)))
-    if after_id is not None:
-        query = query.where(events.c.id > after_id)
+    """The oldest events visible now, in transaction order (to follow the log, use `read_after`)."""
+    query = select(events).order_by(events.c.txid, events.c.id).limit(page_size(limit))
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types)
     return await fetch_all(conn, query, Event)
-
-
-def _scoped(
-    query: Select, project_id: int | None, protocol_run_id: int | None, step_run_id: int | None
-) -> Select:
-    """`query` narrowed to the events of a project, run or step (each optional)."""
-    for column, value in (
-        (events.c.project_id, project_id),
-        (events.c.protocol_run_id, protocol_run_id),
-        (events.c.step_run_id, step_run_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    return query
-
-
-async def last_id(conn: AsyncConnection) -> int:
-    """The newest event's id (0 when there is none): where a live stream starts."""
-    return int(await conn.scalar(select(func.coalesce(func.max(events.c.id), 0))) or 0)
 
 
 async def recent(
@@ -78,15 +164,50 @@ async def recent(
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
     type_prefix: str | None = None,
-    before_id: int | None = None,
+    before: Position | None = None,
     limit: int = 50,
 ) -> list[Event]:
-    """Newest first, within an optional scope; `type_prefix` keeps e.g. every `step.` event."""
-    query = select(events).order_by(events.c.id.desc()).limit(page_size(limit))
+    """Newest first in transaction order, within an optional scope; `type_prefix` keeps e.g. every `step.`
+    event. Pass the last event's position as `before` for the page after (an initial rendering, not
+    a feed to follow: that is `read_after`)."""
+    query = select(events).order_by(events.c.txid.desc(), events.c.id.desc()).limit(page_size(limit))
     query = _scoped(query, project_id, protocol_run_id, step_run_id)
     if type_prefix:
         escaped = type_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(events.c.event_type.like(escaped + "%", escape="\\"))
-    if before_id is not None:
-        query = query.where(events.c.id < before_id)
+    if before is not None:
+        query = query.where(_key() < _bound(before))
     return await fetch_all(conn, query, Event)
+
+
+def _xmin() -> ColumnElement:
+    """The oldest transaction still running when the statement's snapshot was taken."""
+    return func.pg_snapshot_xmin(func.pg_current_snapshot())
+
+
+def _key() -> ColumnElement:
+    return tuple_(events.c.txid, events.c.id)
+
+
+def _bound(position: Position) -> ColumnElement:
+    return tuple_(literal(position.txid, XID8), literal(position.id, BigInteger))
+
+
+def _scoped(
+    query: Select,
+    project_id: int | None,
+    protocol_run_id: int | None,
+    step_run_id: int | None,
+    event_types: Sequence[str] | None = None,
+) -> Select:
+    """`query` narrowed to the events of a project, run or step, and to some types (each optional)."""
+    if event_types:
+        query = query.where(events.c.event_type.in_(list(event_types)))
+    for column, value in (
+        (events.c.project_id, project_id),
+        (events.c.protocol_run_id, protocol_run_id),
+        (events.c.step_run_id, step_run_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    return query

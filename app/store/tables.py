@@ -1,8 +1,8 @@
 """The database schema, as SQLAlchemy Core tables. Alembic migrations must match this (a test checks).
 
 Statuses are text with CHECK constraints built from the domain enums, so a new status is a migration,
-never a silent surprise. Every list the API and console page through has an index ending in `id`,
-the keyset cursor.
+never a silent surprise. Every list the API and console page through has an index ending in its
+keyset cursor: `id`, or `txid, id` for events.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
+from sqlalchemy.types import UserDefinedType
 
 from app.domain.records import AgentRunStatus, ProjectStatus, Stage
 from app.domain.statuses import ProtocolStatus, StepStatus
@@ -42,6 +44,18 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (asyncpg reads and writes it as an int)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "XID8"
+
+
+ischema_names["xid8"] = XID8  # so reflection (Alembic's model check) knows the column's type
 
 
 def _one_of(column: str, values: type[StrEnum]) -> CheckConstraint:
@@ -199,6 +213,9 @@ events = Table(
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("correlation_id", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The inserting transaction: events are read in (txid, id) order, handed out only once every
+    # older transaction has finished (app/store/events.py says why id order alone loses events).
+    Column("txid", XID8, nullable=False, server_default=func.pg_current_xact_id()),
     ForeignKeyConstraint(
         ["protocol_run_id", "project_id"],
         ["protocol_runs.id", "protocol_runs.project_id"],
@@ -210,10 +227,11 @@ events = Table(
         ondelete="CASCADE",
     ),
     CheckConstraint("step_run_id IS NULL OR protocol_run_id IS NOT NULL", name="step_has_protocol"),
-    Index(None, "project_id", "id"),
-    Index(None, "protocol_run_id", "id"),
-    Index(None, "step_run_id", "id"),
-    Index(None, "event_type", "id"),
+    Index(None, "txid", "id"),
+    Index(None, "project_id", "txid", "id"),
+    Index(None, "protocol_run_id", "txid", "id"),
+    Index(None, "step_run_id", "txid", "id"),
+    Index(None, "event_type", "txid", "id"),
 )
 
 agent_runs = Table(

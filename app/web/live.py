@@ -1,9 +1,13 @@
 """Following the event log live: new events as they are committed, for the SSE streams.
 
 A follower sleeps until the change feed announces an event in its scope (one LISTEN connection per
-process serves every follower), then reads what is new from the durable log in id order. Without
-the feed (it dropped, or none is given) it falls back to reading every `IDLE_SECONDS`: nothing is
-lost either way, since the log, not the notification, is the source.
+process serves every follower), then reads what is new from the durable log in transaction order (see
+app/store/events.py). Without the feed (it dropped, or none is given) it falls back to reading every
+`IDLE_SECONDS`: nothing is lost either way, since the log, not the notification, is the source.
+
+Events committed behind an older transaction that is still open are held back until it ends. That
+transaction may write no event, so no notification would say when: while events wait, the follower
+re-reads on a short, growing pause instead of sleeping until the next notification.
 """
 
 from __future__ import annotations
@@ -12,26 +16,27 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from app.domain.records import Event
 from app.store import events as store
 from app.store.changes import Change, ChangeFeed
 from app.store.database import Database
+from app.store.events import Placed, Position
 
 BATCH = 200
 IDLE_SECONDS = 1.0  # longest wait before an (empty) batch: lets a stream notice a gone client
+WAITING_SECONDS = (0.02, 0.05, 0.1, 0.2, 0.5)  # re-reads while events wait behind an open transaction
 
 
 async def event_batches(
     database: Database,
     feed: ChangeFeed | None,
     *,
-    after_id: int | None,
+    after: Position,
     event_types: list[str] | None = None,
     project_id: int | None = None,
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
-) -> AsyncIterator[list[Event]]:
-    """Batches of new events (oldest first) after `after_id` (None: from now), forever.
+) -> AsyncIterator[list[Placed]]:
+    """Batches of new events (in transaction order) after `after`, forever.
 
     An empty batch comes at least every IDLE_SECONDS, so the caller can check its client is still
     there; stop iterating to stop following.
@@ -45,40 +50,26 @@ async def event_batches(
 
     unsubscribe = feed.subscribe(on_change) if feed is not None else None
     scope = {"project_id": project_id, "protocol_run_id": protocol_run_id, "step_run_id": step_run_id}
+    position = after
+    waits = 0  # reads in a row that found events held back
     try:
-        if after_id is None:
-            async with database.read() as conn:
-                after_id = await store.last_id(conn)
         while True:
+            pause = WAITING_SECONDS[min(waits, len(WAITING_SECONDS)) - 1] if waits else IDLE_SECONDS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), IDLE_SECONDS)
-            if not wake.is_set() and feed is not None and feed.connected:
+                await asyncio.wait_for(wake.wait(), pause)
+            if not wake.is_set() and not waits and feed is not None and feed.connected:
                 yield []  # nothing new for certain: the feed would have said
                 continue
             wake.clear()
             async with database.read() as conn:
-                batch = await store.list_page(
-                    conn, event_types=event_types or None, after_id=after_id, limit=BATCH, **scope
+                batch = await store.read_after(
+                    conn, position, event_types=event_types or None, limit=BATCH, **scope
                 )
-            if batch:
-                after_id = batch[-1].id
-                if len(batch) == BATCH:
-                    wake.set()  # more are waiting
-            yield batch
+            position = batch.end or position
+            if len(batch.settled) == BATCH:
+                wake.set()  # more are waiting
+            waits = waits + 1 if batch.waiting else 0
+            yield batch.settled
     finally:
         if unsubscribe is not None:
             unsubscribe()
-
-
-async def follow_events(
-    database: Database,
-    feed: ChangeFeed | None = None,
-    *,
-    after_id: int | None,
-    event_types: list[str] | None = None,
-    **scope: int | None,
-) -> AsyncIterator[Event]:
-    """New events one by one (see `event_batches`; prefer it where a gone client must be noticed)."""
-    async for batch in event_batches(database, feed, after_id=after_id, event_types=event_types, **scope):
-        for event in batch:
-            yield event

@@ -14,6 +14,7 @@ from app.domain.statuses import ProtocolStatus, StepStatus
 from app.errors import ConflictError, InvalidInputError, NotFoundError, StaleWriteError
 from app.logs import correlation_scope
 from app.store import agent_runs, events, projects, protocols, steps
+from tests.support.workflow import wait_for
 
 
 async def _project(database, name="demo"):
@@ -166,12 +167,20 @@ async def test_events_belong_to_a_project_and_optionally_a_run_and_step(database
         of_run = await events.list_page(conn, protocol_run_id=run.id)
         of_step = await events.list_page(conn, step_run_id=step.id)
         by_type = await events.list_page(conn, event_types=["project.created", "step.created"])
-        after = await events.list_page(conn, project_id=project.id, after_id=mine[0].id, limit=1)
+        start = await events.position_of(conn, mine[0].id)
+
+    async def handed_out() -> events.Batch | None:  # once no other session's transaction holds it back
+        async with database.read() as conn:
+            batch = await events.read_after(conn, start, project_id=project.id, limit=1)
+        return batch if batch.settled else None
+
+    after = await wait_for(handed_out, seconds=30, what="the next event")
     assert [e.event_type for e in mine] == ["project.updated", "protocol.created", "step.created"]
     assert [e.event_type for e in of_run] == ["protocol.created", "step.created"]
     assert [e.event_type for e in of_step] == ["step.created"]
     assert [e.event_type for e in by_type] == ["step.created", "project.created"]
-    assert after == [mine[1]]
+    assert [placed.event for placed in after.settled] == [mine[1]]
+    assert after.waiting == []
 
 
 async def test_an_event_cannot_borrow_another_projects_run(database):

@@ -1,4 +1,8 @@
-"""Events: the durable log, paged by cursor, filtered by type, for the whole service or one subject."""
+"""Events: the durable log, paged by cursor, filtered by type, for the whole service or one subject.
+
+Pages and the stream hand events out in transaction order, and only once every older transaction
+has finished (app/store/events.py): a cursor never passes an event that could still commit before it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from app.domain.records import Event
 from app.store import events as store
 from app.store import projects, protocols, steps
 from app.web.api.common import services
-from app.web.api.models import EventQuery, Page, StreamQuery, encode_cursor
+from app.web.api.models import EventQuery, Page, StreamQuery, decode_event_cursor, encode_event_cursor
 from app.web.api.registry import Api
 from app.web.keys import CHANGES
 from app.web.live import event_batches
@@ -25,15 +29,24 @@ async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
             await protocols.get(conn, scope["protocol_run_id"])
         if "step_run_id" in scope:
             await steps.get(conn, scope["step_run_id"])
-        items = await store.list_page(
-            conn, event_types=query.type or None, after_id=query.position(), limit=query.limit, **scope
+        after = await store.start_at(conn, query.start(), from_now=False)
+        batch = await store.read_after(
+            conn, after, event_types=query.type or None, limit=query.limit, **scope
         )
     # Oldest first; the cursor of the last item always continues (new events may come).
-    return {"items": items, "next_cursor": encode_cursor(items[-1].id) if items else query.cursor}
+    return {
+        "items": [placed.event for placed in batch.settled],
+        "next_cursor": encode_event_cursor(batch.end) if batch.end else query.cursor,
+    }
 
 
 @api.route(
-    "GET", "/events", summary="All events, oldest first", tag="events", query=EventQuery, response=Page[Event]
+    "GET",
+    "/events",
+    summary="All events, oldest first",
+    tag="events",
+    query=EventQuery,
+    response=Page[Event],
 )
 async def all_events(request: web.Request, query: EventQuery) -> dict:
     return await _page(request, query)
@@ -82,17 +95,27 @@ async def step_events(request: web.Request, step_id: int, query: EventQuery) -> 
     "GET",
     "/events/stream",
     summary="New events as Server-Sent Events (resumable with Last-Event-ID)",
+    headers=("Last-Event-ID",),
     tag="events",
     query=StreamQuery,
     response=Event,
     stream=True,
 )
 async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamResponse:
+    resumed = request.headers.get("Last-Event-ID")
+    given = (
+        decode_event_cursor(resumed, field="Last-Event-ID")
+        if resumed
+        else decode_event_cursor(query.after, field="after")
+    )
+    database = services(request).database
+    async with database.read() as conn:  # before answering: the stream covers all that follows
+        after = await store.start_at(conn, given, from_now=True)
     async with sse_response(request) as stream:
         batches = event_batches(
-            services(request).database,
+            database,
             request.app.get(CHANGES),
-            after_id=_resume_point(stream.last_event_id, query.after),
+            after=after,
             event_types=query.type,
             project_id=query.project_id,
             protocol_run_id=query.protocol_id,
@@ -101,16 +124,13 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
         async for batch in batches:
             if not _connected(request, stream):
                 break
-            for event in batch:
-                await stream.send(event.model_dump_json(), id=str(event.id), event=event.event_type)
+            for placed in batch:
+                event = placed.event
+                await stream.send(
+                    event.model_dump_json(), id=encode_event_cursor(placed.position), event=event.event_type
+                )
     return stream
 
 
 def _connected(request: web.Request, stream: EventSourceResponse) -> bool:
     return stream.is_connected() and request.transport is not None and not request.transport.is_closing()
-
-
-def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id and last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) < 19:
-        return int(last_event_id)
-    return after

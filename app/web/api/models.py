@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.config import EngineName
 from app.domain.statuses import ProtocolStatus
 from app.errors import InvalidInputError
+from app.store.events import Position
 from app.web.api.registry import MAX_ID
 
 T = TypeVar("T")
@@ -122,7 +122,18 @@ class ProtocolPageQuery(PageQuery):
 
 class EventQuery(PageQuery):
     limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(
+        None,
+        max_length=100,
+        description="The `next_cursor` of the previous page; a plain event id is also taken (the page "
+        "after that event). Events come in transaction order, each only once every transaction begun before "
+        "it has finished, so a page never skips one that could still commit before its cursor (a new "
+        "event may thus appear a moment late).",
+    )
     type: list[str] = Field(default_factory=list, max_length=30)
+
+    def start(self) -> Position | int | None:
+        return decode_event_cursor(self.cursor, field="cursor")
 
 
 class StreamQuery(Strict):
@@ -130,8 +141,12 @@ class StreamQuery(Strict):
     protocol_id: int | None = Field(None, ge=1, le=MAX_ID)
     step_id: int | None = Field(None, ge=1, le=MAX_ID)
     type: list[str] = Field(default_factory=list, max_length=30)
-    after: int | None = Field(
-        None, ge=0, le=MAX_ID, description="Resume after this event id (or send Last-Event-ID)."
+    after: str | None = Field(
+        None,
+        max_length=100,
+        description="Resume after this cursor: the `id` of an SSE message, or a `next_cursor` of an events "
+        "page. A plain event id is also taken (resume after that event). Last-Event-ID, sent by a "
+        "reconnecting EventSource, takes precedence. Without either, the stream starts now.",
     )
 
 
@@ -141,20 +156,67 @@ class Page(BaseModel, Generic[T]):
 
 
 def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(str(position).encode()).decode().rstrip("=")
+    return _base64(str(position))
 
 
 def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        position = int(text)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        position = int(_unbase64(cursor))
+    except ValueError:
         raise InvalidInputError("the cursor is not one this API gave out", field="cursor") from None
     if not 0 <= position <= MAX_ID:
         raise InvalidInputError("the cursor is not one this API gave out", field="cursor")
     return position
+
+
+MAX_TXID = 2**63 - 1
+
+
+def encode_event_cursor(position: Position) -> str:
+    """An event's place in the log (`events.Position`), opaque to clients (SSE message ids, `next_cursor`)."""
+    return _base64(f"{position.txid}:{position.id}")
+
+
+def decode_event_cursor(cursor: str | None, *, field: str) -> Position | int | None:
+    """The position `cursor` names, or a plain event id (given as digits, or an `encode_cursor` of one,
+    as this API gave out before event cursors held a position), for `events.start_at`."""
+    if not cursor:
+        return None
+    if cursor.isascii() and cursor.isdigit():
+        # Unambiguous: an encoded position starts with a letter (base64 of a digit is M, N or O).
+        return _event_id(cursor, field)
+    try:
+        text = _unbase64(cursor)
+    except ValueError:
+        raise InvalidInputError("the cursor is not one this API gave out", field=field) from None
+    txid, colon, event_id = text.partition(":")
+    if not colon:
+        return _event_id(text, field)
+    if not (_digits(txid) and _digits(event_id) and int(txid) <= MAX_TXID and int(event_id) <= MAX_ID):
+        raise InvalidInputError("the cursor is not one this API gave out", field=field)
+    return Position(int(txid), int(event_id))
+
+
+def _base64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _unbase64(cursor: str) -> str:
+    """The text inside an encoded cursor; a ValueError (binascii.Error, UnicodeDecodeError, or
+    non-ASCII input) when it is none."""
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
+def _event_id(text: str, field: str) -> int:
+    if not (_digits(text) and int(text) <= MAX_ID):
+        raise InvalidInputError("the cursor is not one this API gave out", field=field)
+    return int(text)
 
 
 def page_of(items: list, limit: int) -> dict:

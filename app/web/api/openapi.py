@@ -56,6 +56,13 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
         "example": "create-login-page-1",
     },
+    "Last-Event-ID": {
+        "description": "Resume a stream right after this event: the `id` of the last message received "
+        "(an EventSource sends it when it reconnects), or a plain event id. Nothing is skipped: each "
+        "message's `id` is a cursor in the log's order. Takes precedence over `after`.",
+        "schema": {"type": "string", "maxLength": 100},
+        "example": "MTIzOjQ1",
+    },
 }
 
 

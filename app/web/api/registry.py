@@ -47,7 +47,7 @@ class Endpoint:
     # What a 2xx answer is sent as: JSON of `response` by default; text (`text/plain`, `text/markdown`,
     # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
     media_types: tuple[str, ...] = (JSON,)
-    headers: tuple[str, ...] = ()  # request headers it honours: If-Match, Idempotency-Key
+    headers: tuple[str, ...] = ()  # request headers it honours: If-Match, Idempotency-Key, Last-Event-ID
     # GET answers kept in the response cache (app/web/cache.py), tagged by the rows they show: a hit
     # skips validation and the database (only answers to requests that were valid are ever kept).
     cache: Callable[[dict[str, Any]], list[Tag]] | None = None

@@ -17,6 +17,7 @@ from aiohttp_sse import sse_response
 from app.domain.events import EVENT_KINDS
 from app.errors import PermissionDeniedError
 from app.store import events, projects, protocols, steps
+from app.web.api.models import decode_event_cursor, encode_event_cursor
 from app.web.console.base import render, services, session, stream_start
 from app.web.keys import CHANGES
 from app.web.live import event_batches
@@ -33,8 +34,9 @@ async def activity(request: web.Request) -> web.Response:
     prefix = request.query.get("type", "")[:60]
     after = await stream_start(request)
     async with services(request).database.read() as conn:
+        before = await events.position_of(conn, scope["before"]) if "before" in scope else None
         items = await events.recent(
-            conn, project_id=project_id, type_prefix=prefix or None, before_id=scope.get("before"), limit=PAGE
+            conn, project_id=project_id, type_prefix=prefix or None, before=before, limit=PAGE
         )
         choices = await projects.list_page(conn, limit=200) if scoped is None else []
     return render(
@@ -62,29 +64,33 @@ def _ids(request: web.Request, *names: str) -> dict[str, int]:
 @routes.get("/stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     scope = await _stream_scope(request)
-    after = _ids(request, "after").get("after")
+    resumed = request.headers.get("Last-Event-ID")  # the browser reconnecting after a drop
+    if resumed:
+        given = decode_event_cursor(resumed, field="Last-Event-ID")
+    else:
+        given = decode_event_cursor(request.query.get("after"), field="after")
     prefix = request.query.get("type", "")[:60] or None
     database = services(request).database
+    async with database.read() as conn:
+        after = await events.start_at(conn, given, from_now=True)
     async with sse_response(request) as sse:
-        resumed = sse.last_event_id  # the browser reconnecting after a drop
-        if resumed and resumed.isascii() and resumed.isdigit() and len(resumed) < 19:
-            after = int(resumed)
         with contextlib.suppress(ConnectionResetError):
             async for batch in event_batches(
                 database,
                 request.config_dict.get(CHANGES),
-                after_id=after,
+                after=after,
                 project_id=scope.get("project_id"),
                 protocol_run_id=scope.get("protocol_run_id"),
                 step_run_id=scope.get("step_run_id"),
             ):
                 if not sse.is_connected() or request.transport is None or request.transport.is_closing():
                     break
-                for event in batch:
+                for placed in batch:
+                    event = placed.event
                     if prefix and not event.event_type.startswith(prefix):
                         continue
                     row = aiohttp_jinja2.render_string("console/_event_row.html", request, {"event": event})
-                    await sse.send(row, event="feed", id=str(event.id))
+                    await sse.send(row, event="feed", id=encode_event_cursor(placed.position))
                     await sse.send(event.event_type, event="change")
     return sse
 

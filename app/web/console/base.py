@@ -10,6 +10,7 @@ from aiohttp import web
 from app.errors import NotFoundError
 from app.services.context import Services
 from app.store import events
+from app.web.api.models import encode_event_cursor
 from app.web.api.registry import MAX_ID
 from app.web.console.session import CSRF_FIELD, CSRF_HEADER, Session, SessionCodec
 from app.web.keys import SERVICES
@@ -78,8 +79,8 @@ def form_version(values: dict[str, str]) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 18 else None
 
 
-async def stream_start(request: web.Request) -> int:
-    """The newest event id, read before a page's data: its stream resumes there, so nothing that
-    happens while the page loads is missed."""
+async def stream_start(request: web.Request) -> str:
+    """The cursor of "now" (`events.horizon`), read before a page's data: its stream resumes there, so
+    nothing that happens while the page loads is missed (an event the page shows may come again)."""
     async with services(request).database.read() as conn:
-        return await events.last_id(conn)
+        return encode_event_cursor(await events.horizon(conn))
