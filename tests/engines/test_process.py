@@ -115,7 +115,8 @@ async def test_children_forked_while_the_tree_is_killed_do_not_escape(tmp_path: 
         assert survivors(marker) == []
 
 
-async def test_cancellation_kills_the_group_and_propagates(tmp_path: Path) -> None:
+async def _sleeping_group(tmp_path: Path) -> tuple[str, asyncio.Task, list[str]]:
+    """A shell that printed its pid and waits on a marked sleep: (marker, its running task, its lines)."""
     marker = sleep_marker()
     lines: list[str] = []
     started = asyncio.Event()
@@ -126,6 +127,11 @@ async def test_cancellation_kills_the_group_and_propagates(tmp_path: Path) -> No
 
     task = asyncio.create_task(run(f"echo $$; sleep {marker} & wait", tmp_path, on_line=on_line))
     await asyncio.wait_for(started.wait(), 5)
+    return marker, task, lines
+
+
+async def test_cancellation_kills_the_group_and_propagates(tmp_path: Path) -> None:
+    marker, task, lines = await _sleeping_group(tmp_path)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -324,16 +330,7 @@ async def test_cancelled_again_while_killing_the_tree_still_waits_for_the_kill(
         finished.append(True)
 
     monkeypatch.setattr(process_module, "_kill_tree", slow)
-    marker = sleep_marker()
-    lines: list[str] = []
-    started = asyncio.Event()
-
-    def on_line(line: str) -> None:
-        lines.append(line)
-        started.set()
-
-    task = asyncio.create_task(run(f"echo $$; sleep {marker} & wait", tmp_path, on_line=on_line))
-    await asyncio.wait_for(started.wait(), 5)
+    marker, task, lines = await _sleeping_group(tmp_path)
     task.cancel()
     assert await asyncio.to_thread(killing.wait, 10)
     task.cancel()  # the second cancellation arrives while the tree is being killed
