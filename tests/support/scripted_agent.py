@@ -4,6 +4,8 @@
 Planning: answers a two-step plan (or AGENT_PLAN_STEPS steps). Execution: writes `work/NN.txt` in the
 worktree and appends to log.md. QA: passes, unless the step's number is in AGENT_QA_FAIL (comma-separated).
 AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
+AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid there (file
+`<protocol>-<NN>`) and hangs until killed; later ones work normally (fault tests kill the worker).
 """
 
 import json
@@ -49,6 +51,14 @@ if stage == "planning":
 elif stage == "execution":
     number = re.search(r"\(step (\d+):", prompt).group(1)
     folder = re.search(r"`\.protocols/([^/`]+)/", prompt).group(1)
+    if hangs := os.environ.get("AGENT_HANG_ONCE"):
+        try:
+            with open(Path(hangs, f"{folder}-{number}"), "x") as mark:
+                mark.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(3600)
     time.sleep(float(os.environ.get("AGENT_SLEEP", "0")))
     Path("work").mkdir(exist_ok=True)
     Path("work", f"{number}.txt").write_text(f"step {number}\n")

@@ -21,7 +21,7 @@ from app.store import projects as project_store
 from app.store import protocols
 
 SCRIPTED_AGENT = Path(__file__).with_name("scripted_agent.py")
-AGENT_VARIABLES = ("AGENT_QA_FAIL", "AGENT_SLEEP", "AGENT_PLAN_STEPS", "AGENT_FAIL_STAGE")
+AGENT_VARIABLES = ("AGENT_QA_FAIL", "AGENT_SLEEP", "AGENT_PLAN_STEPS", "AGENT_FAIL_STAGE", "AGENT_HANG_ONCE")
 
 
 def git(*args: str, cwd: Path | None = None) -> str:
