@@ -44,6 +44,7 @@ from tests.support.faults import (
     read_steps,
     report,
     tagged_agents,
+    tagged_commits,
     wait_until,
 )
 from tests.support.workflow import git, make_repos, project_ready
@@ -125,11 +126,10 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
     problems, doubled = [], Counter[str]()
     for run in runs:
         branch = run.branch_name or ""
-        subjects = git("--git-dir", str(repos.origin), "log", "--format=%s", branch).splitlines()
         step_shas = [s.commit_sha for s in plans[run.id]]
         for step in plans[run.id]:
             tag = f"[protocol-{run.number:04d}/{step.step_index:02d}]"
-            commits = sum(s.endswith(tag) for s in subjects)
+            commits = tagged_commits(repos.origin, branch, tag)
             doubled["commits"] += max(0, commits - 1)
             if commits != 1:
                 problems.append(f"{branch} step {step.step_index}: {commits} commits")

@@ -237,6 +237,14 @@ def install_ref_log(bare: Path) -> None:
     subprocess.run(["git", "--git-dir", str(bare), "config", "core.logAllRefUpdates", "always"], check=True)
 
 
+def tagged_commits(repo: Path, ref: str, tag: str) -> int:
+    """How many commits reachable from `ref` in `repo` (a bare one or a worktree) end with `tag`."""
+    done = subprocess.run(
+        ["git", "-C", str(repo), "log", "--format=%s", ref, "--"], capture_output=True, text=True
+    )
+    return sum(line.endswith(tag) for line in done.stdout.splitlines())  # no such ref: none
+
+
 def pushes(bare: Path, branch: str) -> list[str]:
     """The sha each push of `branch` to the bare remote moved it to, oldest first."""
     log = bare / "logs" / "refs" / "heads" / branch
@@ -282,3 +290,12 @@ async def read_steps(svc: Services, run_id: int) -> list[StepRun]:
 async def read_events(svc: Services, run_id: int) -> list[Event]:
     async with svc.database.read() as conn:
         return await events.list_page(conn, protocol_run_id=run_id, limit=500)
+
+
+SETTLED = ("completed", "blocked", "failed", "cancelled")
+
+
+async def run_settled(svc: Services, run_id: int) -> ProtocolRun | None:
+    """The run once it stopped moving (completed, or stopped short of it), else None."""
+    (run,) = await read_runs(svc, [run_id])
+    return run if run.status.value in SETTLED else None

@@ -1,0 +1,126 @@
+"""A worker frozen (SIGSTOP) in the middle of a step, past the stall window, then thawed (SIGCONT).
+
+Two `tasksgodzilla worker` processes. When the step's execution agent starts, the test freezes the
+worker that started it. Its heartbeat stops, so the other worker retries the job after
+TASKSGODZILLA_STALLED_AFTER_SECONDS and runs the step again. While that second agent works, the
+frozen worker is thawed: it wakes up with its own agent's (stale) result in hand. That late result
+must be fenced off: the step is committed once, completes once and is judged by QA once.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from app.jobs.runtime import open_runtime
+from app.services import planning, projects
+from tests.support.faults import (
+    Fleet,
+    fault_environment,
+    fault_settings,
+    probe_value,
+    read_events,
+    read_runs,
+    read_steps,
+    report,
+    run_settled,
+    tagged_commits,
+    wait_until,
+)
+from tests.support.workflow import make_repos, project_ready
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "No fencing of a stale job: the thawed worker finishes its agent run, but "
+        "agent_runs.finish refuses it ('agent run N is failed already': the takeover's "
+        "abandon_running closed it), app/jobs/tasks.py:guarded treats that as terminal and calls "
+        "execution.fail_step, which fails the step the other worker is executing and blocks the run "
+        "(no check that this job still holds the step, e.g. by attempt). Procrastinate's "
+        "finish_job/retry_job match the job id only, not the worker, so the stale outcome also lands "
+        "on the job the other worker now runs."
+    ),
+)
+async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_path, fleets):
+    repos = make_repos(tmp_path)
+    settings = fault_settings(tmp_path)
+    env = fault_environment(settings, database_url, AGENT_PLAN_STEPS="1", AGENT_SLEEP="2")
+    fleet: Fleet = fleets(env)
+    fleet.worker("w1")
+    fleet.worker("w2")
+    async with open_runtime(settings, database_url, environ=env) as (_, svc):
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+        await wait_until(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
+        run = await planning.create_protocol(svc, project.id, title="Freeze")
+        await planning.start_protocol(svc, run.id)
+
+        first = await wait_until(lambda: _execution_agent(fleet), seconds=60, what="the execution agent")
+        frozen = fleet.named(first.owner)
+        frozen.signal(signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        job_id = await wait_until(
+            lambda: probe_value(
+                database_url, "SELECT id FROM procrastinate_jobs WHERE task_name = 'execute_step_job'"
+            ),
+            seconds=30,
+            what="the step's job",
+        )
+        second = await wait_until(
+            lambda: _execution_agent(fleet, besides=first.owner),
+            seconds=60,
+            what="another worker to take the step over",
+        )
+        taken_over = time.monotonic() - frozen_at
+        offset = frozen.log.stat().st_size
+        frozen.signal(signal.SIGCONT)  # while the other worker's agent is still working
+        await wait_until(
+            lambda: (
+                f"[{job_id}]" in frozen.log.read_text()[offset:]
+                and "ended with status" in frozen.log.read_text()[offset:]
+            ),
+            seconds=60,
+            what="the thawed worker to finish its stale job",
+        )
+        await wait_until(lambda: run_settled(svc, run.id), seconds=90, what="the run to settle")
+        await wait_until(lambda: _quiet(database_url), seconds=60, what="no job waiting or running")
+        fleet.check()
+        (run,) = await read_runs(svc, [run.id])
+        history = await read_events(svc, run.id)
+        (step,) = await read_steps(svc, run.id)
+
+    kinds = Counter(e.event_type for e in history)
+    tag = "[protocol-0001/01]"
+    commits = {
+        "origin": tagged_commits(repos.origin, run.branch_name or "", tag),
+        "worktree": tagged_commits(Path(run.worktree_path or ""), "HEAD", tag),
+    }
+    report(
+        "worker_freeze",
+        run=run.status.value,
+        takeover_seconds=round(taken_over, 1),
+        commits=commits["origin"],
+        completed_transitions=kinds["step.completed"],
+        qa_verdicts=kinds["qa.verdict"],
+        executions=sum(
+            1 for e in history if e.event_type == "agent.started" and e.payload["stage"] == "execution"
+        ),
+        retries=kinds["job.retrying"],
+    )
+    assert second.owner != first.owner
+    assert (run.status.value, step.status.value) == ("completed", "completed"), run.last_error
+    assert commits == {"origin": 1, "worktree": 1}
+    assert (kinds["step.committed"], kinds["step.completed"], kinds["qa.verdict"]) == (1, 1, 1)
+
+
+def _execution_agent(fleet: Fleet, *, besides: str | None = None):
+    return next((a for a in fleet.agents() if a.stage == "execution" and a.owner != besides), None)
+
+
+async def _quiet(url: str) -> bool:
+    waiting = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+    return await probe_value(url, waiting) == 0
