@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from app.store import migrate
+from app.store.embedded import EmbeddedPostgres
 from tests.support.faults import Fleet
 
 
@@ -26,3 +29,37 @@ def fleets(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Fleet]]:
     finally:
         for fleet in made:
             fleet.close()
+
+
+@dataclass
+class PrivateServer:
+    """An embedded PostgreSQL this test alone uses, so it may stop and start it."""
+
+    pgdata: Path
+    server: EmbeddedPostgres | None = None
+
+    def start(self) -> None:
+        self.server = EmbeddedPostgres(self.pgdata).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def url(self, database: str = "postgres") -> str:
+        assert self.server is not None
+        return self.server.url(database)
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[tuple[PrivateServer, str]]:
+    """A private server (not the session's shared one) and a migrated database on it."""
+    server = PrivateServer(tmp_path / "pg")
+    server.start()
+    try:
+        assert server.server is not None
+        url = server.server.ensure_database("tasksgodzilla")
+        migrate.upgrade(url)
+        yield server, url
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from app.jobs.runtime import open_runtime
 from app.services import planning, projects
 from tests.support.faults import (
     Fleet,
+    execution_agent,
     fault_environment,
     fault_settings,
     probe_value,
@@ -59,7 +60,7 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
         run = await planning.create_protocol(svc, project.id, title="Freeze")
         await planning.start_protocol(svc, run.id)
 
-        first = await wait_until(lambda: _execution_agent(fleet), seconds=60, what="the execution agent")
+        first = await wait_until(lambda: execution_agent(fleet), seconds=60, what="the execution agent")
         frozen = fleet.named(first.owner)
         frozen.signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
@@ -71,7 +72,7 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
             what="the step's job",
         )
         second = await wait_until(
-            lambda: _execution_agent(fleet, besides=first.owner),
+            lambda: execution_agent(fleet, besides=first.owner),
             seconds=60,
             what="another worker to take the step over",
         )
@@ -115,10 +116,6 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
     assert (run.status.value, step.status.value) == ("completed", "completed"), run.last_error
     assert commits == {"origin": 1, "worktree": 1}
     assert (kinds["step.committed"], kinds["step.completed"], kinds["qa.verdict"]) == (1, 1, 1)
-
-
-def _execution_agent(fleet: Fleet, *, besides: str | None = None):
-    return next((a for a in fleet.agents() if a.stage == "execution" and a.owner != besides), None)
 
 
 async def _quiet(url: str) -> bool:

@@ -20,11 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psycopg
 from pydantic import SecretStr
 
@@ -299,3 +300,69 @@ async def run_settled(svc: Services, run_id: int) -> ProtocolRun | None:
     """The run once it stopped moving (completed, or stopped short of it), else None."""
     (run,) = await read_runs(svc, [run_id])
     return run if run.status.value in SETTLED else None
+
+
+@dataclass
+class Api:
+    """A client of a `tasksgodzilla serve` process that never raises on a refused connection."""
+
+    base: str
+    session: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(status, JSON body); (0, None) while nothing answers."""
+        try:
+            async with self.session.request(
+                method, self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
+                data = await response.json(content_type=None) if response.content_length != 0 else None
+                return response.status, data
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return 0, None
+
+    async def ok(self, method: str, path: str, body: Any = None) -> Any:
+        status, data = await self.call(method, path, body)
+        assert 200 <= status < 300, f"{method} {path}: {status} {data}"
+        return data
+
+    async def health(self) -> int:
+        return (await self.call("GET", "/health"))[0]
+
+
+@contextlib.asynccontextmanager
+async def api_of(server: Proc, port: int) -> AsyncIterator[Api]:
+    """A client of `server` once its /health answers 200."""
+    async with aiohttp.ClientSession() as session:
+        api = Api(f"http://127.0.0.1:{port}", session)
+
+        async def up() -> bool:
+            if not server.alive():
+                raise AssertionError(f"{server.name} exited:\n{server.tail()}")
+            return await api.health() == 200
+
+        await wait_until(up, seconds=60, what=f"{server.name} to answer /health")
+        yield api
+
+
+def execution_agent(fleet: Fleet, *, besides: str | None = None) -> Agent | None:
+    """A live execution agent of the fleet (started by another process than `besides`)."""
+    return next((a for a in fleet.agents() if a.stage == "execution" and a.owner != besides), None)
+
+
+async def start_run(api: Api, fleet: Fleet, local_path: Path, title: str) -> dict[str, Any]:
+    """Register a project on `local_path` through the API, wait for its setup, start a run on it."""
+    project = await api.ok("POST", "/projects", {"name": "demo", "local_path": str(local_path)})
+
+    async def ready() -> bool:
+        fleet.check()
+        status, body = await api.call("GET", f"/projects/{project['id']}")
+        return status == 200 and body["status"] == "ready"
+
+    await wait_until(ready, seconds=60, what="project setup")
+    return await api.ok("POST", f"/projects/{project['id']}/protocols", {"title": title, "start": True})
+
+
+async def api_run_settled(api: Api, run_id: int) -> dict[str, Any] | None:
+    """The run (as the API shows it) once it stopped moving, else None (also while the API cannot say)."""
+    status, run = await api.call("GET", f"/protocols/{run_id}")
+    return run if status == 200 and run["status"] in SETTLED else None
