@@ -121,3 +121,35 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
 async def _quiet(url: str) -> bool:
     waiting = "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
     return await probe_value(url, waiting) == 0
+
+
+async def test_a_worker_pruned_while_frozen_works_again_when_thawed(database_url, tmp_path, fleets):
+    """Frozen past the stall window, a worker's row is pruned by the other worker. Thawed, it names
+    that vanished row when it takes its next job (a foreign key violation) and Procrastinate's worker
+    stops; `tasksgodzilla worker` must start a new one, not exit."""
+    repos = make_repos(tmp_path)
+    settings = fault_settings(tmp_path)
+    env = fault_environment(settings, database_url)
+    fleet: Fleet = fleets(env)
+    frozen, other = fleet.worker("w1"), fleet.worker("w2")
+    await wait_until(lambda: _workers(database_url, 2), seconds=60, what="two registered workers")
+    frozen.signal(signal.SIGSTOP)
+    await wait_until(lambda: _workers(database_url, 1), seconds=60, what="the frozen worker pruned")
+    other.signal(signal.SIGTERM)
+    await wait_until(lambda: not other.alive(), seconds=60, what="the other worker to stop")
+    frozen.signal(signal.SIGCONT)
+    async with open_runtime(settings, database_url, environ=env) as (_, svc):
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+
+        async def set_up() -> bool:
+            fleet.check()
+            return await project_ready(svc, project.id)
+
+        await wait_until(set_up, seconds=60, what="the thawed worker to set the project up")
+    restarts = frozen.log.read_text().count("starting it again")
+    report("worker_pruned_while_frozen", restarts=restarts, alive=frozen.alive())
+    assert restarts >= 1, "the job worker never stopped: the scenario did not happen"
+
+
+async def _workers(url: str, count: int) -> bool:
+    return await probe_value(url, "SELECT count(*) FROM procrastinate_workers") == count

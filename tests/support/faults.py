@@ -61,7 +61,7 @@ class Proc:
         return self.popen.poll() is None
 
     def signal(self, sig: signal.Signals) -> None:
-        self.killed = self.killed or sig == signal.SIGKILL
+        self.killed = self.killed or sig in (signal.SIGKILL, signal.SIGTERM)
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, sig)
 
