@@ -309,11 +309,14 @@ class Api:
     base: str
     session: aiohttp.ClientSession
 
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        """(status, JSON body); (0, None) while nothing answers."""
+    async def call(
+        self, method: str, path: str, body: Any = None, *, raw: Mapping[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """(status, JSON body); (0, None) while nothing answers. `raw`: `data` and `headers` as sent."""
+        sent = dict(raw) if raw is not None else {"json": body}
         try:
             async with self.session.request(
-                method, self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=10)
+                method, self.base + path, timeout=aiohttp.ClientTimeout(total=30), **sent
             ) as response:
                 data = await response.json(content_type=None) if response.content_length != 0 else None
                 return response.status, data
@@ -360,6 +363,11 @@ async def start_run(api: Api, fleet: Fleet, local_path: Path, title: str) -> dic
 
     await wait_until(ready, seconds=60, what="project setup")
     return await api.ok("POST", f"/projects/{project['id']}/protocols", {"title": title, "start": True})
+
+
+async def api_events(api: Api, run_id: int) -> list[dict[str, Any]]:
+    """A run's events as the API lists them (the first 500)."""
+    return (await api.ok("GET", f"/protocols/{run_id}/events?limit=500"))["items"]
 
 
 async def api_run_settled(api: Api, run_id: int) -> dict[str, Any] | None:
