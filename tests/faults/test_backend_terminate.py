@@ -13,24 +13,26 @@ from __future__ import annotations
 
 import time
 
+from tests.support.fault_probes import (
+    api_events,
+    api_of,
+    api_run_settled,
+    no_job_doing,
+    probe,
+    probe_value,
+    start_run,
+)
 from tests.support.faults import (
     PROBE_APP,
     Fleet,
-    api_of,
-    api_run_settled,
     execution_agent,
     fault_environment,
     fault_settings,
     free_port,
-    no_job_doing,
-    probe,
-    probe_value,
     report,
-    start_run,
     tagged_commits,
-    wait_until,
 )
-from tests.support.workflow import make_repos
+from tests.support.workflow import make_repos, wait_for
 
 TERMINATE = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -46,7 +48,7 @@ SUCCEEDED = "SELECT count(*) FROM procrastinate_events WHERE type = 'succeeded'"
 
 async def test_terminating_every_backend_mid_run_loses_nothing(database_url, tmp_path, fleets):
     repos = make_repos(tmp_path)
-    settings = fault_settings(tmp_path, run_worker=False)
+    settings = fault_settings(tmp_path, run_worker=False, stalled_after_seconds=10)  # see the restart test
     env = fault_environment(settings, database_url, AGENT_PLAN_STEPS="2", AGENT_SLEEP="2")
     fleet: Fleet = fleets(env)
     port = free_port()
@@ -58,7 +60,7 @@ async def test_terminating_every_backend_mid_run_loses_nothing(database_url, tmp
         run = await start_run(api, fleet, repos.local, "Terminate")
         for step in (1, 2):
             seen = {a.pid for a in fleet.agents()}
-            await wait_until(
+            await wait_for(
                 lambda s=seen: (a := execution_agent(fleet)) is not None and a.pid not in s,
                 seconds=60,
                 what=f"step {step}'s agent",
@@ -68,19 +70,20 @@ async def test_terminating_every_backend_mid_run_loses_nothing(database_url, tmp
             ended = await probe(database_url, TERMINATE, {"probe": PROBE_APP})
             terminated.append(len(ended or []))
             at = time.monotonic()
-            await wait_until(
+            await wait_for(
                 lambda b=done_before: _above(database_url, SUCCEEDED, b), seconds=60, what="a job done again"
             )
             recoveries.append(time.monotonic() - at)
             # Each worker's Procrastinate LISTEN and the API's change feed, on new connections.
-            await wait_until(
+            await wait_for(
                 lambda s=since: _rows(database_url, LISTENING, {"since": s}, (2, 1)),
                 seconds=60,
                 what="two worker LISTENs and the change feed, reconnected",
             )
-        final = await wait_until(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
-        await wait_until(lambda: no_job_doing(database_url), seconds=60, what="no job left doing")
+        final = await wait_for(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
+        await wait_for(lambda: no_job_doing(database_url), seconds=60, what="no job left doing")
         fleet.check()
+        retries = sum(e["event_type"] == "job.retrying" for e in await api_events(api, run["id"]))
     commits = [tagged_commits(repos.origin, final["branch_name"], f"[protocol-0001/{i:02d}]") for i in (1, 2)]
     report(
         "backend_terminate",
@@ -88,6 +91,7 @@ async def test_terminating_every_backend_mid_run_loses_nothing(database_url, tmp
         backends_terminated=terminated,
         job_recovery_seconds=[round(r, 2) for r in recoveries],
         run=final["status"],
+        job_retries=retries,
         commits_per_step=commits,
     )
     assert min(terminated) >= 5, "the workers' pools, their LISTENs, the API's pool and its feed"

@@ -10,7 +10,11 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.store.database import Database
-from tests.support.faults import probe, probe_value, wait_until
+from tests.support.fault_probes import (
+    probe,
+    probe_value,
+)
+from tests.support.workflow import wait_for
 
 APP_BACKENDS = (
     "SELECT pid FROM pg_stat_activity"
@@ -30,7 +34,7 @@ async def test_connections_closed_by_the_server_are_replaced_before_use(database
             await probe(
                 database_url, "SELECT pg_terminate_backend(pid) FROM unnest(%(p)s::int[]) pid", {"p": pids}
             )
-            await wait_until(lambda p=pids: _gone(database_url, p), seconds=30, what="the backends to end")
+            await wait_for(lambda p=pids: _gone(database_url, p), seconds=30, what="the backends to end")
             async with use() as conn:
                 assert await conn.scalar(text("SELECT 1")) == 1, use.__name__
     finally:

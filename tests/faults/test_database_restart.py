@@ -19,24 +19,26 @@ from typing import Any
 
 import pytest
 
-from tests.support.faults import (
+from tests.support.fault_probes import (
     Api,
-    Fleet,
+    api_events,
     api_of,
     api_run_settled,
+    no_job_doing,
+    probe_value,
+    start_run,
+)
+from tests.support.faults import (
+    Fleet,
     execution_agent,
     fault_environment,
     fault_settings,
     free_port,
-    no_job_doing,
     pid_alive,
-    probe_value,
     report,
-    start_run,
     tagged_commits,
-    wait_until,
 )
-from tests.support.workflow import make_repos
+from tests.support.workflow import make_repos, wait_for
 
 # Connections opened since `since` that LISTEN: Procrastinate's (one per worker), the change feed's.
 WORKER_LISTENS = (
@@ -53,7 +55,9 @@ SUCCEEDED = "SELECT count(*) FROM procrastinate_events WHERE type = 'succeeded'"
 async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, tmp_path, fleets):
     server, url = private_postgres
     repos = make_repos(tmp_path)
-    settings = fault_settings(tmp_path, run_worker=False)
+    # Heartbeats stop while the server is down: a stall window longer than the outage (and the pools'
+    # reconnection backoff) keeps jobs from being taken from workers that are still running them.
+    settings = fault_settings(tmp_path, run_worker=False, stalled_after_seconds=15)
     env = fault_environment(settings, url, AGENT_PLAN_STEPS="2", AGENT_SLEEP="2")
     fleet: Fleet = fleets(env)
     port = free_port()
@@ -62,40 +66,41 @@ async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, t
     fleet.worker("w2")
     async with api_of(api_proc, port) as api:
         run = await start_run(api, fleet, repos.local, "Restart")
-        agent = await wait_until(lambda: execution_agent(fleet), seconds=60, what="step 1's agent")
+        agent = await wait_for(lambda: execution_agent(fleet), seconds=60, what="step 1's agent")
 
         await asyncio.to_thread(server.stop)
         down_at = time.monotonic()
-        await wait_until(lambda: _answers(api, 503), seconds=30, what="/health 503 while the server is down")
-        await wait_until(lambda: not pid_alive(agent.pid), seconds=60, what="the agent to finish meanwhile")
+        await wait_for(lambda: _answers(api, 503), seconds=30, what="/health 503 while the server is down")
+        await wait_for(lambda: not pid_alive(agent.pid), seconds=60, what="the agent to finish meanwhile")
         await asyncio.to_thread(server.start)
         up_at = time.monotonic()
-        restarted = await wait_until(
+        restarted = await wait_for(
             lambda: probe_value(url, "SELECT pg_postmaster_start_time()"), seconds=30, what="a probe"
         )
         done_before = await probe_value(url, SUCCEEDED)
 
         async def health_back() -> float:
-            await wait_until(lambda: _answers(api, 200), seconds=60, what="/health 200 again")
+            await wait_for(lambda: _answers(api, 200), seconds=60, what="/health 200 again")
             return time.monotonic() - up_at
 
         async def first_job_done() -> float:
-            await wait_until(lambda: _above(url, SUCCEEDED, done_before), seconds=60, what="a job done")
+            await wait_for(lambda: _above(url, SUCCEEDED, done_before), seconds=60, what="a job done")
             return time.monotonic() - up_at
 
         async def feed_back() -> float:
             since = {"since": restarted}
-            await wait_until(lambda: _above(url, FEED_CONNECTIONS, 0, since), seconds=60, what="the feed")
+            await wait_for(lambda: _above(url, FEED_CONNECTIONS, 0, since), seconds=60, what="the feed")
             return time.monotonic() - up_at
 
         health_seconds, job_seconds, feed_seconds = await asyncio.gather(
             health_back(), first_job_done(), feed_back()
         )
-        final = await wait_until(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
-        await wait_until(lambda: no_job_doing(url), seconds=60, what="no job left doing")
+        final = await wait_for(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
+        await wait_for(lambda: no_job_doing(url), seconds=60, what="no job left doing")
         fleet.check()
+        retries = sum(e["event_type"] == "job.retrying" for e in await api_events(api, run["id"]))
         interval = settings.worker_heartbeat_seconds
-        beating = await wait_until(lambda: _beating(url, interval, 2), seconds=30, what="two heartbeats")
+        beating = await wait_for(lambda: _beating(url, interval, 2), seconds=30, what="two heartbeats")
         listens = await probe_value(url, WORKER_LISTENS, {"since": restarted})
     commits = [tagged_commits(repos.origin, final["branch_name"], f"[protocol-0001/{i:02d}]") for i in (1, 2)]
     report(
@@ -105,6 +110,7 @@ async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, t
         job_recovery_seconds=round(job_seconds, 2),
         change_feed_recovery_seconds=round(feed_seconds, 2),
         run=final["status"],
+        job_retries=retries,
         commits_per_step=commits,
         workers_beating=beating,
         worker_listens_after_restart=listens,
@@ -128,18 +134,16 @@ async def test_workers_listen_again_after_a_database_restart(private_postgres, t
     server, url = private_postgres
     fleet: Fleet = fleets(fault_environment(fault_settings(tmp_path), url))
     fleet.worker("w1")
-    await wait_until(
-        lambda: _above(url, WORKER_LISTENS, 0, {"since": "-infinity"}), seconds=60, what="LISTEN"
-    )
+    await wait_for(lambda: _above(url, WORKER_LISTENS, 0, {"since": "-infinity"}), seconds=60, what="LISTEN")
     await asyncio.to_thread(server.stop)
     await asyncio.to_thread(server.start)
     up_at = time.monotonic()
-    restarted = await wait_until(
+    restarted = await wait_for(
         lambda: probe_value(url, "SELECT pg_postmaster_start_time()"), seconds=30, what="a probe"
     )
     try:
-        await wait_until(
-            lambda: _above(url, WORKER_LISTENS, 0, {"since": restarted}), seconds=20, what="LISTEN again"
+        await wait_for(
+            lambda: _above(url, WORKER_LISTENS, 0, {"since": restarted}), seconds=15, what="LISTEN again"
         )
     finally:
         listening = await probe_value(url, WORKER_LISTENS, {"since": restarted})

@@ -19,18 +19,20 @@ import pytest
 
 from app.store.database import Database
 from tests.support.ci_runs import SECOND, SECRET, github_request, payload, seed_run
-from tests.support.faults import (
+from tests.support.fault_probes import (
     Api,
-    Fleet,
     api_events,
     api_of,
+    probe_value,
+)
+from tests.support.faults import (
+    Fleet,
     fault_environment,
     fault_settings,
     free_port,
-    probe_value,
     report,
-    wait_until,
 )
+from tests.support.workflow import wait_for
 
 COPIES = 50
 UNAPPLIED = (
@@ -88,7 +90,7 @@ async def test_one_ci_result_sent_50_times_is_applied_once(database_url, tmp_pat
         statuses = await asyncio.gather(
             *(_deliver(api, body, None if distinct else one_id) for _ in range(COPIES))
         )
-        await wait_until(lambda: _all_applied(database_url), seconds=90, what="every delivery applied")
+        await wait_for(lambda: _all_applied(database_url), seconds=90, what="every delivery applied")
         applied_in = time.monotonic() - started
         fleet.check()
         history = await api_events(api, seeded.run.id)

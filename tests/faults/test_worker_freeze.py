@@ -18,21 +18,22 @@ import pytest
 
 from app.jobs.runtime import open_runtime
 from app.services import planning, projects
+from tests.support.fault_probes import (
+    probe_value,
+    read_events,
+    read_runs,
+    read_steps,
+    run_settled,
+)
 from tests.support.faults import (
     Fleet,
     execution_agent,
     fault_environment,
     fault_settings,
-    probe_value,
-    read_events,
-    read_runs,
-    read_steps,
     report,
-    run_settled,
     tagged_commits,
-    wait_until,
 )
-from tests.support.workflow import make_repos, project_ready
+from tests.support.workflow import make_repos, project_ready, wait_for
 
 
 @pytest.mark.xfail(
@@ -56,22 +57,22 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
     fleet.worker("w2")
     async with open_runtime(settings, database_url, environ=env) as (_, svc):
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
-        await wait_until(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
+        await wait_for(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
         run = await planning.create_protocol(svc, project.id, title="Freeze")
         await planning.start_protocol(svc, run.id)
 
-        first = await wait_until(lambda: execution_agent(fleet), seconds=60, what="the execution agent")
+        first = await wait_for(lambda: execution_agent(fleet), seconds=60, what="the execution agent")
         frozen = fleet.named(first.owner)
         frozen.signal(signal.SIGSTOP)
         frozen_at = time.monotonic()
-        job_id = await wait_until(
+        job_id = await wait_for(
             lambda: probe_value(
                 database_url, "SELECT id FROM procrastinate_jobs WHERE task_name = 'execute_step_job'"
             ),
             seconds=30,
             what="the step's job",
         )
-        second = await wait_until(
+        second = await wait_for(
             lambda: execution_agent(fleet, besides=first.owner),
             seconds=60,
             what="another worker to take the step over",
@@ -79,7 +80,7 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
         taken_over = time.monotonic() - frozen_at
         offset = frozen.log.stat().st_size
         frozen.signal(signal.SIGCONT)  # while the other worker's agent is still working
-        await wait_until(
+        await wait_for(
             lambda: (
                 f"[{job_id}]" in frozen.log.read_text()[offset:]
                 and "ended with status" in frozen.log.read_text()[offset:]
@@ -87,8 +88,8 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
             seconds=60,
             what="the thawed worker to finish its stale job",
         )
-        await wait_until(lambda: run_settled(svc, run.id), seconds=90, what="the run to settle")
-        await wait_until(lambda: _quiet(database_url), seconds=60, what="no job waiting or running")
+        await wait_for(lambda: run_settled(svc, run.id), seconds=90, what="the run to settle")
+        await wait_for(lambda: _quiet(database_url), seconds=60, what="no job waiting or running")
         fleet.check()
         (run,) = await read_runs(svc, [run.id])
         history = await read_events(svc, run.id)
@@ -132,11 +133,11 @@ async def test_a_worker_pruned_while_frozen_works_again_when_thawed(database_url
     env = fault_environment(settings, database_url)
     fleet: Fleet = fleets(env)
     frozen, other = fleet.worker("w1"), fleet.worker("w2")
-    await wait_until(lambda: _workers(database_url, 2), seconds=60, what="two registered workers")
+    await wait_for(lambda: _workers(database_url, 2), seconds=60, what="two registered workers")
     frozen.signal(signal.SIGSTOP)
-    await wait_until(lambda: _workers(database_url, 1), seconds=60, what="the frozen worker pruned")
+    await wait_for(lambda: _workers(database_url, 1), seconds=60, what="the frozen worker pruned")
     other.signal(signal.SIGTERM)
-    await wait_until(lambda: not other.alive(), seconds=60, what="the other worker to stop")
+    await wait_for(lambda: not other.alive(), seconds=60, what="the other worker to stop")
     frozen.signal(signal.SIGCONT)
     async with open_runtime(settings, database_url, environ=env) as (_, svc):
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
@@ -145,7 +146,7 @@ async def test_a_worker_pruned_while_frozen_works_again_when_thawed(database_url
             fleet.check()
             return await project_ready(svc, project.id)
 
-        await wait_until(set_up, seconds=60, what="the thawed worker to set the project up")
+        await wait_for(set_up, seconds=60, what="the thawed worker to set the project up")
     restarts = frozen.log.read_text().count("starting it again")
     report("worker_pruned_while_frozen", restarts=restarts, alive=frozen.alive())
     assert restarts >= 1, "the job worker never stopped: the scenario did not happen"

@@ -31,23 +31,24 @@ from app.services import planning, projects, webhooks
 from app.services.context import Services
 from tests.support.ci_runs import SECRET, payload
 from tests.support.fake_forge import GITHUB_TOKEN, FakeForge, running_fake_forge
+from tests.support.fault_probes import (
+    no_job_doing,
+    read_events,
+    read_runs,
+    read_steps,
+)
 from tests.support.faults import (
     Fleet,
     fault_environment,
     fault_settings,
     install_ref_log,
-    no_job_doing,
     pid_alive,
     pushes,
-    read_events,
-    read_runs,
-    read_steps,
     report,
     tagged_agents,
     tagged_commits,
-    wait_until,
 )
-from tests.support.workflow import git, make_repos, project_ready
+from tests.support.workflow import git, make_repos, project_ready, wait_for
 
 RUNS, STEPS = 5, 2
 DEADLINE_SECONDS = 240
@@ -90,7 +91,7 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
             project = await projects.register_project(
                 svc, name="shop", local_path=str(repos.local), ci_provider="github", forge_repo="acme/shop"
             )
-            await wait_until(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
+            await wait_for(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
             run_ids = []
             for n in range(1, RUNS + 1):
                 run = await planning.create_protocol(svc, project.id, title=f"Trial run {n}")
@@ -120,7 +121,7 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
             elapsed = time.monotonic() - started
             history = {run.id: await read_events(svc, run.id) for run in runs}
             plans = {run.id: await read_steps(svc, run.id) for run in runs}
-        await wait_until(lambda: no_job_doing(database_url), seconds=30, what="no job left doing")
+        await wait_for(lambda: no_job_doing(database_url), seconds=30, what="no job left doing")
 
     pr_creations = [c for c in forge.calls("POST") if c.path.endswith("/pulls")]
     problems, doubled = [], Counter[str]()
@@ -182,19 +183,19 @@ async def test_an_agent_dies_with_its_killed_worker(database_url, tmp_path, flee
     worker = fleet.worker("w1")
     async with open_runtime(settings, database_url, environ=env) as (_, svc):
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
-        await wait_until(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
+        await wait_for(lambda: project_ready(svc, project.id), seconds=60, what="project setup")
         run = await planning.create_protocol(svc, project.id, title="Orphan")
         await planning.start_protocol(svc, run.id)
-        agent = await wait_until(
+        agent = await wait_for(
             lambda: next((a for a in fleet.agents() if a.stage == "execution"), None),
             seconds=60,
             what="the execution agent",
         )
     worker.signal(signal.SIGKILL)
-    await wait_until(lambda: not worker.alive(), seconds=30, what="the worker to die")
+    await wait_for(lambda: not worker.alive(), seconds=30, what="the worker to die")
     died = time.monotonic()
     try:
-        await wait_until(lambda: not pid_alive(agent.pid), seconds=15, what="the orphaned agent to die")
+        await wait_for(lambda: not pid_alive(agent.pid), seconds=10, what="the orphaned agent to die")
     finally:
         report(
             "agent_dies_with_worker",
@@ -213,7 +214,7 @@ async def _kill_workers_of_hung_agents(hangs: Path, fleet: Fleet, kills: list[Ki
         worker = fleet.named(agents[pid].owner)
         worker.signal(signal.SIGKILL)
         kills.append(Kill(step, worker.name, pid, time.monotonic()))
-        await wait_until(lambda w=worker: not w.alive(), seconds=30, what=f"{worker.name} to die")
+        await wait_for(lambda w=worker: not w.alive(), seconds=30, what=f"{worker.name} to die")
         fleet.worker(f"w{len(fleet.procs) + 1}")
 
 
