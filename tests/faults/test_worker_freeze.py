@@ -80,10 +80,11 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
         taken_over = time.monotonic() - frozen_at
         offset = frozen.log.stat().st_size
         frozen.signal(signal.SIGCONT)  # while the other worker's agent is still working
+        ended = f"execute_step_job[{job_id}]"  # Procrastinate logs every job's outcome on one line
         await wait_for(
-            lambda: (
-                f"[{job_id}]" in frozen.log.read_text()[offset:]
-                and "ended with status" in frozen.log.read_text()[offset:]
+            lambda: any(
+                ended in line and "ended with status" in line
+                for line in frozen.log.read_text()[offset:].splitlines()
             ),
             seconds=60,
             what="the thawed worker to finish its stale job",

@@ -113,8 +113,9 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
                         merged.add(run.id)
                 if all(r.status.value == "completed" for r in runs) and all(k.agent_gone_at for k in kills):
                     break
-                if time.monotonic() > deadline:
-                    states = {r.name: r.status.value for r in runs}
+                stuck = [r for r in runs if r.status.value in ("blocked", "failed", "cancelled")]
+                if stuck or time.monotonic() > deadline:
+                    states = {r.name: (r.status.value, r.last_error) for r in runs}
                     logs = "\n".join(f"--- {w.name}\n{w.tail(15)}" for w in fleet.procs)
                     raise AssertionError(f"runs not all completed: {states}; kills {kills}\n{logs}")
                 await asyncio.sleep(0.1)
