@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,25 @@ TAG = "FAULTS_TAG"
 FAULT_AGENT_ENV = ["PATH", "HOME", *AGENT_VARIABLES, TAG]
 PROBE_APP = "tasksgodzilla-faults-probe"
 RESULTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "faults" / "results.jsonl"
+
+
+class FaultDidHarm(AssertionError):
+    """A fault did what the system must survive. A known defect's test is marked
+    `xfail(raises=FaultDidHarm, strict=True)`, so that a broken set-up still fails it."""
+
+
+def unharmed(condition: object, what: str) -> None:
+    """Raise FaultDidHarm (with `what`) unless `condition` holds."""
+    if not condition:
+        raise FaultDidHarm(what)
+
+
+async def survives(waiting: Awaitable[Any]) -> Any:
+    """Await a wait_for(...) whose timing out means the fault did harm."""
+    try:
+        return await waiting
+    except AssertionError as exc:
+        raise FaultDidHarm(str(exc)) from None
 
 
 @dataclass
