@@ -1,17 +1,19 @@
 """The database handle: one async engine per process, transactions, and driver errors translated.
 
 Connection failures become `UnavailableError` here, at the boundary, so callers never see a driver
-exception.
+exception. A pooled connection the server has closed (a restart, `pg_terminate_backend`) is replaced
+when it is checked out, so the first transaction after such an event does not fail on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.errors import UnavailableError
@@ -30,6 +32,15 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout hook: a connection whose socket the server closed is discarded for a new one.
+
+    asyncpg notices the closed socket by itself, so this asks no round trip (unlike a pre-ping).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 class Database:
     """An async engine on asyncpg, with transactions that translate connection failures."""
 
@@ -39,7 +50,8 @@ class Database:
             self.url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            # No pre-ping: it costs three round trips per checkout, and a dead connection already
+            # No pre-ping: it costs three round trips per checkout. A connection the server closed is
+            # replaced at checkout for free (_refuse_closed); one that died unseen (a network cut)
             # surfaces as a connection failure (UnavailableError) that the next request recovers from.
             pool_pre_ping=False,
             pool_recycle=1800,
@@ -48,6 +60,7 @@ class Database:
                 "server_settings": {"application_name": "tasksgodzilla"},
             },
         )
+        event.listen(self.engine.sync_engine, "checkout", _refuse_closed)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -7,6 +7,8 @@ note) and appends to log.md; steps listed in AGENT_NO_CHANGE change nothing. QA:
 step's number is in AGENT_QA_FAIL (comma-separated) and its work is not "fixed".
 AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
 AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage).
+AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid there (file
+`<protocol>-<NN>`) and hangs until killed; later ones work normally (fault tests kill the worker).
 """
 
 import json
@@ -59,6 +61,14 @@ if stage == "planning":
 elif stage == "execution":
     number = re.search(r"\(step (\d+):", prompt).group(1)
     folder = re.search(r"`\.protocols/([^/`]+)/", prompt).group(1)
+    if hangs := os.environ.get("AGENT_HANG_ONCE"):
+        try:
+            with open(Path(hangs, f"{folder}-{number}"), "x") as mark:
+                mark.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(3600)
     time.sleep(float(os.environ.get("AGENT_SLEEP", "0")))
     if listed("AGENT_NO_CHANGE", number):
         answer(message=f"step {number}: nothing needed changing")

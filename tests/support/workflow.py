@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ AGENT_VARIABLES = (
     "AGENT_FAIL_STAGE",
     "AGENT_NO_CHANGE",
     "AGENT_PROMPT_LOG",
+    "AGENT_HANG_ONCE",
 )
 
 
@@ -93,16 +95,18 @@ async def running_worker(
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], *, seconds: float = 60, what: str = "condition"
+    check: Callable[[], Awaitable[Any] | Any], *, seconds: float = 60, what: str = "condition"
 ) -> Any:
-    """Poll `check` until it returns something truthy."""
+    """Poll `check` (a coroutine function, or a plain one) until it returns something truthy."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        result = await check()
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:
