@@ -13,7 +13,7 @@ from records alone, which step a result is about and what it does to it:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -184,6 +184,18 @@ def ci_action(step: StepRun, result: CiResult, *, qa_on_ci: bool) -> CiAction:
     if step.status is StepStatus.NEEDS_QA and qa_on_ci:
         return CiAction.QA
     return CiAction.RECORD
+
+
+def repeats_a_result(step: StepRun, signal: CiSignal, recorded: Sequence[Mapping[str, Any]]) -> bool:
+    """CI said this already: the step holds this result, and a `ci.<result>` event of the same check
+    (source and name) about the same commit was recorded. Forges redeliver, and several deliveries
+    (a check run, its suite, a status) can carry one result: it counts once."""
+    if step.ci_status != signal.result:
+        return False
+    return any(
+        (e.get("sha"), e.get("source"), e.get("name")) == (signal.sha, signal.source, signal.name)
+        for e in recorded
+    )
 
 
 def wants_qa_after_ci(step: StepRun, *, qa_on_ci: bool) -> bool:

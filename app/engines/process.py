@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +117,24 @@ class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
         self.exited.set()
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _dying_with(parent: int) -> Callable[[], None]:
+    """What the child runs before exec: the kernel sends it SIGKILL when the worker that started it
+    dies, even by `kill -9`, so an agent never goes on working (and billing) for a dead job. Kept across
+    exec; an agent's own children are killed by the next job in the worktree (`kill_processes_in`)."""
+
+    def arm() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the worker died between fork and prctl
+                os._exit(137)
+
+    return arm
+
+
 async def _spawn(
     argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], piped_stdin: bool, setting: str | None
 ) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
@@ -130,6 +150,7 @@ async def _spawn(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=_dying_with(os.getpid()),
         )
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:

@@ -22,6 +22,7 @@ from app.domain.ci import (
     ci_target,
     fix_ci_limit,
     merge_refusal,
+    repeats_a_result,
     serves_repository,
 )
 from app.domain.records import Project, ProtocolRun, StepRun
@@ -119,6 +120,12 @@ async def _apply_result(
         "delivery": delivery.delivery_id,
     }
     applied = Applied(DeliveryOutcome.APPLIED, "", project.id, run.id, step.id)
+    if action is not CiAction.BLOCK and step.ci_status == signal.result:  # blocking is never a repeat
+        kind = f"ci.{signal.result}"
+        earlier = await events.list_page(conn, step_run_id=step.id, event_types=[kind], limit=500)
+        if repeats_a_result(step, signal, [e.payload for e in earlier]):
+            note = f"CI {signal.result} ({signal.name}) on {signal.sha[:12]} was recorded already"
+            return replace(applied, outcome=DeliveryOutcome.IGNORED, detail=note)
     if action is CiAction.BLOCK:
         return await _block(conn, svc, project, run, step, signal, facts, applied)
     step = await steps.update_fields(

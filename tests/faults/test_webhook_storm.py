@@ -26,7 +26,6 @@ from tests.support.fault_probes import (
     probe_value,
 )
 from tests.support.faults import (
-    FaultDidHarm,
     Fleet,
     fault_environment,
     fault_settings,
@@ -47,21 +46,7 @@ UNAPPLIED = (
     "distinct",
     [
         pytest.param(False, id="one-delivery-50-times"),
-        pytest.param(
-            True,
-            id="50-deliveries-of-one-result",
-            marks=pytest.mark.xfail(
-                raises=FaultDidHarm,
-                strict=True,
-                reason=(
-                    "app/services/ci.py:_apply_result dedups nothing across deliveries: the first "
-                    "failure blocks the step, every later one finds it `blocked` (ci_action -> "
-                    "RECORD), rewrites ci_status (a new step version) and records another "
-                    "ci.failed event ('nothing more to block'): 50 events for one CI result. It "
-                    "should ignore a result the step already has for that sha."
-                ),
-            ),
-        ),
+        pytest.param(True, id="50-deliveries-of-one-result"),
     ],
 )
 async def test_one_ci_result_sent_50_times_is_applied_once(database_url, tmp_path, fleets, distinct):

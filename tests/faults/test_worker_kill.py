@@ -21,8 +21,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from app.domain.ci import Provider
 from app.domain.records import ProtocolRun
 from app.forges.github import parse_github
@@ -38,7 +36,6 @@ from tests.support.fault_probes import (
     read_steps,
 )
 from tests.support.faults import (
-    FaultDidHarm,
     Fleet,
     fault_environment,
     fault_settings,
@@ -167,16 +164,6 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
     assert [a for a in fleet.agents() if a.owner in killed] == [], "agents outlived their worker"
 
 
-@pytest.mark.xfail(
-    raises=FaultDidHarm,
-    strict=True,
-    reason=(
-        "app/engines/process.py starts an agent in its own session (start_new_session=True) with no "
-        "parent-death signal, so SIGKILL of its worker orphans it; it is only killed when a later job "
-        "of the same run calls ensure_worktree -> kill_processes_in. With no other worker, it keeps "
-        "working (and billing) until it ends on its own."
-    ),
-)
 async def test_an_agent_dies_with_its_killed_worker(database_url, tmp_path, fleets):
     repos = make_repos(tmp_path)
     hangs = tmp_path / "hangs"

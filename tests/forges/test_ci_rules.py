@@ -9,6 +9,7 @@ import pytest
 from app.domain.ci import (
     CiAction,
     CiResult,
+    CiSignal,
     MergeSignal,
     Provider,
     awaits_merge,
@@ -17,6 +18,7 @@ from app.domain.ci import (
     ci_target,
     fix_ci_limit,
     merge_refusal,
+    repeats_a_result,
     repository_slug,
     serves_repository,
 )
@@ -142,3 +144,21 @@ def test_which_merges_complete_a_run():
     assert "not the run's own #4" in (merge_refusal(run(pr_number=4), merge) or "")
     for status in ("completed", "cancelled", "failed", "planning"):
         assert merge_refusal(run(status=status, pr_number=3), merge) is not None
+
+
+def test_a_result_ci_reported_already_for_the_same_check_and_commit_is_a_repeat():
+    signal = CiSignal(
+        provider=Provider.GITHUB,
+        repository="acme/shop",
+        sha=B,
+        result=CiResult.FAILED,
+        source="status",
+        name="ci",
+    )
+    seen = [{"sha": B, "source": "status", "name": "ci"}]
+    blocked = step(2, commit_sha=B, status="blocked", ci_status="failed")
+    assert repeats_a_result(blocked, signal, seen)
+    assert not repeats_a_result(blocked, signal, []), "nothing recorded yet"
+    assert not repeats_a_result(blocked, signal, [{"sha": B, "source": "status", "name": "lint"}])
+    assert not repeats_a_result(blocked, signal, [{"sha": A, "source": "status", "name": "ci"}])
+    assert not repeats_a_result(step(2, commit_sha=B, ci_status="passed"), signal, seen), "a new result"
