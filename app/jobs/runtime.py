@@ -20,6 +20,7 @@ import psycopg_pool
 from app.config import Settings
 from app.engines.base import Engine
 from app.jobs.duties import DUTY_QUEUE, duties, register_duties
+from app.jobs.fencing import FencedJobManager
 from app.jobs.queue import ProcrastinateQueue
 from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
@@ -36,6 +37,7 @@ def create_job_app(settings: Settings, database_url: str) -> procrastinate.App:
     """A Procrastinate app with every task registered, not yet open."""
     connector = procrastinate.PsycopgConnector(conninfo=with_driver(database_url, None))
     app = procrastinate.App(connector=connector)
+    app.job_manager = FencedJobManager(connector)  # a late try of a taken-over job changes nothing
     policy = RetryPolicy(
         max_attempts=settings.job_max_attempts,
         base_seconds=settings.retry_backoff_seconds,

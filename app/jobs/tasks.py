@@ -11,6 +11,7 @@ from procrastinate.exceptions import ConnectorException
 
 from app.domain.workflow import JobName, is_recoverable
 from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaError
+from app.jobs.fencing import holds
 from app.jobs.retry import RetryPolicy
 from app.logs import correlation_scope, get_logger
 from app.services import execution, planning, projects, publishing, quality, webhooks
@@ -40,6 +41,14 @@ def _gave_up(error: BaseException, reason: str, *, recoverable: bool, **context:
         log.error("job failed on an unexpected error; not retried", exc_info=error, **context)
 
 
+async def _taken_over(context: JobContext, reason: str) -> bool:
+    """This try froze and another worker took the job over: its failure is not for it to record."""
+    if await holds(context.app.job_manager, context.job):
+        return False
+    log.warning("a late try of a taken-over job failed; its failure is dropped", error=reason)
+    return True
+
+
 async def guarded(
     context: JobContext,
     action: Callable[[Services], Awaitable[object]],
@@ -61,6 +70,8 @@ async def guarded(
             log.info("job lost a race", error=lost.message)
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
+            if await _taken_over(context, reason):
+                return
             recoverable = worth_retrying(exc)
             if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 await record_retry(svc, subject, job.task_name, job.attempts + 1, reason)
@@ -100,6 +111,8 @@ async def apply_webhook(context: JobContext, delivery_id: int) -> None:
             await webhooks.apply_delivery(svc, delivery_id)
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
+            if await _taken_over(context, reason):
+                return
             recoverable = worth_retrying(exc)
             if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 raise

@@ -14,8 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from app.jobs.runtime import open_runtime
 from app.services import planning, projects
 from tests.support.fault_probes import (
@@ -26,7 +24,6 @@ from tests.support.fault_probes import (
     run_settled,
 )
 from tests.support.faults import (
-    FaultDidHarm,
     Fleet,
     execution_agent,
     fault_environment,
@@ -38,19 +35,6 @@ from tests.support.faults import (
 from tests.support.workflow import make_repos, project_ready, wait_for
 
 
-@pytest.mark.xfail(
-    raises=FaultDidHarm,
-    strict=True,
-    reason=(
-        "No fencing of a stale job: the thawed worker finishes its agent run, but "
-        "agent_runs.finish refuses it ('agent run N is failed already': the takeover's "
-        "abandon_running closed it), app/jobs/tasks.py:guarded treats that as terminal and calls "
-        "execution.fail_step, which fails the step the other worker is executing and blocks the run "
-        "(no check that this job still holds the step, e.g. by attempt). Procrastinate's "
-        "finish_job/retry_job match the job id only, not the worker, so the stale outcome also lands "
-        "on the job the other worker now runs."
-    ),
-)
 async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_path, fleets):
     repos = make_repos(tmp_path)
     settings = fault_settings(tmp_path)

@@ -6,9 +6,11 @@ import asyncio
 
 import procrastinate
 import pytest
+from procrastinate import jobs as procrastinate_jobs
 from sqlalchemy import text
 
 from app.domain.workflow import JobName, Work, setup_work
+from app.jobs.fencing import FencedJobManager, holds
 from app.store import jobs
 from app.store.database import with_driver
 
@@ -76,3 +78,28 @@ async def test_a_worker_is_woken_by_the_commit_and_runs_the_job(database, databa
             worker.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await worker
+
+
+async def test_a_late_try_of_a_taken_over_job_changes_nothing(database, database_url):
+    """Try 0 froze; the stalled-job duty retried the row and try 1 holds it: try 0's outcome is dropped."""
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=with_driver(database_url, None))
+    )
+    async with database.transaction() as conn:
+        await jobs.defer(conn, setup_work(5))
+    async with app.open_async():
+        connector = app.connector
+        manager = FencedJobManager(connector)
+        await connector.execute_query_async("UPDATE procrastinate_jobs SET status = 'doing'")
+        (row,) = await connector.execute_query_all_async("SELECT * FROM procrastinate_jobs")
+        late = procrastinate_jobs.Job.from_row(row)
+        await connector.execute_query_async("UPDATE procrastinate_jobs SET attempts = attempts + 1")  # try 1
+        (row,) = await connector.execute_query_all_async("SELECT * FROM procrastinate_jobs")
+        holder = procrastinate_jobs.Job.from_row(row)
+        assert not await holds(manager, late)
+        assert await holds(manager, holder)
+        await manager.finish_job(late, procrastinate_jobs.Status.FAILED, delete_job=False)
+        await manager.retry_job(late)
+        assert (await _jobs(database))[0][1] == "doing", "the late try neither failed nor retried it"
+        await manager.finish_job(holder, procrastinate_jobs.Status.SUCCEEDED, delete_job=False)
+    assert (await _jobs(database))[0][1] == "succeeded"

@@ -26,7 +26,7 @@ from tests.support.workflow import (
     workflow_settings,
 )
 
-NOISE_LINES = 140_000  # about 14 MB of JSONL-like progress, under the default 16 MiB output cap
+NOISE_LINES = 400_000  # about 40 MB of JSONL-like progress (the test raises the output cap to 64 MiB)
 # A deployment's usual secrets: every transcript is redacted of each of them.
 SECRETS = {
     name: f"{name}-loop-probe-0123456789abcdef"
@@ -39,7 +39,10 @@ SECRETS = {
         "gitlab_token",
     )
 }
-MAX_LAG_SECONDS = 0.15  # measured: 20-50 ms; 290 ms with the transcript written and re-read on the loop
+# Asserted on the loop thread's own CPU time between two ticks, which a loaded machine's scheduler does
+# not inflate (wall-clock lag is printed too). Measured with 40 MB: 15 ms of CPU now; 312 ms with the
+# transcript redacted, written and re-read on the loop.
+MAX_BLOCKING_CPU_SECONDS = 0.1
 
 LOUD_AGENT = f"""
 import os, sys
@@ -53,17 +56,20 @@ os.execv(sys.executable, [sys.executable, {str(SCRIPTED_AGENT)!r}])
 
 
 class LagProbe:
-    """How late a 10 ms ticker wakes, at worst, while it runs."""
+    """How late a 10 ms ticker wakes, at worst, and how much CPU the loop's thread spent in between
+    (what the other callbacks took: blocking work shows there, the machine's load does not)."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.worst_cpu = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def _tick(self) -> None:
         while True:
-            before = time.monotonic()
+            before, cpu = time.monotonic(), time.thread_time()
             await asyncio.sleep(0.01)
             self.worst = max(self.worst, time.monotonic() - before - 0.01)
+            self.worst_cpu = max(self.worst_cpu, time.thread_time() - cpu)
 
     def __enter__(self) -> LagProbe:
         self._task = asyncio.create_task(self._tick())
@@ -102,5 +108,5 @@ async def test_a_run_with_a_loud_agent_never_blocks_the_event_loop(database_url,
         with LagProbe() as probe:
             await planning.start_protocol(svc, run.id)
             await wait_for(completed, seconds=180, what="the run to complete")
-    print(f"worst event-loop lag: {probe.worst * 1000:.0f} ms")
-    assert probe.worst < MAX_LAG_SECONDS
+    print(f"worst event-loop lag: {probe.worst * 1000:.0f} ms, {probe.worst_cpu * 1000:.0f} ms of it on CPU")
+    assert probe.worst_cpu < MAX_BLOCKING_CPU_SECONDS
