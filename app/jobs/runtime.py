@@ -45,6 +45,9 @@ QUEUES = (JOB_QUEUE, DUTY_QUEUE)
 RESTART_PAUSES = (0.5, 1.0, 2.0, 5.0, 10.0)
 # Pauses before connecting the LISTEN again, growing while the database refuses.
 RELISTEN_PAUSES = (0.1, 0.5, 1.0, 2.0, 5.0)
+# How long a query waits for a pooled connection while the database is away (psycopg_pool's default),
+# never longer than the stall window: a worker silent that long has had its jobs retried elsewhere.
+POOL_WAIT_SECONDS = 30.0
 
 log = get_logger(__name__)
 
@@ -120,6 +123,7 @@ async def open_runtime(
         # A connection per running job (the duties query through it), plus a few for the workers'
         # fetches, heartbeats and periodic defers (each LISTEN has a connection outside the pool).
         max_size=settings.worker_concurrency + len(duties(settings.scheduler_interval_seconds)) + 4,
+        timeout=min(POOL_WAIT_SECONDS, settings.stalled_after_seconds),
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )

@@ -15,6 +15,7 @@ to /health 200, to the first job finished, and to every LISTEN back.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -236,3 +237,21 @@ async def _beating(url: str, interval: float, expected: int) -> int | None:
         {"s": 3 * interval + 1},
     )
     return fresh if fresh == expected else None
+
+
+async def test_a_worker_stops_when_told_while_the_database_is_down(private_postgres, tmp_path, fleets):
+    """SIGTERM during an outage: the Procrastinate workers' graceful stop fails (they cannot
+    unregister), and that failure must still end them, not count as stopping by themselves (which
+    would start them again, forever)."""
+    server, url = private_postgres
+    fleet: Fleet = fleets(fault_environment(fault_settings(tmp_path), url))
+    worker = fleet.worker("w1")
+    await wait_for(lambda: listening(url, "-infinity", 1), seconds=60, what="every queue's LISTEN")
+    offset = worker.log.stat().st_size
+    await asyncio.to_thread(server.stop)
+    await wait_for(lambda: _noticed(worker, offset), seconds=30, what="the outage noticed")
+    worker.signal(signal.SIGTERM)
+    at = time.monotonic()
+    await wait_for(lambda: not worker.alive(), seconds=90, what="the worker to exit")
+    report("stop_while_down", seconds=round(time.monotonic() - at, 1), status=worker.popen.returncode)
+    assert worker.popen.returncode == 0, worker.tail()
