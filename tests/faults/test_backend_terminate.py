@@ -15,8 +15,8 @@ import time
 
 from tests.support.fault_probes import (
     JOBS_DONE,
+    JOBS_RETRIED,
     above,
-    api_events,
     api_of,
     api_run_settled,
     listening,
@@ -82,7 +82,7 @@ async def test_terminating_every_backend_mid_run_loses_nothing(database_url, tmp
         final = await wait_for(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
         await wait_for(lambda: no_job_doing(database_url), seconds=60, what="no job left doing")
         fleet.check()
-        retries = sum(e["event_type"] == "job.retrying" for e in await api_events(api, run["id"]))
+        retries = await probe_value(database_url, JOBS_RETRIED)
     commits = [tagged_commits(repos.origin, final["branch_name"], f"[protocol-0001/{i:02d}]") for i in (1, 2)]
     report(
         "backend_terminate",

@@ -2,8 +2,9 @@
 
 The test owns a private embedded server (never the session's shared one). `tasksgodzilla serve`
 (without its in-process worker) and two `tasksgodzilla worker` processes run a two-step protocol;
-while step 1's agent works, the server is stopped, kept down until the API has said 503 and the agent
-has finished (so the worker's next write meets the outage), then started again.
+while step 1's agent is held (AGENT_GATE), the server is stopped, kept down until the API has said
+503 and the agent, let go, has finished and its job has ended (its writes met the outage), then
+started again.
 
 Required: /health answers 503 while the server is down and 200 again without a restart of anything;
 the workers live on (or come back), heartbeat and take jobs again; every Procrastinate worker (a job
@@ -26,6 +27,7 @@ from app.jobs.runtime import QUEUES, open_runtime
 from app.services import planning, projects
 from tests.support.fault_probes import (
     JOBS_DONE,
+    JOBS_RETRIED,
     Api,
     above,
     api_events,
@@ -43,7 +45,6 @@ from tests.support.faults import (
     Fleet,
     Gate,
     Proc,
-    execution_agent,
     fault_environment,
     fault_settings,
     free_port,
@@ -63,10 +64,12 @@ WORKERS = 2
 async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, tmp_path, fleets):
     server, url = private_postgres
     repos = make_repos(tmp_path)
+    gate = Gate(tmp_path / "gate")
+    gate.hold(1)
     # Heartbeats stop while the server is down: a stall window longer than the outage (and the pools'
     # reconnection backoff) keeps jobs from being taken from workers that are still running them.
     settings = fault_settings(tmp_path, run_worker=False, stalled_after_seconds=15)
-    env = fault_environment(settings, url, AGENT_PLAN_STEPS="2", AGENT_SLEEP="2")
+    env = fault_environment(settings, url, AGENT_PLAN_STEPS="2", AGENT_GATE=str(gate.folder))
     fleet: Fleet = fleets(env)
     port = free_port()
     api_proc = fleet.server(port)
@@ -74,12 +77,16 @@ async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, t
         fleet.worker(f"w{n}")
     async with api_of(api_proc, port) as api:
         run = await start_run(api, fleet, repos.local, "Restart")
-        agent = await wait_for(lambda: execution_agent(fleet), seconds=60, what="step 1's agent")
+        agent = await wait_for(lambda: gate.waiting(1), seconds=60, what="step 1's agent at the gate")
+        holder = fleet.named(next(a.owner for a in fleet.agents() if a.pid == agent))
+        offset = holder.log.stat().st_size
 
         await asyncio.to_thread(server.stop)
         down_at = time.monotonic()
         await wait_for(lambda: _answers(api, 503), seconds=30, what="/health 503 while the server is down")
-        await wait_for(lambda: not pid_alive(agent.pid), seconds=60, what="the agent to finish meanwhile")
+        gate.release(1)
+        await wait_for(lambda: not pid_alive(agent), seconds=60, what="the agent to finish meanwhile")
+        await wait_for(lambda: _job_ended(holder, offset), seconds=60, what="its job to end in the outage")
         await asyncio.to_thread(server.start)
         up_at = time.monotonic()
         restarted = await wait_for(lambda: _started_at(url), seconds=30, what="a probe")
@@ -99,7 +106,11 @@ async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, t
         final = await wait_for(lambda: api_run_settled(api, run["id"]), seconds=120, what="the run to end")
         await wait_for(lambda: no_job_doing(url), seconds=60, what="no job left doing")
         fleet.check()
-        retries = sum(e["event_type"] == "job.retrying" for e in await api_events(api, run["id"]))
+        retries = await probe_value(url, JOBS_RETRIED)
+        executions = sum(
+            e["event_type"] == "agent.started" and e["payload"]["stage"] == "execution"
+            for e in await api_events(api, run["id"])
+        )
         expected = WORKERS * len(QUEUES)  # each process's job worker and duties worker
         interval = settings.worker_heartbeat_seconds
         beating = await wait_for(lambda: _beating(url, interval, expected), seconds=30, what="heartbeats")
@@ -113,6 +124,7 @@ async def test_a_database_restart_mid_run_recovers_by_itself(private_postgres, t
         listen_recovery_seconds=listen_seconds,
         run=final["status"],
         job_retries=retries,
+        execution_agents=executions,
         commits_per_step=commits,
         workers_beating=beating,
     )
@@ -213,6 +225,12 @@ async def test_a_job_running_through_a_restart_stays_with_its_worker(private_pos
 
 HOLDER = "SELECT worker_id FROM procrastinate_jobs WHERE task_name = 'execute_step_job' AND status = 'doing'"
 BEAT_SINCE = "SELECT last_heartbeat > %(since)s FROM procrastinate_workers WHERE id = %(id)s"
+
+
+def _job_ended(proc: Proc, offset: int) -> bool:
+    """Procrastinate logged the outcome of a step's job (one line) since `offset`."""
+    lines = proc.log.read_text()[offset:].splitlines()
+    return any("execute_step_job[" in line and "ended with status" in line for line in lines)
 
 
 def _noticed(proc: Proc, offset: int) -> bool:

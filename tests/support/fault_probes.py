@@ -52,11 +52,14 @@ LISTENS = (
     "SELECT count(*) FROM pg_stat_activity WHERE backend_start > %(since)s"
     " AND query LIKE 'LISTEN %%procrastinate_queue_v1#' || %(queue)s || '%%'"
 )
-# Jobs of the job queue done (the duties' jobs, on a queue of their own, succeed every second).
-JOBS_DONE = (
+# Jobs of the job queue done, and sent back to the queue to try again (the duties' jobs, on a queue
+# of their own, succeed every second).
+_JOB_EVENTS = (
     "SELECT count(*) FROM procrastinate_events event JOIN procrastinate_jobs job ON job.id = event.job_id"
-    f" WHERE event.type = 'succeeded' AND job.queue_name = '{JOB_QUEUE}'"
+    f" WHERE job.queue_name = '{JOB_QUEUE}' AND event.type = "
 )
+JOBS_DONE = _JOB_EVENTS + "'succeeded'"
+JOBS_RETRIED = _JOB_EVENTS + "'deferred_for_retry'"
 
 
 async def listens(url: str, since: Any) -> dict[str, int | None]:
