@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 
@@ -17,8 +16,6 @@ from app.store.provision import provision_database
 from app.web.app import create_app
 
 log = get_logger("app.serve")
-# Pauses before restarting a worker that stopped by itself, growing while it keeps stopping quickly.
-RESTART_PAUSES = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 def run_server(settings: Settings) -> None:
@@ -56,24 +53,9 @@ async def _work(settings: Settings, url: str, name: str | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with open_runtime(settings, url) as (job_app, services):
-        quick_ends = 0
-        while True:
-            started = time.monotonic()
-            working = start_worker(job_app, services, name=name)
-            log.info("worker started", concurrency=settings.worker_concurrency)
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            await stop_worker(working)
-            if stop.is_set():
-                return
-            # Procrastinate stops a worker whose LISTEN connection or heartbeat lost the database (a
-            # server restart); the process would then exit with status 0, which a supervisor does not
-            # restart. Start another worker, after a pause that grows while the database stays away.
-            quick_ends = quick_ends + 1 if time.monotonic() - started < RESTART_PAUSES[-1] else 1
-            pause = RESTART_PAUSES[min(quick_ends, len(RESTART_PAUSES)) - 1]
-            log.warning("the job worker stopped by itself; starting it again", pause_seconds=pause)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
-            if stop.is_set():
-                return
+        # Its Procrastinate workers are started again whenever they stop by themselves (a database
+        # outage): app.jobs.runtime.keep_working, as for `serve`'s worker.
+        working = start_worker(job_app, services, name=name)
+        log.info("worker started", concurrency=settings.worker_concurrency)
+        await stop.wait()
+        await stop_worker(working)

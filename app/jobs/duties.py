@@ -38,9 +38,12 @@ FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays visible (GET /queue) fo
 # A job `doing` whose worker has been silent too long (or was pruned) goes back to the queue. One
 # statement checks and moves each job under its row lock: a job another pass is retrying right now
 # is skipped (SKIP LOCKED), and one already retried and picked up by a live worker no longer matches.
+# A stalled job whose work waits already (a job with its queueing lock is `todo`: a duty's next tick,
+# work deferred again) is failed instead: retrying it would break the queueing lock's unique index,
+# and with it the whole pass, at every tick.
 RETRY_STALLED_JOBS = """
 WITH stalled AS MATERIALIZED (
-    SELECT job.id, job.task_name
+    SELECT job.id, job.task_name, job.queueing_lock
       FROM procrastinate_jobs job
       LEFT JOIN procrastinate_workers worker ON worker.id = job.worker_id
      WHERE job.status = 'doing'
@@ -48,19 +51,37 @@ WITH stalled AS MATERIALIZED (
             OR worker.last_heartbeat < now() - make_interval(secs => %(seconds)s::double precision))
      ORDER BY job.id
        FOR UPDATE OF job SKIP LOCKED
+), judged AS MATERIALIZED (
+    SELECT id, task_name,
+           queueing_lock IS NOT NULL
+           AND (row_number() OVER (PARTITION BY queueing_lock ORDER BY id) > 1
+                OR EXISTS (SELECT 1 FROM procrastinate_jobs waiting
+                            WHERE waiting.queueing_lock = stalled.queueing_lock
+                              AND waiting.status = 'todo')) AS superseded
+      FROM stalled
 )
-SELECT id, task_name, procrastinate_retry_job_v2(id, now(), NULL, NULL, NULL) AS retry
-  FROM stalled
+SELECT id, task_name, superseded,
+       CASE WHEN superseded THEN procrastinate_finish_job_v1(id, 'failed', false)
+            ELSE procrastinate_retry_job_v2(id, now(), NULL, NULL, NULL) END AS done
+  FROM judged
 """
 
 
 async def retry_stalled_jobs(app: procrastinate.App, silent_seconds: float) -> int:
-    """Jobs left `doing` by a worker that stopped heartbeating go back to the queue; how many."""
+    """Jobs left `doing` by a worker that stopped heartbeating go back to the queue (or fail, when
+    their work waits already); how many."""
     rows: list[dict[str, Any]] = await app.connector.execute_query_all_async(
         RETRY_STALLED_JOBS, seconds=silent_seconds
     )
     for row in rows:
-        log.warning("retried a job whose worker went silent", job_id=row["id"], task=row["task_name"])
+        if row["superseded"]:
+            log.warning(
+                "failed a job whose worker went silent: the same work waits already",
+                job_id=row["id"],
+                task=row["task_name"],
+            )
+        else:
+            log.warning("retried a job whose worker went silent", job_id=row["id"], task=row["task_name"])
     await app.job_manager.prune_stalled_workers(seconds_since_heartbeat=silent_seconds)
     return len(rows)
 

@@ -3,19 +3,28 @@
 A worker also runs the periodic duties (app.jobs.duties): retry jobs whose worker died (no
 heartbeat), re-queue work whose job went missing, block steps stuck past the limit, and forget old
 records. They are Procrastinate periodic tasks: each tick runs once, whichever workers are up.
+
+A worker outlives the database's outages. Its LISTEN reconnects by itself (JobConnector); its
+heartbeat and periodic defers wait for the pool to reconnect; and a Procrastinate worker that stops
+all the same (an outage longer than the pool waits, its worker row pruned while it was frozen) is
+started again (keep_working): in `serve`, in `worker` and in a command's session alike.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import procrastinate
+import psycopg
 import psycopg_pool
+from procrastinate.connector import Notify
 
 from app.config import Settings
 from app.engines.base import Engine
@@ -29,13 +38,63 @@ from app.services.context import Services, build_services
 from app.store.database import Database, with_driver
 
 JOB_QUEUE = procrastinate.jobs.DEFAULT_QUEUE
+# One Procrastinate worker per queue in every worker process: jobs on `default`, the periodic duties
+# on `duties` (so a duty never waits for a slot behind long agent jobs).
+QUEUES = (JOB_QUEUE, DUTY_QUEUE)
+# Pauses before restarting a Procrastinate worker that stopped by itself, growing while it keeps
+# stopping quickly (the database stays away).
+RESTART_PAUSES = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Pauses before connecting the LISTEN again, growing while the database refuses.
+RELISTEN_PAUSES = (0.1, 0.5, 1.0, 2.0, 5.0)
+# How long a query waits for a pooled connection while the database is away (psycopg_pool's default),
+# never longer than the stall window: a worker silent that long has had its jobs retried elsewhere.
+POOL_WAIT_SECONDS = 30.0
 
 log = get_logger(__name__)
 
 
+class Backoff:
+    """Pauses between tries that grow while the tries keep failing quickly."""
+
+    def __init__(self, pauses: Sequence[float]) -> None:
+        self.pauses = pauses
+        self.quick = 0
+
+    def after(self, lasted: float) -> float:
+        """The pause after a try that lasted `lasted` seconds: one that outlasted the longest pause
+        counts as a success, so the next failure starts again from the shortest."""
+        self.quick = self.quick + 1 if lasted < self.pauses[-1] else 1
+        return self.pauses[min(self.quick, len(self.pauses)) - 1]
+
+
+class JobConnector(procrastinate.PsycopgConnector):
+    """Procrastinate's psycopg connector whose LISTEN survives an outage of the database.
+
+    Procrastinate's listener reconnects at once when its connection dies, and fails when that
+    reconnection is refused (the server is still down); the worker then stops, gracefully: it
+    cancels its heartbeat and waits for its running jobs, which another worker takes over once the
+    stall window has passed, while their agents are still working. Here the listener tries again,
+    after a growing pause, for as long as the worker runs; jobs announced meanwhile are found by
+    polling (TASKSGODZILLA_WORKER_POLL_SECONDS).
+    """
+
+    async def listen_notify(self, on_notification: Notify, channels: Iterable[str]) -> None:
+        backoff = Backoff(RELISTEN_PAUSES)
+        while True:
+            started = time.monotonic()
+            try:
+                await super().listen_notify(on_notification=on_notification, channels=channels)
+            except procrastinate.exceptions.ConnectorException as exc:
+                if not isinstance(exc.__cause__, psycopg.OperationalError):
+                    raise
+                pause = backoff.after(time.monotonic() - started)
+                log.warning("the job listener cannot connect", error=str(exc.__cause__), pause_seconds=pause)
+                await asyncio.sleep(pause)
+
+
 def create_job_app(settings: Settings, database_url: str) -> procrastinate.App:
     """A Procrastinate app with every task registered, not yet open."""
-    connector = procrastinate.PsycopgConnector(conninfo=with_driver(database_url, None))
+    connector = JobConnector(conninfo=with_driver(database_url, None))
     app = procrastinate.App(connector=connector)
     app.job_manager = FencedJobManager(connector)  # a late try of a taken-over job changes nothing
     policy = RetryPolicy(
@@ -64,8 +123,10 @@ async def open_runtime(
     pool = psycopg_pool.AsyncConnectionPool(
         with_driver(database_url, None),
         min_size=1,
-        # A connection per running job, plus each of the two workers' LISTEN and fetch connections.
+        # A connection per running job (the duties query through it), plus a few for the workers'
+        # fetches, heartbeats and periodic defers (each LISTEN has a connection outside the pool).
         max_size=settings.worker_concurrency + len(duties(settings.scheduler_interval_seconds)) + 4,
+        timeout=min(POOL_WAIT_SECONDS, settings.stalled_after_seconds),
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )
@@ -79,9 +140,35 @@ async def open_runtime(
         await database.dispose()
 
 
+async def keep_working(work: Callable[[], Awaitable[None]], *, name: str) -> None:
+    """Run `work` (a Procrastinate worker) until cancelled, starting it again whenever it ends.
+
+    Procrastinate stops a worker whose side task failed (its heartbeat or periodic defer outlasted
+    the pool's wait for the database) or whose fetch failed (its row was pruned while it was
+    frozen: a foreign key violation); it then returns, or raises. Either way, without this, the
+    process would live on without that worker.
+    """
+    backoff = Backoff(RESTART_PAUSES)
+    while True:
+        started = time.monotonic()
+        error = None
+        try:
+            await work()
+        except Exception as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Cancelled, and the graceful stop then failed (the database is away): still a stop.
+                raise asyncio.CancelledError from exc
+            error = repr(exc)
+        pause = backoff.after(time.monotonic() - started)
+        log.warning(
+            "a job worker stopped by itself; starting it again", worker=name, error=error, pause_seconds=pause
+        )
+        await asyncio.sleep(pause)
+
+
 async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> None:
-    """Work until cancelled: jobs from the queue on one Procrastinate worker, the periodic duties on
-    another (so a duty never waits for a slot behind long agent jobs)."""
+    """Work until cancelled: a Procrastinate worker per queue (QUEUES), each kept working."""
     settings = svc.settings
     base = name or f"{socket.gethostname()}-worker"
     common: dict[str, Any] = {
@@ -94,20 +181,16 @@ async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None 
         "fetch_job_polling_interval": settings.worker_poll_seconds,
         "wait": True,
     }
-    async with asyncio.TaskGroup() as workers:  # one ending with an error stops the other
-        workers.create_task(
-            app.run_worker_async(
-                name=base, queues=[JOB_QUEUE], concurrency=settings.worker_concurrency, **common
-            )
-        )
-        workers.create_task(
-            app.run_worker_async(
-                name=f"{base}-duties",
-                queues=[DUTY_QUEUE],
-                concurrency=len(duties(settings.scheduler_interval_seconds)),
-                **common,
-            )
-        )
+    concurrency = {
+        JOB_QUEUE: settings.worker_concurrency,
+        DUTY_QUEUE: len(duties(settings.scheduler_interval_seconds)),
+    }
+    async with asyncio.TaskGroup() as workers:
+        for queue in QUEUES:
+            worker_name = base if queue == JOB_QUEUE else f"{base}-{queue}"
+            options = {"name": worker_name, "queues": [queue], "concurrency": concurrency[queue], **common}
+            work = functools.partial(app.run_worker_async, **options)
+            workers.create_task(keep_working(work, name=worker_name))
 
 
 def start_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> asyncio.Task[None]:

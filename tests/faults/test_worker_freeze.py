@@ -14,7 +14,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from app.jobs.runtime import open_runtime
+import pytest
+
+from app.jobs.runtime import QUEUES, open_runtime
 from app.services import planning, projects
 from tests.support.fault_probes import (
     probe_value,
@@ -28,6 +30,7 @@ from tests.support.faults import (
     execution_agent,
     fault_environment,
     fault_settings,
+    free_port,
     report,
     tagged_commits,
     unharmed,
@@ -114,18 +117,24 @@ async def _quiet(url: str) -> bool:
     return await probe_value(url, waiting) == 0
 
 
-async def test_a_worker_pruned_while_frozen_works_again_when_thawed(database_url, tmp_path, fleets):
-    """Frozen past the stall window, a worker's row is pruned by the other worker. Thawed, it names
-    that vanished row when it takes its next job (a foreign key violation) and Procrastinate's worker
-    stops; `tasksgodzilla worker` must start a new one, not exit."""
+@pytest.mark.parametrize("process", ["worker", "serve"])
+async def test_a_worker_pruned_while_frozen_works_again_when_thawed(process, database_url, tmp_path, fleets):
+    """Frozen past the stall window, a process's Procrastinate workers (its job worker and its duties
+    worker) have their rows pruned by another process. Thawed, each names its vanished row when it
+    takes its next job (a foreign key violation) and Procrastinate stops it; it must be started again,
+    in `tasksgodzilla worker` and in the worker `tasksgodzilla serve` runs alike."""
     repos = make_repos(tmp_path)
     settings = fault_settings(tmp_path)
     env = fault_environment(settings, database_url)
     fleet: Fleet = fleets(env)
-    frozen, other = fleet.worker("w1"), fleet.worker("w2")
-    await wait_for(lambda: _workers(database_url, 2), seconds=60, what="two registered workers")
+    frozen = fleet.worker("w1") if process == "worker" else fleet.server(free_port(), "api")
+    other = fleet.worker("w2")
+    per_process = len(QUEUES)
+    await wait_for(
+        lambda: _workers(database_url, 2 * per_process), seconds=60, what="both processes' workers"
+    )
     frozen.signal(signal.SIGSTOP)
-    await wait_for(lambda: _workers(database_url, 1), seconds=60, what="the frozen worker pruned")
+    await wait_for(lambda: _workers(database_url, per_process), seconds=60, what="the frozen workers pruned")
     other.signal(signal.SIGTERM)
     await wait_for(lambda: not other.alive(), seconds=60, what="the other worker to stop")
     frozen.signal(signal.SIGCONT)
@@ -136,10 +145,10 @@ async def test_a_worker_pruned_while_frozen_works_again_when_thawed(database_url
             fleet.check()
             return await project_ready(svc, project.id)
 
-        await wait_for(set_up, seconds=60, what="the thawed worker to set the project up")
+        await wait_for(set_up, seconds=60, what=f"the thawed {process} to set the project up")
     restarts = frozen.log.read_text().count("starting it again")
-    report("worker_pruned_while_frozen", restarts=restarts, alive=frozen.alive())
-    assert restarts >= 1, "the job worker never stopped: the scenario did not happen"
+    report(f"{process}_pruned_while_frozen", restarts=restarts, alive=frozen.alive())
+    assert restarts >= 1, "no Procrastinate worker ever stopped: the scenario did not happen"
 
 
 async def _workers(url: str, count: int) -> bool:

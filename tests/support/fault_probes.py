@@ -14,6 +14,7 @@ import aiohttp
 import psycopg
 
 from app.domain.records import Event, ProtocolRun, StepRun
+from app.jobs.runtime import JOB_QUEUE, QUEUES
 from app.services.context import Services
 from app.store import events, protocols, steps
 from tests.support.faults import PROBE_APP, Fleet, Proc
@@ -37,6 +38,38 @@ async def probe(
 async def probe_value(url: str, query: str, params: Mapping[str, Any] | None = None) -> Any:
     rows = await probe(url, query, params)
     return rows[0][0] if rows else None
+
+
+async def above(url: str, query: str, floor: int | None, params: Mapping[str, Any] | None = None) -> bool:
+    """`query`'s value exceeds `floor` (False while either is unknown)."""
+    value = await probe_value(url, query, params)
+    return value is not None and floor is not None and value > floor
+
+
+# Connections opened since `since` that LISTEN for one queue's jobs: each Procrastinate worker's.
+# (Its listener runs `SELECT 1` after 30 s without a notification: count soon after they connect.)
+LISTENS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_start > %(since)s"
+    " AND query LIKE 'LISTEN %%procrastinate_queue_v1#' || %(queue)s || '%%'"
+)
+# Jobs of the job queue done, and sent back to the queue to try again (the duties' jobs, on a queue
+# of their own, succeed every second).
+_JOB_EVENTS = (
+    "SELECT count(*) FROM procrastinate_events event JOIN procrastinate_jobs job ON job.id = event.job_id"
+    f" WHERE job.queue_name = '{JOB_QUEUE}' AND event.type = "
+)
+JOBS_DONE = _JOB_EVENTS + "'succeeded'"
+JOBS_RETRIED = _JOB_EVENTS + "'deferred_for_retry'"
+
+
+async def listens(url: str, since: Any) -> dict[str, int | None]:
+    """Each queue's LISTEN connections opened since `since` (None while the database cannot say)."""
+    return {queue: await probe_value(url, LISTENS, {"since": since, "queue": queue}) for queue in QUEUES}
+
+
+async def listening(url: str, since: Any, per_queue: int) -> bool:
+    """Every queue has `per_queue` LISTEN connections opened since `since` (one per worker process)."""
+    return all(count == per_queue for count in (await listens(url, since)).values())
 
 
 async def no_job_doing(url: str) -> bool:

@@ -138,6 +138,26 @@ class Fleet:
                 os.kill(agent.pid, signal.SIGKILL)
 
 
+@dataclass
+class Gate:
+    """Holds the scripted agent's execution of chosen steps (AGENT_GATE) until the test lets it go."""
+
+    folder: Path
+
+    def hold(self, *steps: int) -> None:
+        self.folder.mkdir(exist_ok=True)
+        for step in steps:
+            (self.folder / f"{step:02d}").touch()
+
+    def waiting(self, step: int) -> int | None:
+        """The pid of step's agent once it waits at the gate."""
+        pid = self.folder / f"{step:02d}.pid"
+        return int(pid.read_text()) if (self.folder / f"{step:02d}").exists() and pid.exists() else None
+
+    def release(self, step: int) -> None:
+        (self.folder / f"{step:02d}").unlink(missing_ok=True)
+
+
 def fault_settings(root: Path, **overrides: Any) -> Settings:
     """The workflow tests' fast settings, with one job per worker and a short stall window (ten
     heartbeats: a busy machine may delay a few, never that many)."""

@@ -9,6 +9,8 @@ AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE ma
 AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage).
 AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid there (file
 `<protocol>-<NN>`) and hangs until killed; later ones work normally (fault tests kill the worker).
+AGENT_GATE names a folder: an execution of step N while a file `NN` is there writes its pid to
+`NN.pid` and waits until that file is gone (fault tests hold a step's agent while they break things).
 """
 
 import json
@@ -69,6 +71,13 @@ elif stage == "execution":
             pass
         else:
             time.sleep(3600)
+    if gate := os.environ.get("AGENT_GATE"):
+        held = Path(gate, f"{int(number):02d}")
+        if held.exists():
+            Path(gate, f"{held.name}.tmp").write_text(str(os.getpid()))
+            os.replace(Path(gate, f"{held.name}.tmp"), Path(gate, f"{held.name}.pid"))  # read whole
+            while held.exists():
+                time.sleep(0.05)
     time.sleep(float(os.environ.get("AGENT_SLEEP", "0")))
     if listed("AGENT_NO_CHANGE", number):
         answer(message=f"step {number}: nothing needed changing")

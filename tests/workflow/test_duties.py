@@ -110,6 +110,44 @@ async def test_a_concurrent_retry_never_aborts_the_stalled_jobs_pass(database_ur
     ], "each job retried exactly once"
 
 
+async def test_a_stalled_job_whose_work_waits_already_is_failed_and_the_pass_goes_on(database_url, tmp_path):
+    """A worker died running a duty's tick, and the next tick waits (the same queueing lock, `todo`).
+    Retrying the dead tick would break the lock's unique index and abort the pass, at every tick:
+    no stalled job would ever be retried again, no dead worker pruned."""
+    settings = workflow_settings(tmp_path)
+    async with open_runtime(settings, database_url, environ=dict(os.environ)) as (app, _):
+        lock = "duty_requeue_missing_work"
+        duty = app.configure_task(lock, queueing_lock=lock, task_kwargs={"timestamp": 1})
+        await duty.defer_async()
+        await app.configure_task("project_setup_job").defer_async(project_id=1)
+        manager = app.job_manager
+        worker_id = await manager.register_worker()
+        dead_tick, setup = [await manager.fetch_job(queues=None, worker_id=worker_id) for _ in range(2)]
+        next_tick = await app.configure_task(
+            lock, queueing_lock=lock, task_kwargs={"timestamp": 2}
+        ).defer_async()
+        await _query(
+            app,
+            "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour' "
+            "WHERE id = %(id)s RETURNING id",
+            id=worker_id,
+        )
+        handled = await retry_stalled_jobs(app, settings.stalled_after_seconds)
+        rows = await _query(
+            app,
+            "SELECT id, status, attempts FROM procrastinate_jobs WHERE id = ANY(%(ids)s)",
+            ids=[dead_tick.id, setup.id, next_tick],
+        )
+        workers = await _query(app, "SELECT id FROM procrastinate_workers WHERE id = %(id)s", id=worker_id)
+    assert handled == 2
+    assert {r["id"]: (r["status"], r["attempts"]) for r in rows} == {
+        dead_tick.id: ("failed", 1),
+        setup.id: ("todo", 1),
+        next_tick: ("todo", 0),
+    }, "the dead tick failed, the other stalled job retried, the next tick left waiting"
+    assert workers == [], "the dead worker pruned"
+
+
 async def test_a_step_moved_during_the_watchdog_pass_is_skipped_and_the_pass_goes_on(
     database_url, tmp_path, monkeypatch
 ):
