@@ -124,6 +124,10 @@ async def open_runtime(
         # fetches, heartbeats and periodic defers (each LISTEN has a connection outside the pool).
         max_size=settings.worker_concurrency + len(duties(settings.scheduler_interval_seconds)) + 4,
         timeout=min(POOL_WAIT_SECONDS, settings.stalled_after_seconds),
+        # Every Procrastinate query is one statement: in autocommit it ends its own transaction, so
+        # a worker frozen (or cut off) before it would have sent COMMIT holds no row lock (a fetched
+        # job's, which every other worker's periodic defer then waits on, for as long as it stays so).
+        configure=_autocommit,
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )
@@ -135,6 +139,10 @@ async def open_runtime(
     finally:
         await pool.close()
         await database.dispose()
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
 
 
 async def keep_working(work: Callable[[], Awaitable[None]], *, name: str) -> None:
