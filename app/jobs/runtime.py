@@ -123,10 +123,14 @@ async def open_runtime(
     pool = psycopg_pool.AsyncConnectionPool(
         with_driver(database_url, None),
         min_size=1,
-        # A connection per running job (the duties query through it), plus a few for the workers'
-        # fetches, heartbeats and periodic defers (each LISTEN has a connection outside the pool).
+        # Room for each running job's outcome and each running duty's queries, plus the two workers'
+        # fetches, heartbeats and periodic defers (each LISTEN connects outside the pool).
         max_size=settings.worker_concurrency + len(duties(settings.scheduler_interval_seconds)) + 4,
         timeout=min(POOL_WAIT_SECONDS, settings.stalled_after_seconds),
+        # Every Procrastinate query is one statement: in autocommit it ends its own transaction, so
+        # a worker frozen (or cut off) before it would have sent COMMIT holds no row lock (a fetched
+        # job's, which every other worker's periodic defer then waits on, for as long as it stays so).
+        configure=_autocommit,
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )
@@ -138,6 +142,10 @@ async def open_runtime(
     finally:
         await pool.close()
         await database.dispose()
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
 
 
 async def keep_working(work: Callable[[], Awaitable[None]], *, name: str) -> None:
