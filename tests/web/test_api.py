@@ -218,7 +218,12 @@ async def test_project_tokens_reach_their_project_only(client, repos):
         await client.post(f"/projects/{mine['id']}/protocols", json={"title": "T"}, headers=scoped)
     ).json()
     assert (await client.get(f"/protocols/{run['id']}/events", headers=scoped)).status == 200
-    for path in (f"/projects/{other['id']}", "/queue", "/metrics", f"/events/stream?project_id={other['id']}"):
+    for path in (
+        f"/projects/{other['id']}",
+        "/queue",
+        "/metrics",
+        f"/events/stream?project_id={other['id']}",
+    ):
         denied = await client.get(path, headers=scoped)
         assert denied.status == 403, path
         assert (await denied.json())["error"]["code"] == "forbidden"

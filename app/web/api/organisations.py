@@ -10,7 +10,7 @@ from app.domain.scopes import SERVICE, Level, tenant
 from app.services import organisations as organisation_service
 from app.services import projects as project_service
 from app.store import organisations as store
-from app.web.api.common import services
+from app.web.api.common import others_unnamed, services
 from app.web.api.models import Page, PageQuery, ProjectCreate, Strict, page_of
 from app.web.api.registry import Api
 from app.web.auth import new_organisation_token
@@ -112,9 +112,10 @@ async def issue_token(request: web.Request, organisation_id: int) -> Organisatio
 async def create_project(request: web.Request, organisation_id: int, body: ProjectCreate) -> Project:
     async with services(request).database.read() as conn:
         await store.get(conn, organisation_id)  # a 404 for the operator naming none
-    return await project_service.register_project(
-        services(request),
-        idempotency=claim_of(request),
-        organisation_id=organisation_id,
-        **body.model_dump(exclude_none=True),
-    )
+    with others_unnamed(request):
+        return await project_service.register_project(
+            services(request),
+            idempotency=claim_of(request),
+            organisation_id=organisation_id,
+            **body.model_dump(exclude_none=True),
+        )

@@ -12,7 +12,7 @@ from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import projects as store
 from app.web import views
-from app.web.api.common import if_match, services
+from app.web.api.common import if_match, others_unnamed, services
 from app.web.api.models import Answers, BranchDelete, Page, ProjectCreate, ProjectPageQuery, ProjectPatch
 from app.web.api.registry import Api
 from app.web.auth import new_project_token
@@ -41,12 +41,13 @@ class ProjectToken(BaseModel):
 )
 async def create_project(request: web.Request, body: ProjectCreate) -> Project:
     caller = resolved(request).narrowing()
-    return await project_service.register_project(
-        services(request),
-        idempotency=claim_of(request),
-        organisation_id=caller.get("organisation_id"),
-        **body.model_dump(exclude_none=True),
-    )
+    with others_unnamed(request):
+        return await project_service.register_project(
+            services(request),
+            idempotency=claim_of(request),
+            organisation_id=caller.get("organisation_id"),
+            **body.model_dump(exclude_none=True),
+        )
 
 
 @api.route(

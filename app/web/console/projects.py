@@ -16,6 +16,7 @@ from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import events, projects, protocols
 from app.web import views
+from app.web.api.common import others_unnamed
 from app.web.api.models import PageQuery, ProjectCreate, ProjectPatch, ProtocolCreate, ProtocolPageQuery
 from app.web.api.registry import validate_input
 from app.web.console.base import (
@@ -76,9 +77,10 @@ async def create_project(request: web.Request) -> web.Response:
     organisation_id = params(request).narrowing().get("organisation_id")
     try:
         body = validate_input(ProjectCreate, values)
-        project = await project_service.register_project(
-            services(request), organisation_id=organisation_id, **body.model_dump(exclude_none=True)
-        )
+        with others_unnamed(request):
+            project = await project_service.register_project(
+                services(request), organisation_id=organisation_id, **body.model_dump(exclude_none=True)
+            )
     except (InvalidInputError, ConflictError) as exc:  # the form again, filled in, with the reason
         return render(
             request,
