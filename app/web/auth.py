@@ -11,14 +11,13 @@ as a wrong one (of a dummy's hash), so the answer's timing does not tell whether
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from app.domain.scopes import OPERATOR, Access, Level, Principal
+from app.domain.tokens import token_hash
 from app.errors import AuthenticationError
 from app.store import tenancy
 from app.store.database import Database
@@ -32,22 +31,6 @@ MAX_TOKEN_LENGTH = 200
 # Looked up when no usable token was offered: no token hashes to it (ours all start with `tg`).
 _NO_TOKEN = "none-offered"  # noqa: S105 (no one's token, by construction)
 _REFUSED = "a valid bearer, organisation or project token is required"
-
-
-def new_project_token() -> tuple[str, str]:
-    """A fresh project token and the hash to store: the token is shown once and never kept."""
-    token = "tgp_" + secrets.token_urlsafe(32)
-    return token, token_hash(token)
-
-
-def new_organisation_token() -> tuple[str, str]:
-    """A fresh organisation token and the hash to store (shown once, never kept)."""
-    token = "tgo_" + secrets.token_urlsafe(32)
-    return token, token_hash(token)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 async def principal_for_token(database: Database, offered: str) -> Principal | None:

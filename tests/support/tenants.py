@@ -15,12 +15,12 @@ from app.domain.records import (
     ProtocolRun,
     StepRun,
 )
+from app.domain.tokens import new_organisation_token, new_project_token
 from app.services import organisations as organisation_service
 from app.services import planning
 from app.services.context import Services
 from app.services.events import record
 from app.store import projects, steps
-from app.web.auth import new_organisation_token, new_project_token
 from tests.support import seed
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -3,10 +3,14 @@ a token was sent or not, organisations and their tokens, and start-up refuses an
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from aiohttp import web
 from sqlalchemy import event
 
+import app.web
 from app.config import Settings
 from app.domain.records import ProjectStatus
 from app.store import projects as project_store
@@ -198,3 +202,20 @@ async def test_start_up_refuses_a_route_that_declares_no_scope(database_url, aio
     app.router.add_get("/forgotten", forgotten)
     with pytest.raises(RuntimeError, match="GET /forgotten: no scope declared"):
         await aiohttp_client(app)
+
+
+def test_handlers_read_parameters_only_as_the_scope_check_read_them():
+    """Only app/web/scope.py reads the query or the path's parameters from the request; everything
+    else takes them from what it checked (`resolved`), so no handler reads a value the check did not."""
+    web_root = Path(app.web.__file__).parent
+    reads = re.compile(
+        r"request\.(rel_url\.)?query\b|match_info\[|match_info\.get\(|dict\(request\.match_info"
+    )
+    offenders = [
+        f"{path.relative_to(web_root)}:{number}"
+        for path in web_root.rglob("*.py")
+        if path.name != "scope.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if reads.search(line)
+    ]
+    assert offenders == []

@@ -7,13 +7,13 @@ from pydantic import BaseModel, Field
 
 from app.domain.records import Organisation, Project
 from app.domain.scopes import SERVICE, Level, tenant
+from app.domain.tokens import new_organisation_token
 from app.services import organisations as organisation_service
 from app.services import projects as project_service
 from app.store import organisations as store
 from app.web.api.common import others_unnamed, services
 from app.web.api.models import Page, PageQuery, ProjectCreate, Strict, page_of
 from app.web.api.registry import Api
-from app.web.auth import new_organisation_token
 from app.web.idempotency import claim_of
 from app.web.scope import resolved
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from app.domain.records import Project
 from app.domain.scopes import Level, tenant
+from app.domain.tokens import new_project_token
 from app.errors import InvalidInputError
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
@@ -15,7 +16,6 @@ from app.web import views
 from app.web.api.common import if_match, others_unnamed, services
 from app.web.api.models import Answers, BranchDelete, Page, ProjectCreate, ProjectPageQuery, ProjectPatch
 from app.web.api.registry import Api
-from app.web.auth import new_project_token
 from app.web.idempotency import claim_of
 from app.web.scope import resolved
 

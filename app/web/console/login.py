@@ -13,7 +13,8 @@ import time
 from aiohttp import web
 
 from app.domain.scopes import PUBLIC
-from app.web.auth import principal_for_token, token_hash
+from app.domain.tokens import token_hash
+from app.web.auth import principal_for_token
 from app.web.console.base import CODEC, SESSION, SIGN_INS, form, redirect, render, services, session
 from app.web.console.session import COOKIE, Session, set_cookie
 from app.web.scope import scoped
