@@ -69,13 +69,6 @@ class Principal:
             return owner.organisation_id == self.organisation_id
         return owner.project_id is not None and owner.project_id == self.project_id
 
-    def describe(self) -> str:
-        if self.level is Level.OPERATOR:
-            return "the operator"
-        if self.level is Level.ORGANISATION:
-            return f"organisation {self.organisation_id}"
-        return f"project {self.project_id}"
-
 
 OPERATOR = Principal(Level.OPERATOR)
 

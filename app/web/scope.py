@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
+from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute, PrefixedSubAppResource
 
 from app.domain.scopes import RESOURCE_PARAMS, Access, Level, Principal, Scope, declaration_problem, parse_id
 from app.errors import InvalidInputError, NotFoundError, PermissionDeniedError
@@ -31,9 +31,17 @@ from app.web.keys import SERVICES
 
 SCOPE_ATTRIBUTE = "tasksgodzilla_scope"
 ROUTE_SCOPES = web.AppKey("route_scopes", dict)
+# Set by a sub-application whose own middleware runs `resolve` (the console): the only kind the
+# application's middleware leaves alone. Any other sub-application stops start-up.
+CHECKS_ITS_OWN = web.AppKey("checks_its_own_scope", bool)
 _PARAM = re.compile(r"\{(\w+)")
 _RESOURCE_SCOPES: WeakKeyDictionary[AbstractResource, Scope] = WeakKeyDictionary()
 F = TypeVar("F")
+_TOO_LOW = {
+    Access.OPERATOR: "this is service-wide: only the service token reaches it",
+    Access.ORGANISATION: "a project token cannot do this: use its organisation's token or the service token",
+    Access.PROJECT: "a credential is required",
+}
 
 
 @dataclass(frozen=True)
@@ -49,13 +57,13 @@ class Resolved:
     def narrowing(self) -> dict[str, int]:
         """Store filters that keep a list to the caller's reach (none for the operator)."""
         caller = self.principal
-        if caller is None:
-            raise PermissionDeniedError("this route serves no list")
-        if caller.level is Level.ORGANISATION:
-            return {"organisation_id": caller.organisation_id or 0}
-        if caller.level is Level.PROJECT:
-            return {"project_id": caller.project_id or 0}
-        return {}
+        if caller is not None and caller.level is Level.OPERATOR:
+            return {}
+        if caller is not None and caller.level is Level.ORGANISATION and caller.organisation_id is not None:
+            return {"organisation_id": caller.organisation_id}
+        if caller is not None and caller.level is Level.PROJECT and caller.project_id is not None:
+            return {"project_id": caller.project_id}
+        raise PermissionDeniedError("no credential says whose rows to show")
 
 
 RESOLVED = web.RequestKey("resolved_scope", Resolved)
@@ -87,7 +95,12 @@ def route_table(app: web.Application) -> dict[AbstractRoute, Scope]:
     """Every route of `app` and its sub-applications with its scope; a RuntimeError naming each route
     that declares none, or a declaration that cannot be right."""
     table: dict[AbstractRoute, Scope] = {}
-    problems = []
+    problems = [
+        f"sub-application at {resource.canonical} does not check its own scope"
+        for resource in app.router.resources()
+        if isinstance(resource, PrefixedSubAppResource)
+        and not resource._app.get(CHECKS_ITS_OWN, False)  # aiohttp names no public attribute
+    ]
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else "?"
         scope = declared(route)
@@ -128,9 +141,7 @@ async def resolve(request: web.Request, principal: Principal | None) -> Resolved
     ids |= {name: _query_id(name, raw) for name, raw in query.items() if name in RESOURCE_PARAMS}
     if scope.access is not Access.PUBLIC:
         if principal is None or not scope.admits(principal):
-            raise PermissionDeniedError(
-                "this token does not reach service-wide resources; use the service token"
-            )
+            raise PermissionDeniedError(_TOO_LOW[scope.access])
         await _check_reach(request, principal, ids)
     checked = Resolved(principal, ids, path, query, many)
     request[RESOLVED] = checked
@@ -181,8 +192,3 @@ def _query_id(name: str, raw: str) -> int:
     if value is None:
         raise InvalidInputError(f"{name}: not an id (a positive integer)", field=name)
     return value
-
-
-def handler_scope(handler: Any) -> Scope | None:
-    """The scope declared on a handler (for tests and the API registry)."""
-    return getattr(handler, SCOPE_ATTRIBUTE, None)

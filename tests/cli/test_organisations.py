@@ -9,6 +9,7 @@ import json
 import psycopg
 
 from tests.cli.test_commands import _env, assert_one_line_error, ok, tg
+from tests.support.workflow import make_repos
 
 
 def test_organisations_are_created_listed_and_given_tokens(tmp_path, database_url):
@@ -26,16 +27,9 @@ def test_organisations_are_created_listed_and_given_tokens(tmp_path, database_ur
         stored = conn.execute("SELECT token_hash FROM organisations WHERE slug = 'acme-ltd'").fetchone()[0]
     assert stored == hashlib.sha256(token.encode()).hexdigest(), "only the token's hash is kept"
 
+    repos = make_repos(tmp_path)
     out = ok(
-        env,
-        "project",
-        "add",
-        "shop",
-        "--git-url",
-        "https://example.test/shop.git",
-        "--org",
-        "acme-ltd",
-        "--no-wait",
+        env, "project", "add", "shop", "--local-path", str(repos.local), "--org", "acme-ltd", "--no-wait"
     )
     assert "project shop registered" in out
     with psycopg.connect(database_url) as conn:
@@ -48,5 +42,5 @@ def test_organisations_are_created_listed_and_given_tokens(tmp_path, database_ur
     assert_one_line_error(tg(env, "org", "add", "Ac\u202eme"), 65, "invisible format characters")
     assert_one_line_error(tg(env, "org", "add", "Acme Ltd"), 75, "exists already")
     assert_one_line_error(tg(env, "org", "token", "nobody"), 66, "no organisation 'nobody'")
-    missing = tg(env, "project", "add", "x", "--git-url", "https://example.test/x.git", "--org", "nobody")
+    missing = tg(env, "project", "add", "x", "--local-path", str(repos.local), "--org", "nobody")
     assert_one_line_error(missing, 66, "no organisation 'nobody'")

@@ -13,9 +13,11 @@ from sqlalchemy import event
 import app.web
 from app.config import Settings
 from app.domain.records import ProjectStatus
+from app.domain.scopes import SERVICE
 from app.store import projects as project_store
 from app.web.app import create_app
 from app.web.keys import SERVICES
+from app.web.scope import scoped
 from tests.support.ci_runs import SECRET, github_request
 from tests.support.tenants import make_tenant
 
@@ -219,3 +221,17 @@ def test_handlers_read_parameters_only_as_the_scope_check_read_them():
         if reads.search(line)
     ]
     assert offenders == []
+
+
+async def test_start_up_refuses_a_sub_application_that_checks_nothing(database_url, aiohttp_client, tmp_path):
+    app = create_app(Settings(run_worker=False, data_dir=tmp_path / "data"), database_url)
+    other = web.Application()
+
+    @scoped(SERVICE)
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    other.router.add_get("/page", page)
+    app.add_subapp("/other/", other)
+    with pytest.raises(RuntimeError, match="sub-application at /other does not check its own scope"):
+        await aiohttp_client(app)

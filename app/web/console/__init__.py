@@ -21,7 +21,7 @@ from app.web.console.base import CODEC, PREFIX, SIGN_INS
 from app.web.console.format import FILTERS, markdown
 from app.web.console.guard import console_guard
 from app.web.console.session import SessionCodec
-from app.web.scope import scoped
+from app.web.scope import CHECKS_ITS_OWN, scoped
 
 
 def console_app(settings: Settings) -> web.Application:
@@ -29,6 +29,7 @@ def console_app(settings: Settings) -> web.Application:
     console = web.Application(middlewares=[console_guard])
     console[CODEC] = SessionCodec(settings)
     console[SIGN_INS] = FailedSignIns(settings.login_failures_per_minute)
+    console[CHECKS_ITS_OWN] = True  # console_guard runs the scope check with the session's caller
     environment = aiohttp_jinja2.setup(
         console,
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
