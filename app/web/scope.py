@@ -93,7 +93,8 @@ def declared(route: AbstractRoute) -> Scope | None:
 
 def route_table(app: web.Application) -> dict[AbstractRoute, Scope]:
     """Every route of `app` and its sub-applications with its scope; a RuntimeError naming each route
-    that declares none, or a declaration that cannot be right."""
+    that declares none, each declaration that cannot be right, and each sub-application whose own
+    middleware does not run the check."""
     table: dict[AbstractRoute, Scope] = {}
     problems = [
         f"sub-application at {resource.canonical} does not check its own scope"
