@@ -116,12 +116,13 @@ class Settings(BaseSettings):
     )
     session_secret: SecretStr | None = Field(
         None,
-        description=(
-            "Key that signs web console sessions. Unset: derived from the API token, so rotating "
-            "the token logs everyone out."
-        ),
+        description="Key that signs web console sessions. Unset: derived from the API token, so rotating "
+        "the token logs everyone out.",
     )
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a console login lasts.")
+    login_failures_per_minute: int = Field(
+        10, ge=1, description="Failed console sign-ins a minute per client address (x10 in all) before 429."
+    )
     webhook_token: SecretStr | None = Field(
         None, description="Shared secret that signs CI callbacks from scripts/ci/report.sh."
     )

@@ -378,8 +378,8 @@ def seed(url: str, runs: int, projects: int) -> dict[int, list[int]]:
     with psycopg.connect(with_driver(url, None)) as conn:
         project_ids = [
             conn.execute(
-                "INSERT INTO projects (name, local_path, status, protocol_counter) "
-                "VALUES (%s, %s, 'ready', %s) RETURNING id",
+                "INSERT INTO projects (name, local_path, status, protocol_counter, organisation_id) "
+                "SELECT %s, %s, 'ready', %s, id FROM organisations WHERE slug = 'default' RETURNING id",
                 (f"bench-{i}", f"/srv/repos/bench-{i}", len(range(i, runs, projects))),
             ).fetchone()[0]
             for i in range(projects)

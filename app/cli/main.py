@@ -8,6 +8,7 @@ import click
 
 from app import __version__
 from app.cli.common import reports_errors, settings_for_command
+from app.cli.organisations import org
 from app.cli.projects import project
 from app.cli.protocols import protocol
 from app.config import load_settings
@@ -84,6 +85,7 @@ def show_config(as_json: bool, reference: bool) -> None:
         click.echo(f"{name.ljust(width)}  {value}")
 
 
+cli.add_command(org)
 cli.add_command(project)
 cli.add_command(protocol)
 

@@ -15,6 +15,7 @@ from app.cli.refs import find_project, parse_project
 from app.domain.records import Project
 from app.errors import ConflictError, InvalidInputError
 from app.services import projects as project_service
+from app.store import organisations as organisation_store
 from app.store import projects as project_store
 
 
@@ -29,6 +30,7 @@ def project() -> None:
 @click.option("--local-path", help="An existing clone to work in instead of cloning.")
 @click.option("--base-branch", default="main", show_default=True, help="Branch protocols start from.")
 @click.option("--ci-provider", type=click.Choice(["github", "gitlab"]), help="CI that reports on branches.")
+@click.option("--org", "org_ref", help="The organisation it belongs to (slug or id); else the default one.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the setup until it ends.")
 @with_worker_option
 @reports_errors
@@ -38,6 +40,7 @@ def add(
     local_path: str | None,
     base_branch: str,
     ci_provider: str | None,
+    org_ref: str | None,
     wait: bool,
     worker: bool | None,
 ) -> None:
@@ -54,6 +57,9 @@ def add(
     console = Console()
 
     async def register(session: Session) -> None:
+        if org_ref is not None:
+            async with session.services.database.read() as conn:
+                choices["organisation_id"] = (await organisation_store.find(conn, org_ref)).id
         created = await project_service.register_project(
             session.services,
             name=name,

@@ -47,9 +47,19 @@ class Stage(StrEnum):
     QA = "qa"
 
 
+class Organisation(Record):
+    """A tenant: its projects, and a token that reaches them (kept as a hash, never shown here)."""
+
+    id: int
+    name: str
+    slug: str
+    created_at: datetime
+
+
 class Project(Record):
     id: int
     name: str
+    organisation_id: int
     git_url: str | None
     local_path: str | None
     base_branch: str

@@ -33,10 +33,12 @@ async def register_project(
     local_path: str | None = None,
     base_branch: str = "main",
     idempotency: Claim | None = None,
+    organisation_id: int | None = None,
     **choices: Any,
 ) -> Project:
-    """Check and store a project, then queue its setup; with `idempotency`, the project its key
-    created already, if it did (the key is stored with the project)."""
+    """Check and store a project in `organisation_id` (else the default organisation), then queue its
+    setup; with `idempotency`, the project its key created already, if it did (the key is stored
+    with the project)."""
     check_project_name(name, field="name")
     if not git_url and not local_path:
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
@@ -52,7 +54,13 @@ async def register_project(
             return await projects.get(conn, earlier)
         await _refuse_sharing(svc, conn, local_path=local_path, git_url=git_url)
         project = await projects.create(
-            conn, name=name, git_url=git_url, local_path=local_path, base_branch=base_branch, **choices
+            conn,
+            name=name,
+            git_url=git_url,
+            local_path=local_path,
+            base_branch=base_branch,
+            organisation_id=organisation_id,
+            **choices,
         )
         await idempotency_keys.settle(conn, idempotency, project.id)
         await record(

@@ -21,7 +21,7 @@ from app.domain.events import NewEvent
 from app.domain.records import Event
 from app.logs import current_correlation_id
 from app.store.rows import fetch_all, page_size, to_record
-from app.store.tables import XID8, events
+from app.store.tables import XID8, events, projects
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -85,6 +85,7 @@ async def read_after(
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
     event_types: Sequence[str] | None = None,
+    organisation_id: int | None = None,
     limit: int = 100,
 ) -> Batch:
     """Events after `after` in transaction order, for a reader that will resume from the last one.
@@ -98,7 +99,7 @@ async def read_after(
         .order_by(events.c.txid, events.c.id)
         .limit(page_size(limit))
     )
-    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types)
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types, organisation_id)
     rows = (await conn.execute(query)).all()
     placed = [(row.settled, Placed(Position(row.txid, row.id), to_record(Event, row))) for row in rows]
     # Ordered by txid, so every settled event comes before every waiting one.
@@ -165,13 +166,14 @@ async def recent(
     step_run_id: int | None = None,
     type_prefix: str | None = None,
     before: Position | None = None,
+    organisation_id: int | None = None,
     limit: int = 50,
 ) -> list[Event]:
     """Newest first in transaction order, within an optional scope; `type_prefix` keeps e.g. every `step.`
     event. Pass the last event's position as `before` for the page after (an initial rendering, not
     a feed to follow: that is `read_after`)."""
     query = select(events).order_by(events.c.txid.desc(), events.c.id.desc()).limit(page_size(limit))
-    query = _scoped(query, project_id, protocol_run_id, step_run_id)
+    query = _scoped(query, project_id, protocol_run_id, step_run_id, organisation_id=organisation_id)
     if type_prefix:
         escaped = type_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(events.c.event_type.like(escaped + "%", escape="\\"))
@@ -199,10 +201,15 @@ def _scoped(
     protocol_run_id: int | None,
     step_run_id: int | None,
     event_types: Sequence[str] | None = None,
+    organisation_id: int | None = None,
 ) -> Select:
-    """`query` narrowed to the events of a project, run or step, and to some types (each optional)."""
+    """`query` narrowed to the events of an organisation, project, run or step, and to some types
+    (each optional)."""
     if event_types:
         query = query.where(events.c.event_type.in_(list(event_types)))
+    if organisation_id is not None:
+        owned = select(projects.c.id).where(projects.c.organisation_id == organisation_id)
+        query = query.where(events.c.project_id.in_(owned))
     for column, value in (
         (events.c.project_id, project_id),
         (events.c.protocol_run_id, protocol_run_id),

@@ -10,13 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Project, ProjectStatus
 from app.errors import ConflictError, StaleWriteError
+from app.store import organisations
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
 from app.store.tables import projects
 
 
 async def create(conn: AsyncConnection, *, name: str, **fields: Any) -> Project:
-    """Insert a project; a taken name is a ConflictError naming the field."""
+    """Insert a project (into the default organisation unless `organisation_id` is given); a taken
+    name is a ConflictError naming the field."""
     values = writable_changes(projects, {"name": name, **fields})
+    if values.get("organisation_id") is None:
+        values["organisation_id"] = organisations.default_id()
     try:
         async with conn.begin_nested():
             row = (await conn.execute(insert(projects).values(**values).returning(projects))).one()
@@ -50,11 +54,23 @@ async def get(conn: AsyncConnection, project_id: int) -> Project:
     )
 
 
-async def list_page(conn: AsyncConnection, *, before_id: int | None = None, limit: int = 50) -> list[Project]:
-    """Newest first; pass the last id seen as `before_id` for the next page."""
+async def list_page(
+    conn: AsyncConnection,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+    organisation_id: int | None = None,
+    project_id: int | None = None,
+) -> list[Project]:
+    """Newest first; pass the last id seen as `before_id` for the next page. `organisation_id` and
+    `project_id` keep that organisation's projects, that project."""
     query = select(projects).order_by(projects.c.id.desc()).limit(page_size(limit))
     if before_id is not None:
         query = query.where(projects.c.id < before_id)
+    if organisation_id is not None:
+        query = query.where(projects.c.organisation_id == organisation_id)
+    if project_id is not None:
+        query = query.where(projects.c.id == project_id)
     return await fetch_all(conn, query, Project)
 
 
@@ -116,10 +132,6 @@ async def set_token_hash(conn: AsyncConnection, project_id: int, token_hash: str
     """Replace the project's API token (its hash): the old token stops working at once."""
     await get(conn, project_id)
     await conn.execute(update(projects).where(projects.c.id == project_id).values(api_token_hash=token_hash))
-
-
-async def id_for_token_hash(conn: AsyncConnection, token_hash: str) -> int | None:
-    return await conn.scalar(select(projects.c.id).where(projects.c.api_token_hash == token_hash))
 
 
 async def forge_candidates(conn: AsyncConnection, repository: str) -> list[Project]:

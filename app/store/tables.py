@@ -86,6 +86,21 @@ def _version() -> Column:
     return Column("version", Integer, nullable=False, server_default=text("1"))
 
 
+# Tenants: every project belongs to one. A token (its SHA-256 kept, never the token) reaches the
+# organisation's projects; `slug` is how the command line names it. Migration 0011 seeds `default`.
+organisations = Table(
+    "organisations",
+    metadata,
+    _id(),
+    Column("name", Text, nullable=False),
+    Column("slug", Text, nullable=False),
+    Column("token_hash", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("name"),
+    UniqueConstraint("slug"),
+    UniqueConstraint("token_hash"),
+)
+
 projects = Table(
     "projects",
     metadata,
@@ -108,6 +123,7 @@ projects = Table(
     # CI and forges: `owner/name` on the forge (else read from git_url); fix-CI runs a step may get.
     Column("forge_repo", Text),
     Column("fix_ci_attempts", Integer),
+    Column("organisation_id", BigInteger, ForeignKey("organisations.id"), nullable=False),
     *_timestamps(),
     _version(),
     UniqueConstraint("name"),
@@ -117,6 +133,7 @@ projects = Table(
     _one_of("status", ProjectStatus),
     CheckConstraint("git_url IS NOT NULL OR local_path IS NOT NULL", name="has_source"),
     CheckConstraint("fix_ci_attempts BETWEEN 0 AND 10", name="fix_ci_attempts_range"),
+    Index(None, "organisation_id", "id"),
 )
 
 protocol_runs = Table(

@@ -8,10 +8,11 @@ from pathlib import Path
 from aiohttp import web
 
 from app.config import Settings
+from app.domain.scopes import PUBLIC, SERVICE
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
 from app.web import webhooks
-from app.web.api import events, projects, protocols, runs
+from app.web.api import events, organisations, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
@@ -21,18 +22,15 @@ from app.web.health import health
 from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.metrics import metrics_page
 from app.web.middlewares import request_middleware
+from app.web.scope import declare_resource, scoped, seal
 
-# Webhooks are public to the bearer check: each delivery is verified by its own signature instead.
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/", "/console", *webhooks.PATHS})
-# The console checks its own sessions (app/web/console/guard.py); the bearer token is the API's.
-PUBLIC_PREFIXES = ("/static/", "/console/")
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    for module in (projects, protocols, events, runs):
+    for module in (organisations, projects, protocols, events, runs):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints
@@ -41,13 +39,15 @@ def install_api(app: web.Application) -> list[Endpoint]:
 def create_app(
     settings: Settings, database_url: str, *, environ: Mapping[str, str] | None = None
 ) -> web.Application:
-    """Build the application; services (and, unless disabled, a job worker) start with it and stop with it."""
+    """Build the application; services (and, unless disabled, a job worker) start with it and stop with it.
+
+    Every route declares its scope (app/web/scope.py): start-up fails if one does not."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
             request_middleware,
-            authentication(token, PUBLIC_PATHS, PUBLIC_PREFIXES),
+            authentication(token),
         ],
         client_max_size=settings.max_request_bytes,
     )
@@ -70,8 +70,9 @@ def create_app(
                 await feed.stop()
 
     app.cleanup_ctx.append(runtime_ctx)
-    app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics_page)
+    app.on_startup.append(seal)
+    app.router.add_get("/health", scoped(PUBLIC)(health))
+    app.router.add_get("/metrics", scoped(SERVICE)(metrics_page))
     webhooks.install(app)
     endpoints = install_api(app)
     spec = build_spec(endpoints, secured=token is not None)
@@ -79,9 +80,9 @@ def create_app(
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(spec)
 
-    app.router.add_get("/openapi.json", openapi)
-    app.router.add_get("/docs", docs)
-    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    app.router.add_get("/openapi.json", scoped(PUBLIC)(openapi))
+    app.router.add_get("/docs", scoped(PUBLIC)(docs))
+    declare_resource(app.router.add_static("/static/", STATIC, follow_symlinks=False), PUBLIC)
     install_console(app, settings)
     return app
 

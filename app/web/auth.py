@@ -1,84 +1,78 @@
-"""Who may call: the service's bearer token (everything), or a project's own token (that project only).
+"""Who calls the API: the service's bearer token (the operator: everything), an organisation's token
+(`X-Organisation-Token`: that organisation's projects), or a project's token (`X-Project-Token`: that
+project only). What each may reach is checked next, by the one scope check (app/web/scope.py).
 
 Answers are deliberately alike: a missing, malformed or unknown credential is the same 401 body,
-so a caller learns nothing about which part was wrong. A valid project token used on another
-project's resource (or on a service-wide list) is a 403. Tokens are compared in constant time
-(the service token) or looked up by their SHA-256 (project tokens, 256 random bits each).
+so a caller learns nothing about which part was wrong. A valid token used on a resource out of its
+reach, or on a service-wide route, is a 403. The service token is compared in constant time; the
+others are looked up by their SHA-256 (256 random bits each). A missing token costs the same lookup
+as a wrong one (of a dummy's hash), so the answer's timing does not tell whether one was sent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import re
-import secrets
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.errors import AuthenticationError, PermissionDeniedError
-from app.services.context import Services
-from app.store import agent_runs, projects, protocols, steps
+from app.domain.scopes import OPERATOR, Access, Level, Principal
+from app.domain.tokens import token_hash
+from app.errors import AuthenticationError
+from app.store import tenancy
+from app.store.database import Database
 from app.web.keys import SERVICES
+from app.web.scope import CHECKS_ITS_OWN, resolve, scope_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PROJECT_TOKEN_HEADER = "X-Project-Token"  # noqa: S105 (a header name)
-_OWNED = re.compile(r"^/(projects|protocols|steps|agent_runs)/(\d{1,18})(/|$)")
+ORGANISATION_TOKEN_HEADER = "X-Organisation-Token"  # noqa: S105 (a header name)
+MAX_TOKEN_LENGTH = 200
+# Looked up when no usable token was offered: no token hashes to it (ours all start with `tg`).
+_NO_TOKEN = "none-offered"  # noqa: S105 (no one's token, by construction)
+_REFUSED = "a valid bearer, organisation or project token is required"
 
 
-def new_project_token() -> tuple[str, str]:
-    """A fresh token and the hash to store: the token is shown once and never kept."""
-    token = "tgp_" + secrets.token_urlsafe(32)
-    return token, token_hash(token)
+async def principal_for_token(database: Database, offered: str) -> Principal | None:
+    """The organisation or project whose token `offered` is (None when none): always one lookup,
+    of a dummy's hash when nothing usable was offered."""
+    usable = 0 < len(offered) <= MAX_TOKEN_LENGTH
+    digest = token_hash(offered if usable else _NO_TOKEN)
+    async with database.read() as conn:
+        found = await tenancy.principal_for_token_hash(conn, digest)
+    return found if usable else None
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+async def api_principal(request: web.Request, expected: bytes | None) -> Principal:
+    """The caller of an API route, or the one 401."""
+    if expected is None:
+        return OPERATOR  # no service token configured: the API is open
+    if hmac.compare_digest(request.headers.get("Authorization", "").encode(), expected):
+        return OPERATOR
+    project = request.headers.get(PROJECT_TOKEN_HEADER)
+    organisation = request.headers.get(ORGANISATION_TOKEN_HEADER)
+    wanted = Level.ORGANISATION if organisation is not None else Level.PROJECT
+    offered = organisation if project is None else project
+    if project is not None and organisation is not None:
+        offered = ""  # two tokens: neither counts (and the same lookup happens)
+    found = await principal_for_token(request.app[SERVICES].database, offered or "")
+    if found is None or found.level is not wanted:
+        raise AuthenticationError(_REFUSED)
+    return found
 
 
-def authentication(
-    token: str | None, public_paths: Collection[str], public_prefixes: tuple[str, ...] = ()
-) -> Callable:
-    """The middleware: with no service token configured, the API is open."""
+def authentication(token: str | None) -> Callable:
+    """The middleware for the application's own routes: who calls, then the scope check. Routes of a
+    sub-application (the console) are left to its own middleware, which does the same check."""
     expected = f"Bearer {token}".encode() if token else None
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or request.path in public_paths or request.path.startswith(public_prefixes):
-            return await handler(request)
-        offered = request.headers.get("Authorization", "").encode()
-        if hmac.compare_digest(offered, expected):
-            return await handler(request)
-        project_token = request.headers.get(PROJECT_TOKEN_HEADER, "")
-        if not project_token or len(project_token) > 200:
-            raise AuthenticationError("a valid bearer or project token is required")
-        svc = request.app[SERVICES]
-        async with svc.database.read() as conn:
-            allowed = await projects.id_for_token_hash(conn, token_hash(project_token))
-        if allowed is None:
-            raise AuthenticationError("a valid bearer or project token is required")
-        if await _owner(svc, request) != allowed:
-            raise PermissionDeniedError("this token is for another project")
+        if request.match_info.apps[-1] is not request.app and request.match_info.apps[-1][CHECKS_ITS_OWN]:
+            return await handler(request)  # the console: its middleware runs the same check
+        public = scope_of(request).access is Access.PUBLIC
+        principal = None if public else await api_principal(request, expected)
+        await resolve(request, principal)
         return await handler(request)
 
     return authenticate
-
-
-async def _owner(svc: Services, request: web.Request) -> int | None:
-    """The project the requested resource belongs to; None for service-wide paths."""
-    if request.path == "/events/stream":
-        raw = request.query.get("project_id", "")
-        return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
-    match = _OWNED.match(request.path)
-    if match is None:
-        return None
-    kind, entity_id = match.group(1), int(match.group(2))
-    if kind == "projects":
-        return entity_id
-    lookup = {
-        "protocols": protocols.project_of,
-        "steps": steps.project_of,
-        "agent_runs": agent_runs.project_of,
-    }
-    async with svc.database.read() as conn:
-        return await lookup[kind](conn, entity_id)

@@ -1,12 +1,13 @@
 """`Idempotency-Key` on the POSTs that create things: a retry gets what the first request created.
 
-The key is scoped by method, path and caller, and handed to the creating service (`claim_of`), which
-stores it in the transaction that creates the resource (app/store/idempotency.py). So a request that
-fails, or a server that dies, before that commit leaves the key free, and once it has committed a
-retry finds the resource instead of making another: it is answered as the first request was, with
-the resource as it is now, and `Idempotent-Replayed: true`. The key used with a different body is a
-422; a retry arriving while the first request's transaction is still open is a 409 (ask again).
-The registry wraps the endpoints that declare the header (app/web/api/registry.py).
+The key is scoped by method, path and caller (the operator, an organisation or a project), and handed
+to the creating service (`claim_of`), which stores it in the transaction that creates the resource
+(app/store/idempotency.py). So a request that fails, or a server that dies, before that commit
+leaves the key free, and once it has committed a retry finds the resource instead of making
+another: it is answered as the first request was, with the resource as it is now, and
+`Idempotent-Replayed: true`. The key used with a different body is a 422; a retry arriving while
+the first request's transaction is still open is a 409 (ask again). The registry wraps the
+endpoints that declare the header (app/web/api/registry.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from app.errors import InvalidInputError
 from app.store.idempotency import HEADER, Claim
+from app.web.scope import RESOLVED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
@@ -33,9 +35,14 @@ async def idempotent(request: web.Request, handler: Handler) -> web.StreamRespon
     if not _KEY.fullmatch(key):
         raise InvalidInputError("Idempotency-Key must be 1-200 of A-Z a-z 0-9 . _ : -", field=HEADER)
     body = await request.read()
-    caller = hashlib.sha256(
-        (request.headers.get("Authorization", "") + request.headers.get("X-Project-Token", "")).encode()
-    ).hexdigest()[:16]
+    # Keys are per caller: two tenants using the same key never see each other's resources.
+    principal = request[RESOLVED].principal
+    who = (
+        ""
+        if principal is None
+        else f"{principal.level.name}:{principal.organisation_id}:{principal.project_id}"
+    )
+    caller = hashlib.sha256(who.encode()).hexdigest()[:16]
     offered = Claim(f"{request.method} {request.path} {caller}", key, hashlib.sha256(body).hexdigest())
     request[_CLAIM] = offered
     response = await handler(request)

@@ -35,6 +35,7 @@ async def event_batches(
     project_id: int | None = None,
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
+    organisation_id: int | None = None,
 ) -> AsyncIterator[list[Placed]]:
     """Batches of new events (in transaction order) after `after`, forever.
 
@@ -49,7 +50,12 @@ async def event_batches(
             wake.set()
 
     unsubscribe = feed.subscribe(on_change) if feed is not None else None
-    scope = {"project_id": project_id, "protocol_run_id": protocol_run_id, "step_run_id": step_run_id}
+    scope = {
+        "project_id": project_id,
+        "protocol_run_id": protocol_run_id,
+        "step_run_id": step_run_id,
+        "organisation_id": organisation_id,
+    }
     position = after
     waits = 0  # reads in a row that found events held back
     try:

@@ -12,10 +12,11 @@ from app.store import projects, protocols, steps
 from app.web.api.models import PageQuery, ProtocolPageQuery, page_of
 
 
-async def project_list(svc: Services, query: PageQuery) -> dict:
-    """A page of projects, newest first (`Page[Project]`)."""
+async def project_list(svc: Services, query: PageQuery, **within: int) -> dict:
+    """A page of projects, newest first (`Page[Project]`); `within` keeps those of an organisation
+    (`organisation_id`) or one project (`project_id`): a tenant's reach."""
     async with svc.database.read() as conn:
-        items = await projects.list_page(conn, before_id=query.position(), limit=query.limit)
+        items = await projects.list_page(conn, before_id=query.position(), limit=query.limit, **within)
     return page_of(items, query.limit)
 
 

@@ -1,6 +1,6 @@
 """`POST /webhooks/github` and `POST /webhooks/gitlab`: forges and CI scripts report here.
 
-These paths skip the API bearer token (a forge cannot send it); each delivery proves itself instead:
+These paths are public to the API's tokens (a forge cannot send them); each delivery proves itself instead:
 GitHub by its HMAC signature over the raw body, GitLab by its token, both compared in constant time.
 In order: no secret configured → 503 (never accept-all); a body past TASKSGODZILLA_WEBHOOK_MAX_BYTES
 → 413 (read with our own cap, before anything else looks at it); a missing, malformed or wrong
@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from app.domain.ci import CiSignal, IgnoredSignal, MergeSignal, Provider
+from app.domain.scopes import PUBLIC
 from app.errors import InvalidInputError, NotConfiguredError, PayloadTooLargeError
 from app.forges.github import parse_github
 from app.forges.gitlab import parse_gitlab
@@ -30,7 +31,9 @@ from app.forges.signatures import (
     verify_gitlab_token,
 )
 from app.services import webhooks
+from app.web.api.registry import unique_keys
 from app.web.keys import SERVICES, SETTINGS
+from app.web.scope import scoped
 
 GITHUB_PATH = "/webhooks/github"
 GITLAB_PATH = "/webhooks/gitlab"
@@ -41,8 +44,9 @@ _EVENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .-]{0,99}")
 
 
 def install(app: web.Application) -> None:
-    app.router.add_post(GITHUB_PATH, github)
-    app.router.add_post(GITLAB_PATH, gitlab)
+    # Public to the scope check: no token reaches here; each delivery proves itself by its signature.
+    app.router.add_post(GITHUB_PATH, scoped(PUBLIC)(github))
+    app.router.add_post(GITLAB_PATH, scoped(PUBLIC)(gitlab))
 
 
 async def github(request: web.Request) -> web.Response:
@@ -113,13 +117,16 @@ def _delivery_id(body: bytes, offered: str | None) -> str:
 
 
 def _payload(request: web.Request, body: bytes) -> Any:
-    """The JSON document, sent as JSON or (a GitHub option) as the form field `payload`."""
+    """The JSON document, sent as JSON or (a GitHub option) as the form field `payload`; a key given
+    twice (in the form or in a JSON object) is refused, as everywhere."""
     text = body.decode("utf-8", "replace")
     if request.content_type == "application/x-www-form-urlencoded":
         fields = parse_qs(text, max_num_fields=10)
+        if len(fields.get("payload", [])) > 1:
+            raise InvalidInputError("the form field payload is given twice", field="payload")
         text = fields.get("payload", [""])[0]
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique_keys)
     except (ValueError, RecursionError):
         raise InvalidInputError("the body is not a JSON document", field="body") from None
 

@@ -84,7 +84,10 @@ def test_serve_on_embedded_postgres_keeps_data_and_stops_cleanly(tmp_path):
     try:
         _wait_healthy(first, port)
         with psycopg.connect(_embedded_url(data_dir / "postgres"), autocommit=True) as conn:
-            conn.execute("INSERT INTO projects (name, local_path) VALUES ('kept', '/srv/kept')")
+            conn.execute(
+                "INSERT INTO projects (name, local_path, organisation_id) "
+                "SELECT 'kept', '/srv/kept', id FROM organisations WHERE slug = 'default'"
+            )
     finally:
         stderr = _stop(first)
     assert "listening" in stderr

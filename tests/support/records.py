@@ -12,10 +12,11 @@ A, B, C = "a" * 40, "b" * 40, "c" * 40
 
 def project(**fields) -> Project:
     base = dict(
-        id=1, name="shop", git_url=None, local_path="/srv/shop", base_branch="main", ci_provider="github",
-        status="ready", planning_engine=None, planning_model=None, execution_engine=None,
-        execution_model=None, qa_engine=None, qa_model=None, policy_pack_key=None, policy_pack_version=None,
-        policy_overrides={}, policy_repo_local_enabled=False, created_at=NOW, updated_at=NOW, version=1,
+        id=1, name="shop", organisation_id=1, git_url=None, local_path="/srv/shop", base_branch="main",
+        ci_provider="github", status="ready", planning_engine=None, planning_model=None,
+        execution_engine=None, execution_model=None, qa_engine=None, qa_model=None, policy_pack_key=None,
+        policy_pack_version=None, policy_overrides={}, policy_repo_local_enabled=False, created_at=NOW,
+        updated_at=NOW, version=1,
     )  # fmt: skip
     return Project(**(base | fields))
 

@@ -218,10 +218,21 @@ async def test_project_tokens_reach_their_project_only(client, repos):
         await client.post(f"/projects/{mine['id']}/protocols", json={"title": "T"}, headers=scoped)
     ).json()
     assert (await client.get(f"/protocols/{run['id']}/events", headers=scoped)).status == 200
-    for path in (f"/projects/{other['id']}", "/projects", "/events", "/queue"):
+    for path in (
+        f"/projects/{other['id']}",
+        "/queue",
+        "/metrics",
+        f"/events/stream?project_id={other['id']}",
+    ):
         denied = await client.get(path, headers=scoped)
         assert denied.status == 403, path
         assert (await denied.json())["error"]["code"] == "forbidden"
+    # Lists answer what the token reaches, nothing more.
+    listed = await (await client.get("/projects", headers=scoped)).json()
+    assert [p["id"] for p in listed["items"]] == [mine["id"]]
+    logged = await (await client.get("/events", headers=scoped)).json()
+    assert logged["items"]
+    assert {e["project_id"] for e in logged["items"]} == {mine["id"]}
     assert (await client.post(f"/projects/{mine['id']}/token", headers=scoped)).status == 403
 
     bodies = set()

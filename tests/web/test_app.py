@@ -9,9 +9,11 @@ import pytest
 from aiohttp import web
 
 from app.config import Settings
+from app.domain.scopes import SERVICE
 from app.errors import NotFoundError
 from app.store import migrate
 from app.web.app import create_app
+from app.web.scope import scoped
 
 
 def _closed_port() -> int:
@@ -34,9 +36,9 @@ def make_client(aiohttp_client):
         async def echo(request):
             return web.json_response(await request.json())
 
-        app.router.add_get("/test/lookup", lookup)
-        app.router.add_get("/test/explode", explode)
-        app.router.add_post("/test/echo", echo)
+        app.router.add_get("/test/lookup", scoped(SERVICE)(lookup))
+        app.router.add_get("/test/explode", scoped(SERVICE)(explode))
+        app.router.add_post("/test/echo", scoped(SERVICE)(echo))
         return await aiohttp_client(app)
 
     return make

@@ -199,7 +199,8 @@ def test_a_server_killed_between_effect_and_answer_neither_sticks_nor_duplicates
     url = with_driver(database_url, None)
     with psycopg.connect(url, autocommit=True) as conn:
         project_id = conn.execute(
-            "INSERT INTO projects (name, local_path) VALUES ('demo', '/srv/demo') RETURNING id"
+            "INSERT INTO projects (name, local_path, organisation_id) "
+            "SELECT 'demo', '/srv/demo', id FROM organisations WHERE slug = 'default' RETURNING id"
         ).fetchone()[0]
     port = _free_port()
     server = _serve(port, database_url, tmp_path / "data")

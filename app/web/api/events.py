@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from app.domain.records import Event
+from app.domain.scopes import tenant
 from app.store import events as store
 from app.store import projects, protocols, steps
 from app.web.api.common import services
@@ -17,6 +18,7 @@ from app.web.api.models import EventQuery, Page, StreamQuery, decode_event_curso
 from app.web.api.registry import Api
 from app.web.keys import CHANGES
 from app.web.live import event_batches
+from app.web.scope import resolved
 
 api = Api()
 
@@ -43,13 +45,14 @@ async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
 @api.route(
     "GET",
     "/events",
-    summary="All events, oldest first",
+    summary="All events the caller reaches, oldest first",
     tag="events",
+    scope=tenant(narrows=True),
     query=EventQuery,
     response=Page[Event],
 )
 async def all_events(request: web.Request, query: EventQuery) -> dict:
-    return await _page(request, query)
+    return await _page(request, query, **resolved(request).narrowing())
 
 
 @api.route(
@@ -57,6 +60,7 @@ async def all_events(request: web.Request, query: EventQuery) -> dict:
     "/projects/{project_id}/events",
     summary="A project's events",
     tag="events",
+    scope=tenant(),
     query=EventQuery,
     response=Page[Event],
     errors=(404,),
@@ -70,6 +74,7 @@ async def project_events(request: web.Request, project_id: int, query: EventQuer
     "/protocols/{protocol_id}/events",
     summary="A protocol run's events",
     tag="events",
+    scope=tenant(),
     query=EventQuery,
     response=Page[Event],
     errors=(404,),
@@ -83,6 +88,7 @@ async def protocol_events(request: web.Request, protocol_id: int, query: EventQu
     "/steps/{step_id}/events",
     summary="A step run's events",
     tag="events",
+    scope=tenant(),
     query=EventQuery,
     response=Page[Event],
     errors=(404,),
@@ -94,14 +100,17 @@ async def step_events(request: web.Request, step_id: int, query: EventQuery) -> 
 @api.route(
     "GET",
     "/events/stream",
-    summary="New events as Server-Sent Events (resumable with Last-Event-ID)",
+    summary="New events the caller reaches as Server-Sent Events (resumable with Last-Event-ID)",
     headers=("Last-Event-ID",),
     tag="events",
+    scope=tenant(narrows=True),
     query=StreamQuery,
     response=Event,
     stream=True,
 )
 async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamResponse:
+    checked = resolved(request)  # the subjects as the scope check saw them, and the caller's reach
+    within = checked.narrowing()
     resumed = request.headers.get("Last-Event-ID")
     given = (
         decode_event_cursor(resumed, field="Last-Event-ID")
@@ -117,9 +126,10 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
             request.app.get(CHANGES),
             after=after,
             event_types=query.type,
-            project_id=query.project_id,
-            protocol_run_id=query.protocol_id,
-            step_run_id=query.step_id,
+            project_id=checked.ids.get("project_id", within.get("project_id")),
+            protocol_run_id=checked.ids.get("protocol_id"),
+            step_run_id=checked.ids.get("step_id"),
+            organisation_id=within.get("organisation_id"),
         )
         async for batch in batches:
             if not _connected(request, stream):

@@ -8,10 +8,10 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import EngineName
+from app.domain.scopes import MAX_ID
 from app.domain.statuses import ProtocolStatus
 from app.errors import InvalidInputError
 from app.store.events import Position
-from app.web.api.registry import MAX_ID
 
 T = TypeVar("T")
 # Documented rather than enforced by pydantic: the service checks these and says why in its own words.
@@ -113,6 +113,12 @@ class PageQuery(Strict):
 
     def position(self) -> int | None:
         return decode_cursor(self.cursor)
+
+
+class ProjectPageQuery(PageQuery):
+    organisation_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Only this organisation's projects."
+    )
 
 
 class ProtocolPageQuery(PageQuery):

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from app import __version__
-from app.web.api.registry import JSON, MAX_ID, Endpoint
-from app.web.auth import PROJECT_TOKEN_HEADER
+from app.domain.scopes import MAX_ID, Access
+from app.web.api.registry import JSON, Endpoint
+from app.web.auth import ORGANISATION_TOKEN_HEADER, PROJECT_TOKEN_HEADER
 
 REF = "#/components/schemas/{model}"
 EVENT_STREAM = "text/event-stream"
@@ -68,7 +69,8 @@ HEADERS: dict[str, dict[str, Any]] = {
 
 def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
     """The whole document for `endpoints`; `secured` adds the credentials non-public ones take: the
-    service's bearer token, or a project's own token (which reaches that project's resources alone)."""
+    service's bearer token, an organisation's token (its projects alone) or a project's own token (that
+    project's resources alone), as each endpoint's scope allows."""
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
@@ -83,6 +85,7 @@ def build_spec(endpoints: list[Endpoint], *, secured: bool) -> dict[str, Any]:
     if secured:
         spec["components"]["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer"},
+            "organisationToken": {"type": "apiKey", "in": "header", "name": ORGANISATION_TOKEN_HEADER},
             "projectToken": {"type": "apiKey", "in": "header", "name": PROJECT_TOKEN_HEADER},
         }
     return spec
@@ -111,9 +114,16 @@ def _operation(endpoint: Endpoint, components: dict[str, Any], secured: bool) ->
         body = TypeAdapter(endpoint.body).json_schema(ref_template=REF, mode="validation")
         components.update(body.pop("$defs", {}))
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if secured and not endpoint.public:
-        operation["security"] = [{"bearer": []}, {"projectToken": []}]
+    if secured and endpoint.scope.access is not Access.PUBLIC:
+        operation["security"] = [{scheme: []} for scheme in _SCHEMES[endpoint.scope.access]]
     return operation
+
+
+_SCHEMES = {
+    Access.OPERATOR: ("bearer",),
+    Access.ORGANISATION: ("bearer", "organisationToken"),
+    Access.PROJECT: ("bearer", "organisationToken", "projectToken"),
+}
 
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -150,8 +160,8 @@ def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         responses[str(endpoint.status)] = {"description": "OK", "content": _content(endpoint, components)}
     error = {"content": {JSON: {"schema": {"$ref": REF.format(model="Error")}}}}
     statuses = {*endpoint.errors, 422}
-    if not endpoint.public:
-        statuses |= {401, 403}  # no or bad credentials; a project's token used beyond its project
+    if endpoint.scope.access is not Access.PUBLIC:
+        statuses |= {401, 403}  # no or bad credentials; a tenant's token used beyond its reach
     if endpoint.body is not None:
         statuses.add(413)  # past the size limit on request bodies
     for status in sorted(statuses):

@@ -6,16 +6,18 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from app.domain.records import Project
-from app.errors import InvalidInputError, PermissionDeniedError
+from app.domain.scopes import Level, tenant
+from app.domain.tokens import new_project_token
+from app.errors import InvalidInputError
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import projects as store
 from app.web import views
-from app.web.api.common import if_match, services
-from app.web.api.models import Answers, BranchDelete, Page, PageQuery, ProjectCreate, ProjectPatch
+from app.web.api.common import if_match, others_unnamed, services
+from app.web.api.models import Answers, BranchDelete, Page, ProjectCreate, ProjectPageQuery, ProjectPatch
 from app.web.api.registry import Api
-from app.web.auth import PROJECT_TOKEN_HEADER, new_project_token
 from app.web.idempotency import claim_of
+from app.web.scope import resolved
 
 api = Api()
 
@@ -28,8 +30,9 @@ class ProjectToken(BaseModel):
 @api.route(
     "POST",
     "/projects",
-    summary="Register a project and queue its setup",
+    summary="Register a project in the caller's organisation (the operator's: the default one)",
     tag="projects",
+    scope=tenant(Level.ORGANISATION, narrows=True),
     body=ProjectCreate,
     headers=("Idempotency-Key",),
     response=Project,
@@ -37,25 +40,41 @@ class ProjectToken(BaseModel):
     errors=(409, 422),
 )
 async def create_project(request: web.Request, body: ProjectCreate) -> Project:
-    return await project_service.register_project(
-        services(request), idempotency=claim_of(request), **body.model_dump(exclude_none=True)
-    )
+    caller = resolved(request).narrowing()
+    with others_unnamed(request):
+        return await project_service.register_project(
+            services(request),
+            idempotency=claim_of(request),
+            organisation_id=caller.get("organisation_id"),
+            **body.model_dump(exclude_none=True),
+        )
 
 
 @api.route(
     "GET",
     "/projects",
-    summary="List projects, newest first",
+    summary="List the projects the caller reaches, newest first (`organisation_id`: that one's only)",
     tag="projects",
-    query=PageQuery,
+    scope=tenant(narrows=True),
+    query=ProjectPageQuery,
     response=Page[Project],
 )
-async def list_projects(request: web.Request, query: PageQuery) -> dict:
-    return await views.project_list(services(request), query)
+async def list_projects(request: web.Request, query: ProjectPageQuery) -> dict:
+    checked = resolved(request)
+    within = checked.narrowing()
+    if "organisation_id" in checked.ids:
+        within["organisation_id"] = checked.ids["organisation_id"]
+    return await views.project_list(services(request), query, **within)
 
 
 @api.route(
-    "GET", "/projects/{project_id}", summary="One project", tag="projects", response=Project, errors=(404,)
+    "GET",
+    "/projects/{project_id}",
+    summary="One project",
+    tag="projects",
+    scope=tenant(),
+    response=Project,
+    errors=(404,),
 )
 async def get_project(request: web.Request, project_id: int) -> Project:
     return await views.project(services(request), project_id)
@@ -66,6 +85,7 @@ async def get_project(request: web.Request, project_id: int) -> Project:
     "/projects/{project_id}",
     summary="Change a project (If-Match: its ETag)",
     tag="projects",
+    scope=tenant(),
     body=ProjectPatch,
     headers=("If-Match",),
     response=Project,
@@ -83,6 +103,7 @@ async def patch_project(request: web.Request, project_id: int, body: ProjectPatc
     "/projects/{project_id}",
     summary="Delete a project and its history",
     tag="projects",
+    scope=tenant(),
     status=204,
     errors=(404,),
 )
@@ -97,6 +118,7 @@ async def delete_project(request: web.Request, project_id: int) -> web.Response:
     "/projects/{project_id}/branches",
     summary="Remote branches of the project",
     tag="projects",
+    scope=tenant(),
     errors=(404, 409, 502),
 )
 async def list_branches(request: web.Request, project_id: int) -> dict:
@@ -111,6 +133,7 @@ async def list_branches(request: web.Request, project_id: int) -> dict:
     "/projects/{project_id}/branches/{branch:.+}",
     summary="Delete a remote branch",
     tag="projects",
+    scope=tenant(),
     body=BranchDelete,
     errors=(404, 409, 422, 502),
 )
@@ -128,6 +151,7 @@ async def delete_branch(request: web.Request, project_id: int, branch: str, body
     "/projects/{project_id}/clarifications",
     summary="Answer setup questions",
     tag="projects",
+    scope=tenant(),
     body=Answers,
     response=Project,
     errors=(404, 422),
@@ -141,13 +165,12 @@ async def answer(request: web.Request, project_id: int, body: Answers) -> Projec
     "/projects/{project_id}/token",
     summary="Issue the project's own API token (X-Project-Token); replaces any previous one",
     tag="projects",
+    scope=tenant(Level.ORGANISATION),
     response=ProjectToken,
     status=201,
     errors=(403, 404),
 )
 async def issue_token(request: web.Request, project_id: int) -> ProjectToken:
-    if request.headers.get(PROJECT_TOKEN_HEADER):
-        raise PermissionDeniedError("a project token cannot issue tokens; use the service token")
     token, digest = new_project_token()
     async with services(request).database.transaction() as conn:
         await store.set_token_hash(conn, project_id, digest)

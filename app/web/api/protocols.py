@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.domain.records import ProtocolRun, StepRun
+from app.domain.scopes import tenant
 from app.domain.statuses import ProtocolStatus
 from app.errors import IllegalTransitionError, StaleWriteError
 from app.services import controls, planning, quality
@@ -24,6 +25,7 @@ IF_MATCH = ("If-Match",)
     "/projects/{project_id}/protocols",
     summary="Create a protocol run (and start it)",
     tag="protocols",
+    scope=tenant(),
     body=ProtocolCreate,
     headers=("Idempotency-Key",),
     response=ProtocolRun,
@@ -56,6 +58,7 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     "/projects/{project_id}/protocols",
     summary="A project's protocol runs, newest first",
     tag="protocols",
+    scope=tenant(),
     query=ProtocolPageQuery,
     response=Page[ProtocolRun],
     errors=(404,),
@@ -70,6 +73,7 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     "/protocols/{protocol_id}",
     summary="One protocol run",
     tag="protocols",
+    scope=tenant(),
     response=ProtocolRun,
     errors=(404,),
     cache=lambda ids: [("protocol", ids["protocol_id"])],
@@ -83,6 +87,7 @@ async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
     "/protocols/{protocol_id}/steps",
     summary="A protocol run's steps in plan order",
     tag="protocols",
+    scope=tenant(),
     response=Page[StepRun],
     errors=(404,),
 )
@@ -90,7 +95,15 @@ async def list_steps(request: web.Request, protocol_id: int) -> dict:
     return {"items": await views.step_list(services(request), protocol_id), "next_cursor": None}
 
 
-@api.route("GET", "/steps/{step_id}", summary="One step run", tag="steps", response=StepRun, errors=(404,))
+@api.route(
+    "GET",
+    "/steps/{step_id}",
+    summary="One step run",
+    tag="steps",
+    scope=tenant(),
+    response=StepRun,
+    errors=(404,),
+)
 async def get_step(request: web.Request, step_id: int) -> StepRun:
     return await views.step(services(request), step_id)
 
@@ -105,6 +118,7 @@ def _protocol_action(path: str, summary: str, action: object) -> None:
         path,
         summary=summary,
         tag="actions",
+        scope=tenant(),
         response=ProtocolRun,
         errors=ACTION_ERRORS,
         headers=IF_MATCH,
@@ -126,6 +140,7 @@ _protocol_action(
     "/protocols/{protocol_id}/actions/run_next_step",
     summary="Queue the next pending step",
     tag="actions",
+    scope=tenant(),
     response=StepRun,
     status=202,
     errors=ACTION_ERRORS,
@@ -139,6 +154,7 @@ async def run_next_step(request: web.Request, protocol_id: int) -> StepRun:
     "/protocols/{protocol_id}/actions/open_pr",
     summary="Push the branch and open its PR/MR now",
     tag="actions",
+    scope=tenant(),
     response=ProtocolRun,
     status=202,
     errors=ACTION_ERRORS,
@@ -152,6 +168,7 @@ async def open_pr(request: web.Request, protocol_id: int) -> ProtocolRun:
     "/steps/{step_id}/actions/run",
     summary="Queue a pending step",
     tag="actions",
+    scope=tenant(),
     response=StepRun,
     status=202,
     errors=ACTION_ERRORS,
@@ -165,6 +182,7 @@ async def run_step(request: web.Request, step_id: int) -> StepRun:
     "/steps/{step_id}/actions/run_qa",
     summary="Queue QA of a step",
     tag="actions",
+    scope=tenant(),
     response=StepRun,
     status=202,
     errors=ACTION_ERRORS,
@@ -178,6 +196,7 @@ async def run_qa(request: web.Request, step_id: int) -> StepRun:
     "/steps/{step_id}/actions/retry",
     summary="Retry a failed or blocked step (a rejected one, or one given a note, is redone by its agent)",
     tag="actions",
+    scope=tenant(),
     body=Retry,
     response=StepRun,
     errors=ACTION_ERRORS,
@@ -194,6 +213,7 @@ async def retry(request: web.Request, step_id: int, body: Retry) -> StepRun:
     "/steps/{step_id}/actions/approve",
     summary="Pass a step by hand",
     tag="actions",
+    scope=tenant(),
     body=Approval,
     response=StepRun,
     errors=ACTION_ERRORS,

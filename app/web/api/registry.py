@@ -1,8 +1,10 @@
-"""Declaring endpoints once: the route, its pydantic models, its documentation.
+"""Declaring endpoints once: the route, its scope, its pydantic models, its documentation.
 
-Each endpoint states its path parameters, query and body models and its response model; the adapter
-validates the request against them (unknown fields refused, a 422 naming the field), calls the
-handler with typed values, and serialises the answer. `openapi.py` reads the same declarations.
+Each endpoint states what it reaches (its `scope`, required: see app/web/scope.py), its path
+parameters, query and body models and its response model; the adapter validates the request against
+them (unknown fields refused, a repeated query parameter or JSON key refused, a 422 naming the
+field), calls the handler with typed values taken from what the scope check read, and serialises the
+answer. `openapi.py` reads the same declarations.
 """
 
 from __future__ import annotations
@@ -11,22 +13,23 @@ import functools
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from app.errors import InvalidInputError, NotFoundError
+from app.domain.scopes import Scope
+from app.errors import InvalidInputError
 from app.web.cache import Tag
 from app.web.idempotency import idempotent
 from app.web.keys import CACHE
+from app.web.scope import RESOLVED, scoped
 
 Handler = Callable[..., Awaitable[Any]]
 M = TypeVar("M", bound=BaseModel)
 _PARAM = re.compile(r"\{(\w+)(?::[^}]+)?\}")
-MAX_ID = 2**63 - 1
 JSON = "application/json"
 
 
@@ -37,12 +40,12 @@ class Endpoint:
     handler: Handler
     summary: str
     tag: str
+    scope: Scope  # what it reaches, who may call it (app/domain/scopes.py)
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
-    public: bool = False
     stream: bool = False  # answers with Server-Sent Events (`response`, if set, is each event's data)
     # What a 2xx answer is sent as: JSON of `response` by default; text (`text/plain`, `text/markdown`,
     # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
@@ -65,17 +68,27 @@ class Api:
         self.endpoints: list[Endpoint] = []
 
     def route(
-        self, method: str, path: str, *, summary: str, tag: str, **options: Any
+        self, method: str, path: str, *, summary: str, tag: str, scope: Scope, **options: Any
     ) -> Callable[[Handler], Handler]:
+        """Declare an endpoint; `scope` is required (a route that declares nothing does not exist)."""
+
         def register(handler: Handler) -> Handler:
-            self.endpoints.append(Endpoint(method, path, handler, summary, tag, **options))
+            query = options.get("query")
+            repeatable = frozenset(name for name in _list_fields(query)) if query else frozenset()
+            declared = replace(scope, multi=scope.multi | repeatable)
+            self.endpoints.append(Endpoint(method, path, handler, summary, tag, declared, **options))
             return handler
 
         return register
 
     def install(self, app: web.Application) -> None:
         for endpoint in self.endpoints:
-            app.router.add_route(endpoint.method, endpoint.path, _wrapped(endpoint))
+            app.router.add_route(endpoint.method, endpoint.path, scoped(endpoint.scope)(_wrapped(endpoint)))
+
+
+def _list_fields(model: type[BaseModel]) -> list[str]:
+    """The query model's fields that take several values (`?status=a&status=b`)."""
+    return [name for name, info in model.model_fields.items() if "list" in str(info.annotation)]
 
 
 def _wrapped(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -99,8 +112,9 @@ async def _invalidating(request: web.Request, handler: Handler) -> web.StreamRes
 
 def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        checked = request[RESOLVED]  # the parameters as the scope check read them
         kwargs: dict[str, Any] = {
-            name: _id(request, name) if name.endswith("_id") else _text(request.match_info[name], name)
+            name: checked.ids[name] if name in checked.ids else _text(checked.path[name], name)
             for name in endpoint.path_params
         }
         if endpoint.cache is None:
@@ -118,7 +132,8 @@ def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
 
     async def answer(request: web.Request, kwargs: dict[str, Any]) -> web.StreamResponse:
         if endpoint.query is not None:
-            kwargs["query"] = _validated(endpoint.query, _query_values(request, endpoint.query), "query")
+            values = {**request[RESOLVED].query, **request[RESOLVED].many}
+            kwargs["query"] = _validated(endpoint.query, values, "query")
         if endpoint.body is not None:
             kwargs["body"] = _validated(endpoint.body, await _json_body(request), "body")
         result = await endpoint.handler(request, **kwargs)
@@ -139,24 +154,6 @@ def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = 
         response.headers["ETag"] = f'"{version}"'
     response.headers.update(headers or {})
     return response
-
-
-def _id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    # ASCII only: str.isdigit() also takes '²' (which int() refuses) and '١' (which it reads as 1).
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
-        raise NotFoundError(f"no {name.removesuffix('_id')} {raw[:40]!r}", field=name)
-    return int(raw)
-
-
-def _query_values(request: web.Request, model: type[BaseModel]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key in set(request.query.keys()):
-        many = request.query.getall(key)
-        annotation = model.model_fields.get(key)
-        is_list = annotation is not None and "list" in str(annotation.annotation)
-        values[key] = many if is_list else many[-1]
-    return values
 
 
 def _text(value: str, name: str) -> str:
@@ -200,11 +197,21 @@ async def _json_body(request: web.Request) -> Any:
     if not text.strip():
         return {}
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"the request body is not valid JSON ({exc.msg})", field="body") from None
     except (ValueError, RecursionError):  # an integer of thousands of digits; nesting past the stack
         raise InvalidInputError("the request body is JSON this API cannot read", field="body") from None
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice (which of the two would count is a guess)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise InvalidInputError(f"{key[:60]!r} is given twice in one JSON object", field=key[:60])
+        found[key] = value
+    return found
 
 
 def validate_input(model: type[M], data: Any, where: str = "form") -> M:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.records import AgentRun, ProtocolRun
+from app.domain.scopes import SERVICE, tenant
 from app.store import agent_runs, metrics, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import Page
@@ -19,6 +20,7 @@ api = Api()
     "/steps/{step_id}/agent_runs",
     summary="A step's agent runs with tokens and cost",
     tag="agents",
+    scope=tenant(),
     response=Page[AgentRun],
     errors=(404,),
 )
@@ -34,6 +36,7 @@ async def step_agent_runs(request: web.Request, step_id: int) -> dict:
     summary="An agent run's transcript (secrets redacted)",
     media_types=("text/plain",),
     tag="agents",
+    scope=tenant(),
     errors=(404,),
 )
 async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response:
@@ -47,6 +50,7 @@ async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response
     "/protocols/{protocol_id}/artifacts",
     summary="The files of a protocol's folder",
     tag="artifacts",
+    scope=tenant(),
     errors=(404,),
 )
 async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
@@ -60,6 +64,7 @@ async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
     summary="One file of a protocol's folder",
     media_types=("text/markdown", "text/plain"),
     tag="artifacts",
+    scope=tenant(),
     errors=(404, 422),
 )
 async def read_artifact(request: web.Request, protocol_id: int, name: str) -> web.Response:
@@ -74,7 +79,7 @@ async def _run(request: web.Request, protocol_id: int) -> ProtocolRun:
         return await protocols.get(conn, protocol_id)
 
 
-@api.route("GET", "/queue", summary="Jobs by status and type", tag="queue")
+@api.route("GET", "/queue", summary="Jobs by status and type (the operator only)", tag="queue", scope=SERVICE)
 async def queue_counts(request: web.Request) -> dict:
     async with services(request).database.read() as conn:
         rows = await metrics.jobs_by_status(conn)

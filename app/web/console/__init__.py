@@ -2,7 +2,8 @@
 
 Pages read through the same view functions and services as the API (app/web/views.py,
 app/services), so the two never disagree. Mounted at /console/ as a sub-application with its own
-middleware (app/web/console/guard.py): sessions, CSRF, project scope, HTML errors.
+middleware (app/web/console/guard.py): sessions, CSRF, the scope check every route declares
+(app/web/scope.py, as for the API), HTML errors.
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import jinja2
 from aiohttp import web
 
 from app.config import Settings
+from app.domain.scopes import PUBLIC
+from app.domain.throttle import FailedSignIns
 from app.store.migrate import resource_dir
 from app.web.console import activity, login, projects, protocols, steps
-from app.web.console.base import CODEC, PREFIX
+from app.web.console.base import CODEC, PREFIX, SIGN_INS
 from app.web.console.format import FILTERS, markdown
 from app.web.console.guard import console_guard
 from app.web.console.session import SessionCodec
+from app.web.scope import CHECKS_ITS_OWN, scoped
 
 
 def console_app(settings: Settings) -> web.Application:
     """The console as a sub-application, to mount at /console/."""
     console = web.Application(middlewares=[console_guard])
     console[CODEC] = SessionCodec(settings)
+    console[SIGN_INS] = FailedSignIns(settings.login_failures_per_minute)
+    console[CHECKS_ITS_OWN] = True  # console_guard runs the scope check with the session's caller
     environment = aiohttp_jinja2.setup(
         console,
         loader=jinja2.FileSystemLoader(resource_dir("templates")),
@@ -43,6 +49,7 @@ def install_console(app: web.Application, settings: Settings) -> None:
     """Mount the console; `/` and `/console` lead to it."""
     app.add_subapp(PREFIX + "/", console_app(settings))
 
+    @scoped(PUBLIC)
     async def home(request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": PREFIX + "/"})
 

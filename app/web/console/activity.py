@@ -8,37 +8,47 @@ rendered by the same template as the page's first rendering.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_sse import sse_response
 
 from app.domain.events import EVENT_KINDS
-from app.errors import PermissionDeniedError
-from app.store import events, projects, protocols, steps
+from app.domain.scopes import parse_id, tenant
+from app.errors import InvalidInputError
+from app.store import events, projects
 from app.web.api.models import decode_event_cursor, encode_event_cursor
-from app.web.console.base import render, services, session, stream_start
+from app.web.console.base import params, render, services, stream_start
 from app.web.keys import CHANGES
 from app.web.live import event_batches
+from app.web.scope import scoped
 
 routes = web.RouteTableDef()
 PAGE = 100
 
 
 @routes.get("/activity")
+@scoped(tenant(narrows=True))
 async def activity(request: web.Request) -> web.Response:
-    scope = _ids(request, "project_id", "before")
-    scoped = session(request).project_id
-    project_id = scoped if scoped is not None else scope.get("project_id")
-    prefix = request.query.get("type", "")[:60]
+    """Recent events the caller reaches; `project_id` (checked by the scope check) narrows further."""
+    given = params(request)
+    within = given.narrowing()
+    project_id = given.ids.get("project_id", within.get("project_id"))
+    before_id = _event_id(given.query.get("before"))
+    prefix = given.query.get("type", "")[:60]
     after = await stream_start(request)
     async with services(request).database.read() as conn:
-        before = await events.position_of(conn, scope["before"]) if "before" in scope else None
+        before = await events.position_of(conn, before_id) if before_id is not None else None
         items = await events.recent(
-            conn, project_id=project_id, type_prefix=prefix or None, before=before, limit=PAGE
+            conn,
+            project_id=project_id,
+            organisation_id=within.get("organisation_id"),
+            type_prefix=prefix or None,
+            before=before,
+            limit=PAGE,
         )
-        choices = await projects.list_page(conn, limit=200) if scoped is None else []
+        # A project's sign-in has nothing to choose between.
+        choices = [] if "project_id" in within else await projects.list_page(conn, limit=200, **within)
     return render(
         request,
         "console/activity.html",
@@ -52,24 +62,29 @@ async def activity(request: web.Request) -> web.Response:
     )
 
 
-def _ids(request: web.Request, *names: str) -> dict[str, int]:
-    found = {}
-    for name in names:
-        raw = request.query.get(name, "")
-        if raw.isascii() and raw.isdigit() and 0 < len(raw) < 19:
-            found[name] = int(raw)
-    return found
+def _event_id(raw: str | None) -> int | None:
+    """The `before` event id of an older page (none when blank)."""
+    if not raw:
+        return None
+    value = parse_id(raw)
+    if value is None:
+        raise InvalidInputError("before: not an event id", field="before")
+    return value
 
 
 @routes.get("/stream")
+@scoped(tenant(narrows=True))
 async def stream(request: web.Request) -> web.StreamResponse:
-    scope = await _stream_scope(request)
+    """New events the caller reaches, of the page's subject (`project_id`, `protocol_id`, `step_id`:
+    each checked by the scope check), as `feed` rows and `change` signals."""
+    checked = params(request)
+    within = checked.narrowing()
     resumed = request.headers.get("Last-Event-ID")  # the browser reconnecting after a drop
     if resumed:
         given = decode_event_cursor(resumed, field="Last-Event-ID")
     else:
-        given = decode_event_cursor(request.query.get("after"), field="after")
-    prefix = request.query.get("type", "")[:60] or None
+        given = decode_event_cursor(checked.query.get("after"), field="after")
+    prefix = checked.query.get("type", "")[:60] or None
     database = services(request).database
     async with database.read() as conn:
         after = await events.start_at(conn, given, from_now=True)
@@ -79,9 +94,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 database,
                 request.config_dict.get(CHANGES),
                 after=after,
-                project_id=scope.get("project_id"),
-                protocol_run_id=scope.get("protocol_run_id"),
-                step_run_id=scope.get("step_run_id"),
+                project_id=checked.ids.get("project_id", within.get("project_id")),
+                protocol_run_id=checked.ids.get("protocol_id"),
+                step_run_id=checked.ids.get("step_id"),
+                organisation_id=within.get("organisation_id"),
             ):
                 if not sse.is_connected() or request.transport is None or request.transport.is_closing():
                     break
@@ -93,25 +109,3 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await sse.send(row, event="feed", id=encode_event_cursor(placed.position))
                     await sse.send(event.event_type, event="change")
     return sse
-
-
-async def _stream_scope(request: web.Request) -> dict[str, int]:
-    """The stream's subject; a project-token session sees its own project only."""
-    given = _ids(request, "project_id", "protocol_id", "step_id")
-    scope = {
-        "project_id": given.get("project_id"),
-        "protocol_run_id": given.get("protocol_id"),
-        "step_run_id": given.get("step_id"),
-    }
-    allowed = session(request).project_id
-    if allowed is not None:
-        async with services(request).database.read() as conn:
-            owners: list[Any] = [scope["project_id"]]
-            if scope["protocol_run_id"]:
-                owners.append(await protocols.project_of(conn, scope["protocol_run_id"]))
-            if scope["step_run_id"]:
-                owners.append(await steps.project_of(conn, scope["step_run_id"]))
-        if any(owner is not None and owner != allowed for owner in owners):
-            raise PermissionDeniedError("this sign-in is for another project")
-        scope["project_id"] = allowed
-    return {key: value for key, value in scope.items() if value is not None}

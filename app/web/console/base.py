@@ -1,4 +1,5 @@
-"""What every console handler shares: the services, the session, rendering, redirects, ids."""
+"""What every console handler shares: the services, the session, rendering, redirects, and the
+request's parameters as the scope check read them (never read again from the request)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from app.errors import NotFoundError
+from app.domain.throttle import FailedSignIns
+from app.errors import InvalidInputError
 from app.services.context import Services
 from app.store import events
 from app.web.api.models import encode_event_cursor
-from app.web.api.registry import MAX_ID
 from app.web.console.session import CSRF_FIELD, CSRF_HEADER, Session, SessionCodec
 from app.web.keys import SERVICES
+from app.web.scope import Resolved, resolved
 
 CODEC = web.AppKey("console_codec", SessionCodec)
+SIGN_INS = web.AppKey("console_failed_sign_ins", FailedSignIns)
 SESSION = web.RequestKey("console_session", Session)
 PREFIX = "/console"
 
@@ -61,15 +64,22 @@ def done(request: web.Request, location: str, message: str = "") -> web.Response
 
 
 def entity_id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= MAX_ID:
-        raise NotFoundError(f"no {name.removesuffix('_id')} {raw[:40]!r}")
-    return int(raw)
+    """The id the route's path names (`project_id`, ...), as the scope check read and checked it."""
+    return resolved(request).ids[name]
+
+
+def params(request: web.Request) -> Resolved:
+    """The path and query parameters, as the scope check read them."""
+    return resolved(request)
 
 
 async def form(request: web.Request) -> dict[str, str]:
-    """The posted fields, text only, blank ones dropped (so the API models' defaults apply)."""
+    """The posted fields, text only, blank ones dropped (so the API models' defaults apply); a field
+    given twice is refused (no console form has one that repeats)."""
     data = await request.post()
+    for key in data:
+        if len(data.getall(key)) > 1:
+            raise InvalidInputError(f"the form field {key[:60]!r} is given twice", field=key[:60])
     return {key: value.strip() for key, value in data.items() if isinstance(value, str) and value.strip()}
 
 

@@ -1,35 +1,34 @@
-"""The console's middleware: session in, sign-in and CSRF enforced, project scope checked, errors as HTML.
+"""The console's middleware: session in, sign-in and CSRF enforced, the scope check, errors as HTML.
 
-The JSON API's bearer middleware lets `/console/` through; this one decides instead. A page asked for
-without a session redirects to the login form; a POST without the session's CSRF token is a 403. A
-project-token session reaches only its own project's pages (others are a 403 page).
+The JSON API's middleware leaves the console's routes to this one. A page asked for without a session
+redirects to the login form; a POST without the session's CSRF token is a 403. Then the same scope
+check as the API's (app/web/scope.py) runs with the session's caller: the operator, an organisation
+(its projects only) or a project (that project only); out of reach is a 403 page.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.errors import AuthenticationError, PermissionDeniedError, TasksGodzillaError, spec_for
+from app.domain.scopes import Access, Level
+from app.errors import AuthenticationError, TasksGodzillaError, spec_for
 from app.logs import current_correlation_id, get_logger
-from app.store import agent_runs, projects, protocols, steps
+from app.store import tenancy
 from app.web.console.base import CODEC, SESSION, is_htmx, render, services
 from app.web.console.session import Session, check_csrf, set_cookie
+from app.web.scope import resolve, scope_of
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC = frozenset({"/console/login"})
-_OWNED = re.compile(r"^/console/(projects|protocols|steps|agent_runs)/(\d{1,18})(/|$)")
-_SERVICE_WIDE = frozenset({"/console/projects", "/console/projects/new"})
 
 
 @web.middleware
 async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     codec = request.app[CODEC]
     current = codec.loads(request.cookies.get("tg_console"))
-    fresh = current is None or (current.project_id is not None and not await _token_valid(request, current))
+    fresh = current is None or (current.by_token and not await _token_valid(request, current))
     if fresh:
         current = Session.new(signed_in=codec.open)
     assert current is not None
@@ -53,42 +52,27 @@ async def console_guard(request: web.Request, handler: Handler) -> web.StreamRes
 async def _checked(request: web.Request, handler: Handler, current: Session) -> web.StreamResponse:
     if request.method not in ("GET", "HEAD"):
         await check_csrf(request, current)
-    if not current.signed_in and request.path not in PUBLIC:
+    public = scope_of(request).access is Access.PUBLIC
+    if not current.signed_in and not public:
         if request.method in ("GET", "HEAD") and not is_htmx(request):
             return web.Response(status=303, headers={"Location": "/console/login"})
         raise AuthenticationError("sign in first")
-    if current.project_id is not None:
-        await _check_scope(request, current.project_id)
+    await resolve(request, current.principal())
     return await handler(request)
 
 
 async def _token_valid(request: web.Request, current: Session) -> bool:
-    """A project-token session lasts as long as that token is the project's: rotating it signs out."""
+    """A token session lasts as long as that token is its project's (organisation's): replacing the
+    token signs out."""
     if not current.token_hash:
         return False
     async with services(request).database.read() as conn:
-        return await projects.id_for_token_hash(conn, current.token_hash) == current.project_id
-
-
-async def _check_scope(request: web.Request, allowed: int) -> None:
-    if request.path in _SERVICE_WIDE:
-        raise PermissionDeniedError("this sign-in is for one project only")
-    match = _OWNED.match(request.path)
-    if match is None:
-        return  # the home page, activity and the stream narrow themselves to the session's project
-    kind, entity = match.group(1), int(match.group(2))
-    if kind == "projects":
-        owner: int | None = entity
-    else:
-        lookup = {
-            "protocols": protocols.project_of,
-            "steps": steps.project_of,
-            "agent_runs": agent_runs.project_of,
-        }
-        async with services(request).database.read() as conn:
-            owner = await lookup[kind](conn, entity)
-    if owner is not None and owner != allowed:
-        raise PermissionDeniedError("this sign-in is for another project")
+        found = await tenancy.principal_for_token_hash(conn, current.token_hash)
+    if found is None:
+        return False
+    if found.level is Level.PROJECT:
+        return found.project_id == current.project_id
+    return current.project_id is None and found.organisation_id == current.organisation_id
 
 
 def error_page(request: web.Request, exc: TasksGodzillaError, *, status: int | None = None) -> web.Response:

@@ -1,39 +1,57 @@
-"""Signing in (the API token, or a project's own token) and out."""
+"""Signing in (the API token, an organisation's token or a project's token) and out.
+
+Failed sign-ins are counted per client address and in all (app/domain/throttle.py): past
+TASKSGODZILLA_LOGIN_FAILURES_PER_MINUTE from one address (ten times that from all together) within a
+minute, the next attempt is refused with a 429 and Retry-After, before its token is even looked at.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+
 from aiohttp import web
 
-from app.store import projects
-from app.web.auth import token_hash
-from app.web.console.base import CODEC, SESSION, form, redirect, render, services, session
+from app.domain.scopes import PUBLIC
+from app.domain.tokens import token_hash
+from app.web.auth import principal_for_token
+from app.web.console.base import CODEC, SESSION, SIGN_INS, form, redirect, render, services, session
 from app.web.console.session import COOKIE, Session, set_cookie
+from app.web.scope import scoped
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/login")
+@scoped(PUBLIC)
 async def login_form(request: web.Request) -> web.Response:
     if request.app[CODEC].open or session(request).signed_in:
         return redirect("/console/")
-    return render(request, "console/login.html", failed=False)
+    return render(request, "console/login.html", failed=False, wait=None)
 
 
 @routes.post("/login")
+@scoped(PUBLIC)
 async def login(request: web.Request) -> web.Response:
     codec = request.app[CODEC]
-    offered = (await form(request)).get("token", "")
     if codec.open:
         return redirect("/console/")
+    failures = request.app[SIGN_INS]
+    client = request.remote or "unknown"
+    wait = failures.retry_after(client, time.monotonic())
+    if wait is not None:
+        refused = render(request, "console/login.html", status=429, failed=False, wait=math.ceil(wait))
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        return refused
+    offered = (await form(request)).get("token", "")
     if offered and codec.is_service_token(offered):
         signed_in = Session.new(signed_in=True)
     else:
-        digest = token_hash(offered) if offered and len(offered) <= 200 else ""
-        async with services(request).database.read() as conn:
-            project_id = await projects.id_for_token_hash(conn, digest) if digest else None
-        if project_id is None:
-            return render(request, "console/login.html", status=401, failed=True)
-        signed_in = Session.new(signed_in=True, project_id=project_id, token_hash=digest)
+        caller = await principal_for_token(services(request).database, offered)
+        if caller is None:
+            failures.failed(client, time.monotonic())
+            return render(request, "console/login.html", status=401, failed=True, wait=None)
+        signed_in = Session.new(signed_in=True, by=caller, token_hash=token_hash(offered))
     request[SESSION] = signed_in
     response = redirect("/console/")
     set_cookie(request, response, codec, signed_in)
@@ -41,6 +59,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.post("/logout")
+@scoped(PUBLIC)
 async def logout(request: web.Request) -> web.Response:
     request[SESSION] = session(request).signed_out()
     response = redirect("/console/login")

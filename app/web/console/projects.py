@@ -8,6 +8,7 @@ from aiohttp import web
 
 from app.config import EngineName
 from app.domain.records import Project
+from app.domain.scopes import Level, tenant
 from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, InvalidInputError, spec_for
 from app.services import planning
@@ -15,16 +16,30 @@ from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import events, projects, protocols
 from app.web import views
+from app.web.api.common import others_unnamed
 from app.web.api.models import PageQuery, ProjectCreate, ProjectPatch, ProtocolCreate, ProtocolPageQuery
 from app.web.api.registry import validate_input
-from app.web.console.base import done, entity_id, form, redirect, render, services, session, stream_start
+from app.web.console.base import (
+    done,
+    entity_id,
+    form,
+    params,
+    redirect,
+    render,
+    services,
+    session,
+    stream_start,
+)
+from app.web.scope import scoped
 
 routes = web.RouteTableDef()
+PAGE_OF_RUNS = tenant(multi=("status",))  # a project's page: its runs, filtered by several statuses
 STAGES = ("planning", "execution", "qa")
 ENGINES = [engine.value for engine in EngineName]
 
 
 @routes.get("/")
+@scoped(tenant(narrows=True))
 async def home(request: web.Request) -> web.Response:
     scoped = session(request).project_id
     if scoped is not None:
@@ -34,32 +49,38 @@ async def home(request: web.Request) -> web.Response:
 
 
 @routes.get("/projects/live")
+@scoped(tenant(narrows=True))
 async def projects_live(request: web.Request) -> web.Response:
     return render(request, "console/_projects_table.html", **await _projects_view(request))
 
 
 async def _projects_view(request: web.Request) -> dict[str, Any]:
     query = validate_input(PageQuery, _query(request, "cursor"), "query")
-    page = await views.project_list(services(request), query)
+    page = await views.project_list(services(request), query, **params(request).narrowing())
     async with services(request).database.read() as conn:
         counts = await protocols.status_counts(conn, [p.id for p in page["items"]])
     return {"page": page, "counts": counts, "query_string": request.query_string}
 
 
 @routes.get("/projects/new")
+@scoped(tenant(Level.ORGANISATION, narrows=True))
 async def new_project(request: web.Request) -> web.Response:
     return render(request, "console/project_new.html", values={}, engines=ENGINES, stages=STAGES, problem="")
 
 
 @routes.post("/projects")
+@scoped(tenant(Level.ORGANISATION, narrows=True))
 async def create_project(request: web.Request) -> web.Response:
+    """Register a project in the signed-in organisation (the operator's: the default one)."""
     values = await form(request)
     values.pop("csrf_token", None)
+    organisation_id = params(request).narrowing().get("organisation_id")
     try:
         body = validate_input(ProjectCreate, values)
-        project = await project_service.register_project(
-            services(request), **body.model_dump(exclude_none=True)
-        )
+        with others_unnamed(request):
+            project = await project_service.register_project(
+                services(request), organisation_id=organisation_id, **body.model_dump(exclude_none=True)
+            )
     except (InvalidInputError, ConflictError) as exc:  # the form again, filled in, with the reason
         return render(
             request,
@@ -74,12 +95,14 @@ async def create_project(request: web.Request) -> web.Response:
 
 
 @routes.get("/projects/{project_id}")
+@scoped(PAGE_OF_RUNS)
 async def project_page(request: web.Request) -> web.Response:
     after = await stream_start(request)
     return render(request, "console/project.html", after=after, **await _project_view(request))
 
 
 @routes.get("/projects/{project_id}/live")
+@scoped(PAGE_OF_RUNS)
 async def project_live(request: web.Request) -> web.Response:
     return render(request, "console/_project_live.html", **await _project_view(request))
 
@@ -115,16 +138,19 @@ def _answerable(questions: list[Any]) -> list[dict[str, str]]:
 
 
 def _query(request: web.Request, *names: str, many: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The query parameters a view reads (blank ones left out, so defaults apply)."""
-    values: dict[str, Any] = {name: request.query[name] for name in names if request.query.get(name)}
+    """The query parameters a view reads, as the scope check read them (blank ones left out, so
+    defaults apply)."""
+    given = params(request)
+    values: dict[str, Any] = {name: given.query[name] for name in names if given.query.get(name)}
     for name in many:
-        chosen = [value for value in request.query.getall(name, []) if value]
+        chosen = [value for value in given.many.get(name, []) if value]
         if chosen:
             values[name] = chosen
     return values
 
 
 @routes.post("/projects/{project_id}/clarifications")
+@scoped(tenant())
 async def answer(request: web.Request) -> web.Response:
     project_id = entity_id(request, "project_id")
     values = await form(request)
@@ -136,6 +162,7 @@ async def answer(request: web.Request) -> web.Response:
 
 
 @routes.post("/projects/{project_id}/settings")
+@scoped(tenant())
 async def change_settings(request: web.Request) -> web.Response:
     project_id = entity_id(request, "project_id")
     values = await form(request)
@@ -152,6 +179,7 @@ async def change_settings(request: web.Request) -> web.Response:
 
 
 @routes.post("/projects/{project_id}/protocols")
+@scoped(tenant())
 async def create_protocol(request: web.Request) -> web.Response:
     project_id = entity_id(request, "project_id")
     values = await form(request)
@@ -171,6 +199,7 @@ async def create_protocol(request: web.Request) -> web.Response:
 
 
 @routes.get("/projects/{project_id}/branches")
+@scoped(tenant())
 async def branches(request: web.Request) -> web.Response:
     project = await _project(request)
     names = await existing_repository(services(request), project).list_remote_branches()
@@ -178,6 +207,7 @@ async def branches(request: web.Request) -> web.Response:
 
 
 @routes.post("/projects/{project_id}/branches/delete")
+@scoped(tenant())
 async def delete_branch(request: web.Request) -> web.Response:
     project = await _project(request)
     values = await form(request)

@@ -10,12 +10,14 @@ from aiohttp import web
 from app.artifacts.folder import in_folder
 from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
+from app.domain.scopes import tenant
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.context import Services
 from app.store import agent_runs, events, projects, protocols, steps
 from app.web import views
-from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
+from app.web.console.base import done, entity_id, form, form_version, params, render, services, stream_start
+from app.web.scope import scoped
 
 routes = web.RouteTableDef()
 FEED = 50
@@ -34,6 +36,7 @@ ACTIONS: dict[str, tuple[str, Action]] = {
 
 
 @routes.get("/protocols/{protocol_id}")
+@scoped(tenant())
 async def protocol_page(request: web.Request) -> web.Response:
     after = await stream_start(request)
     view = await _live_view(request)
@@ -45,12 +48,14 @@ async def protocol_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/protocols/{protocol_id}/plan")
+@scoped(tenant())
 async def protocol_plan(request: web.Request) -> web.Response:
     run = await views.protocol_run(services(request), entity_id(request, "protocol_id"))
     return render(request, "console/_plan.html", run=run, plan_html=await _plan(run))
 
 
 @routes.get("/protocols/{protocol_id}/live")
+@scoped(tenant())
 async def protocol_live(request: web.Request) -> web.Response:
     return render(request, "console/_protocol_live.html", **await _live_view(request))
 
@@ -77,11 +82,13 @@ async def _plan(run: ProtocolRun) -> str | None:
 
 
 @routes.post("/protocols/{protocol_id}/actions/{action}")
+@scoped(tenant())
 async def act(request: web.Request) -> web.Response:
     protocol_id = entity_id(request, "protocol_id")
-    chosen = ACTIONS.get(request.match_info["action"])
+    action = params(request).path["action"]
+    chosen = ACTIONS.get(action)
     if chosen is None:
-        raise NotFoundError(f"no action {request.match_info['action'][:40]!r}")
+        raise NotFoundError(f"no action {action[:40]!r}")
     label, call = chosen
     await call(services(request), protocol_id, form_version(await form(request)))
     return done(request, f"/console/protocols/{protocol_id}", f"{label}: done")

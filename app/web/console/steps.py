@@ -7,12 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from app.domain.actions import StepAction, allowed_step_actions
+from app.domain.scopes import tenant
 from app.errors import NotFoundError
 from app.services import controls, quality
 from app.store import agent_runs, events, projects, protocols, steps
-from app.web.console.base import done, entity_id, form, form_version, render, services, stream_start
+from app.web.console.base import done, entity_id, form, form_version, params, render, services, stream_start
 from app.web.console.format import agent_log
 from app.web.console.protocols import FEED
+from app.web.scope import scoped
 
 routes = web.RouteTableDef()
 # Offered as the operator rules allow (app/domain/actions.py); a stale page still gets the service's 409.
@@ -25,6 +27,7 @@ ACTIONS = {
 
 
 @routes.get("/steps/{step_id}")
+@scoped(tenant())
 async def step_page(request: web.Request) -> web.Response:
     after = await stream_start(request)
     view = await _live_view(request)
@@ -34,6 +37,7 @@ async def step_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/steps/{step_id}/live")
+@scoped(tenant())
 async def step_live(request: web.Request) -> web.Response:
     return render(request, "console/_step_live.html", **await _live_view(request))
 
@@ -61,9 +65,10 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
 
 
 @routes.post("/steps/{step_id}/actions/{action}")
+@scoped(tenant())
 async def act(request: web.Request) -> web.Response:
     step_id = entity_id(request, "step_id")
-    action = request.match_info["action"]
+    action = params(request).path["action"]
     values = await form(request)
     version = form_version(values)
     svc = services(request)
