@@ -103,7 +103,8 @@ def _fingerprint(path: Path) -> tuple[int, int, int, int] | None:
 
 
 def _settled(stamps: list[tuple[int, int, int, int] | None]) -> bool:
-    newest = max((max(s[2], s[3]) for s in stamps if s is not None), default=0)
+    # The change time: unlike the modification time, no one can set it back.
+    newest = max((stamp[3] for stamp in stamps if stamp is not None), default=0)
     return time.time_ns() - newest > RACY_SECONDS * 1e9
 
 
@@ -174,13 +175,10 @@ def check_remote(
 
 
 def remote_overrides(remote: str) -> list[tuple[str, str]]:
-    """`-c` pairs for a command that talks to `remote`: git's own programs on the far side, and no
-    mirroring, whatever the repository says (the refusal above may be a moment old)."""
-    return [
-        (f"remote.{remote}.uploadpack", "git-upload-pack"),
-        (f"remote.{remote}.receivepack", "git-receive-pack"),
-        (f"remote.{remote}.mirror", "false"),
-    ]
+    """`-c` pairs for a command that talks to `remote`, whatever the repository says (the refusal
+    above may be a moment old). Its upload-pack and receive-pack are set by command-line options:
+    for those, git keeps the first value it reads, and `-c` comes last."""
+    return [(f"remote.{remote}.mirror", "false")]
 
 
 def check_local_repository(work_tree: Path, *, allow_local: bool) -> None:

@@ -36,6 +36,10 @@ from app.git.parsing import (
 from app.git.runner import GitResult, GitRunner, failure
 from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
 
+# git's own programs on the far side: for these two keys git keeps the first value it reads (the
+# repository's, before any `-c`), so only the command-line option overrides them.
+UPLOAD_PACK = "--upload-pack=git-upload-pack"
+RECEIVE_PACK = "--receive-pack=git-receive-pack"
 # Where the credential of the project's remote comes from: asked only when a command needs it.
 CredentialSource = Callable[[], Awaitable[GitCredential | None]]
 
@@ -192,7 +196,7 @@ class GitRepository:
         check_remote_name(remote)
         async with self._locked():
             await self._git(
-                "fetch", "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote,
+                "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote,
                 remote=remote,
             )  # fmt: skip
 
@@ -203,7 +207,7 @@ class GitRepository:
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
             result = await self._git(
-                "push", "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
+                "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
                 ok_codes=(0, 1), remote=remote,
             )  # fmt: skip
         if result.exit_code != 0:
@@ -220,7 +224,9 @@ class GitRepository:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
         check_remote_name(remote)
         async with self._locked():
-            result = await self._git("ls-remote", "--heads", "--end-of-options", remote, remote=remote)
+            result = await self._git(
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote
+            )
         return parse_ls_remote_heads(result.text)
 
     async def delete_remote_branch(self, branch: str, remote: str = "origin") -> bool:
@@ -230,11 +236,20 @@ class GitRepository:
         ref = f"refs/heads/{branch}"
         async with self._locked():
             # Asked first: some servers accept deleting a missing ref with only a warning.
-            listed = await self._git("ls-remote", "--heads", "--end-of-options", remote, ref, remote=remote)
+            listed = await self._git(
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, ref, remote=remote
+            )
             if ref not in parse_ls_remote_refs(listed.text):
                 return False
             await self._git(
-                "push", "--no-verify", "--quiet", "--end-of-options", remote, f":{ref}", remote=remote
+                "push",
+                RECEIVE_PACK,
+                "--no-verify",
+                "--quiet",
+                "--end-of-options",
+                remote,
+                f":{ref}",
+                remote=remote,
             )
         return True
 

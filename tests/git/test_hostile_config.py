@@ -17,6 +17,9 @@ import pytest
 
 from app.errors import TasksGodzillaError
 from app.git import GitRepository
+from app.git import repository as repository_module
+from app.git.config_file import GitDirs
+from app.git.config_guard import RepositoryConfig
 from tests.git.gitutil import git
 
 Arm = Callable[[GitRepository, Path, Path], Awaitable[None]]  # (clone, marker, tmp_path)
@@ -337,3 +340,59 @@ async def test_a_config_edited_between_two_calls_is_caught_at_the_next(clone: Gi
         await worktree.list_remote_branches()
 
     assert not marker.exists()
+
+
+async def test_a_worktree_only_config_runs_nothing(clone: GitRepository, tmp_path: Path):
+    """`extensions.worktreeConfig` gives each worktree a config file of its own (config.worktree in
+    its git dir), which git reads after the shared one."""
+    marker = tmp_path / "marker"
+    worktree = await clone.worktree_add(tmp_path / "wt", "0009-wtconfig", "main")
+    git("config", "extensions.worktreeConfig", "true", cwd=clone.path)
+    git("config", "--worktree", "filter.evil.clean", script(tmp_path / "clean.sh", marker), cwd=worktree.path)
+    (worktree.path / ".gitattributes").write_text("* filter=evil\n")
+    (worktree.path / "probe.txt").write_text("x\n")
+    live(worktree, "add", "probe.txt", marker=marker)
+    git("reset", "-q", "probe.txt", cwd=worktree.path)
+    marker.unlink(missing_ok=True)
+
+    with contextlib.suppress(TasksGodzillaError):
+        await worktree.commit_all("feat: x [protocol-0009/01]")
+
+    assert not marker.exists()
+
+
+# Every case a `-c` override or the transport allow-list neutralises on its own.
+RACED = [case for case in CASES if not case.startswith(("filter.", "include."))]
+
+
+@pytest.mark.parametrize("case", RACED)
+async def test_keys_written_after_the_check_are_still_not_obeyed(
+    case: str, clone: GitRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The config check runs just before git starts; a process the agent left behind could write
+    the config in between. Whatever the overrides cover must hold without the check."""
+    marker = tmp_path / "marker"
+    await CASES[case](clone, marker, tmp_path)
+    marker.unlink(missing_ok=True)
+    blind = RepositoryConfig(GitDirs(clone.path / ".git", clone.path / ".git"), ())
+    monkeypatch.setattr(repository_module, "check_repository", lambda work_tree: blind)
+    monkeypatch.setattr(repository_module, "check_nested_repositories", lambda *args: None)
+
+    await every_operation(clone, tmp_path)
+
+    assert not marker.exists(), f"{case}: obeyed once the check was passed"
+
+
+async def test_core_worktree_written_after_the_check_still_moves_nothing(
+    clone: GitRepository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me\n")
+    git("config", "core.worktree", str(victim), cwd=clone.path)
+    blind = RepositoryConfig(GitDirs(clone.path / ".git", clone.path / ".git"), ())
+    monkeypatch.setattr(repository_module, "check_repository", lambda work_tree: blind)
+
+    await every_operation(clone, tmp_path)
+
+    assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
