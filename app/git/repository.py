@@ -196,8 +196,8 @@ class GitRepository:
         check_remote_name(remote)
         async with self._locked():
             await self._git(
-                "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote,
-                remote=remote,
+                "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet",
+                "--end-of-options", remote, remote=remote,
             )  # fmt: skip
 
     async def push(self, branch: str, remote: str = "origin") -> None:
@@ -207,8 +207,8 @@ class GitRepository:
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
             result = await self._git(
-                "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
-                ok_codes=(0, 1), remote=remote,
+                "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain",
+                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote,
             )  # fmt: skip
         if result.exit_code != 0:
             if push_was_rejected(result.stdout):

@@ -209,4 +209,6 @@ def test_checking_before_every_call_costs_well_under_a_millisecond(
     check_repository(clone.path)
     cached = per_call(clone.path)
     print(f"check_repository per call: {fresh * 1e6:.0f} us parsing, {cached * 1e6:.0f} us cached")
-    assert fresh < 0.005 and cached < 0.002  # generous for a loaded machine
+    # Generous bounds for a loaded machine; the printed figures are what it costs.
+    assert fresh < 0.005
+    assert cached < 0.002

@@ -53,8 +53,8 @@ async def clone_from(server: GitHttpsServer, dest: Path, env: dict[str, str]) ->
 @pytest.mark.parametrize(
     ("url", "bare", "credential"),
     [
-        ("https://bot:s3cr3t@h.example/x.git", "https://h.example/x.git", GitCredential("h.example", "bot", "s3cr3t")),
-        ("https://tok@h.example:8443/x", "https://h.example:8443/x", GitCredential("h.example:8443", "tok", "")),
+        ("https://bot:s3cr3t@h.ex/x.git", "https://h.ex/x.git", GitCredential("h.ex", "bot", "s3cr3t")),
+        ("https://tok@h.ex:8443/x", "https://h.ex:8443/x", GitCredential("h.ex:8443", "tok", "")),
         ("https://u:p%40ss%3A@h/x", "https://h/x", GitCredential("h", "u", "p@ss:")),
         ("https://h/x.git", "https://h/x.git", None),
         ("ssh://git@h/x.git", "ssh://git@h/x.git", None),
