@@ -174,6 +174,12 @@ def check_remote(
             )
 
 
+# git's own programs on the far side: for these two keys git keeps the first value it reads (the
+# repository's, before any `-c`), so only these command-line options override them.
+UPLOAD_PACK = "--upload-pack=git-upload-pack"
+RECEIVE_PACK = "--receive-pack=git-receive-pack"
+
+
 def remote_overrides(remote: str) -> list[tuple[str, str]]:
     """`-c` pairs for a command that talks to `remote`, whatever the repository says (the refusal
     above may be a moment old). Its upload-pack and receive-pack are set by command-line options:

@@ -11,6 +11,7 @@ list, a file, or git's config.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -73,3 +74,16 @@ def helper_config() -> list[tuple[str, str]]:
 def helper_environment(credential: GitCredential) -> dict[str, str]:
     """What the helper reads: set only in the environment of the one git command that needs it."""
     return {HOST_VAR: credential.host, USERNAME_VAR: credential.username, PASSWORD_VAR: credential.password}
+
+
+# Where the credential of a project's remote comes from: asked only when a command needs it.
+CredentialSource = Callable[[], Awaitable[GitCredential | None]]
+
+
+def constant_source(credential: GitCredential) -> CredentialSource:
+    """A source that always gives `credential` (one that came inside a URL)."""
+
+    async def source() -> GitCredential | None:
+        return credential
+
+    return source

@@ -4,23 +4,29 @@ Every public operation takes the repository's lock (app.git.locks) for its whole
 git commands of two operations never interleave in this process. Worktrees share the lock of their
 main clone, since they share its objects and refs.
 
-Before every git command the repository's own config is checked again (app.git.config_guard: an
-agent may have rewritten it since the last one), and before every command that talks to the remote,
-the remote's URLs too; only those commands get the project's credential.
+Every git command checks the repository's config first (an agent may have rewritten it since); those
+that talk to the remote check its URLs too, and they alone get the project's credential.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.commits import parse_step_tag, step_tag
 from app.errors import ConflictError, InvalidInputError, PushRejectedError
 from app.git.clone_dest import prepare_clone_dest, remove_clone_debris
-from app.git.config_guard import check_nested_repositories, check_remote, check_repository, remote_overrides
-from app.git.credentials import GitCredential, split_credentials
+from app.git.config_guard import (
+    RECEIVE_PACK,
+    UPLOAD_PACK,
+    check_nested_repositories,
+    check_remote,
+    check_repository,
+    remote_overrides,
+)
+from app.git.credentials import CredentialSource, constant_source, split_credentials
 from app.git.locks import repository_lock
 from app.git.parsing import (
     DiffStats,
@@ -36,13 +42,6 @@ from app.git.parsing import (
 from app.git.runner import GitResult, GitRunner, failure
 from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
 
-# git's own programs on the far side: for these two keys git keeps the first value it reads (the
-# repository's, before any `-c`), so only the command-line option overrides them.
-UPLOAD_PACK = "--upload-pack=git-upload-pack"
-RECEIVE_PACK = "--receive-pack=git-receive-pack"
-# Where the credential of the project's remote comes from: asked only when a command needs it.
-CredentialSource = Callable[[], Awaitable[GitCredential | None]]
-
 
 def _real(path: Path) -> Path:
     # Path arithmetic and a readlink or two: cheap enough to stay on the event loop.
@@ -53,13 +52,6 @@ def _check_identity(value: str, field: str) -> str:
     if not value or any(ord(ch) < 0x20 or ch in "<>" for ch in value):
         raise InvalidInputError(f"commit {field} must be one line without '<' or '>'", field=field)
     return value
-
-
-def _constant(credential: GitCredential) -> CredentialSource:
-    async def source() -> GitCredential | None:
-        return credential
-
-    return source
 
 
 class GitRepository:
@@ -127,8 +119,7 @@ class GitRepository:
         )  # fmt: skip
 
     async def _scrub_remote_url(self, urls: list[str], remote: str) -> None:
-        """A clone made before credentials left URLs kept its token in `.git/config`: rewrite it
-        to the bare URL (the credential now comes from the service) before it is used again."""
+        """A clone made before credentials left URLs kept its token in `.git/config`: rewritten bare."""
         if self.remote_url is not None and any(split_credentials(url)[1] is not None for url in urls):
             await self.runner.run(
                 ["remote", "set-url", "--end-of-options", remote, self.remote_url],
@@ -165,7 +156,7 @@ class GitRepository:
         check_remote_url(url, allow_local=allow_local_remotes)
         url, in_url = split_credentials(url)
         if in_url is not None and credentials is None:
-            credentials = _constant(in_url)
+            credentials = constant_source(in_url)
         repo = cls(
             dest,
             timeout=timeout,

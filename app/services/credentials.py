@@ -8,8 +8,7 @@ import json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Project
-from app.git.credentials import GitCredential
-from app.git.repository import CredentialSource
+from app.git.credentials import CredentialSource, GitCredential
 from app.services.context import Services
 from app.store import secrets
 from app.store.secrets import SecretBox, secret_box
