@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     gitlab_webhook_token: SecretStr | None = Field(
         None, description="Token GitLab sends with webhooks (X-Gitlab-Token)."
     )
+    secret_key: SecretStr | None = Field(
+        None, description="Encrypts stored git credentials. Unset: <data dir>/secret.key."
+    )
     github_token: SecretStr | None = Field(None, description="GitHub API token for opening PRs.")
     gitlab_token: SecretStr | None = Field(None, description="GitLab API token for opening MRs.")
 
@@ -283,9 +286,8 @@ class Settings(BaseSettings):
             raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
         return value
 
-    @field_validator(
-        "api_token", "session_secret", "webhook_token", "github_webhook_secret", "gitlab_webhook_token"
-    )
+    @field_validator("api_token", "session_secret", "webhook_token", "github_webhook_secret",
+                     "gitlab_webhook_token", "secret_key")  # fmt: skip
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty value would silently mean "no token" (an open API, an unsigned console): refuse it.

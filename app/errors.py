@@ -4,6 +4,7 @@
     ├── ConfigError                    a setting is invalid or missing
     ├── InvalidInputError              a request, an argument or an agent's output is malformed
     │   ├── PlanRejectedError          a plan failed its guardrails
+    │   ├── UnsafeRepositoryError      a repository's own git config asks git to run a program
     │   └── PayloadTooLargeError       a request body is larger than accepted
     ├── NotFoundError                  the thing asked for does not exist
     ├── ConflictError                  the request clashes with the current state
@@ -49,6 +50,11 @@ class InvalidInputError(TasksGodzillaError):
 
 class PlanRejectedError(InvalidInputError):
     """A plan produced by an agent failed its guardrails."""
+
+
+class UnsafeRepositoryError(InvalidInputError):
+    """A repository's own git configuration names a program for git to run (or redirects git):
+    refused until the operator removes it. Terminal: trying again finds the same config."""
 
 
 class PayloadTooLargeError(InvalidInputError):
@@ -129,6 +135,7 @@ ERROR_TABLE: dict[type[TasksGodzillaError], ErrorSpec] = {
     ConfigError: ErrorSpec(500, 78, "config_error"),  # EX_CONFIG
     InvalidInputError: ErrorSpec(422, 65, "invalid_input"),  # EX_DATAERR
     PlanRejectedError: ErrorSpec(422, 65, "plan_rejected"),
+    UnsafeRepositoryError: ErrorSpec(422, 65, "unsafe_repository"),
     PayloadTooLargeError: ErrorSpec(413, 65, "payload_too_large"),
     NotFoundError: ErrorSpec(404, 66, "not_found"),  # EX_NOINPUT
     ConflictError: ErrorSpec(409, 75, "conflict"),  # EX_TEMPFAIL: re-read and try again

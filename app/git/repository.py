@@ -3,18 +3,30 @@
 Every public operation takes the repository's lock (app.git.locks) for its whole duration, so the
 git commands of two operations never interleave in this process. Worktrees share the lock of their
 main clone, since they share its objects and refs.
+
+Every git command checks the repository's config first (an agent may have rewritten it since); those
+that talk to the remote check its URLs too, and they alone get the project's credential.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Container, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.commits import parse_step_tag, step_tag
 from app.errors import ConflictError, InvalidInputError, PushRejectedError
+from app.git.clone_dest import prepare_clone_dest, remove_clone_debris
+from app.git.config_guard import (
+    RECEIVE_PACK,
+    UPLOAD_PACK,
+    check_nested_repositories,
+    check_remote,
+    check_repository,
+    remote_overrides,
+)
+from app.git.credentials import CredentialSource, constant_source, split_credentials
 from app.git.locks import repository_lock
 from app.git.parsing import (
     DiffStats,
@@ -30,33 +42,10 @@ from app.git.parsing import (
 from app.git.runner import GitResult, GitRunner, failure
 from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
 
-# Repository path -> its git common dir (the lock key), learnt once per process.
-_COMMON_DIRS: dict[Path, Path] = {}
-
 
 def _real(path: Path) -> Path:
     # Path arithmetic and a readlink or two: cheap enough to stay on the event loop.
     return Path(path).resolve()
-
-
-def _prepare_clone_dest(dest: Path) -> bool:
-    """Whether `dest` already existed (empty); its parent is created. A non-empty `dest` is refused."""
-    existed = dest.exists()
-    if existed and (not dest.is_dir() or any(dest.iterdir())):
-        raise ConflictError(f"cannot clone into {dest}: it exists and is not empty", field="dest")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return existed
-
-
-def _remove_clone_debris(dest: Path, *, keep_folder: bool) -> None:
-    if not keep_folder:
-        shutil.rmtree(dest, ignore_errors=True)
-    elif dest.is_dir():
-        for child in dest.iterdir():  # the folder was empty before the clone
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
 
 
 def _check_identity(value: str, field: str) -> str:
@@ -77,13 +66,18 @@ class GitRepository:
         author_email: str,
         allow_local_remotes: bool = False,
         base_env: Mapping[str, str] | None = None,
+        remote_url: str | None = None,
+        credentials: CredentialSource | None = None,
     ) -> None:
+        """`remote_url`, when the service knows it, is what `origin` must point at (credentials
+        aside); `credentials` gives the remote's credential to the commands that talk to it."""
         self.path = Path(path).absolute()
         self.author_name = _check_identity(author_name, "author_name")
         self.author_email = _check_identity(author_email, "author_email")
         self.runner = GitRunner(timeout=timeout, allow_local_remotes=allow_local_remotes, base_env=base_env)
+        self.remote_url = remote_url
         self._base_env = base_env
-        self._lock_key: Path | None = None
+        self._credentials = credentials
 
     def sibling(self, path: Path) -> GitRepository:
         """Another path of the same repository (a worktree), with the same settings."""
@@ -94,6 +88,8 @@ class GitRepository:
             author_email=self.author_email,
             allow_local_remotes=self.runner.allow_local_remotes,
             base_env=self._base_env,
+            remote_url=self.remote_url,
+            credentials=self._credentials,
         )
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -104,20 +100,37 @@ class GitRepository:
         stdin: bytes | None = None,
         config: Sequence[tuple[str, str]] = (),
         ok_codes: Container[int] = (0,),
+        remote: str | None = None,
     ) -> GitResult:
-        return await self.runner.run(args, cwd=self.path, stdin=stdin, config=config, ok_codes=ok_codes)
+        """`git <args>` in this working tree, after checking its config (and `remote`'s URLs, when
+        the command talks to that remote, which alone then gets the credential)."""
+        repo_config = check_repository(self.path)
+        credential = None
+        if remote is not None:
+            check_remote(
+                repo_config, remote, allow_local=self.runner.allow_local_remotes, expected_url=self.remote_url
+            )
+            await self._scrub_remote_url(repo_config.values(f"remote.{remote}.url"), remote)
+            credential = await self._credentials() if self._credentials is not None else None
+            config = [*config, *remote_overrides(remote)]
+        return await self.runner.run(
+            args, cwd=self.path, stdin=stdin, config=config, ok_codes=ok_codes,
+            work_tree=self.path, credential=credential,
+        )  # fmt: skip
+
+    async def _scrub_remote_url(self, urls: list[str], remote: str) -> None:
+        """A clone made before credentials left URLs kept its token in `.git/config`: rewritten bare."""
+        if self.remote_url is not None and any(split_credentials(url)[1] is not None for url in urls):
+            await self.runner.run(
+                ["remote", "set-url", "--end-of-options", remote, self.remote_url],
+                cwd=self.path, work_tree=self.path,
+            )  # fmt: skip
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        if self._lock_key is None:
-            # The common dir is the main clone's .git for every worktree: they all share one lock.
-            # It never changes for a path, so it is looked up once per process, not once per job.
-            known = _COMMON_DIRS.get(self.path)
-            if known is None:
-                found = await self._git("rev-parse", "--path-format=absolute", "--git-common-dir")
-                known = _COMMON_DIRS.setdefault(self.path, Path(found.text.strip()))
-            self._lock_key = known
-        async with repository_lock(self._lock_key):
+        # The common dir is the main clone's .git for every worktree: they all share one lock. The
+        # config check finds it without running git (and refuses a repository git must not enter).
+        async with repository_lock(check_repository(self.path).dirs.common_dir):
             yield
 
     # --- clone -------------------------------------------------------------------------------------
@@ -133,9 +146,17 @@ class GitRepository:
         author_email: str,
         allow_local_remotes: bool = False,
         base_env: Mapping[str, str] | None = None,
+        credentials: CredentialSource | None = None,
     ) -> GitRepository:
-        """Clone `url` into `dest` (absent or empty) without submodules; nothing is left behind on failure."""
+        """Clone `url` into `dest` (absent or empty) without submodules; nothing is left behind on failure.
+
+        Credentials never reach `.git/config`: those in `url` are taken out of it, and they (or
+        `credentials`) reach git only through its credential helper, now and on later remote calls.
+        """
         check_remote_url(url, allow_local=allow_local_remotes)
+        url, in_url = split_credentials(url)
+        if in_url is not None and credentials is None:
+            credentials = constant_source(in_url)
         repo = cls(
             dest,
             timeout=timeout,
@@ -143,16 +164,19 @@ class GitRepository:
             author_email=author_email,
             allow_local_remotes=allow_local_remotes,
             base_env=base_env,
+            remote_url=url,
+            credentials=credentials,
         )
         dest = repo.path
-        existed = _prepare_clone_dest(dest)
+        existed = prepare_clone_dest(dest)
+        credential = await credentials() if credentials is not None else None
         async with repository_lock(dest / ".git"):
             try:
                 args = ["clone", "--no-recurse-submodules", "--quiet", "--end-of-options", url, str(dest)]
-                await repo.runner.run(args, cwd=dest.parent)
+                await repo.runner.run(args, cwd=dest.parent, credential=credential)
             except BaseException:
                 # A killed clone cannot clean up after itself; whatever is in `dest` now is its debris.
-                await asyncio.to_thread(_remove_clone_debris, dest, keep_folder=existed)
+                await asyncio.to_thread(remove_clone_debris, dest, keep_folder=existed)
                 raise
         return repo
 
@@ -163,8 +187,9 @@ class GitRepository:
         check_remote_name(remote)
         async with self._locked():
             await self._git(
-                "fetch", "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote
-            )
+                "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet",
+                "--end-of-options", remote, remote=remote,
+            )  # fmt: skip
 
     async def push(self, branch: str, remote: str = "origin") -> None:
         """Push `branch` to the same name on `remote`; never forced, so a diverged remote is an error."""
@@ -173,8 +198,8 @@ class GitRepository:
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
             result = await self._git(
-                "push", "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
-                ok_codes=(0, 1),
+                "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain",
+                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote,
             )  # fmt: skip
         if result.exit_code != 0:
             if push_was_rejected(result.stdout):
@@ -190,7 +215,9 @@ class GitRepository:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
         check_remote_name(remote)
         async with self._locked():
-            result = await self._git("ls-remote", "--heads", "--end-of-options", remote)
+            result = await self._git(
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote
+            )
         return parse_ls_remote_heads(result.text)
 
     async def delete_remote_branch(self, branch: str, remote: str = "origin") -> bool:
@@ -200,10 +227,21 @@ class GitRepository:
         ref = f"refs/heads/{branch}"
         async with self._locked():
             # Asked first: some servers accept deleting a missing ref with only a warning.
-            listed = await self._git("ls-remote", "--heads", "--end-of-options", remote, ref)
+            listed = await self._git(
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, ref, remote=remote
+            )
             if ref not in parse_ls_remote_refs(listed.text):
                 return False
-            await self._git("push", "--no-verify", "--quiet", "--end-of-options", remote, f":{ref}")
+            await self._git(
+                "push",
+                RECEIVE_PACK,
+                "--no-verify",
+                "--quiet",
+                "--end-of-options",
+                remote,
+                f":{ref}",
+                remote=remote,
+            )
         return True
 
     # --- worktrees ---------------------------------------------------------------------------------
@@ -283,6 +321,7 @@ class GitRepository:
             raise InvalidInputError("a commit message is required", field="message")
         identity = [("user.name", self.author_name), ("user.email", self.author_email)]
         async with self._locked():
+            await self._check_nested_repositories()
             await self._git("add", "--all", "--end-of-options")
             staged = await self._git("diff", "--cached", "--quiet", "--no-ext-diff", ok_codes=(0, 1))
             options = ["--no-verify", "--quiet", "--file=-"]
@@ -292,6 +331,11 @@ class GitRepository:
                 message, options = empty_message, [*options, "--allow-empty"]
             await self._git("commit", *options, stdin=message.encode(), config=identity)
             return await self._head_sha()
+
+    async def _check_nested_repositories(self) -> None:
+        """`git add` runs `git status` inside every checked-out submodule (a repository an agent may
+        have made and staged in the worktree): their config must pass the same check as ours."""
+        check_nested_repositories(self.path, (await self._git("ls-files", "--stage", "-z")).stdout)
 
     async def discard_changes(self) -> None:
         """Drop uncommitted changes and untracked files: what an interrupted agent left goes.

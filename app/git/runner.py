@@ -1,9 +1,13 @@
 """Running one git command: hardened configuration, a minimal environment, a deadline, masked errors.
 
-Every command is an argument list (never a shell string) prefixed by `-c` options that no repository
-configuration can override: hooks and fsmonitor off, only https and ssh transports (plus `file` when
-local remotes are allowed), no submodule recursion, no credential prompts. The child runs in its own
-process group, which is killed as a whole when the deadline passes or the caller is cancelled.
+Every command is an argument list (never a shell string) prefixed by `--no-pager` and `-c` options
+that no repository configuration can override: every single-valued key that names a program is set
+to a harmless value (hooks, fsmonitor, ssh command, askpass, credential helpers, gpg signing and
+verification, alternate refs command, editors), only https and ssh transports are allowed (plus `file`
+when local remotes are allowed; `GIT_ALLOW_PROTOCOL` makes that list beat any per-protocol setting),
+no submodule recursion, no credential prompts. Neither a system nor a global config file is read.
+Keys `-c` cannot neutralise are refused before git runs (app.git.config_guard). The child runs in its
+own process group, which is killed as a whole when the deadline passes or the caller is cancelled.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import GitError
+from app.git.credentials import GitCredential, helper_config, helper_environment
 from app.git.redact import mask_credentials
 
 log = logging.getLogger("app.git")
@@ -27,9 +32,22 @@ GIT_BIN = "git"
 KILL_GRACE_SECONDS = 2.0
 ERROR_STDERR_CHARS = 2000
 
+# The single-valued keys (of git-config(1)) that name a program git may run for the commands we use,
+# each set to a harmless value; the repository's own value is never obeyed. An empty helper, askpass
+# or alternate refs command means "none".
 HARDENING = (
     ("core.hooksPath", "/dev/null"),
     ("core.fsmonitor", "false"),
+    ("core.sshCommand", "ssh"),
+    ("core.askPass", ""),
+    ("core.alternateRefsCommand", ""),
+    ("core.editor", "false"),
+    ("sequence.editor", "false"),
+    ("credential.helper", ""),
+    ("commit.gpgSign", "false"),
+    ("tag.gpgSign", "false"),
+    ("push.gpgSign", "false"),
+    ("log.showSignature", "false"),
     ("protocol.allow", "never"),
     ("protocol.https.allow", "always"),
     ("protocol.ssh.allow", "always"),
@@ -37,9 +55,32 @@ HARDENING = (
 LOCAL_TRANSPORT = ("protocol.file.allow", "always")
 HARDENING_TAIL = (
     ("submodule.recurse", "false"),
+    # `git status` (and `git add`, for submodules it knows) would otherwise run git inside nested
+    # repositories, with their own config; app.git.config_guard checks the ones `git add` enters.
+    ("diff.ignoreSubmodules", "all"),
     ("credential.interactive", "never"),
+    ("http.sslVerify", "true"),
 )
-FIXED_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"}
+FIXED_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    # The operator's ~/.gitconfig is not ours to obey either: an agent running as the same user could
+    # write it. Everything git needs is given on the command line.
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+}
+ALLOWED_PROTOCOLS = "https:ssh"
+# The CA bundle of the service's environment, given to git as config: TLS libraries differ on
+# whether they read SSL_CERT_FILE themselves (GnuTLS, Debian's git, does not).
+CA_CONFIG = (("SSL_CERT_FILE", "http.sslCAInfo"), ("SSL_CERT_DIR", "http.sslCAPath"))
+# The git commands we run. Keys naming programs for any other (difftool, mergetool, send-email,
+# imap-send, instaweb, web--browse, help, gui, submodule...) can never take effect.
+COMMANDS = frozenset(
+    {
+        "add", "check-ref-format", "clean", "clone", "commit", "config", "diff", "fetch", "log",
+        "ls-files", "ls-remote", "merge-base", "push", "remote", "reset", "rev-parse", "status", "worktree",
+    }
+)  # fmt: skip
 # What git may inherit: where programs and ~/.ssh are, the ssh agent, proxies and CA bundles.
 # Never GIT_* (GIT_DIR, GIT_SSH_COMMAND, GIT_CONFIG_PARAMETERS... would override our hardening).
 ENV_PASSTHROUGH = (
@@ -57,10 +98,12 @@ def default_base_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", os.defpath)}
 
 
-def git_environment(base_env: Mapping[str, str]) -> dict[str, str]:
+def git_environment(base_env: Mapping[str, str], *, allow_local_remotes: bool = False) -> dict[str, str]:
     """The environment of every git child: the pass-through subset of `base_env` plus fixed values."""
     env = {name: base_env[name] for name in ENV_PASSTHROUGH if name in base_env}
     env.update(FIXED_ENV)
+    # Beats every protocol.*.allow of any config (git-config(1), protocol.allow).
+    env["GIT_ALLOW_PROTOCOL"] = f"{ALLOWED_PROTOCOLS}:file" if allow_local_remotes else ALLOWED_PROTOCOLS
     return env
 
 
@@ -92,15 +135,30 @@ class GitRunner:
             raise ValueError("timeout must be positive")
         self.timeout = timeout
         self.allow_local_remotes = allow_local_remotes
-        self.env = git_environment(default_base_env() if base_env is None else base_env)
+        base = default_base_env() if base_env is None else base_env
+        self.env = git_environment(base, allow_local_remotes=allow_local_remotes)
+        self.ca_config = [(key, base[name]) for name, key in CA_CONFIG if base.get(name)]
 
-    def argv(self, args: Sequence[str], config: Sequence[tuple[str, str]] = ()) -> list[str]:
-        """The full command line: git, the hardening `-c` options, per-call `-c` options, then `args`."""
+    def argv(
+        self,
+        args: Sequence[str],
+        config: Sequence[tuple[str, str]] = (),
+        *,
+        work_tree: Path | None = None,
+    ) -> list[str]:
+        """The full command line: git, the hardening `-c` options, per-call `-c` options, then `args`.
+
+        `work_tree` pins git's working tree, so no `core.worktree` can move it elsewhere.
+        """
+        if not args or args[0] not in COMMANDS:
+            raise ValueError(f"git {args[0] if args else ''}: not a command this service runs")
         pairs = [*HARDENING]
         if self.allow_local_remotes:
             pairs.append(LOCAL_TRANSPORT)
-        pairs += [*HARDENING_TAIL, *config]
-        argv = [GIT_BIN]
+        pairs += [*HARDENING_TAIL, *self.ca_config, *config]
+        argv = [GIT_BIN, "--no-pager"]
+        if work_tree is not None:
+            argv.append(f"--work-tree={work_tree}")
         for key, value in pairs:
             argv += ["-c", f"{key}={value}"]
         return argv + list(args)
@@ -113,13 +171,22 @@ class GitRunner:
         stdin: bytes | None = None,
         config: Sequence[tuple[str, str]] = (),
         ok_codes: Container[int] = (0,),
+        work_tree: Path | None = None,
+        credential: GitCredential | None = None,
     ) -> GitResult:
-        """Run `git <args>` in `cwd`; an exit code outside `ok_codes` or the deadline raises GitError."""
+        """Run `git <args>` in `cwd`; an exit code outside `ok_codes` or the deadline raises GitError.
+
+        A `credential` reaches this one command through our credential helper and its environment.
+        """
         command = args[0] if args else "git"
         _check_cwd(cwd, command)
-        argv = self.argv(args, config)
+        env = self.env
+        if credential is not None:
+            config = [*config, *helper_config()]
+            env = {**env, **helper_environment(credential)}
+        argv = self.argv(args, config, work_tree=work_tree)
         started = time.monotonic()
-        process = await self._spawn(argv, cwd, command, with_stdin=stdin is not None)
+        process = await self._spawn(argv, cwd, env, command, with_stdin=stdin is not None)
         try:
             async with asyncio.timeout(self.timeout):
                 stdout, stderr = await process.communicate(stdin)
@@ -142,13 +209,13 @@ class GitRunner:
         return result
 
     async def _spawn(
-        self, argv: list[str], cwd: Path | None, command: str, *, with_stdin: bool
+        self, argv: list[str], cwd: Path | None, env: Mapping[str, str], command: str, *, with_stdin: bool
     ) -> asyncio.subprocess.Process:
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=cwd,
-                env=self.env,
+                env=env,
                 stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

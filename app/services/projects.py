@@ -13,10 +13,11 @@ from app.domain.records import Project, ProjectStatus, Stage
 from app.domain.workflow import setup_work
 from app.domain.workspace import check_project_name
 from app.errors import ConflictError, InvalidInputError
-from app.git import branch_name_problem, check_remote_url
+from app.git import branch_name_problem, check_local_repository, check_remote_url, split_credentials
 from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
+from app.services.credentials import store_git_credential
 from app.services.engine_checks import require_project_engines
 from app.services.events import record
 from app.services.workspace import checked_local_path, ensure_clone
@@ -42,13 +43,18 @@ async def register_project(
     check_project_name(name, field="name")
     if not git_url and not local_path:
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
+    credential = None
     if git_url:
         check_remote_url(git_url, allow_local=svc.settings.git_allow_local_remotes)
+        # Stored, shown and written into .git/config bare; the credential is kept apart, encrypted.
+        git_url, credential = split_credentials(git_url)
     if local_path:
         # One spelling per folder (symlinks resolved), so two names for one repository are caught.
         local_path = str(checked_local_path(svc, local_path).resolve())
     if problem := branch_name_problem(base_branch):
         raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    if local_path:
+        check_local_repository(Path(local_path), allow_local=svc.settings.git_allow_local_remotes)
     async with svc.database.transaction() as conn:
         if (earlier := await idempotency_keys.claim(conn, idempotency)) is not None:
             return await projects.get(conn, earlier)
@@ -62,6 +68,8 @@ async def register_project(
             organisation_id=organisation_id,
             **choices,
         )
+        if credential is not None:
+            await store_git_credential(svc, conn, project.id, credential)
         await idempotency_keys.settle(conn, idempotency, project.id)
         await record(
             conn,

@@ -12,11 +12,14 @@ from app.errors import ConflictError, InvalidInputError
 from app.git import GitRepository
 from app.logs import get_logger
 from app.services.context import Services
+from app.services.credentials import credential_source
 
 log = get_logger(__name__)
 
 
-def repository_at(svc: Services, path: Path) -> GitRepository:
+def repository_at(svc: Services, path: Path, project: Project) -> GitRepository:
+    """The project's repository (or one of its worktrees) at `path`: its origin must stay the
+    project's git URL, and only remote calls get the project's credential."""
     settings = svc.settings
     return GitRepository(
         path,
@@ -25,6 +28,8 @@ def repository_at(svc: Services, path: Path) -> GitRepository:
         author_email=settings.git_user_email,
         allow_local_remotes=settings.git_allow_local_remotes,
         base_env=svc.git_env,
+        remote_url=project.git_url,
+        credentials=credential_source(svc, project),
     )
 
 
@@ -54,12 +59,12 @@ async def ensure_clone(svc: Services, project: Project) -> GitRepository:
     """The project's repository, cloned from its git URL the first time."""
     path = clone_path(svc, project)
     if (path / ".git").exists():
-        return repository_at(svc, path)
+        return repository_at(svc, path, project)
     if project.git_url is None:
         raise InvalidInputError(f"{path} is not a git repository", field="local_path")
     async with svc.database.advisory_lock(f"repo:{path}"):
         if (path / ".git").exists():  # another worker cloned it while we waited
-            return repository_at(svc, path)
+            return repository_at(svc, path, project)
         return await GitRepository.clone(
             project.git_url,
             path,
@@ -68,6 +73,7 @@ async def ensure_clone(svc: Services, project: Project) -> GitRepository:
             author_email=svc.settings.git_user_email,
             allow_local_remotes=svc.settings.git_allow_local_remotes,
             base_env=svc.git_env,
+            credentials=credential_source(svc, project),
         )
 
 
@@ -90,7 +96,7 @@ async def ensure_worktree(
     path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
     branch = run.branch_name or branch_for(svc, project, run)
     if (path / ".git").exists():
-        worktree = repository_at(svc, path)
+        worktree = repository_at(svc, path, project)
     else:
         clone = await ensure_clone(svc, project)
         async with svc.database.advisory_lock(f"repo:{clone.path}"):
@@ -127,4 +133,4 @@ def existing_repository(svc: Services, project: Project) -> GitRepository:
             f"project {project.name} has no repository at {path} yet (status {project.status})",
             field="project_id",
         )
-    return repository_at(svc, path)
+    return repository_at(svc, path, project)

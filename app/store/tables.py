@@ -367,3 +367,15 @@ webhook_deliveries = Table(
     Index(None, "received_at"),
     Index(None, "protocol_run_id", "id"),
 )
+
+
+# Secrets of a project (the credential of its https remote), each encrypted with the service's key
+# (app.store.secrets): the database alone never yields them.
+project_secrets = Table(
+    "project_secrets",
+    metadata,
+    Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    *_timestamps(),
+)

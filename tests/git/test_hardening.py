@@ -154,6 +154,8 @@ async def test_the_environment_of_git_is_minimal_and_ours(tmp_path: Path):
         "GIT_TERMINAL_PROMPT": "0",
         "LC_ALL": "C",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_ALLOW_PROTOCOL": "https:ssh",
     }
     runner = GitRunner(timeout=10, base_env=hostile)
     result = await runner.run(["config", "--get", "leak.value"], cwd=tmp_path, ok_codes=(0, 1))

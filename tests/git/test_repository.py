@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -203,8 +204,10 @@ async def test_push_is_never_forced(worktree: GitRepository, origin: Origin, tmp
     assert origin.rev_parse("refs/heads/0007-demo") == remote_before
 
 
-async def test_a_push_to_a_missing_remote_is_a_git_error_not_a_rejection(worktree: GitRepository):
-    git("remote", "set-url", "origin", str(worktree.path.parent / "gone.git"), cwd=worktree.path)
+async def test_a_push_to_a_missing_remote_is_a_git_error_not_a_rejection(
+    worktree: GitRepository, origin: Origin
+):
+    shutil.rmtree(origin.path)
     with pytest.raises(GitError, match="git push failed") as failed:
         await worktree.push("0007-demo")
     assert not isinstance(failed.value, PushRejectedError)

@@ -11,6 +11,7 @@ from app.domain.records import Project
 from app.domain.scopes import Level, tenant
 from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, InvalidInputError, spec_for
+from app.git import mask_credentials
 from app.services import planning
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
@@ -82,6 +83,8 @@ async def create_project(request: web.Request) -> web.Response:
                 services(request), organisation_id=organisation_id, **body.model_dump(exclude_none=True)
             )
     except (InvalidInputError, ConflictError) as exc:  # the form again, filled in, with the reason
+        if values.get("git_url"):  # but never a password sent back in a page
+            values["git_url"] = mask_credentials(values["git_url"])
         return render(
             request,
             "console/project_new.html",

@@ -1,0 +1,54 @@
+"""The credential of a project's https remote: taken out of the git URL at registration, kept
+encrypted in `project_secrets`, and handed to git only by the commands that talk to the remote."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.records import Project
+from app.git.credentials import CredentialSource, GitCredential
+from app.services.context import Services
+from app.store import secrets
+from app.store.secrets import SecretBox, secret_box
+
+GIT_CREDENTIAL = "git_credential"
+
+# One box per key (the setting, else the key file of a data dir): building one hashes the key and
+# may read or make the key file, which is done only once a secret is written or read.
+_BOXES: dict[str, SecretBox] = {}
+
+
+def box_of(svc: Services) -> SecretBox:
+    settings = svc.settings
+    source = settings.secret_key.get_secret_value() if settings.secret_key else f"file:{settings.data_dir}"
+    box = _BOXES.get(source)
+    if box is None:
+        box = _BOXES[source] = secret_box(settings)
+    return box
+
+
+async def store_git_credential(
+    svc: Services, conn: AsyncConnection, project_id: int, credential: GitCredential
+) -> None:
+    """Keep the credential that came in the project's git URL, encrypted, in the caller's transaction."""
+    plaintext = json.dumps(
+        {"host": credential.host, "username": credential.username, "password": credential.password}
+    )
+    await secrets.save(conn, project_id, GIT_CREDENTIAL, box_of(svc).encrypt(plaintext))
+
+
+def credential_source(svc: Services, project: Project) -> CredentialSource:
+    """Where git gets the project's credential from: read (and decrypted) only when a command that
+    talks to the remote needs it; it gives None for a project registered without one."""
+
+    async def load() -> GitCredential | None:
+        async with svc.database.transaction() as conn:
+            stored = await secrets.load(conn, project.id, GIT_CREDENTIAL)
+        if stored is None:
+            return None
+        fields = json.loads(box_of(svc).decrypt(stored))
+        return GitCredential(fields["host"], fields["username"], fields["password"])
+
+    return load
