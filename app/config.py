@@ -209,6 +209,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='JSON argument list of the `command` engine\'s executable, e.g. `["./agent", "--fast"]`.',
     )
+    agent_user: str | None = Field(
+        None,
+        description="OS user agents run as. Unset: `tasksgodzilla-agent` (created on first use) when the "
+        "service runs as root, else the service's own user; `root` keeps agents as root.",
+    )
     agent_env_passthrough: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_AGENT_ENV),
         description="Comma-separated variables an agent inherits; TASKSGODZILLA_* never are.",
@@ -355,6 +360,11 @@ class Settings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "postgres"
+
+    @property
+    def agent_home(self) -> Path:
+        """HOME of agents run as another user (TASKSGODZILLA_AGENT_USER)."""
+        return self.data_dir / "agent-home"
 
 
 GIT_ENV = ("PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
