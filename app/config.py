@@ -18,7 +18,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.cron import interval_cron
-from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
+from app.domain.selection import EngineName
+from app.domain.usage import DEFAULT_MODEL_PRICES, BudgetMode, ModelPrice
 from app.errors import ConfigError
 
 ENV_PREFIX = "TASKSGODZILLA_"
@@ -29,19 +30,6 @@ POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
-
-
-class EngineName(StrEnum):
-    CODEX = "codex"
-    CLAUDE = "claude"
-    COMMAND = "command"
-
-
-class BudgetMode(StrEnum):
-    """What a breached budget does: `warn` records an event, `enforce` also stops the work."""
-
-    WARN = "warn"
-    ENFORCE = "enforce"
 
 
 # What an agent may inherit from the service's environment: its own credentials and locale, never ours.
@@ -361,11 +349,6 @@ class Settings(BaseSettings):
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "postgres"
 
-    @property
-    def agent_home(self) -> Path:
-        """HOME of agents run as another user (TASKSGODZILLA_AGENT_USER)."""
-        return self.data_dir / "agent-home"
-
 
 GIT_ENV = ("PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
            "SSL_CERT_FILE", "SSL_CERT_DIR")  # fmt: skip
@@ -382,6 +365,15 @@ def inherited_environment(names: Iterable[str], environ: Mapping[str, str] | Non
 def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables an agent process inherits: the allow-list only, and never one of ours."""
     return inherited_environment(settings.agent_env_passthrough, environ)
+
+
+def forget_our_variables() -> list[str]:
+    """Remove every TASKSGODZILLA_* variable from this process's environment once the settings are
+    read, so that no child inherits one; the names removed (/proc keeps the values: app.cli.scrub)."""
+    names = [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]
+    for name in names:
+        del os.environ[name]
+    return names
 
 
 def env_name(field: str) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from app.errors import ConfigError
 
 DEFAULT_AGENT_USER = "tasksgodzilla-agent"
+AGENT_HOME = "agent-home"  # in the data directory
 SETTING = "TASKSGODZILLA_AGENT_USER"
 USERADD_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 # Folders an agent's CLI keeps its login and state in, when they are passed to agents.

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from app.config import GIT_ENV, Settings, agent_environment, inherited_environment
 from app.domain.redaction import Redactor
-from app.engines.agent_user import AgentUser, agent_user_for
+from app.engines.agent_user import AGENT_HOME, AgentUser, agent_user_for
 from app.engines.base import Engine
 from app.engines.registry import build_engines
 from app.logs import named_secrets
@@ -52,7 +52,7 @@ def build_services(
     redactor = Redactor(named_secrets(settings, database.url))
     agent_env = agent_environment(settings, environ)
     git_env = inherited_environment(GIT_ENV, environ)
-    user = agent_user_for(settings.agent_user, home=settings.agent_home)
+    user = agent_user_for(settings.agent_user, home=settings.data_dir / AGENT_HOME)
     return Services(
         settings=settings,
         database=database,
