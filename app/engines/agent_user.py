@@ -127,11 +127,9 @@ async def prepare_user(user: AgentUser, env: Mapping[str, str]) -> None:
 
 
 def _prepare_user(user: AgentUser, env: dict[str, str]) -> None:
-    user.home.mkdir(mode=0o700, parents=True, exist_ok=True)
     folders = [user.home, *(Path(env[v]) for v in CONFIG_FOLDER_VARIABLES if env.get(v))]
     for folder in folders:
-        if not folder.is_dir():
-            continue
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         open_for_traversal(folder.parent)
         if folder.stat().st_uid != user.uid:
             _chown_tree(folder, user.uid, user.gid, include_top=True)
