@@ -137,15 +137,26 @@ def _prepare_user(user: AgentUser, env: dict[str, str]) -> None:
 
 @asynccontextmanager
 async def lent_workdir(user: AgentUser | None, workdir: Path, *, writes: bool) -> AsyncIterator[None]:
-    """For the block: `workdir` reachable by `user`, and writable when the agent `writes`."""
+    """For the block: `workdir` reachable by `user`, and writable when the agent `writes`.
+
+    A file system that refuses (no chown on it) is a ConfigError naming the setting."""
     if user is None:
         yield
         return
     await asyncio.to_thread(open_for_traversal, workdir)
-    if not writes:
+    top = await asyncio.to_thread(_stat_or_none, workdir)
+    if not writes or top is None:  # a missing folder: the process start says so
         yield
         return
-    top = await asyncio.to_thread(_hand_over, workdir, user)
+    try:
+        await asyncio.to_thread(_hand_over, workdir, user, top)
+    except PermissionError as exc:
+        await asyncio.shield(asyncio.to_thread(_take_back, workdir, top))
+        raise ConfigError(
+            f"cannot lend {workdir} to the agent user {user.name} ({exc.strerror}): run the service as "
+            f"root on a file system that allows chown, or set {SETTING}=root",
+            setting=SETTING,
+        ) from None
     try:
         yield
     finally:
@@ -161,12 +172,17 @@ def open_for_traversal(folder: Path) -> None:
                 path.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
-def _hand_over(workdir: Path, user: AgentUser) -> os.stat_result:
-    top = workdir.stat()
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def _hand_over(workdir: Path, user: AgentUser, top: os.stat_result) -> None:
     os.chown(workdir, top.st_uid, user.gid)
     workdir.chmod(stat.S_IMODE(top.st_mode) | LENT_TOP_BITS)
     _chown_tree(workdir, user.uid, user.gid, include_top=False)
-    return top
 
 
 def _take_back(workdir: Path, top: os.stat_result) -> None:
@@ -179,13 +195,17 @@ def _take_back(workdir: Path, top: os.stat_result) -> None:
 
 
 def _chown_tree(folder: Path, uid: int, gid: int, *, include_top: bool) -> None:
-    """Everything below `folder` (not following links; not the worktree's own `.git`) owned by uid:gid."""
+    """Everything below `folder` (not the worktree's own `.git`) owned by uid:gid.
+
+    Through directory descriptors, never following a link: another agent running as the same user
+    meanwhile cannot swap a folder for a link and have us chown what it points to."""
     if include_top:
-        os.chown(folder, uid, gid)
-    for root, dirs, files in os.walk(folder):
+        os.chown(folder, uid, gid, follow_symlinks=False)
+    for root, dirs, files, root_fd in os.fwalk(folder, follow_symlinks=False):
+        names = [*dirs, *files]
         if root == str(folder):
             dirs[:] = [d for d in dirs if d != ".git"]
-            files = [f for f in files if f != ".git"]
-        for name in (*dirs, *files):
+            names = [n for n in names if n != ".git"]
+        for name in names:
             with contextlib.suppress(FileNotFoundError):
-                os.lchown(os.path.join(root, name), uid, gid)
+                os.chown(name, uid, gid, dir_fd=root_fd, follow_symlinks=False)

@@ -69,10 +69,17 @@ def test_the_agent_environment_is_the_agent_users_own(agent: AgentUser):
     assert env["PATH"] == "/usr/bin"
 
 
-async def test_a_writing_run_borrows_the_worktree_and_gives_everything_back(worktree: Path, agent: AgentUser):
+async def test_a_writing_run_borrows_the_worktree_and_gives_everything_back(
+    worktree: Path, agent: AgentUser, tmp_path: Path
+):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the agent's")
+    (worktree / "src" / "link").symlink_to(outside)
+    (worktree / "linked-folder").symlink_to(tmp_path, target_is_directory=True)
     top = os.stat(worktree)
     async with lent_workdir(agent, worktree, writes=True):
         assert owners(worktree) == {agent.uid}
+        assert os.stat(outside).st_uid == 0  # links are lent, never what they point to
         assert (worktree / ".git").stat().st_uid == 0  # git's ownership check stays satisfied
         lent = os.stat(worktree)
         assert (lent.st_uid, lent.st_gid) == (0, agent.gid)
