@@ -18,7 +18,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.cron import interval_cron
-from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
+from app.domain.selection import EngineName
+from app.domain.usage import DEFAULT_MODEL_PRICES, BudgetMode, ModelPrice
 from app.errors import ConfigError
 
 ENV_PREFIX = "TASKSGODZILLA_"
@@ -29,19 +30,6 @@ POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgresql+
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
-
-
-class EngineName(StrEnum):
-    CODEX = "codex"
-    CLAUDE = "claude"
-    COMMAND = "command"
-
-
-class BudgetMode(StrEnum):
-    """What a breached budget does: `warn` records an event, `enforce` also stops the work."""
-
-    WARN = "warn"
-    ENFORCE = "enforce"
 
 
 # What an agent may inherit from the service's environment: its own credentials and locale, never ours.
@@ -213,6 +201,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description='JSON argument list of the `command` engine\'s executable, e.g. `["./agent", "--fast"]`.',
     )
+    agent_user: str | None = Field(
+        None,
+        description="OS user agents run as. Unset: `tasksgodzilla-agent` (created on first use) when the "
+        "service runs as root, else the service's own user; `root` keeps agents as root.",
+    )
     agent_env_passthrough: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_AGENT_ENV),
         description="Comma-separated variables an agent inherits; TASKSGODZILLA_* never are.",
@@ -375,6 +368,15 @@ def inherited_environment(names: Iterable[str], environ: Mapping[str, str] | Non
 def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables an agent process inherits: the allow-list only, and never one of ours."""
     return inherited_environment(settings.agent_env_passthrough, environ)
+
+
+def forget_our_variables() -> list[str]:
+    """Remove every TASKSGODZILLA_* variable from this process's environment once the settings are
+    read, so that no child inherits one; the names removed (/proc keeps the values: app.cli.scrub)."""
+    names = [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]
+    for name in names:
+        del os.environ[name]
+    return names
 
 
 def env_name(field: str) -> str:

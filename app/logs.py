@@ -11,19 +11,20 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from app.config import LogFormat, Settings
+from app.config import LogFormat, Settings, env_name
+from app.domain.redaction import REDACTED, Redactor
 from app.domain.text import printable_lines
 
+__all__ = ["REDACTED", "SecretRedactor", "named_secrets", "secret_values"]
 CORRELATION_KEY = "correlation_id"
-REDACTED = "********"
 
 
 def new_correlation_id() -> str:
@@ -75,40 +76,46 @@ def merge_scope(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mu
 
 
 class SecretRedactor:
-    """Replace every occurrence of a configured secret in a log line, whatever field it hides in."""
+    """Replace every configured secret in a log line (in any of the forms `Redactor` knows), whatever
+    field it hides in."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Short values would redact ordinary words; real secrets are longer than this.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+    def __init__(self, secrets: Iterable[str] | Mapping[str, str]) -> None:
+        self._redactor = Redactor(secrets)
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._secrets:
+        if not self._redactor:
             return event
         for key, value in event.items():
             if isinstance(value, str):
-                event[key] = self.redact(value)
+                event[key] = self._redactor(value)
         return event
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return self._redactor(text)
+
+
+def named_secrets(settings: Settings, database_url: str | None = None) -> dict[str, str]:
+    """Every secret the settings hold, by the name of its variable (a per-project forge token as
+    `TASKSGODZILLA_FORGE_TOKENS[project]`), and the password of the database URL in use (the
+    configured one, else `database_url`: the embedded server's)."""
+    found = {}
+    for field in type(settings).model_fields:
+        value = getattr(settings, field)
+        # A mapping of secrets (per-project forge tokens) hides one in each value.
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, item in items:
+            if hasattr(item, "get_secret_value"):
+                found[env_name(field) + (f"[{key}]" if key is not None else "")] = item.get_secret_value()
+    urls = [settings.database_url.get_secret_value() if settings.database_url else None, database_url]
+    for url in urls:
+        if url and (password := urlsplit(url).password):
+            found.setdefault("the database password", unquote(password))
+    return found
 
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the settings hold, including a database password."""
-    values = []
-    for field in type(settings).model_fields:
-        value = getattr(settings, field)
-        # A mapping of secrets (per-project forge tokens) hides one in each value.
-        for item in value.values() if isinstance(value, dict) else (value,):
-            if hasattr(item, "get_secret_value"):
-                values.append(item.get_secret_value())
-    if settings.database_url is not None:
-        password = urlsplit(settings.database_url.get_secret_value()).password
-        if password:
-            values.append(password)
-    return values
+    return list(named_secrets(settings).values())
 
 
 def _terminal_safe(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -126,7 +133,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
-        SecretRedactor(secret_values(settings)),
+        SecretRedactor(named_secrets(settings)),
     ]
     renderer: Any
     if settings.log_format is LogFormat.JSON:

@@ -76,12 +76,12 @@ from app.config import Settings, agent_environment
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import TokenUsage
-from app.engines.base import Engine, Redactor
+from app.engines.base import Engine
 from app.engines.probe import EngineCheck
 from app.engines.registry import build_engines
 from app.git.runner import GitResult, GitRunner
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
-from app.logs import configure_logging, secret_values
+from app.logs import configure_logging
 from app.services import planning, projects
 from app.store.database import with_driver
 from app.store.jobs import QUEUE
@@ -543,9 +543,8 @@ def engines_for(
     if agent == "in-process":
         inner = InProcessAgent(steps)
     else:
-        redactor = Redactor(secret_values(settings))
         base_env = agent_environment(settings, environ)
-        inner = build_engines(settings, base_env=base_env, redactor=redactor)["command"]
+        inner = build_engines(settings, base_env=base_env)["command"]
     return {"command": TimedAgent(inner, calls)}
 
 

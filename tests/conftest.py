@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from app.engines.agent_user import open_for_traversal
 from app.store import migrate
 from app.store.database import Database
 from app.store.embedded import EmbeddedPostgres
@@ -43,6 +46,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _OWN_BASETEMP = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def agents_reach_the_interpreter() -> None:
+    """As root, agents run as another user (app.engines.agent_user), and the scripted agents run
+    under this interpreter: the folders above it must let that user through (pyenv's are in /root)."""
+    if os.geteuid() == 0:
+        open_for_traversal(Path(sys.executable).resolve().parent)
 
 
 @pytest.fixture(autouse=True)

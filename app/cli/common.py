@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import click
 import procrastinate
 
-from app.config import Settings, load_settings
+from app.cli.scrub import wipe_from_environ_block
+from app.config import Settings, forget_our_variables, load_settings
 from app.domain.text import printable
 from app.errors import TasksGodzillaError, UnavailableError, spec_for
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
@@ -64,13 +65,21 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def settings_for_command() -> Settings:
     settings = load_settings()
+    forget_environment()
     configure_logging(settings)
     return settings
+
+
+def forget_environment() -> None:
+    """Once the settings are read: none of our variables stays in this process's environment (no child
+    inherits one) nor in the block /proc/<pid>/environ shows (a process of the same user could read it)."""
+    wipe_from_environ_block(forget_our_variables())
 
 
 def operator_settings() -> Settings:
     """Settings for the project/protocol commands: quiet logs (warnings up) unless a level was set."""
     settings = load_settings()
+    forget_environment()
     if "log_level" not in settings.model_fields_set:
         # Their output is the progress itself; INFO lines from the worker would drown it.
         settings = settings.model_copy(update={"log_level": "WARNING"})

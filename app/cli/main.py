@@ -7,7 +7,7 @@ import json
 import click
 
 from app import __version__
-from app.cli.common import reports_errors, settings_for_command
+from app.cli.common import forget_environment, reports_errors, settings_for_command
 from app.cli.organisations import org
 from app.cli.projects import project
 from app.cli.protocols import protocol
@@ -39,6 +39,7 @@ def serve(host: str | None, port: int | None, migrate: bool | None) -> None:
         k: v for k, v in {"host": host, "port": port, "migrate_on_start": migrate}.items() if v is not None
     }
     settings = load_settings(**overrides)
+    forget_environment()
     configure_logging(settings)
     run_server(settings)
 

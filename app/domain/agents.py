@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.records import AgentRunStatus, Stage
+from app.domain.redaction import Redactor
 from app.domain.usage import TokenUsage
 
 
@@ -48,10 +49,30 @@ class AgentResult(BaseModel):
     cost_usd: Decimal | None = None
     duration_ms: int = 0
     error: str | None = None
-    # The raw output, secrets redacted: what the agent run's log stores.
+    # The raw output: what the agent run's log stores, once redacted.
     transcript: str = ""
     output_truncated: bool = False
+    # Which known secrets `redacted` found and replaced, by field: setting names, never values.
+    secrets_redacted: dict[str, list[str]] = Field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
         return self.status is AgentRunStatus.SUCCEEDED
+
+
+def redacted(result: AgentResult, redactor: Redactor) -> AgentResult:
+    """`result` with every string an agent could have written redacted: each field, whatever its
+    name, and every string inside the structured output (keys too). What was found is recorded in
+    `secrets_redacted`. Megabytes of transcript take a while: call it in a thread."""
+    changes: dict[str, Any] = {}
+    found = dict(result.secrets_redacted)
+    for name in type(result).model_fields:
+        if name == "secrets_redacted":
+            continue
+        clean, names = redactor.redact_value(getattr(result, name))
+        if names:
+            changes[name] = clean
+            found[name] = sorted(set(found.get(name, [])) | names)
+    if not changes:
+        return result
+    return result.model_copy(update={**changes, "secrets_redacted": found})

@@ -7,6 +7,7 @@ The agent never writes the protocol folder itself: it returns `plan_md`, `contex
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -76,8 +77,18 @@ class AcceptedPlan(BaseModel):
     steps: tuple[PlannedStep, ...]
 
 
-def accept_plan(output: Any) -> AcceptedPlan:
-    """Check an agent's planning output; PlanRejectedError lists every problem found."""
+def accept_plan(output: Any, *, secrets_in_it: Sequence[str] = ()) -> AcceptedPlan:
+    """Check an agent's planning output; PlanRejectedError lists every problem found.
+
+    `secrets_in_it`: the names of the known secrets the output held (it arrives redacted). Such a
+    plan is refused: committed, it would be pushed and kept in the branch's history.
+    """
+    leaks = [
+        f"the plan contains the value of {name}, a known secret: refused rather than committed"
+        for name in secrets_in_it
+    ]
+    if leaks:
+        raise PlanRejectedError("plan rejected: " + "; ".join(leaks), problems=leaks)
     try:
         parsed = _PlanOutput.model_validate(output)
     except ValidationError as exc:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class EngineName(StrEnum):
+    CODEX = "codex"
+    CLAUDE = "claude"
+    COMMAND = "command"
 
 
 @dataclass(frozen=True)

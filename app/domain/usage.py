@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class BudgetMode(StrEnum):
+    """What a breached budget does: `warn` records an event, `enforce` also stops the work."""
+
+    WARN = "warn"
+    ENFORCE = "enforce"
+
 
 MILLION = Decimal(1_000_000)
 CENT_FRACTION = Decimal("0.000001")

@@ -1,4 +1,9 @@
-"""The engine interface, and what all engines share: environment, redaction, transcript, cost."""
+"""The engine interface, and what all engines share: environment, transcript, cost.
+
+Engines return what the agent said, unredacted: the service redacts every field of a result in one
+place as it receives it (`app.domain.agents.redacted`, called by `app.services.agents.run_agent`),
+and the message of anything an engine raises.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +24,6 @@ from app.engines.probe import EngineCheck
 from app.engines.process import ProcessOutcome
 from app.errors import ConfigError
 
-REDACTED = "********"
 OUR_ENV_PREFIX = "TASKSGODZILLA_"
 STDERR_TAIL_CHARS = 2000
 TRANSCRIPT_SLICE_LINES = 1000
@@ -44,27 +48,12 @@ class Engine(Protocol):
         ...
 
 
-class Redactor:
-    """Replace known secret values in text that is about to be stored."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
-
-
-async def transcript_of(lines: Sequence[str], redact: Redactor) -> str:
-    """The agent's raw output as one text, secrets redacted, built in a thread: it can be megabytes.
-
-    Redacted a slice of lines at a time, so the thread gives the GIL back to the event loop between
-    slices (one `str.replace` over megabytes would hold it for tens of milliseconds)."""
+async def transcript_of(lines: Sequence[str]) -> str:
+    """The agent's raw output as one text, built in a thread: it can be megabytes."""
 
     def build() -> str:
         return "".join(
-            redact("".join(line + "\n" for line in lines[start : start + TRANSCRIPT_SLICE_LINES]))
+            "".join(line + "\n" for line in lines[start : start + TRANSCRIPT_SLICE_LINES])
             for start in range(0, len(lines), TRANSCRIPT_SLICE_LINES)
         )
 
@@ -74,17 +63,24 @@ async def transcript_of(lines: Sequence[str], redact: Redactor) -> str:
 @asynccontextmanager
 async def schema_file(schema: Mapping[str, Any] | None, *, prefix: str) -> AsyncIterator[Path | None]:
     """`schema` as a JSON file in a fresh folder outside the worktree (so the agent cannot change it
-    and git never sees it), removed afterwards; None without a schema. Disk work done in a thread."""
+    and git never sees it), removed afterwards; None without a schema. Disk work done in a thread.
+    Readable by anyone (an agent may run as another user); writable by us only."""
     if schema is None:
         yield None
         return
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
     try:
         path = folder / "output-schema.json"
-        await asyncio.to_thread(path.write_text, json.dumps(schema, indent=2), encoding="utf-8")
+        await asyncio.to_thread(_write_readable, folder, path, json.dumps(schema, indent=2))
         yield path
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
+
+
+def _write_readable(folder: Path, path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o644)
+    folder.chmod(0o755)
 
 
 def price_usage(model: str | None, usage: TokenUsage, prices: Mapping[str, ModelPrice]) -> Decimal | None:
@@ -102,9 +98,7 @@ def stderr_tail(stderr: str) -> str:
     return stderr.strip()[-STDERR_TAIL_CHARS:]
 
 
-def refused_to_start(
-    engine: str, outcome: ProcessOutcome, setting: str, redact: Redactor
-) -> ConfigError | None:
+def refused_to_start(engine: str, outcome: ProcessOutcome, setting: str) -> ConfigError | None:
     """For a CLI that always prints its event stream once started: one that exited with an error
     before printing anything did not start (wrong executable, unknown option, refused as root ...)."""
     if outcome.timed_out or outcome.exit_code is None or outcome.exit_code <= 0:
@@ -114,8 +108,8 @@ def refused_to_start(
     said = stderr_tail(outcome.stderr).splitlines()
     why = said[-1] if said else "no output"
     return ConfigError(
-        redact(f"{engine} stopped before starting (exit code {outcome.exit_code}): {why}")
-        + f" (check {setting} and the agent settings)",
+        f"{engine} stopped before starting (exit code {outcome.exit_code}): {why}"
+        f" (check {setting} and the agent settings)",
         setting=setting,
     )
 
@@ -123,7 +117,6 @@ def refused_to_start(
 def agent_result(
     engine: str,
     outcome: ProcessOutcome,
-    redact: Redactor,
     *,
     model: str | None,
     status: AgentRunStatus,
@@ -132,14 +125,14 @@ def agent_result(
     transcript: str,
     **details: Any,
 ) -> AgentResult:
-    """The result every engine returns: what the process did, with text fields redacted."""
+    """The result every engine returns: what the process did."""
     return AgentResult(
         engine=engine,
         model=model,
         status=status,
         exit_code=outcome.exit_code,
-        final_message=redact(final_message) if final_message is not None else None,
-        error=redact(error) if error is not None else None,
+        final_message=final_message,
+        error=error,
         duration_ms=outcome.duration_ms,
         transcript=transcript,
         output_truncated=outcome.truncated,

@@ -21,8 +21,8 @@ from pathlib import Path
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
+from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
-    Redactor,
     agent_result,
     price_usage,
     refused_to_start,
@@ -56,7 +56,7 @@ class ClaudeEngine:
         permission_mode: str = "acceptEdits",
         bypass_sandbox: bool = False,
         allowed_tools: Sequence[str] = (),
-        redactor: Redactor | None = None,
+        user: AgentUser | None = None,
     ) -> None:
         if permission_mode not in PERMISSION_MODES:
             raise ConfigError(
@@ -71,13 +71,15 @@ class ClaudeEngine:
             )
         self._binary = binary
         self._env = without_our_variables(base_env)
+        if user is not None:
+            self._env = user.environment(self._env)
+        self._user = user
         self._allowed_tools = tuple(allowed_tools)
         self._prices = dict(prices)
         self._max_output_bytes = max_output_bytes
         self._permission_mode = permission_mode
         self._bypass_sandbox = bypass_sandbox
-        self._redact = redactor or Redactor(())
-        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING)
+        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING, user=user)
 
     async def check(self, workdir: Path | None = None) -> EngineCheck:
         """`claude --version`, answered from a short-lived cache."""
@@ -87,7 +89,7 @@ class ClaudeEngine:
         """The argument list of one run (the prompt is not in it: it goes to stdin)."""
         # `--option=value`: a value starting with "-" (a model name from a policy) stays a value.
         # No session persistence: we never resume, and the CLI would otherwise keep an unredacted copy
-        # of every transcript under ~/.claude/projects, growing forever. Ours is written redacted.
+        # of every transcript under ~/.claude/projects, growing forever. Ours is stored redacted.
         argv = [self._binary, "-p", "--output-format=stream-json", "--verbose", "--no-session-persistence"]
         if request.model:
             argv.append(f"--model={request.model}")
@@ -110,20 +112,24 @@ class ClaudeEngine:
         # nothing is left open for it to wait on. Not argv: Linux caps one argument at 128 KiB (long
         # prompts fail with E2BIG; verified), and a positional prompt is open to option parsing.
         stream = ClaudeStream(request.workdir, request.workdir.resolve())
-        outcome = await run_process(
-            self.command(request),
-            cwd=request.workdir,
-            env=self._env,
-            stdin_data=request.prompt.encode("utf-8"),
-            timeout_seconds=request.timeout_seconds,
-            max_output_bytes=self._max_output_bytes,
-            on_line=stream.feed,  # every line, also past the cap: the result line comes last
-            setting=SETTING,
-        )
+        if self._user is not None:
+            await prepare_user(self._user, self._env)
+        async with lent_workdir(self._user, request.workdir, writes=request.writes):
+            outcome = await run_process(
+                self.command(request),
+                cwd=request.workdir,
+                env=self._env,
+                stdin_data=request.prompt.encode("utf-8"),
+                timeout_seconds=request.timeout_seconds,
+                max_output_bytes=self._max_output_bytes,
+                on_line=stream.feed,  # every line, also past the cap: the result line comes last
+                setting=SETTING,
+                user=self._user,
+            )
         parsed = stream.finish()
-        if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
+        if (refused := refused_to_start(self.name, outcome, SETTING)) is not None:
             raise refused
-        transcript = await transcript_of(outcome.stdout_lines, self._redact)
+        transcript = await transcript_of(outcome.stdout_lines)
         status, error = verdict(request, outcome, parsed)
         model = parsed.model or request.model  # the CLI resolves aliases such as "sonnet"
         cost = parsed.cost_usd
@@ -132,7 +138,6 @@ class ClaudeEngine:
         return agent_result(
             self.name,
             outcome,
-            self._redact,
             model=model,
             status=status,
             error=error,

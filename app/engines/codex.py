@@ -12,7 +12,7 @@ Behaviour of the pinned CLI (0.169.0) this relies on, each checked against the r
   `$CODEX_HOME/AGENTS.md` is still read: give the service a CODEX_HOME of its own.
 - `--ignore-rules` skips user and project execpolicy `.rules` files: what the agent may run does not
   depend on files inside the repository being worked on.
-- `--ephemeral` writes no session files: our redacted transcript is the record, and CODEX_HOME does
+- `--ephemeral` writes no session files: our (redacted) transcript is the record, and CODEX_HOME does
   not fill up with unredacted prompts.
 - Outside a git repository it refuses to start ("Not inside a trusted directory"); a git worktree
   is fine. We do not pass `--skip-git-repo-check`: a worktree is always what we mean to run in.
@@ -32,8 +32,8 @@ from typing import Any
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import ModelPrice
+from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
-    Redactor,
     agent_result,
     price_usage,
     refused_to_start,
@@ -65,23 +65,25 @@ class CodexEngine:
         base_env: Mapping[str, str],
         prices: Mapping[str, ModelPrice],
         max_output_bytes: int,
-        redactor: Redactor,
         bypass_sandbox: bool = False,
         config_overrides: Sequence[str] = (),
         user_config: bool = False,
+        user: AgentUser | None = None,
     ) -> None:
         """`config_overrides` are extra `-c key=value` pairs (a model provider, for instance);
-        `user_config=True` lets codex read `$CODEX_HOME/config.toml`."""
+        `user_config=True` lets codex read `$CODEX_HOME/config.toml`; `user`: who codex runs as."""
         self._binary = binary
         # Our own settings may hold credentials: never hand them to an agent.
         self._env = without_our_variables(base_env)
+        if user is not None:
+            self._env = user.environment(self._env)
+        self._user = user
         self._prices = dict(prices)
         self._max_output_bytes = max_output_bytes
-        self._redact = redactor
         self._bypass_sandbox = bypass_sandbox
         self._overrides = tuple(config_overrides)
         self._user_config = user_config
-        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING)
+        self._probe = ExecutableProbe(binary, env=self._env, setting=SETTING, user=user)
 
     async def check(self, workdir: Path | None = None) -> EngineCheck:
         """`codex --version`, answered from a short-lived cache."""
@@ -113,7 +115,12 @@ class CodexEngine:
 
         Cancelled, it raises CancelledError once codex and its children are gone (no transcript)."""
         parser = CodexEventParser()
-        async with schema_file(request.output_schema, prefix="tasksgodzilla-codex-") as schema:
+        if self._user is not None:
+            await prepare_user(self._user, self._env)
+        async with (
+            schema_file(request.output_schema, prefix="tasksgodzilla-codex-") as schema,
+            lent_workdir(self._user, request.workdir, writes=request.writes),
+        ):
             outcome = await run_process(
                 self.command(request, schema),
                 cwd=request.workdir,
@@ -123,23 +130,22 @@ class CodexEngine:
                 max_output_bytes=self._max_output_bytes,
                 on_line=parser.feed,  # every line, also past the cap: usage and the answer come last
                 setting=SETTING,
+                user=self._user,
             )
         summary = parser.summary()
-        if (refused := refused_to_start(self.name, outcome, SETTING, self._redact)) is not None:
+        if (refused := refused_to_start(self.name, outcome, SETTING)) is not None:
             raise refused
-        transcript = await transcript_of(transcript_lines(outcome), self._redact)
+        transcript = await transcript_of(transcript_lines(outcome))
         return self._result(request, outcome, summary, transcript)
 
     def _result(
         self, request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, transcript: str
     ) -> AgentResult:
-        redact = self._redact
-        final = redact(summary.final_message) if summary.final_message is not None else None
+        final = summary.final_message
         status, error, structured = verdict(request, outcome, summary, final)
         return agent_result(
             self.name,
             outcome,
-            redact,
             model=request.model,
             status=status,
             error=error,
@@ -147,7 +153,7 @@ class CodexEngine:
             transcript=transcript,
             structured_output=structured,
             files_changed=worktree_paths(summary.files_changed, request.workdir),
-            commands_run=[redact(command) for command in summary.commands],
+            commands_run=list(summary.commands),
             usage=summary.usage,
             cost_usd=price_usage(request.model, summary.usage, self._prices),
         )

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus
 from app.domain.usage import CENT_FRACTION, ModelPrice, TokenUsage
+from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
-    Redactor,
     agent_result,
     price_usage,
     schema_file,
@@ -70,17 +70,21 @@ class CommandEngine:
         base_env: Mapping[str, str],
         prices: Mapping[str, ModelPrice],
         max_output_bytes: int,
-        redactor: Redactor | None = None,
+        user: AgentUser | None = None,
     ) -> None:
         if not argv:
             raise AgentError("the command engine needs an executable to run")
         self._argv = list(argv)
         self._env = without_our_variables(base_env)
+        if user is not None:
+            self._env = user.environment(self._env)
+        self._user = user
         self._prices = dict(prices)
         self._max_output_bytes = max_output_bytes
-        self._redact = redactor or Redactor(())
         # Any executable: no version to ask for, only that it is there and may be run.
-        self._probe = ExecutableProbe(self._argv[0], env=self._env, setting=SETTING, version_args=None)
+        self._probe = ExecutableProbe(
+            self._argv[0], env=self._env, setting=SETTING, version_args=None, user=user
+        )
 
     async def check(self, workdir: Path | None = None) -> EngineCheck:
         """Whether the executable exists and may be run (a relative one: inside `workdir`)."""
@@ -94,7 +98,12 @@ class CommandEngine:
             if line.strip():
                 last[:] = [line]
 
-        async with schema_file(request.output_schema, prefix="tasksgodzilla-schema-") as schema:
+        if self._user is not None:
+            await prepare_user(self._user, self._env)
+        async with (
+            schema_file(request.output_schema, prefix="tasksgodzilla-schema-") as schema,
+            lent_workdir(self._user, request.workdir, writes=request.writes),
+        ):
             env = {**self._env, STAGE_VARIABLE: request.stage.value}
             if schema is not None:
                 env[SCHEMA_VARIABLE] = str(schema)
@@ -107,12 +116,13 @@ class CommandEngine:
                 max_output_bytes=self._max_output_bytes,
                 on_line=remember,
                 setting=SETTING,
+                user=self._user,
             )
         lines = outcome.stdout_lines
         if outcome.truncated and last and (not lines or lines[-1] != last[0]):
             lines = [*lines, *last]
         output = await asyncio.to_thread(parse_output, lines)  # megabytes, for a loud agent
-        transcript = await transcript_of(outcome.stdout_lines, self._redact)
+        transcript = await transcript_of(outcome.stdout_lines)
         status, error = verdict(request, outcome, output)
         cost = output.cost_usd
         if cost is None and output.usage.total_tokens:
@@ -120,7 +130,6 @@ class CommandEngine:
         return agent_result(
             self.name,
             outcome,
-            self._redact,
             model=request.model,
             status=status,
             error=error,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from app.engines.agent_user import AgentUser
 from app.engines.process import ProcessOutcome, run_process
 from app.errors import ConfigError
 
@@ -54,7 +55,10 @@ class ExecutableProbe:
         setting: str,
         version_args: Sequence[str] | None = ("--version",),
         ttl_seconds: float = PROBE_TTL_SECONDS,
+        user: AgentUser | None = None,
     ) -> None:
+        """`user`: who the agents run as, so who must be able to run the executable."""
+        self._user = user
         self._executable = executable
         self._env = dict(env)
         self._setting = setting
@@ -101,6 +105,7 @@ class ExecutableProbe:
                 timeout_seconds=PROBE_TIMEOUT_SECONDS,
                 max_output_bytes=64 * 1024,
                 setting=self._setting,
+                user=self._user,
             )
         except ConfigError as exc:
             return EngineCheck("error", self._setting, error=exc.message)

@@ -15,25 +15,22 @@ size. Nothing beyond the cap is buffered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.engines.agent_user import AgentUser
+from app.engines.process_tree import kill_processes_in, kill_tree, signal_group
 from app.errors import AgentError, ConfigError
 
-# A bound on /proc sweeps while freezing a tree; each one finds the children of the last.
-MAX_SWEEPS = 50
-# How long, in all, processes may take to really stop (one in uninterruptible sleep stops only when
-# it leaves it): the kill goes ahead after that.
-STOP_WAIT_SECONDS = 0.5
-STOPPED_STATES = frozenset({"T", "t", "Z", "X", None})
+__all__ = ["ProcessOutcome", "kill_processes_in", "run_process"]
+
 SETTLE_SECONDS = 1.0
 # After the leader exits, how long its children may keep our pipes open before they are killed.
 DRAIN_SECONDS = 2.0
@@ -63,8 +60,10 @@ async def run_process(
     max_output_bytes: int,
     on_line: Callable[[str], None] | None = None,
     setting: str | None = None,
+    user: AgentUser | None = None,
 ) -> ProcessOutcome:
-    """Run `argv` (never through a shell) with exactly `env`, and collect its stdout line by line.
+    """Run `argv` (never through a shell) with exactly `env`, and collect its stdout line by line;
+    as `user` (its own group only, no supplementary groups) when one is given.
 
     `stdin_data=None` gives the child no stdin. An executable that is missing or cannot be run is a
     ConfigError naming `setting` (the variable that chose it): trying again would not help. A missing
@@ -73,7 +72,7 @@ async def run_process(
     """
     started = time.monotonic()
     process, exited = await _spawn(
-        argv, cwd=cwd, env=env, piped_stdin=stdin_data is not None, setting=setting
+        argv, cwd=cwd, env=env, piped_stdin=stdin_data is not None, setting=setting, user=user
     )
     outcome = ProcessOutcome(exit_code=None)
     assert process.stdout is not None
@@ -98,7 +97,7 @@ async def run_process(
         await _kill_tree_off_loop(process.pid)  # cancelled: never leave the agent running
         await _settle(exited, readers)
         raise
-    _signal_group(process.pid, signal.SIGKILL)  # background leftovers of a finished run
+    signal_group(process.pid, signal.SIGKILL)  # background leftovers of a finished run
     outcome.exit_code = process.returncode
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     return outcome
@@ -136,10 +135,21 @@ def _dying_with(parent: int) -> Callable[[], None]:
 
 
 async def _spawn(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], piped_stdin: bool, setting: str | None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    piped_stdin: bool,
+    setting: str | None,
+    user: AgentUser | None,
 ) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
     loop = asyncio.get_running_loop()
     fix = f" (check {setting})" if setting else ""
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        # The credentials change before `preexec_fn` runs, so the parent-death signal it sets survives.
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
+        fix = f" by user {user.name}{fix}"
     try:
         transport, protocol = await loop.subprocess_exec(
             lambda: _ExitNotifyingProtocol(loop),
@@ -151,6 +161,7 @@ async def _spawn(
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_dying_with(os.getpid()),
+            **as_user,
         )
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:
@@ -160,8 +171,10 @@ async def _spawn(
         else:
             problem = f"agent executable not found: {argv[0]}"
         raise ConfigError(problem + fix, setting=setting) from None
-    except PermissionError:
-        raise ConfigError(f"agent executable is not runnable: {argv[0]}{fix}", setting=setting) from None
+    except PermissionError as exc:
+        if exc.filename is not None and Path(exc.filename) == cwd:
+            raise AgentError(f"agent working directory cannot be entered{fix}: {cwd}") from None
+        raise ConfigError(f"agent executable is not runnable{fix}: {argv[0]}", setting=setting) from None
     except OSError as exc:
         raise ConfigError(
             f"agent executable cannot start: {argv[0]}: {exc.strerror}{fix}", setting=setting
@@ -266,7 +279,7 @@ async def _drain(
     if readers.done():
         await readers  # raises what a reader raised
     else:
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
         await _settle(exited, readers)
 
 
@@ -283,17 +296,11 @@ async def _settle(exited: asyncio.Event, readers: asyncio.Future[Any]) -> None:
     readers.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
-def _signal_group(pgid: int, sig: signal.Signals, pids: Iterable[int] = ()) -> None:
-    for target in (-pgid, *pids):  # a negative pid signals the whole group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(target, sig)
-
-
 async def _kill_tree_off_loop(leader: int) -> None:
     """`_kill_tree` in a thread, since it reads /proc and waits for processes to stop. Waited for to
     its end even when cancelled meanwhile (the processes are gone before we return); a cancellation
     that came meanwhile is raised afterwards."""
-    killing = asyncio.ensure_future(asyncio.to_thread(_kill_tree, leader))
+    killing = asyncio.ensure_future(asyncio.to_thread(kill_tree, leader))
     cancelled = False
     while not killing.done():
         try:
@@ -303,97 +310,3 @@ async def _kill_tree_off_loop(leader: int) -> None:
     killing.result()
     if cancelled:
         raise asyncio.CancelledError
-
-
-def _kill_tree(leader: int) -> None:
-    """Freeze the leader's group and all its descendants, whatever their session, then kill them."""
-    stopped: set[int] = set()
-    deadline = time.monotonic() + STOP_WAIT_SECONDS
-    for _ in range(MAX_SWEEPS):
-        found = _tree(leader, stopped) - stopped
-        if not found:
-            break
-        _signal_group(leader, signal.SIGSTOP, found)
-        _until_stopped(found, deadline)
-        stopped |= found
-    _signal_group(leader, signal.SIGKILL, stopped)  # SIGKILL needs no SIGCONT
-
-
-def _until_stopped(pids: set[int], deadline: float) -> None:
-    """Wait until each process has really stopped (or gone): signals arrive asynchronously, and one
-    still inside fork() when SIGSTOP was sent creates its child after the next sweep has looked."""
-    pending = set(pids)
-    while pending and time.monotonic() < deadline:
-        pending = {pid for pid in pending if _state(pid) not in STOPPED_STATES}
-        if pending:
-            time.sleep(0.001)  # in a worker thread (see _kill_tree_off_loop): the event loop runs on
-
-
-def _state(pid: int) -> str | None:
-    """The process state letter from /proc (R, S, D, T, Z …), None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
-        return None
-
-
-def _tree(leader: int, known: set[int]) -> set[int]:
-    """The members of group `leader`, `known`, and every process below them, from /proc."""
-    # Not the leader's pid itself: once reaped it may be reused; its group id cannot be while in use.
-    children: dict[int, list[int]] = {}
-    roots = set(known)
-    for pid, parent, group in _process_table():
-        children.setdefault(parent, []).append(pid)
-        if group == leader:
-            roots.add(pid)
-    found, todo = set(roots), list(roots)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _process_table() -> list[tuple[int, int, int]]:
-    """(pid, parent pid, process group) of every process; empty where there is no /proc."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    table = []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            table.append((int(entry), int(fields[1]), int(fields[2])))
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-    return table
-
-
-def kill_processes_in(folder: Path) -> int:
-    """Kill every process working inside `folder` (an agent orphaned by a worker that died); how many.
-
-    Jobs of one protocol never overlap, so whatever runs in its worktree when a job starts is left
-    over from a dead one, and would keep editing files under the next attempt's feet.
-    """
-    root = folder.resolve()
-    found = set()
-    for pid, _parent, _group in _process_table():
-        if pid == os.getpid():
-            continue
-        try:
-            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
-        except OSError:
-            continue  # gone, or not ours to look at
-        if cwd == root or root in cwd.parents:
-            found.add(pid)
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
-        for pid in found:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-    return len(found)

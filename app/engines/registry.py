@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from app.config import EngineName, Settings
-from app.engines.base import Engine, Redactor
+from app.engines.agent_user import AgentUser
+from app.engines.base import Engine
 from app.engines.claude import ClaudeEngine
 from app.engines.codex import CodexEngine
 from app.engines.command import CommandEngine
@@ -13,9 +14,10 @@ from app.errors import ConfigError
 
 
 def build_engines(
-    settings: Settings, *, base_env: Mapping[str, str], redactor: Redactor
+    settings: Settings, *, base_env: Mapping[str, str], user: AgentUser | None = None
 ) -> dict[str, Engine]:
-    """Every engine the settings make usable, keyed by name (`command` only when it is configured)."""
+    """Every engine the settings make usable, keyed by name (`command` only when it is configured),
+    each running its agents as `user` (None: as this process's own user)."""
     prices, cap = settings.model_prices, settings.agent_max_output_bytes
     engines: dict[str, Engine] = {
         EngineName.CODEX.value: CodexEngine(
@@ -23,7 +25,7 @@ def build_engines(
             base_env=base_env,
             prices=prices,
             max_output_bytes=cap,
-            redactor=redactor,
+            user=user,
             bypass_sandbox=settings.agent_bypass_sandbox,
             config_overrides=settings.codex_config,
         ),
@@ -32,7 +34,7 @@ def build_engines(
             base_env=base_env,
             prices=prices,
             max_output_bytes=cap,
-            redactor=redactor,
+            user=user,
             permission_mode=settings.claude_permission_mode,
             bypass_sandbox=settings.agent_bypass_sandbox,
             allowed_tools=settings.claude_allowed_tools,
@@ -44,7 +46,7 @@ def build_engines(
             base_env=base_env,
             prices=prices,
             max_output_bytes=cap,
-            redactor=redactor,
+            user=user,
         )
     return engines
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from app import prompts
-from app.domain.agents import AgentRequest, AgentResult
+from app.domain.agents import AgentRequest, AgentResult, redacted
 from app.domain.events import NewEvent
 from app.domain.records import AgentRun, AgentRunStatus, Project, ProtocolRun, Stage, StepRun
+from app.domain.redaction import Redactor
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
@@ -61,8 +62,13 @@ async def run_agent(
     workdir: Path,
     output_schema: dict[str, Any] | None = None,
 ) -> tuple[AgentRun, AgentResult]:
-    """Record, run, and close one agent run; the engine's own failure is a result, not an exception."""
+    """Record, run, and close one agent run; the engine's own failure is a result, not an exception.
+
+    Every string of the result (and the message of anything the engine raises) is redacted here, as
+    it enters the service, before anything stores, writes, commits or shows it: the one place.
+    """
     engine = pick(svc.engines, choice.engine)
+    redactor = redactor_for(svc, subject)
     async with svc.database.transaction() as conn:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
         # is gone was abandoned; one whose worker is alive and still on its job is left alone.
@@ -100,7 +106,7 @@ async def run_agent(
         )
     request = AgentRequest(
         stage=stage,
-        prompt=svc.redactor(prompt),  # no known secret ever reaches a model
+        prompt=redactor(prompt),  # no known secret ever reaches a model
         workdir=workdir,
         model=choice.model,
         output_schema=output_schema,
@@ -110,8 +116,12 @@ async def run_agent(
         result = await engine.run(request)
     except BaseException as exc:
         # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
-        await asyncio.shield(_close_interrupted(svc, subject, record, exc))
+        if isinstance(exc, TasksGodzillaError):  # its message may quote the agent (a CLI's stderr)
+            exc.message = redactor(exc.message)
+            exc.args = (exc.message,)
+        await asyncio.shield(_close_interrupted(svc, subject, record, exc, redactor))
         raise
+    result = await asyncio.to_thread(redacted, result, redactor)  # megabytes: off the event loop
     transcript = result.transcript
     async with svc.database.transaction() as conn:
         finished = await _close(conn, record, result)
@@ -134,12 +144,23 @@ async def run_agent(
                 "cost_usd": str(result.cost_usd) if result.cost_usd is not None else None,
                 "duration_ms": result.duration_ms,
                 "error": result.error,
+                "secrets_redacted": result.secrets_redacted,  # names of settings, never values
             },
         )
     return finished, result
 
 
-async def _close_interrupted(svc: Services, subject: Subject, record: AgentRun, exc: BaseException) -> None:
+def redactor_for(svc: Services, subject: Subject) -> Redactor:
+    """What is redacted from one agent run's prompt and output: every secret of the settings.
+
+    Secrets known per project (its git credentials) are added here with `Redactor.extended`."""
+    del subject  # the hook for per-project secrets
+    return svc.redactor
+
+
+async def _close_interrupted(
+    svc: Services, subject: Subject, record: AgentRun, exc: BaseException, redactor: Redactor
+) -> None:
     """Close a run whose engine raised or was cancelled, saying why."""
     if isinstance(exc, asyncio.CancelledError):
         status = AgentRunStatus.CANCELLED
@@ -148,7 +169,7 @@ async def _close_interrupted(svc: Services, subject: Subject, record: AgentRun, 
         status, error = AgentRunStatus.FAILED, exc.message
     else:
         status, error = AgentRunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    error = svc.redactor(error)
+    error = redactor(error)
     try:
         async with svc.database.transaction() as conn:
             await agent_runs.finish(conn, record.id, status=status, error=error)

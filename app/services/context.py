@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.config import GIT_ENV, Settings, agent_environment, inherited_environment
-from app.engines.base import Engine, Redactor
+from app.domain.redaction import Redactor
+from app.engines.agent_user import AGENT_HOME, AgentUser, agent_user_for
+from app.engines.base import Engine
 from app.engines.registry import build_engines
-from app.logs import secret_values
+from app.logs import named_secrets
 from app.store.database import Database
 
 
@@ -31,8 +33,9 @@ class Services:
     database: Database
     queue: JobQueue
     engines: Mapping[str, Engine]
-    redactor: Redactor
+    redactor: Redactor  # every known secret, by the name of its setting
     git_env: Mapping[str, str]
+    agent_user: AgentUser | None = None  # who agents run as; None: this process's user
 
 
 def build_services(
@@ -43,17 +46,19 @@ def build_services(
     environ: Mapping[str, str] | None = None,
     engines: Mapping[str, Engine] | None = None,
 ) -> Services:
-    """Assemble the services; `environ` is read once here for the agents' and git's environments."""
-    redactor = Redactor(secret_values(settings))
+    """Assemble the services; `environ` is read once here for the agents' and git's environments.
+
+    As root, this is where the agent user is resolved (and created on first use)."""
+    redactor = Redactor(named_secrets(settings, database.url))
     agent_env = agent_environment(settings, environ)
     git_env = inherited_environment(GIT_ENV, environ)
+    user = agent_user_for(settings.agent_user, home=settings.data_dir / AGENT_HOME)
     return Services(
         settings=settings,
         database=database,
         queue=queue,
-        engines=engines
-        if engines is not None
-        else build_engines(settings, base_env=agent_env, redactor=redactor),
+        engines=engines if engines is not None else build_engines(settings, base_env=agent_env, user=user),
         redactor=redactor,
         git_env=git_env,
+        agent_user=user,
     )

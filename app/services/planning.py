@@ -145,7 +145,9 @@ async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository
     if not result.succeeded:
         raise AgentError(f"planning agent {result.status}: {result.error or 'no detail'}")
     try:
-        return accept_plan(result.structured_output)
+        return accept_plan(
+            result.structured_output, secrets_in_it=result.secrets_redacted.get("structured_output", [])
+        )
     except PlanRejectedError as rejected:
         async with svc.database.transaction() as conn:
             await record(

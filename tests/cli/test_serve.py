@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.store.embedded import socket_url
+from app.store.embedded import embedded_url
 
 CLI = shutil.which("tasksgodzilla", path=str(Path(sys.executable).parent)) or "tasksgodzilla"
 
@@ -73,8 +73,7 @@ def _serve(port: int, **variables: str) -> subprocess.Popen:
 
 
 def _embedded_url(pgdata: Path) -> str:
-    socket_dir = (pgdata / "postmaster.pid").read_text().splitlines()[4]
-    return socket_url(socket_dir, "tasksgodzilla")
+    return embedded_url(pgdata, "tasksgodzilla")
 
 
 def test_serve_on_embedded_postgres_keeps_data_and_stops_cleanly(tmp_path):

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.agents import AgentRequest
+from app.domain.agents import AgentRequest, redacted
 from app.domain.records import AgentRunStatus, Stage
+from app.domain.redaction import REDACTED, Redactor
 from app.domain.usage import ModelPrice, TokenUsage
-from app.engines.base import REDACTED, Redactor
 from app.engines.claude import ClaudeEngine, verdict
 from app.engines.claude_events import ClaudeRun, cost_of_result, parse_stream, price_key
 from app.engines.process import ProcessOutcome
@@ -382,8 +382,8 @@ async def test_environment_is_exactly_the_base_env_and_secrets_are_redacted(
     fake_anthropic.play(
         ToolUse("Bash", {"command": "git status", "description": "look"}), Text("s3cr3t-value-42")
     )
-    claude = engine(str(wrapper), env, redactor=Redactor(["s3cr3t-value-42"]))
-    result = await claude.run(request_for(repo))
+    claude = engine(str(wrapper), env)
+    result = redacted(await claude.run(request_for(repo)), Redactor(["s3cr3t-value-42"]))
     assert result.status is AgentRunStatus.SUCCEEDED, result.error
     handed_over = dict(item.split("=", 1) for item in seen.read_text().split("\0") if item)
     assert handed_over == {k: v for k, v in env.items() if not k.startswith("TASKSGODZILLA_")}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.agents import AgentRequest
+from app.domain.agents import AgentRequest, redacted
 from app.domain.records import AgentRunStatus, Stage
+from app.domain.redaction import REDACTED, Redactor
 from app.domain.usage import ModelPrice, TokenUsage
-from app.engines.base import REDACTED, Redactor
 from app.engines.codex import CodexEngine
 from app.errors import ConfigError
 from tests.support.fake_openai import (
@@ -73,7 +73,6 @@ def make_engine(codex_bin: str, agent_env: dict[str, str], fake_openai: FakeOpen
             "prices": {MODEL: PRICE},
             "max_output_bytes": 1024 * 1024,
             "config_overrides": provider_overrides(fake_openai.base_url),
-            "redactor": Redactor([SECRET]),
         }
         return CodexEngine(**{**settings, **options})  # type: ignore[arg-type]
 
@@ -141,12 +140,12 @@ async def test_the_agent_edits_the_repo_and_answers_in_the_schema(
     assert fake_openai.other_requests == []  # codex only ever POSTs /v1/responses
     assert fake_openai.call_outputs(write.call_id)  # codex sent the command's result back
     assert f"token={SECRET}" in fake_openai.call_outputs(leak.call_id)[0]
-    # What we store has the secret redacted.
-    stored = result.transcript
-    assert "notes.txt" in stored
-    assert SECRET not in stored
-    assert REDACTED in stored
-    assert all(SECRET not in command for command in result.commands_run)
+    # What the service stores has the secret redacted, in every field (app.services.agents.run_agent).
+    stored = redacted(result, Redactor({"THE_TOKEN": SECRET}))
+    assert "notes.txt" in stored.transcript
+    assert SECRET not in stored.model_dump_json()
+    assert REDACTED in stored.transcript
+    assert stored.secrets_redacted["transcript"] == ["THE_TOKEN"]
 
 
 async def test_files_changed_by_codex_patches_are_listed(

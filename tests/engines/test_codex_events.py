@@ -10,7 +10,6 @@ import pytest
 from app.domain.agents import AgentRequest
 from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import TokenUsage
-from app.engines.base import Redactor
 from app.engines.codex import (
     BYPASS_FLAG,
     CodexEngine,
@@ -319,7 +318,6 @@ def engine(**options: object) -> CodexEngine:
         "base_env": {},
         "prices": {},
         "max_output_bytes": 65536,
-        "redactor": Redactor(()),
     }
     return CodexEngine(**{**defaults, **options})  # type: ignore[arg-type]
 

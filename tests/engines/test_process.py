@@ -300,14 +300,14 @@ def test_kill_processes_in_kills_only_what_works_inside_the_folder(tmp_path):
 
 async def test_the_tree_is_killed_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Freezing and killing a tree reads /proc and waits for processes to stop: never on the loop."""
-    real_kill_tree = process_module._kill_tree
+    real_kill_tree = process_module.kill_tree
     threads: list[int] = []
 
     def recording(leader: int) -> None:
         threads.append(threading.get_ident())
         real_kill_tree(leader)
 
-    monkeypatch.setattr(process_module, "_kill_tree", recording)
+    monkeypatch.setattr(process_module, "kill_tree", recording)
     marker = sleep_marker()
     outcome = await run(f"echo $$; sleep {marker} & wait", tmp_path, timeout_seconds=0.5)
     assert outcome.timed_out
@@ -319,7 +319,7 @@ async def test_the_tree_is_killed_off_the_event_loop(tmp_path: Path, monkeypatch
 async def test_cancelled_again_while_killing_the_tree_still_waits_for_the_kill(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_kill_tree = process_module._kill_tree
+    real_kill_tree = process_module.kill_tree
     killing, may_finish = threading.Event(), threading.Event()
     finished: list[bool] = []
 
@@ -329,7 +329,7 @@ async def test_cancelled_again_while_killing_the_tree_still_waits_for_the_kill(
         real_kill_tree(leader)
         finished.append(True)
 
-    monkeypatch.setattr(process_module, "_kill_tree", slow)
+    monkeypatch.setattr(process_module, "kill_tree", slow)
     marker, task, lines = await _sleeping_group(tmp_path)
     task.cancel()
     assert await asyncio.to_thread(killing.wait, 10)

@@ -7,7 +7,6 @@ import pytest
 from app.config import Settings
 from app.domain.agents import AgentRequest
 from app.domain.records import Stage
-from app.engines.base import Redactor
 from app.engines.registry import build_engines, pick
 from app.errors import ConfigError
 
@@ -17,12 +16,13 @@ def _request(stage: Stage) -> AgentRequest:
 
 
 def test_codex_and_claude_always_command_when_configured():
-    engines = build_engines(Settings(), base_env={}, redactor=Redactor([]))
+    engines = build_engines(Settings(), base_env={})
     assert sorted(engines) == ["claude", "codex"]
     with pytest.raises(ConfigError, match="TASKSGODZILLA_COMMAND_AGENT"):
         pick(engines, "command")
     configured = build_engines(
-        Settings(command_agent=["./agent", "--fast"]), base_env={}, redactor=Redactor([])
+        Settings(command_agent=["./agent", "--fast"]),
+        base_env={},
     )
     assert pick(configured, "command").name == "command"
 
@@ -34,7 +34,7 @@ def test_settings_reach_the_command_lines():
         claude_bin="/opt/claude",
         claude_allowed_tools="Bash(pytest:*), Bash(git diff:*)",
     )
-    engines = build_engines(settings, base_env={"PATH": "/bin"}, redactor=Redactor([]))
+    engines = build_engines(settings, base_env={"PATH": "/bin"})
     codex = engines["codex"].command(_request(Stage.EXECUTION))  # type: ignore[attr-defined]
     assert codex[0] == "/opt/codex"
     assert ["-c", "model_provider=local"] == codex[codex.index("-c") : codex.index("-c") + 2]
@@ -47,7 +47,7 @@ def test_settings_reach_the_command_lines():
 
 
 def test_each_engine_names_the_setting_that_chooses_its_executable():
-    engines = build_engines(Settings(command_agent=["./agent"]), base_env={}, redactor=Redactor([]))
+    engines = build_engines(Settings(command_agent=["./agent"]), base_env={})
     fields = {f"TASKSGODZILLA_{name.upper()}" for name in Settings.model_fields}
     named = {name: engine.setting for name, engine in engines.items()}
     assert named == {

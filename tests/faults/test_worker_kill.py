@@ -47,7 +47,7 @@ from tests.support.faults import (
     tagged_agents,
     tagged_commits,
 )
-from tests.support.workflow import git, make_repos, project_ready, wait_for
+from tests.support.workflow import git, make_repos, project_ready, shared_with_agents, wait_for
 
 RUNS, STEPS = 5, 2
 DEADLINE_SECONDS = 240
@@ -65,8 +65,7 @@ class Kill:
 async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, tmp_path, fleets):
     repos = make_repos(tmp_path)
     install_ref_log(repos.origin)
-    hangs = tmp_path / "hangs"
-    hangs.mkdir()
+    hangs = shared_with_agents(tmp_path / "hangs", folder=True)
 
     def pushed_head(branch: str) -> str | None:
         try:
@@ -166,8 +165,7 @@ async def test_killing_workers_mid_step_loses_and_doubles_nothing(database_url, 
 
 async def test_an_agent_dies_with_its_killed_worker(database_url, tmp_path, fleets):
     repos = make_repos(tmp_path)
-    hangs = tmp_path / "hangs"
-    hangs.mkdir()
+    hangs = shared_with_agents(tmp_path / "hangs", folder=True)
     settings = fault_settings(tmp_path)
     env = fault_environment(settings, database_url, AGENT_PLAN_STEPS="1", AGENT_HANG_ONCE=str(hangs))
     fleet: Fleet = fleets(env)

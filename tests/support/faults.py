@@ -28,7 +28,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from app.config import Settings
-from tests.support.workflow import AGENT_VARIABLES, settings_environment, workflow_settings
+from tests.support.workflow import (
+    AGENT_VARIABLES,
+    settings_environment,
+    shared_with_agents,
+    workflow_settings,
+)
 
 CLI = shutil.which("tasksgodzilla", path=str(Path(sys.executable).parent)) or "tasksgodzilla"
 TAG = "FAULTS_TAG"
@@ -145,7 +150,7 @@ class Gate:
     folder: Path
 
     def hold(self, *steps: int) -> None:
-        self.folder.mkdir(exist_ok=True)
+        shared_with_agents(self.folder, folder=True)
         for step in steps:
             (self.folder / f"{step:02d}").touch()
 

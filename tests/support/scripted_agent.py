@@ -11,6 +11,8 @@ AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid 
 `<protocol>-<NN>`) and hangs until killed; later ones work normally (fault tests kill the worker).
 AGENT_GATE names a folder: an execution of step N while a file `NN` is there writes its pid to
 `NN.pid` and waits until that file is gone (fault tests hold a step's agent while they break things).
+AGENT_LEAK_PLAN and AGENT_LEAK_QA: text added to the plan's plan.md and to QA's summary (secret tests
+make the agent repeat a secret, as one that found it in the repository would).
 """
 
 import json
@@ -54,7 +56,7 @@ if stage == "planning":
     ]
     answer(
         {
-            "plan_md": "# Plan\n\nTwo parts.\n",
+            "plan_md": "# Plan\n\nTwo parts.\n" + os.environ.get("AGENT_LEAK_PLAN", ""),
             "context_md": "# Context\n",
             "log_md": "# Log\n",
             "step_files": steps,
@@ -99,7 +101,7 @@ elif stage == "qa":
     answer(
         {
             "verdict": verdict,
-            "summary": f"step {number}: {verdict}",
+            "summary": f"step {number}: {verdict}" + os.environ.get("AGENT_LEAK_QA", ""),
             "findings": findings if verdict == "fail" else [],
         }
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
+from app.engines.agent_user import open_for_traversal
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.services.context import Services
 from app.store import projects as project_store
@@ -31,7 +32,22 @@ AGENT_VARIABLES = (
     "AGENT_PROMPT_LOG",
     "AGENT_HANG_ONCE",
     "AGENT_GATE",
+    "AGENT_LEAK_PLAN",
+    "AGENT_LEAK_QA",
 )
+
+
+def shared_with_agents(path: Path, *, folder: bool = False) -> Path:
+    """`path` (a file or a folder, made when missing) writable by the agents and reachable through
+    the folders above it: as root, the service runs agents as another user (app.engines.agent_user)."""
+    if folder:
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o1777)
+    else:
+        path.touch()
+        path.chmod(0o666)
+    open_for_traversal(path.parent)
+    return path
 
 
 def git(*args: str, cwd: Path | None = None) -> str:

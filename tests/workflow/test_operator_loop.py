@@ -25,6 +25,7 @@ from tests.support.workflow import (
     project_ready,
     run_status,
     running_worker,
+    shared_with_agents,
     wait_for,
     workflow_settings,
 )
@@ -100,7 +101,7 @@ async def test_retry_after_qa_failure_redoes_the_work_with_the_verdict_and_note(
     database_url, tmp_path, monkeypatch
 ):
     repos = make_repos(tmp_path)
-    prompts = tmp_path / "prompts.jsonl"
+    prompts = shared_with_agents(tmp_path / "prompts.jsonl")
     monkeypatch.setenv("AGENT_QA_FAIL", "1")
     monkeypatch.setenv("AGENT_PROMPT_LOG", str(prompts))
     async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
