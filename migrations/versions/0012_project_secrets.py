@@ -8,7 +8,7 @@ same settings as the service (`serve` does, as `tasksgodzilla migrate` does from
 environment), or the service will hold a key that does not open what was moved.
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 """
 
 import json
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
