@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain.cron import interval_cron
+from app.domain.refnames import branch_name_problem
 from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
 from app.errors import ConfigError
 
@@ -51,6 +52,16 @@ DEFAULT_AGENT_ENV = (
     "CLAUDE_CONFIG_DIR", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
 )  # fmt: skip
+
+
+def _home_folder() -> list[Path]:
+    # The home folder of the user the service runs as; none when that is `/` or missing (a system
+    # user), so `/etc` or `/proc` can never be a project's folder by default.
+    try:
+        home = Path.home().resolve()
+    except (KeyError, RuntimeError):
+        return []
+    return [home] if home != Path("/") and home.is_dir() else []
 
 
 def _default_data_dir() -> Path:
@@ -87,10 +98,11 @@ class Settings(BaseSettings):
         None,
         description="Where project repositories are cloned. Unset: <data dir>/projects.",
     )
-    local_path_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved). "
-        "Empty: any absolute path.",
+    local_path_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        None,
+        description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved; "
+        "never the data dir, the projects root, /proc, /sys or /dev). Unset: the home folder of the user "
+        "the service runs as (none if that is `/`). Empty: no project may be registered by local path.",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="Database connections per process.")
     migrate_on_start: bool = Field(True, description="Apply migrations when `serve` starts.")
@@ -225,6 +237,11 @@ class Settings(BaseSettings):
     git_allow_local_remotes: bool = Field(
         False, description="Accept local paths and file:// URLs as project remotes (https and ssh always)."
     )
+    git_allow_private_remotes: bool = Field(
+        False,
+        description="Accept remotes on loopback and private addresses (127/8, ::1, RFC 1918, fc00::/7, "
+        "100.64/10), checked again at every fetch and push; link-local and metadata addresses never.",
+    )
     git_user_name: str = Field("TasksGodzilla", min_length=1, description="Author name of agent commits.")
     git_user_email: str = Field(
         "tasksgodzilla@localhost", min_length=3, description="Author email of agent commits."
@@ -276,8 +293,8 @@ class Settings(BaseSettings):
 
     @field_validator("local_path_roots")
     @classmethod
-    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
-        relative = [str(root) for root in value if not root.is_absolute()]
+    def _absolute_roots(cls, value: list[Path] | None) -> list[Path] | None:
+        relative = [str(root) for root in value or () if not root.is_absolute()]
         if relative:
             raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
         return value
@@ -310,6 +327,8 @@ class Settings(BaseSettings):
             ) from None
         if example == value.format(name="0002-y", number=2, slug="y", project="p"):
             raise ValueError("must contain {name}, or {number} and {slug}")
+        if (problem := branch_name_problem(example)) is not None:
+            raise ValueError(f"gives no valid branch name ({example!r}: {problem})")
         return value
 
     @field_validator("github_api_url", "gitlab_api_url", "api_base")
@@ -347,6 +366,11 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
             )
         return self
+
+    @property
+    def allowed_local_path_roots(self) -> list[Path]:
+        """The folders a project's local path must be inside (the setting, else the home folder)."""
+        return _home_folder() if self.local_path_roots is None else self.local_path_roots
 
     @property
     def resolved_projects_root(self) -> Path:

@@ -4,17 +4,12 @@ Nothing here runs a shell; every failure is an `app.errors.GitError` (credential
 outside value is checked first (`InvalidInputError`). Services build one `GitRepository` per path.
 """
 
+from app.domain.refnames import branch_name_problem, check_branch_name
 from app.git.parsing import DiffStats, FileStat, Worktree
 from app.git.redact import mask_credentials
 from app.git.repository import GitRepository
 from app.git.runner import GitResult, GitRunner, default_base_env, git_environment
-from app.git.validation import (
-    branch_name_problem,
-    check_branch_name,
-    check_remote_name,
-    check_remote_url,
-    check_revision,
-)
+from app.git.validation import check_remote_name, check_remote_url, check_revision
 
 __all__ = [
     "DiffStats",

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.commits import parse_step_tag, step_tag
+from app.domain.refnames import check_branch_name
 from app.errors import ConflictError, InvalidInputError, PushRejectedError
 from app.git.locks import repository_lock
 from app.git.parsing import (
@@ -27,8 +28,9 @@ from app.git.parsing import (
     parse_worktrees,
     push_was_rejected,
 )
+from app.git.remote_guard import RemoteGuard
 from app.git.runner import GitResult, GitRunner, failure
-from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
+from app.git.validation import check_remote_name, check_revision
 
 # Repository path -> its git common dir (the lock key), learnt once per process.
 _COMMON_DIRS: dict[Path, Path] = {}
@@ -77,6 +79,7 @@ class GitRepository:
         author_email: str,
         allow_local_remotes: bool = False,
         base_env: Mapping[str, str] | None = None,
+        remote_guard: RemoteGuard | None = None,
     ) -> None:
         self.path = Path(path).absolute()
         self.author_name = _check_identity(author_name, "author_name")
@@ -84,6 +87,8 @@ class GitRepository:
         self.runner = GitRunner(timeout=timeout, allow_local_remotes=allow_local_remotes, base_env=base_env)
         self._base_env = base_env
         self._lock_key: Path | None = None
+        # Checks (and pins) the remote before every command that talks to it: see app.git.remote_guard.
+        self.remote_guard = remote_guard or RemoteGuard(allow_local=allow_local_remotes)
 
     def sibling(self, path: Path) -> GitRepository:
         """Another path of the same repository (a worktree), with the same settings."""
@@ -94,6 +99,7 @@ class GitRepository:
             author_email=self.author_email,
             allow_local_remotes=self.runner.allow_local_remotes,
             base_env=self._base_env,
+            remote_guard=self.remote_guard,
         )
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -133,9 +139,9 @@ class GitRepository:
         author_email: str,
         allow_local_remotes: bool = False,
         base_env: Mapping[str, str] | None = None,
+        remote_guard: RemoteGuard | None = None,
     ) -> GitRepository:
         """Clone `url` into `dest` (absent or empty) without submodules; nothing is left behind on failure."""
-        check_remote_url(url, allow_local=allow_local_remotes)
         repo = cls(
             dest,
             timeout=timeout,
@@ -143,13 +149,15 @@ class GitRepository:
             author_email=author_email,
             allow_local_remotes=allow_local_remotes,
             base_env=base_env,
+            remote_guard=remote_guard,
         )
+        pins = await repo.remote_guard.pins([url])
         dest = repo.path
         existed = _prepare_clone_dest(dest)
         async with repository_lock(dest / ".git"):
             try:
                 args = ["clone", "--no-recurse-submodules", "--quiet", "--end-of-options", url, str(dest)]
-                await repo.runner.run(args, cwd=dest.parent)
+                await repo.runner.run(args, cwd=dest.parent, config=pins)
             except BaseException:
                 # A killed clone cannot clean up after itself; whatever is in `dest` now is its debris.
                 await asyncio.to_thread(_remove_clone_debris, dest, keep_folder=existed)
@@ -162,19 +170,22 @@ class GitRepository:
         """Fetch every branch of `remote`, pruning branches it no longer has."""
         check_remote_name(remote)
         async with self._locked():
+            pins = await self._checked_remote(remote)
             await self._git(
-                "fetch", "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote
-            )
+                "fetch", "--prune", "--no-recurse-submodules", "--quiet", "--end-of-options", remote,
+                config=pins,
+            )  # fmt: skip
 
     async def push(self, branch: str, remote: str = "origin") -> None:
         """Push `branch` to the same name on `remote`; never forced, so a diverged remote is an error."""
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_remote_name(remote)
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
+            pins = await self._checked_remote(remote, fetch=False, push=True)
             result = await self._git(
                 "push", "--no-verify", "--quiet", "--porcelain", "--end-of-options", remote, refspec,
-                ok_codes=(0, 1),
+                ok_codes=(0, 1), config=pins,
             )  # fmt: skip
         if result.exit_code != 0:
             if push_was_rejected(result.stdout):
@@ -190,21 +201,41 @@ class GitRepository:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
         check_remote_name(remote)
         async with self._locked():
-            result = await self._git("ls-remote", "--heads", "--end-of-options", remote)
+            pins = await self._checked_remote(remote)
+            result = await self._git("ls-remote", "--heads", "--end-of-options", remote, config=pins)
         return parse_ls_remote_heads(result.text)
 
     async def delete_remote_branch(self, branch: str, remote: str = "origin") -> bool:
         """Delete `branch` on `remote`; False when it was not there."""
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_remote_name(remote)
         ref = f"refs/heads/{branch}"
         async with self._locked():
+            pins = await self._checked_remote(remote, push=True)
             # Asked first: some servers accept deleting a missing ref with only a warning.
-            listed = await self._git("ls-remote", "--heads", "--end-of-options", remote, ref)
+            listed = await self._git("ls-remote", "--heads", "--end-of-options", remote, ref, config=pins)
             if ref not in parse_ls_remote_refs(listed.text):
                 return False
-            await self._git("push", "--no-verify", "--quiet", "--end-of-options", remote, f":{ref}")
+            await self._git(
+                "push", "--no-verify", "--quiet", "--end-of-options", remote, f":{ref}", config=pins
+            )
         return True
+
+    async def _checked_remote(
+        self, remote: str, *, fetch: bool = True, push: bool = False
+    ) -> list[tuple[str, str]]:
+        """The pins (`-c` options) for `remote`'s URLs as git will use them now: read from the
+        repository each time (a step may have rewritten them; `insteadOf` applied), then checked and
+        resolved by the remote guard. A missing remote yields none: git then fails on its own."""
+        urls: list[str] = []
+        kinds: list[tuple[str, ...]] = [()] if fetch else []
+        if push:
+            kinds.append(("--push",))
+        for kind in kinds:
+            found = await self._git("remote", "get-url", "--all", *kind, "--end-of-options", remote,
+                                    ok_codes=(0, 2))  # fmt: skip
+            urls += found.text.splitlines()
+        return await self.remote_guard.pins(urls)
 
     # --- worktrees ---------------------------------------------------------------------------------
 
@@ -223,7 +254,7 @@ class GitRepository:
         To recreate a protocol's worktree from the mirror, fetch first and pass `origin/<branch>` (or
         the recorded head sha) as `base_ref`.
         """
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_revision(base_ref, field="base_ref")
         path = _real(path)
         async with self._locked():
