@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.config_paths import default_data_dir
 from app.domain.cron import interval_cron
 from app.domain.refnames import branch_name_problem
 from app.domain.usage import DEFAULT_MODEL_PRICES, ModelPrice
@@ -54,23 +54,6 @@ DEFAULT_AGENT_ENV = (
 )  # fmt: skip
 
 
-def _home_folder() -> list[Path]:
-    # The home folder of the user the service runs as; none when that is `/` or missing (a system
-    # user), so `/etc` or `/proc` can never be a project's folder by default.
-    try:
-        home = Path.home().resolve()
-    except (KeyError, RuntimeError):
-        return []
-    return [home] if home != Path("/") and home.is_dir() else []
-
-
-def _default_data_dir() -> Path:
-    # A service run as root keeps its state where system services do, not in /root.
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/tasksgodzilla")
-    return platformdirs.user_data_path("tasksgodzilla")
-
-
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -88,7 +71,7 @@ class Settings(BaseSettings):
         description="PostgreSQL URL. Unset: an embedded PostgreSQL runs in the data dir.",
     )
     data_dir: Path = Field(
-        default_factory=_default_data_dir,
+        default_factory=default_data_dir,
         description=(
             "Where the embedded database, logs and artifacts live. Default: "
             "~/.local/share/tasksgodzilla, or /var/lib/tasksgodzilla as root."
@@ -100,9 +83,8 @@ class Settings(BaseSettings):
     )
     local_path_roots: Annotated[list[Path] | None, NoDecode] = Field(
         None,
-        description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved; "
-        "never the data dir, the projects root, /proc, /sys or /dev). Unset: the home folder of the user "
-        "the service runs as (none if that is `/`). Empty: no project may be registered by local path.",
+        description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved). "
+        "Unset: the service user's home folder (none if `/`). Empty: no project is registered by path.",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="Database connections per process.")
     migrate_on_start: bool = Field(True, description="Apply migrations when `serve` starts.")
@@ -238,9 +220,7 @@ class Settings(BaseSettings):
         False, description="Accept local paths and file:// URLs as project remotes (https and ssh always)."
     )
     git_allow_private_remotes: bool = Field(
-        False,
-        description="Accept remotes on loopback and private addresses (127/8, ::1, RFC 1918, fc00::/7, "
-        "100.64/10), checked again at every fetch and push; link-local and metadata addresses never.",
+        False, description="Accept remotes on private addresses (loopback too)."
     )
     git_user_name: str = Field("TasksGodzilla", min_length=1, description="Author name of agent commits.")
     git_user_email: str = Field(
@@ -366,11 +346,6 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
             )
         return self
-
-    @property
-    def allowed_local_path_roots(self) -> list[Path]:
-        """The folders a project's local path must be inside (the setting, else the home folder)."""
-        return _home_folder() if self.local_path_roots is None else self.local_path_roots
 
     @property
     def resolved_projects_root(self) -> Path:

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from app.config import Settings
+from app.config_paths import home_folder
 from app.domain.records import Project, ProtocolRun
 from app.domain.visible import check_visible_text
 from app.domain.workspace import project_repo_path, protocol_branch_name, protocol_worktree_path
@@ -59,7 +60,7 @@ def checked_local_path(settings: Settings, local_path: str) -> Path:
     if not path.is_absolute() or ".." in path.parts:
         raise InvalidInputError("the local path must be absolute, without '..'", field="local_path")
     real = path.resolve()
-    roots = settings.allowed_local_path_roots
+    roots = home_folder() if settings.local_path_roots is None else settings.local_path_roots
     if not roots:
         raise InvalidInputError(
             "projects cannot be registered by local path here (TASKSGODZILLA_LOCAL_PATH_ROOTS is empty)",
@@ -70,6 +71,8 @@ def checked_local_path(settings: Settings, local_path: str) -> Path:
             "the local path is outside the allowed folders (TASKSGODZILLA_LOCAL_PATH_ROOTS)",
             field="local_path",
         )
+    if any(where.is_relative_to(system) for where in (path, real) for system in SYSTEM_FOLDERS):
+        raise InvalidInputError("the local path must not be in /proc, /sys or /dev", field="local_path")
     for own in (settings.data_dir.resolve(), settings.resolved_projects_root.resolve(), *SYSTEM_FOLDERS):
         if real.is_relative_to(own) or own.is_relative_to(real):
             raise InvalidInputError(
