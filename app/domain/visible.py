@@ -4,10 +4,11 @@ A bidirectional override (U+202E) shows `main‮gnp` as `mainpng`; a zero-width 
 names that look equal differ. Terminal escapes in agent output are shown escaped (app.domain.text);
 what enters through the API, the console or the CLI is refused instead, with a 422 naming the
 field and the code point. Refused: Unicode categories Cf (format: bidi controls, zero-width
-characters, BOM, soft hyphen, tags), Cc (controls; a multi-line text keeps tab, CR and LF), Zl and
-Zp (line and paragraph separators), Co (private use), Cs (surrogates), Cn (unassigned), and the
-Hangul fillers, which render as nothing. Letters of every script, and emoji, pass; an emoji built
-with a zero-width joiner (U+200D) does not.
+characters, BOM, soft hyphen, tags), Zl and Zp (line and paragraph separators), Co (private use),
+Cs (surrogates), Cn (unassigned), the Hangul fillers, which render as nothing, and in a one-line
+text Cc (controls but tab). A multi-line text (a description, a note) keeps its controls but NUL:
+they are shown escaped wherever it is shown, as agent output is. Letters of every script, and emoji, pass;
+an emoji built with a zero-width joiner (U+200D) does not.
 """
 
 from __future__ import annotations
@@ -20,20 +21,22 @@ from pydantic import AfterValidator
 
 from app.errors import InvalidInputError
 
-_HIDDEN_CATEGORIES = frozenset({"Cf", "Cc", "Zl", "Zp", "Co", "Cs", "Cn"})
+_HIDDEN_CATEGORIES = frozenset({"Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
 _FILLERS = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0"})
-_LINE_BREAKS = frozenset("\t\r\n")
 
 
 def hidden_character(text: str, *, multiline: bool = False) -> str | None:
     """The first character of `text` that hides or disguises (as `U+XXXX`), or None.
 
-    A tab is allowed in a line; a multi-line text also keeps CR and LF.
+    A line may hold a tab but no other control character; a multi-line text keeps them all but NUL.
     """
     for char in text:
-        if char == "\t" or (multiline and char in _LINE_BREAKS):
-            continue
-        if char in _FILLERS or unicodedata.category(char) in _HIDDEN_CATEGORIES:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            if char == "\t" or (multiline and char != "\x00"):  # NUL: no database stores it
+                continue
+            return f"U+{ord(char):04X}"
+        if char in _FILLERS or category in _HIDDEN_CATEGORIES:
             return f"U+{ord(char):04X}"
     return None
 

@@ -221,6 +221,13 @@ class GitRepository:
             )
         return True
 
+    async def check_remote(self, remote: str = "origin") -> None:
+        """Refuse (InvalidInputError) a remote whose fetch or push URLs may not be used; a repository
+        without that remote passes (it has nothing to fetch or push)."""
+        check_remote_name(remote)
+        async with self._locked():
+            await self._checked_remote(remote, push=True)
+
     async def _checked_remote(
         self, remote: str, *, fetch: bool = True, push: bool = False
     ) -> list[tuple[str, str]]:

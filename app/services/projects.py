@@ -133,6 +133,7 @@ async def setup_project(svc: Services, project_id: int) -> Project:
         )
         await record(conn, project.id, "project.setup_started", "setup started", attempt=1)
     repository = await ensure_clone(svc, project)
+    await repository.check_remote()  # a registered folder's origin is checked like any git URL
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
     await require_project_engines(svc, project, repository.path)

@@ -35,10 +35,12 @@ def test_visible_text_passes(text: str) -> None:
     assert check_visible_text(text, field="title") == text
 
 
-def test_lines_refuse_newlines_and_texts_keep_them() -> None:
+def test_lines_refuse_controls_and_texts_keep_them_for_escaping() -> None:
     assert hidden_character("one\ntwo") == "U+000A"
-    assert hidden_character("one\r\ntwo\tthree", multiline=True) is None
+    assert hidden_character("one\x1btwo") == "U+001B"
+    assert hidden_character("one\r\ntwo\tthree \x1b[31m", multiline=True) is None
     assert hidden_character("one\n\u202etwo", multiline=True) == "U+202E"
+    assert hidden_character("one\x00two", multiline=True) == "U+0000"
 
 
 class Body(BaseModel):

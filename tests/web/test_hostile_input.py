@@ -178,5 +178,16 @@ async def test_the_console_forms_refuse_the_same_input(client):
     )
     assert protocol.status == 422
     assert "U+202E" in await protocol.text()
+    run = await planning.create_protocol(client.app[SERVICES], project.id, title="Fine")
+    async with client.app[SERVICES].database.transaction() as conn:
+        [step] = await step_store.create_many(
+            conn, run.id, [{"step_index": 1, "name": "s", "step_file": "01-s.md"}]
+        )
+    for action in ("retry", "approve"):
+        noted = await client.post(
+            f"/console/steps/{step.id}/actions/{action}", data={"csrf_token": csrf, "note": "a\u2066b"}
+        )
+        assert noted.status == 422, action
+        assert "U+2066" in await noted.text()
     listed = await (await client.get("/projects", headers=AUTH)).json()
     assert [p["name"] for p in listed["items"]] == ["demo"]
