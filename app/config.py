@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.config_paths import default_data_dir
 from app.domain.cron import interval_cron
+from app.domain.refnames import branch_name_problem
 from app.domain.selection import EngineName
 from app.domain.usage import DEFAULT_MODEL_PRICES, BudgetMode, ModelPrice
 from app.errors import ConfigError
@@ -41,13 +42,6 @@ DEFAULT_AGENT_ENV = (
 )  # fmt: skip
 
 
-def _default_data_dir() -> Path:
-    # A service run as root keeps its state where system services do, not in /root.
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return Path("/var/lib/tasksgodzilla")
-    return platformdirs.user_data_path("tasksgodzilla")
-
-
 class Settings(BaseSettings):
     """The effective configuration of one process."""
 
@@ -65,7 +59,7 @@ class Settings(BaseSettings):
         description="PostgreSQL URL. Unset: an embedded PostgreSQL runs in the data dir.",
     )
     data_dir: Path = Field(
-        default_factory=_default_data_dir,
+        default_factory=default_data_dir,
         description=(
             "Where the embedded database, logs and artifacts live. Default: "
             "~/.local/share/tasksgodzilla, or /var/lib/tasksgodzilla as root."
@@ -75,10 +69,10 @@ class Settings(BaseSettings):
         None,
         description="Where project repositories are cloned. Unset: <data dir>/projects.",
     )
-    local_path_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list,
+    local_path_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        None,
         description="Comma-separated folders a project's `local_path` must be inside (symlinks resolved). "
-        "Empty: any absolute path.",
+        "Unset: the service user's home folder (none if `/`). Empty: no project is registered by path.",
     )
     db_pool_size: int = Field(10, ge=1, le=200, description="Database connections per process.")
     migrate_on_start: bool = Field(True, description="Apply migrations when `serve` starts.")
@@ -222,6 +216,9 @@ class Settings(BaseSettings):
     git_allow_local_remotes: bool = Field(
         False, description="Accept local paths and file:// URLs as project remotes (https and ssh always)."
     )
+    git_allow_private_remotes: bool = Field(
+        False, description="Accept remotes on private addresses (loopback too)."
+    )
     git_user_name: str = Field("TasksGodzilla", min_length=1, description="Author name of agent commits.")
     git_user_email: str = Field(
         "tasksgodzilla@localhost", min_length=3, description="Author email of agent commits."
@@ -273,8 +270,8 @@ class Settings(BaseSettings):
 
     @field_validator("local_path_roots")
     @classmethod
-    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
-        relative = [str(root) for root in value if not root.is_absolute()]
+    def _absolute_roots(cls, value: list[Path] | None) -> list[Path] | None:
+        relative = [str(root) for root in value or () if not root.is_absolute()]
         if relative:
             raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
         return value
@@ -306,6 +303,8 @@ class Settings(BaseSettings):
             ) from None
         if example == value.format(name="0002-y", number=2, slug="y", project="p"):
             raise ValueError("must contain {name}, or {number} and {slug}")
+        if (problem := branch_name_problem(example)) is not None:
+            raise ValueError(f"gives no valid branch name ({example!r}: {problem})")
         return value
 
     @field_validator("github_api_url", "gitlab_api_url", "api_base")

@@ -507,6 +507,7 @@ def pipeline_settings(root: Path, concurrency: int) -> Settings:
     return Settings(
         data_dir=root / "data",
         git_allow_local_remotes=True,
+        local_path_roots=[root],  # the benchmark's repositories live beside its data dir
         command_agent=["/bin/sh", str(AGENT)],
         planning_engine="command",
         execution_engine="command",

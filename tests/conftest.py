@@ -57,11 +57,14 @@ def agents_reach_the_interpreter() -> None:
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's TASKSGODZILLA_* variables."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's TASKSGODZILLA_* variables. Projects may be registered by local
+    path under this session's temporary folder, where tests make their repositories (outside the
+    home folder, the default root)."""
     for name in list(os.environ):
         if name.startswith("TASKSGODZILLA_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("TASKSGODZILLA_LOCAL_PATH_ROOTS", str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import click
 from app.cli.common import Session, operator_settings, reports_errors, run_session
 from app.cli.refs import find_protocol, find_step, parse_protocol, parse_step, run_label
 from app.domain.records import ProtocolRun, StepRun
+from app.domain.visible import check_visible_text
 from app.services import controls, quality
 from app.services.context import Services
 
@@ -66,6 +67,7 @@ def qa(step_ref: str) -> None:
 @reports_errors
 def approve(step_ref: str, note: str, by: str | None) -> None:
     """Pass STEP by hand (waiting for QA, failed or blocked); its run moves on if nothing else blocks it."""
+    check_visible_text(note, field="note", multiline=True)
     who = by or _operator()
     _on_step(
         step_ref,
@@ -86,6 +88,7 @@ def retry(step_ref: str, note: str) -> None:
     A step QA or CI rejected, or one given a note, is done again by its agent on top of its last
     commit, with the verdict and the note in its prompt.
     """
+    check_visible_text(note, field="note", multiline=True)
     who = _operator()
     _on_step(
         step_ref,

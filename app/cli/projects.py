@@ -13,6 +13,7 @@ from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, follow_setup, read_new, setup_outcome
 from app.cli.refs import find_project, parse_project
 from app.domain.records import Project
+from app.domain.refnames import check_branch_name
 from app.errors import ConflictError, InvalidInputError
 from app.services import projects as project_service
 from app.store import organisations as organisation_store
@@ -50,6 +51,7 @@ def add(
     """
     if not git_url and not local_path:
         raise InvalidInputError("give --git-url URL or --local-path PATH", field="git_url")
+    check_branch_name(base_branch, field="base_branch")  # before any connection: said at once
     settings = operator_settings()
     # The service wants an absolute path; an operator naturally types one relative to here.
     path = str(Path(local_path).expanduser().resolve()) if local_path else None

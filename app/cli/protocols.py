@@ -23,6 +23,7 @@ from app.domain.naming import check_task_title
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.domain.visible import check_visible_text
 from app.domain.workflow import quality_work
 from app.errors import ConflictError
 from app.services import controls as control_service
@@ -55,6 +56,7 @@ def new(project_ref: str, title: str, description: str, start: bool) -> None:
     """Create a protocol run titled TITLE in PROJECT (a name or id)."""
     ref = parse_project(project_ref)
     check_task_title(title)
+    check_visible_text(description, field="description", multiline=True)
 
     async def create(session: Session) -> None:
         svc = session.services

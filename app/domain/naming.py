@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from app.domain.visible import check_visible_text
 from app.errors import InvalidInputError
 
 SLUG_MAX = 48
@@ -31,7 +32,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def check_task_title(title: str) -> str:
-    """The title, trimmed; refused when empty, over 200 characters, multi-line, or shaped like a path."""
+    """The title, trimmed; refused when empty, over 200 characters, multi-line, hiding characters
+    (`app.domain.visible`), or shaped like a path."""
     if not isinstance(title, str) or not title.strip():
         raise InvalidInputError("a task title is required", field="title")
     cleaned = title.strip()
@@ -39,6 +41,7 @@ def check_task_title(title: str) -> str:
         raise InvalidInputError(f"the task title is longer than {TITLE_MAX} characters", field="title")
     if _CONTROL.search(cleaned):
         raise InvalidInputError("the task title must be one line of text", field="title")
+    check_visible_text(cleaned, field="title")
     if _PATHLIKE.search(cleaned):
         raise InvalidInputError("the task title must not be a file path", field="title")
     return cleaned

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.domain.refnames import check_branch_name
 from app.errors import InvalidInputError
 
 REPO_DIR = "repo"
@@ -60,12 +61,14 @@ def protocol_branch_name(pattern: str, *, number: int, slug: str, project: str) 
     (so `{number:04d}` works, as the setting's validator allows), `{slug}` the slug, `{project}` the
     project's name (protocol numbers are per project: two projects on one remote need it).
 
-    The result still has to pass `app.git.check_branch_name` before git sees it.
+    A result that is no valid branch name (`app.domain.refnames`) is an InvalidInputError naming
+    `branch_pattern`.
     """
     if not 0 < number <= 9999:
         raise InvalidInputError(f"protocol number {number} is outside 1..9999", field="number")
     name = f"{number:04d}-{slug}"
     try:
-        return pattern.format(name=name, number=number, slug=slug, project=project)
+        branch = pattern.format(name=name, number=number, slug=slug, project=project)
     except (KeyError, IndexError, ValueError) as exc:
         raise InvalidInputError(f"branch pattern is malformed ({exc})", field="branch_pattern") from None
+    return check_branch_name(branch, field="branch_pattern")

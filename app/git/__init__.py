@@ -5,19 +5,14 @@ outside value is checked first (`InvalidInputError`), and a repository whose own
 program for git is refused (`UnsafeRepositoryError`). Services build one `GitRepository` per path.
 """
 
+from app.domain.refnames import branch_name_problem, check_branch_name
 from app.git.config_guard import check_local_repository, check_repository
 from app.git.credentials import GitCredential, split_credentials
 from app.git.parsing import DiffStats, FileStat, Worktree
 from app.git.redact import mask_credentials
 from app.git.repository import GitRepository
 from app.git.runner import GitResult, GitRunner, default_base_env, git_environment
-from app.git.validation import (
-    branch_name_problem,
-    check_branch_name,
-    check_remote_name,
-    check_remote_url,
-    check_revision,
-)
+from app.git.validation import check_remote_name, check_remote_url, check_revision
 
 __all__ = [
     "DiffStats",

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.commits import parse_step_tag, step_tag
+from app.domain.refnames import check_branch_name
 from app.errors import ConflictError, InvalidInputError, PushRejectedError
 from app.git.clone_dest import prepare_clone_dest, remove_clone_debris
 from app.git.config_guard import (
@@ -39,8 +40,9 @@ from app.git.parsing import (
     parse_worktrees,
     push_was_rejected,
 )
+from app.git.remote_guard import RemoteGuard
 from app.git.runner import GitResult, GitRunner, failure
-from app.git.validation import check_branch_name, check_remote_name, check_remote_url, check_revision
+from app.git.validation import check_remote_name, check_revision
 
 
 def _real(path: Path) -> Path:
@@ -68,6 +70,7 @@ class GitRepository:
         base_env: Mapping[str, str] | None = None,
         remote_url: str | None = None,
         credentials: CredentialSource | None = None,
+        remote_guard: RemoteGuard | None = None,
     ) -> None:
         """`remote_url`, when the service knows it, is what `origin` must point at (credentials
         aside); `credentials` gives the remote's credential to the commands that talk to it."""
@@ -78,6 +81,8 @@ class GitRepository:
         self.remote_url = remote_url
         self._base_env = base_env
         self._credentials = credentials
+        # Checks (and pins) the remote before every command that talks to it: see app.git.remote_guard.
+        self.remote_guard = remote_guard or RemoteGuard(allow_local=allow_local_remotes)
 
     def sibling(self, path: Path) -> GitRepository:
         """Another path of the same repository (a worktree), with the same settings."""
@@ -90,6 +95,7 @@ class GitRepository:
             base_env=self._base_env,
             remote_url=self.remote_url,
             credentials=self._credentials,
+            remote_guard=self.remote_guard,
         )
 
     # --- plumbing ----------------------------------------------------------------------------------
@@ -147,13 +153,13 @@ class GitRepository:
         allow_local_remotes: bool = False,
         base_env: Mapping[str, str] | None = None,
         credentials: CredentialSource | None = None,
+        remote_guard: RemoteGuard | None = None,
     ) -> GitRepository:
         """Clone `url` into `dest` (absent or empty) without submodules; nothing is left behind on failure.
 
         Credentials never reach `.git/config`: those in `url` are taken out of it, and they (or
         `credentials`) reach git only through its credential helper, now and on later remote calls.
         """
-        check_remote_url(url, allow_local=allow_local_remotes)
         url, in_url = split_credentials(url)
         if in_url is not None and credentials is None:
             credentials = constant_source(in_url)
@@ -166,14 +172,16 @@ class GitRepository:
             base_env=base_env,
             remote_url=url,
             credentials=credentials,
+            remote_guard=remote_guard,
         )
+        pins = await repo.remote_guard.pins([url])
         dest = repo.path
         existed = prepare_clone_dest(dest)
         credential = await credentials() if credentials is not None else None
         async with repository_lock(dest / ".git"):
             try:
                 args = ["clone", "--no-recurse-submodules", "--quiet", "--end-of-options", url, str(dest)]
-                await repo.runner.run(args, cwd=dest.parent, credential=credential)
+                await repo.runner.run(args, cwd=dest.parent, config=pins, credential=credential)
             except BaseException:
                 # A killed clone cannot clean up after itself; whatever is in `dest` now is its debris.
                 await asyncio.to_thread(remove_clone_debris, dest, keep_folder=existed)
@@ -186,20 +194,22 @@ class GitRepository:
         """Fetch every branch of `remote`, pruning branches it no longer has."""
         check_remote_name(remote)
         async with self._locked():
+            pins = await self._checked_remote(remote)
             await self._git(
                 "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet",
-                "--end-of-options", remote, remote=remote,
+                "--end-of-options", remote, remote=remote, config=pins,
             )  # fmt: skip
 
     async def push(self, branch: str, remote: str = "origin") -> None:
         """Push `branch` to the same name on `remote`; never forced, so a diverged remote is an error."""
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_remote_name(remote)
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
+            pins = await self._checked_remote(remote, fetch=False, push=True)
             result = await self._git(
                 "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain",
-                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote,
+                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote, config=pins,
             )  # fmt: skip
         if result.exit_code != 0:
             if push_was_rejected(result.stdout):
@@ -215,21 +225,24 @@ class GitRepository:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
         check_remote_name(remote)
         async with self._locked():
+            pins = await self._checked_remote(remote)
             result = await self._git(
-                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote, config=pins
             )
         return parse_ls_remote_heads(result.text)
 
     async def delete_remote_branch(self, branch: str, remote: str = "origin") -> bool:
         """Delete `branch` on `remote`; False when it was not there."""
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_remote_name(remote)
         ref = f"refs/heads/{branch}"
         async with self._locked():
+            pins = await self._checked_remote(remote, push=True)
             # Asked first: some servers accept deleting a missing ref with only a warning.
             listed = await self._git(
-                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, ref, remote=remote
-            )
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, ref,
+                remote=remote, config=pins,
+            )  # fmt: skip
             if ref not in parse_ls_remote_refs(listed.text):
                 return False
             await self._git(
@@ -241,8 +254,32 @@ class GitRepository:
                 remote,
                 f":{ref}",
                 remote=remote,
+                config=pins,
             )
         return True
+
+    async def check_remote(self, remote: str = "origin") -> None:
+        """Refuse (InvalidInputError) a remote whose fetch or push URLs may not be used; a repository
+        without that remote passes (it has nothing to fetch or push)."""
+        check_remote_name(remote)
+        async with self._locked():
+            await self._checked_remote(remote, push=True)
+
+    async def _checked_remote(
+        self, remote: str, *, fetch: bool = True, push: bool = False
+    ) -> list[tuple[str, str]]:
+        """The pins (`-c` options) for `remote`'s URLs as git will use them now: read from the
+        repository each time (a step may have rewritten them; `insteadOf` applied), then checked and
+        resolved by the remote guard. A missing remote yields none: git then fails on its own."""
+        urls: list[str] = []
+        kinds: list[tuple[str, ...]] = [()] if fetch else []
+        if push:
+            kinds.append(("--push",))
+        for kind in kinds:
+            found = await self._git("remote", "get-url", "--all", *kind, "--end-of-options", remote,
+                                    ok_codes=(0, 2))  # fmt: skip
+            urls += found.text.splitlines()
+        return await self.remote_guard.pins(urls)
 
     # --- worktrees ---------------------------------------------------------------------------------
 
@@ -261,7 +298,7 @@ class GitRepository:
         To recreate a protocol's worktree from the mirror, fetch first and pass `origin/<branch>` (or
         the recorded head sha) as `base_ref`.
         """
-        await check_branch_name(branch, runner=self.runner)
+        check_branch_name(branch)
         check_revision(base_ref, field="base_ref")
         path = _real(path)
         async with self._locked():

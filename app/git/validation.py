@@ -2,21 +2,26 @@
 remote names, revisions. Each refuses with InvalidInputError naming the field, before git runs.
 
 The checks are stricter than git: a name git would read as an option, a transport git would run a
-program for (`ext::`), or a character a log or terminal would mangle is refused outright.
+program for (`ext::`), a host on a link-local, metadata or (unless allowed) private address, or a
+character a log or terminal would mangle is refused outright. Branch names are checked by
+`app.domain.refnames` (git's rules in Python: no git process per check).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from app.domain.addresses import Reach, host_reach, reach_of
+from app.domain.refnames import BRANCH_MAX
+from app.domain.visible import hidden_character
 from app.errors import InvalidInputError
-from app.git.runner import GitRunner
 
-BRANCH_MAX = 200
 URL_MAX = 2048
-DEFAULT_CHECK_TIMEOUT = 30.0
+DEFAULT_PORTS = {"https": 443, "ssh": 22}
+PRIVATE_SETTING = "TASKSGODZILLA_GIT_ALLOW_PRIVATE_REMOTES"
 
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]")
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@(?P<host>[^/:@]+):(?P<path>[^:].*)")
@@ -26,41 +31,24 @@ _REMOTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
 def _has_unsafe_chars(text: str) -> bool:
-    return any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text)
+    return any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text) or (
+        hidden_character(text) is not None
+    )
 
 
-def branch_name_problem(name: str) -> str | None:
-    """Why `name` cannot be a branch of ours (the checks git's own rules do not make), or None."""
-    if not isinstance(name, str) or not name:
-        return "a branch name is required"
-    if len(name) > BRANCH_MAX:
-        return f"branch name is longer than {BRANCH_MAX} characters"
-    if name.startswith("-"):
-        return "branch name must not start with '-'"
-    if _has_unsafe_chars(name):
-        return "branch name must not contain whitespace or control characters"
-    if ".." in name or "@{" in name:
-        return "branch name must not contain '..' or '@{'"
-    if name == "HEAD":
-        return "'HEAD' is not a branch name"
-    return None
+@dataclass(frozen=True)
+class RemoteEndpoint:
+    """Where a remote URL makes git connect: `scheme` https or ssh, `host` as written, `port`."""
+
+    scheme: str
+    host: str
+    port: int
 
 
-async def check_branch_name(name: str, *, runner: GitRunner | None = None) -> str:
-    """`name` if it is safe and `git check-ref-format --branch` agrees, else InvalidInputError."""
-    problem = branch_name_problem(name)
-    if problem is not None:
-        raise InvalidInputError(problem, field="branch")
-    runner = runner or GitRunner(timeout=DEFAULT_CHECK_TIMEOUT)
-    # check-ref-format knows no --end-of-options; the leading '-' was refused above.
-    result = await runner.run(["check-ref-format", "--branch", name], cwd=None, ok_codes=range(256))
-    if result.exit_code != 0 or result.text.strip() != name:
-        raise InvalidInputError(f"{name!r} is not a valid git branch name", field="branch")
-    return name
-
-
-def check_remote_url(url: str, *, allow_local: bool) -> str:
-    """`url` if git may clone from it: https, ssh or `user@host:path`; local paths only if `allow_local`.
+def check_remote_url(url: str, *, allow_local: bool, allow_private: bool = False) -> str:
+    """`url` if git may talk to it: https, ssh or `user@host:path` on a host whose address (as
+    written: names are resolved by `app.git.remote_guard` before each call) is public, or private
+    when `allow_private`; local paths only if `allow_local`.
 
     The message never repeats the URL, which may carry a token.
     """
@@ -68,32 +56,59 @@ def check_remote_url(url: str, *, allow_local: bool) -> str:
         raise InvalidInputError("a git URL is required", field="git_url")
     if len(url) > URL_MAX or url.startswith("-") or _has_unsafe_chars(url) or "\x00" in url:
         raise InvalidInputError(
-            "git URL must not start with '-' or contain whitespace or control characters", field="git_url"
+            "git URL must not start with '-' or contain whitespace, control or invisible characters",
+            field="git_url",
         )
     if _TRANSPORT_PREFIX.match(url):
         raise InvalidInputError("git URL must not name a transport helper (`<transport>::`)", field="git_url")
-    scheme = _SCHEME.match(url)
-    if scheme is not None:
-        _check_scheme_url(url, scheme.group("scheme").lower(), allow_local)
-    elif _SCP_LIKE.fullmatch(url):
-        _check_scp_like(url)
-    else:
-        _check_local_path(url, allow_local)
+    endpoint = remote_endpoint(url, allow_local=allow_local)
+    if endpoint is not None:
+        check_host_reach(endpoint.host, allow_private=allow_private)
     return url
 
 
-def _check_scheme_url(url: str, scheme: str, allow_local: bool) -> None:
+def remote_endpoint(url: str, *, allow_local: bool = True) -> RemoteEndpoint | None:
+    """The host and port git connects to for `url`; None for a local repository (a path, file://).
+    A URL of no form git may use is an InvalidInputError."""
+    scheme = _SCHEME.match(url)
+    if scheme is not None:
+        return _scheme_endpoint(url, scheme.group("scheme").lower(), allow_local)
+    if (scp := _SCP_LIKE.fullmatch(url)) is not None:
+        if not _HOST.fullmatch(scp.group("host")):
+            raise InvalidInputError("git URL has no valid host name", field="git_url")
+        return RemoteEndpoint("ssh", scp.group("host"), DEFAULT_PORTS["ssh"])
+    _check_local_path(url, allow_local)
+    return None
+
+
+def check_host_reach(host: str, *, allow_private: bool, address: str | None = None) -> None:
+    """Refuse `host` (or the `address` it resolved to) when it is forbidden, or private and not allowed."""
+    reach = host_reach(host) if address is None else reach_of(address)
+    said = f"{host} resolves to {address}" if address is not None else f"{host} is"
+    if reach is Reach.FORBIDDEN:
+        raise InvalidInputError(
+            f"git URL host {said} a link-local, cloud metadata or reserved address: never allowed",
+            field="git_url",
+        )
+    if reach is Reach.PRIVATE and not allow_private:
+        raise InvalidInputError(
+            f"git URL host {said} a loopback or private address: allowed only with {PRIVATE_SETTING}",
+            field="git_url",
+        )
+
+
+def _scheme_endpoint(url: str, scheme: str, allow_local: bool) -> RemoteEndpoint | None:
     if scheme == "file":
         if not allow_local:
             raise InvalidInputError("local repositories (file://) are not allowed here", field="git_url")
-        return
-    if scheme not in ("https", "ssh"):
+        return None
+    if scheme not in DEFAULT_PORTS:
         raise InvalidInputError(
             f"git URL scheme {scheme!r} is not allowed: use https or ssh", field="git_url"
         )
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what validates it
+        port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError:
         raise InvalidInputError("git URL is malformed", field="git_url") from None
     host = parts.netloc.rpartition("@")[2]
@@ -102,13 +117,7 @@ def _check_scheme_url(url: str, scheme: str, allow_local: bool) -> None:
         raise InvalidInputError("git URL has no valid host name", field="git_url")
     if not parts.path.strip("/"):
         raise InvalidInputError("git URL names no repository path", field="git_url")
-
-
-def _check_scp_like(url: str) -> None:
-    match = _SCP_LIKE.fullmatch(url)
-    assert match is not None
-    if not _HOST.fullmatch(match.group("host")):
-        raise InvalidInputError("git URL has no valid host name", field="git_url")
+    return RemoteEndpoint(scheme, host, port)
 
 
 def _check_local_path(url: str, allow_local: bool) -> None:

@@ -13,6 +13,7 @@ from app.domain.records import ProtocolRun, StepRun
 from app.domain.rework import NOTE_MAX
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.domain.visible import check_visible_text
 from app.domain.workflow import Work, execute_work, protocol_locks, publish_work, quality_work
 from app.errors import ConflictError, InvalidInputError
 from app.services.context import Services
@@ -83,6 +84,7 @@ async def retry_step(
     """
     if len(note) > NOTE_MAX:
         raise InvalidInputError(f"the note is longer than {NOTE_MAX} characters", field="note")
+    check_visible_text(note, field="note", multiline=True)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
         await _refuse_step_action(conn, step, StepAction.RETRY)

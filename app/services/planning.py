@@ -15,6 +15,7 @@ from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_
 from app.domain.protocol_files import protocol_folder, step_index_of
 from app.domain.records import Project, ProjectStatus, ProtocolRun, Stage
 from app.domain.statuses import ProtocolStatus as P
+from app.domain.visible import check_visible_text
 from app.domain.workflow import plan_work
 from app.errors import AgentError, ConflictError, InvalidInputError, PlanRejectedError
 from app.git import GitRepository
@@ -44,6 +45,7 @@ async def create_protocol(
     """A new `pending` run numbered after the project's last one; with `idempotency`, the run its key
     created already, if it did (the key is stored with the run)."""
     title = check_task_title(title)
+    check_visible_text(description, field="description", multiline=True)
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInputError(
             f"the description is longer than {MAX_DESCRIPTION} characters", field="description"

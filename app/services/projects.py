@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import prompts
 from app.config import EngineName
 from app.domain.records import Project, ProjectStatus, Stage
+from app.domain.refnames import check_branch_name
+from app.domain.visible import check_visible_text
 from app.domain.workflow import setup_work
-from app.domain.workspace import check_project_name
+from app.domain.workspace import check_project_name, protocol_branch_name
 from app.errors import ConflictError, InvalidInputError
-from app.git import branch_name_problem, check_local_repository, check_remote_url, split_credentials
+from app.git import check_local_repository, check_remote_url, split_credentials
 from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
@@ -45,14 +47,18 @@ async def register_project(
         raise InvalidInputError("a git URL or a local path is required", field="git_url")
     credential = None
     if git_url:
-        check_remote_url(git_url, allow_local=svc.settings.git_allow_local_remotes)
+        check_remote_url(
+            git_url,
+            allow_local=svc.settings.git_allow_local_remotes,
+            allow_private=svc.settings.git_allow_private_remotes,
+        )
         # Stored, shown and written into .git/config bare; the credential is kept apart, encrypted.
         git_url, credential = split_credentials(git_url)
     if local_path:
         # One spelling per folder (symlinks resolved), so two names for one repository are caught.
-        local_path = str(checked_local_path(svc, local_path).resolve())
-    if problem := branch_name_problem(base_branch):
-        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+        local_path = str(checked_local_path(svc.settings, local_path))
+    check_branch_name(base_branch, field="base_branch")
+    _check_branch_pattern(svc, name)
     if local_path:
         check_local_repository(Path(local_path), allow_local=svc.settings.git_allow_local_remotes)
     async with svc.database.transaction() as conn:
@@ -84,6 +90,14 @@ async def register_project(
     return project
 
 
+def _check_branch_pattern(svc: Services, name: str) -> None:
+    """The project's name must make valid protocol branches (`x.lock` would make none)."""
+    try:
+        protocol_branch_name(svc.settings.branch_pattern, number=1, slug="task", project=name)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"the name makes no valid branch name: {exc.message}", field="name") from None
+
+
 async def _refuse_sharing(
     svc: Services, conn: AsyncConnection, *, local_path: str | None, git_url: str | None
 ) -> None:
@@ -111,8 +125,8 @@ async def change_project(
     svc: Services, project_id: int, changes: dict[str, Any], *, expected_version: int | None = None
 ) -> Project:
     """Change a project's settings (compare-and-set on its version when one is given)."""
-    if "base_branch" in changes and (problem := branch_name_problem(changes["base_branch"])):
-        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    if "base_branch" in changes:
+        check_branch_name(changes["base_branch"], field="base_branch")
     async with svc.database.transaction() as conn:
         current = await projects.get(conn, project_id)
         version = expected_version or current.version
@@ -127,7 +141,7 @@ async def request_setup(svc: Services, project_id: int) -> bool:
 
 
 async def setup_project(svc: Services, project_id: int) -> Project:
-    """Clone (or find) the repository, persist where it is, and say what we recommend."""
+    """Clone (or find) the repository, check it, say what we recommend; its place is derived, not stored."""
     async with svc.database.transaction() as conn:
         project = await projects.get(conn, project_id)
         project = await projects.set_status(
@@ -135,6 +149,7 @@ async def setup_project(svc: Services, project_id: int) -> Project:
         )
         await record(conn, project.id, "project.setup_started", "setup started", attempt=1)
     repository = await ensure_clone(svc, project)
+    await repository.check_remote()  # a registered folder's origin is checked like any git URL
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
     await require_project_engines(svc, project, repository.path)
@@ -148,7 +163,6 @@ async def setup_project(svc: Services, project_id: int) -> Project:
             project.id,
             ProjectStatus.AWAITING_ANSWERS if waiting else ProjectStatus.READY,
             expected_version=project.version,
-            local_path=str(repository.path),
         )
         await record(
             conn,
@@ -210,8 +224,10 @@ async def answer_clarifications(
     unknown = sorted(set(answers) - ANSWERABLE)
     if unknown:
         raise InvalidInputError(f"{unknown[0]!r} is not an answerable setting", field=unknown[0])
-    if "base_branch" in answers and (problem := branch_name_problem(answers["base_branch"])):
-        raise InvalidInputError(f"base branch: {problem}", field="base_branch")
+    if "base_branch" in answers:
+        check_branch_name(answers["base_branch"], field="base_branch")
+    for key, value in answers.items():
+        check_visible_text(value, field=key)
     engines = {value.value for value in EngineName}
     for key, value in answers.items():
         if key.endswith("_engine") and value not in engines:

@@ -6,6 +6,7 @@ from app.domain.qa import QA_OUTPUT_SCHEMA, QaVerdict, read_verdict, render_repo
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.domain.visible import check_visible_text
 from app.errors import AgentError
 from app.git import DiffStats, GitRepository
 from app.services.agents import run_step_agent
@@ -89,6 +90,7 @@ async def approve_step(
     svc: Services, step_id: int, *, by: str, note: str = "", expected_version: int | None = None
 ) -> StepRun:
     """A person passes a step (waiting for QA, failed or blocked); its run moves on if nothing blocks it."""
+    check_visible_text(note, field="note", multiline=True)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
         version = step.version if expected_version is None else expected_version

@@ -5,16 +5,29 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from app.config import Settings
+from app.config_paths import home_folder
 from app.domain.records import Project, ProtocolRun
+from app.domain.visible import check_visible_text
 from app.domain.workspace import project_repo_path, protocol_branch_name, protocol_worktree_path
 from app.engines.process import kill_processes_in
 from app.errors import ConflictError, InvalidInputError
 from app.git import GitRepository
+from app.git.remote_guard import RemoteGuard
 from app.logs import get_logger
 from app.services.context import Services
 from app.services.credentials import credential_source
 
 log = get_logger(__name__)
+# Never a project's folder, whatever the roots say: kernel and device views, not repositories.
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def remote_guard(settings: Settings) -> RemoteGuard:
+    """The remote policy of every repository: what may be a remote, checked before each remote call."""
+    return RemoteGuard(
+        allow_local=settings.git_allow_local_remotes, allow_private=settings.git_allow_private_remotes
+    )
 
 
 def repository_at(svc: Services, path: Path, project: Project) -> GitRepository:
@@ -30,34 +43,53 @@ def repository_at(svc: Services, path: Path, project: Project) -> GitRepository:
         base_env=svc.git_env,
         remote_url=project.git_url,
         credentials=credential_source(svc, project),
+        remote_guard=remote_guard(settings),
     )
 
 
-def clone_path(svc: Services, project: Project) -> Path:
-    """Where the project's repository is: its registered local path, or its clone under the projects root."""
+def repository_path(project: Project, settings: Settings) -> Path:
+    """Where the project's repository is on this machine: the local path it was registered with
+    (checked again: a path can change), else its clone under this machine's projects root, a place
+    derived here and never stored (another machine has its own projects root)."""
     if project.local_path:
-        return checked_local_path(svc, project.local_path)
-    return project_repo_path(svc.settings.resolved_projects_root, project.name)
+        return checked_local_path(settings, project.local_path)
+    return project_repo_path(settings.resolved_projects_root, project.name)
 
 
-def checked_local_path(svc: Services, local_path: str) -> Path:
-    """`local_path`, refused unless absolute and (when roots are configured) inside one of them once
-    symlinks are resolved; checked at registration and again at every use (a path can change)."""
+def checked_local_path(settings: Settings, local_path: str) -> Path:
+    """`local_path` with symlinks resolved, refused (InvalidInputError naming `local_path`) unless
+    absolute, free of `..`, inside a folder of TASKSGODZILLA_LOCAL_PATH_ROOTS, and clear of the
+    service's own folders; checked at registration and again at every use."""
+    check_visible_text(local_path, field="local_path")
     path = Path(local_path)
-    if not path.is_absolute():
-        raise InvalidInputError("the local path must be absolute", field="local_path")
-    roots = svc.settings.local_path_roots
-    if roots and not any(path.resolve().is_relative_to(root.resolve()) for root in roots):
+    if not path.is_absolute() or ".." in path.parts:
+        raise InvalidInputError("the local path must be absolute, without '..'", field="local_path")
+    real = path.resolve()
+    roots = home_folder() if settings.local_path_roots is None else settings.local_path_roots
+    if not roots:
+        raise InvalidInputError(
+            "projects cannot be registered by local path here (TASKSGODZILLA_LOCAL_PATH_ROOTS is empty)",
+            field="local_path",
+        )
+    if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise InvalidInputError(
             "the local path is outside the allowed folders (TASKSGODZILLA_LOCAL_PATH_ROOTS)",
             field="local_path",
         )
-    return path
+    if any(where.is_relative_to(system) for where in (path, real) for system in SYSTEM_FOLDERS):
+        raise InvalidInputError("the local path must not be in /proc, /sys or /dev", field="local_path")
+    for own in (settings.data_dir.resolve(), settings.resolved_projects_root.resolve(), *SYSTEM_FOLDERS):
+        if real.is_relative_to(own) or own.is_relative_to(real):
+            raise InvalidInputError(
+                f"the local path must not be, hold or lie inside {own} (the service's own or the system's)",
+                field="local_path",
+            )
+    return real
 
 
 async def ensure_clone(svc: Services, project: Project) -> GitRepository:
     """The project's repository, cloned from its git URL the first time."""
-    path = clone_path(svc, project)
+    path = repository_path(project, svc.settings)
     if (path / ".git").exists():
         return repository_at(svc, path, project)
     if project.git_url is None:
@@ -74,6 +106,7 @@ async def ensure_clone(svc: Services, project: Project) -> GitRepository:
             allow_local_remotes=svc.settings.git_allow_local_remotes,
             base_env=svc.git_env,
             credentials=credential_source(svc, project),
+            remote_guard=remote_guard(svc.settings),
         )
 
 
@@ -127,7 +160,7 @@ async def _check_head(worktree: GitRepository, run: ProtocolRun) -> None:
 
 def existing_repository(svc: Services, project: Project) -> GitRepository:
     """The project's repository; a ConflictError while there is none yet (not set up, or not a repository)."""
-    path = clone_path(svc, project)
+    path = repository_path(project, svc.settings)
     if not (path / ".git").exists():
         raise ConflictError(
             f"project {project.name} has no repository at {path} yet (status {project.status})",

@@ -33,6 +33,7 @@ def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
         TASKSGODZILLA_DATABASE_URL=database_url,
         TASKSGODZILLA_DATA_DIR=str(tmp_path / "data"),
         TASKSGODZILLA_GIT_ALLOW_LOCAL_REMOTES="true",
+        TASKSGODZILLA_LOCAL_PATH_ROOTS=str(tmp_path),
         TASKSGODZILLA_COMMAND_AGENT=json.dumps([sys.executable, str(SCRIPTED_AGENT)]),
         TASKSGODZILLA_PLANNING_ENGINE="command",
         TASKSGODZILLA_EXECUTION_ENGINE="command",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.git import GitRepository
+from app.git.remote_guard import RemoteGuard
 from tests.git.gitutil import AUTHOR, Origin, git
 
 
@@ -46,7 +47,8 @@ def origin(origin_template: Origin, tmp_path: Path) -> Origin:
 
 @pytest.fixture
 async def clone(origin: Origin, tmp_path: Path, base_env: dict[str, str]) -> GitRepository:
-    """The project clone, made by the code under test (local remotes allowed, as in tests only)."""
+    """The project clone, made by the code under test (local and loopback remotes allowed, as in
+    tests only: some serve git, or hang, on 127.0.0.1)."""
     return await GitRepository.clone(
         str(origin.path),
         tmp_path / "projects" / "demo" / "repo",
@@ -55,6 +57,7 @@ async def clone(origin: Origin, tmp_path: Path, base_env: dict[str, str]) -> Git
         author_email=AUTHOR[1],
         allow_local_remotes=True,
         base_env=base_env,
+        remote_guard=RemoteGuard(allow_local=True, allow_private=True),
     )
 
 

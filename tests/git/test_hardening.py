@@ -14,9 +14,11 @@ import pytest
 
 from app.errors import GitError
 from app.git import GitRepository, GitRunner, git_environment, mask_credentials
+from app.git.remote_guard import RemoteGuard
 from tests.git.gitutil import Origin, git
 
 SECRET = "s3cr3t-token"
+LOOPBACK_ALLOWED = RemoteGuard(allow_private=True)  # the fake servers here listen on 127.0.0.1
 
 
 def install_hook(folder: Path, name: str, marker: Path) -> None:
@@ -82,8 +84,9 @@ async def test_a_failing_clone_never_shows_the_credentials(
     dest = tmp_path / "dest"
     with pytest.raises(GitError, match="git clone failed") as caught:
         await GitRepository.clone(
-            url, dest, timeout=10, author_name="a", author_email="a@b", base_env=base_env
-        )
+            url, dest, timeout=10, author_name="a", author_email="a@b", base_env=base_env,
+            remote_guard=LOOPBACK_ALLOWED,
+        )  # fmt: skip
     error = caught.value
     for shown in (str(error), error.message, repr(error.details), repr(error), caplog.text):
         assert SECRET not in shown
@@ -197,8 +200,9 @@ async def test_a_hanging_git_is_killed_at_the_deadline(
     started = time.monotonic()
     with pytest.raises(GitError, match=r"git clone timed out after 1 s") as caught:
         await GitRepository.clone(
-            url, tmp_path / "d", timeout=1, author_name="a", author_email="a@b", base_env=base_env
-        )
+            url, tmp_path / "d", timeout=1, author_name="a", author_email="a@b", base_env=base_env,
+            remote_guard=LOOPBACK_ALLOWED,
+        )  # fmt: skip
     assert time.monotonic() - started < 5
     assert caught.value.details["timed_out"] is True
     assert processes_mentioning(f"127.0.0.1:{silent_server}") == []  # git and git-remote-https both gone

@@ -42,15 +42,15 @@ GOOD_BRANCHES = ["0007-add-login", "tg/0007-add-login", "feature/x_y.z", "a" * 2
 
 
 @pytest.mark.parametrize("name", BAD_BRANCHES, ids=repr)
-async def test_bad_branch_names_are_refused(name: str):
+def test_bad_branch_names_are_refused(name: str):
     with pytest.raises(InvalidInputError) as caught:
-        await check_branch_name(name)
+        check_branch_name(name)
     assert caught.value.details == {"field": "branch"}
 
 
 @pytest.mark.parametrize("name", GOOD_BRANCHES)
-async def test_good_branch_names_pass(name: str):
-    assert await check_branch_name(name) == name
+def test_good_branch_names_pass(name: str):
+    assert check_branch_name(name) == name
 
 
 @pytest.mark.parametrize("name", ["-x", "a..b", "with\nnewline", "a b"], ids=repr)
@@ -130,13 +130,18 @@ def test_refused_urls(url: str):
     [
         "https://github.com/org/repo.git",
         "https://user:token@gitlab.example.com/group/sub/repo.git",
-        "https://[::1]:8443/r.git",
         "ssh://git@example.com:2222/org/repo.git",
         "git@github.com:org/repo.git",
     ],
 )
 def test_accepted_urls(url: str):
     assert check_remote_url(url, allow_local=False) == url
+
+
+def test_loopback_urls_only_when_private_remotes_are_allowed():
+    with pytest.raises(InvalidInputError, match="ALLOW_PRIVATE_REMOTES"):
+        check_remote_url("https://[::1]:8443/r.git", allow_local=False)
+    assert check_remote_url("https://[::1]:8443/r.git", allow_local=False, allow_private=True)
 
 
 def test_local_urls_only_when_allowed():

@@ -57,9 +57,9 @@ def test_bad_protocol_names(name):
         ("p{number:04d}/{slug}", "p0007/add-login"),
     ],
 )
-async def test_protocol_branch_name(pattern, branch):
+def test_protocol_branch_name(pattern, branch):
     assert protocol_branch_name(pattern, number=7, slug="add-login", project="demo") == branch
-    assert await check_branch_name(branch) == branch
+    assert check_branch_name(branch) == branch
 
 
 @pytest.mark.parametrize("pattern", ["{nope}", "{0}", "{name"])

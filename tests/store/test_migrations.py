@@ -103,3 +103,39 @@ def test_migrations_form_one_line():
     script = ScriptDirectory.from_config(migrate.alembic_config())
     assert script.get_heads() == [migrate.head_revision()]
     assert [r.down_revision for r in script.walk_revisions()][-1] is None
+
+
+def test_clone_paths_stored_by_setup_are_forgotten(empty_database_url):
+    """0013: a clone's path, which setup used to store as `local_path`, is derived again; a path the
+    operator registered stays (the `project.created` event tells the two apart)."""
+    url = empty_database_url
+    migrate.upgrade(url, "0010")
+    rows = [
+        # name, git_url, local_path now, local_path when registered (None: by URL)
+        ("cloned", "https://example.com/a.git", "/data/projects/cloned/repo", None),
+        ("both", "https://example.com/b.git", "/home/op/b", "/home/op/b"),
+        ("local", None, "/home/op/c", "/home/op/c"),
+        ("fresh", "https://example.com/d.git", None, None),
+        ("old", "https://example.com/e.git", "/srv/tg/projects/old/repo", "no event"),
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, git_url, local_path, registered in rows:
+            (project_id,) = conn.execute(
+                "INSERT INTO projects (name, git_url, local_path) VALUES (%s, %s, %s) RETURNING id",
+                (name, git_url, local_path),
+            ).fetchone()
+            if registered != "no event":
+                conn.execute(
+                    "INSERT INTO events (project_id, event_type, payload) VALUES (%s, 'project.created', %s)",
+                    (project_id, psycopg.types.json.Jsonb({"name": name, "local_path": registered})),
+                )
+    migrate.upgrade(url)
+    with psycopg.connect(url) as conn:
+        after = dict(conn.execute("SELECT name, local_path FROM projects").fetchall())
+    assert after == {
+        "cloned": None,
+        "both": "/home/op/b",
+        "local": "/home/op/c",
+        "fresh": None,
+        "old": None,  # no event: the path has the shape of a clone's
+    }

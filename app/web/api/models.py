@@ -8,8 +8,10 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import EngineName
+from app.domain.refnames import BranchName
 from app.domain.scopes import MAX_ID
 from app.domain.statuses import ProtocolStatus
+from app.domain.visible import VisibleLine, VisibleText
 from app.errors import InvalidInputError
 from app.store.events import Position
 
@@ -24,11 +26,11 @@ class Strict(BaseModel):
 
 class EngineChoices(Strict):
     planning_engine: EngineName | None = None
-    planning_model: str | None = Field(None, max_length=200)
+    planning_model: VisibleLine | None = Field(None, max_length=200)
     execution_engine: EngineName | None = None
-    execution_model: str | None = Field(None, max_length=200)
+    execution_model: VisibleLine | None = Field(None, max_length=200)
     qa_engine: EngineName | None = None
-    qa_model: str | None = Field(None, max_length=200)
+    qa_model: VisibleLine | None = Field(None, max_length=200)
 
 
 ForgeRepo = Field(
@@ -57,17 +59,17 @@ class ProjectCreate(EngineChoices):
         }
     )
 
-    name: str = Name
+    name: VisibleLine = Name
     git_url: str | None = Field(None, max_length=2000)
     local_path: str | None = Field(None, max_length=4000, json_schema_extra={"pattern": "^/"})
-    base_branch: str = Field("main", min_length=1, max_length=200)
+    base_branch: BranchName = Field("main", min_length=1, max_length=200)
     ci_provider: Literal["github", "gitlab"] | None = None
     forge_repo: str | None = ForgeRepo
     fix_ci_attempts: int | None = FixCiAttempts
 
 
 class ProjectPatch(EngineChoices):
-    base_branch: str | None = Field(None, min_length=1, max_length=200)
+    base_branch: BranchName | None = Field(None, min_length=1, max_length=200)
     ci_provider: Literal["github", "gitlab"] | None = None
     forge_repo: str | None = ForgeRepo
     fix_ci_attempts: int | None = FixCiAttempts
@@ -82,17 +84,17 @@ class ProtocolCreate(EngineChoices):
         }
     )
 
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=20_000)
+    title: VisibleLine = Field(min_length=1, max_length=200)
+    description: VisibleText = Field("", max_length=20_000)
     start: bool = False
 
 
 class Approval(Strict):
-    note: str = Field("", max_length=2000)
+    note: VisibleText = Field("", max_length=2000)
 
 
 class Retry(Strict):
-    note: str = Field(
+    note: VisibleText = Field(
         "",
         max_length=4000,
         description="For the agent's next attempt (it then redoes the step on top of its last commit).",
@@ -100,7 +102,7 @@ class Retry(Strict):
 
 
 class BranchDelete(Strict):
-    confirm: str = Field(description="The branch name again, to confirm the deletion.", max_length=200)
+    confirm: BranchName = Field(description="The branch name again, to confirm the deletion.", max_length=200)
 
 
 class Answers(Strict):
