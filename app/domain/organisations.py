@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from app.domain.visible import check_visible_text
 from app.errors import InvalidInputError
 
 NAME_MAX = 100
@@ -17,9 +18,7 @@ def check_organisation_name(name: str) -> str:
     name = name.strip()
     if not 0 < len(name) <= NAME_MAX:
         raise InvalidInputError(f"name must be 1-{NAME_MAX} characters", field="name")
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
-        raise InvalidInputError("name must not hold control or invisible format characters", field="name")
-    return name
+    return check_visible_text(name, field="name")
 
 
 def organisation_slug(name: str, slug: str | None) -> str:

@@ -148,19 +148,25 @@ def check_repository(work_tree: Path) -> RepositoryConfig:
 
 
 def check_remote(
-    config: RepositoryConfig, remote: str, *, allow_local: bool, expected_url: str | None
-) -> None:
+    config: RepositoryConfig,
+    remote: str,
+    *,
+    allow_local: bool,
+    allow_private: bool = False,
+    expected_url: str | None,
+) -> list[str]:
     """Before git talks to `remote`: each of its URLs (fetch and push) must pass the checks a new
     project's URL passes and, when the service knows the project's URL, be that URL (credentials
-    aside). An agent that rewrote the remote gets an UnsafeRepositoryError, not a push elsewhere."""
+    aside). An agent that rewrote the remote gets an UnsafeRepositoryError, not a push elsewhere.
+    Returns the URLs (no `insteadOf` can rewrite them: the deny list refuses it), for the remote guard."""
     urls = config.values(f"remote.{remote}.url") + config.values(f"remote.{remote}.pushurl")
     if remote != "origin":
         expected_url = None  # the project's URL is origin's; other remotes are only checked
     if not urls:
-        return  # git itself will say the remote does not exist
+        return []  # git itself will say the remote does not exist
     for url in urls:
         try:
-            check_remote_url(url, allow_local=allow_local)
+            check_remote_url(url, allow_local=allow_local, allow_private=allow_private)
         except InvalidInputError as refused:
             raise UnsafeRepositoryError(
                 f"the repository's remote {remote!r} has a URL git may not use: {refused.message}",
@@ -172,6 +178,7 @@ def check_remote(
                 f"(it says {mask_credentials(url)}): restore it with `git remote set-url`",
                 field="repository",
             )
+    return urls
 
 
 # git's own programs on the far side: for these two keys git keeps the first value it reads (the
@@ -187,14 +194,17 @@ def remote_overrides(remote: str) -> list[tuple[str, str]]:
     return [(f"remote.{remote}.mirror", "false")]
 
 
-def check_local_repository(work_tree: Path, *, allow_local: bool) -> None:
+def check_local_repository(work_tree: Path, *, allow_local: bool, allow_private: bool = False) -> None:
     """A repository registered by its path must pass, at registration, the checks every git call
     makes: its config, and its `origin` as a git URL of a new project (UnsafeRepositoryError on
     the `local_path` field). A folder that is not a repository (yet) is left to setup to report."""
     if git_dirs(work_tree) is None:
         return
     try:
-        check_remote(check_repository(work_tree), "origin", allow_local=allow_local, expected_url=None)
+        config = check_repository(work_tree)
+        check_remote(
+            config, "origin", allow_local=allow_local, allow_private=allow_private, expected_url=None
+        )
     except UnsafeRepositoryError as refused:
         raise UnsafeRepositoryError(refused.message, **{**refused.details, "field": "local_path"}) from None
 

@@ -113,12 +113,17 @@ class GitRepository:
         repo_config = check_repository(self.path)
         credential = None
         if remote is not None:
-            check_remote(
-                repo_config, remote, allow_local=self.runner.allow_local_remotes, expected_url=self.remote_url
+            urls = check_remote(
+                repo_config,
+                remote,
+                allow_local=self.runner.allow_local_remotes,
+                allow_private=self.remote_guard.allow_private,
+                expected_url=self.remote_url,
             )
+            pins = await self.remote_guard.pins(split_credentials(url)[0] for url in urls)
             await self._scrub_remote_url(repo_config.values(f"remote.{remote}.url"), remote)
             credential = await self._credentials() if self._credentials is not None else None
-            config = [*config, *remote_overrides(remote)]
+            config = [*config, *pins, *remote_overrides(remote)]
         return await self.runner.run(
             args, cwd=self.path, stdin=stdin, config=config, ok_codes=ok_codes,
             work_tree=self.path, credential=credential,
@@ -194,10 +199,9 @@ class GitRepository:
         """Fetch every branch of `remote`, pruning branches it no longer has."""
         check_remote_name(remote)
         async with self._locked():
-            pins = await self._checked_remote(remote)
             await self._git(
                 "fetch", UPLOAD_PACK, "--prune", "--no-recurse-submodules", "--quiet",
-                "--end-of-options", remote, remote=remote, config=pins,
+                "--end-of-options", remote, remote=remote,
             )  # fmt: skip
 
     async def push(self, branch: str, remote: str = "origin") -> None:
@@ -206,10 +210,9 @@ class GitRepository:
         check_remote_name(remote)
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         async with self._locked():
-            pins = await self._checked_remote(remote, fetch=False, push=True)
             result = await self._git(
                 "push", RECEIVE_PACK, "--no-verify", "--quiet", "--porcelain",
-                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote, config=pins,
+                "--end-of-options", remote, refspec, ok_codes=(0, 1), remote=remote,
             )  # fmt: skip
         if result.exit_code != 0:
             if push_was_rejected(result.stdout):
@@ -225,9 +228,8 @@ class GitRepository:
         """Names of the branches `remote` has now (asked over the network, not from tracking refs)."""
         check_remote_name(remote)
         async with self._locked():
-            pins = await self._checked_remote(remote)
             result = await self._git(
-                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote, config=pins
+                "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, remote=remote
             )
         return parse_ls_remote_heads(result.text)
 
@@ -237,11 +239,10 @@ class GitRepository:
         check_remote_name(remote)
         ref = f"refs/heads/{branch}"
         async with self._locked():
-            pins = await self._checked_remote(remote, push=True)
             # Asked first: some servers accept deleting a missing ref with only a warning.
             listed = await self._git(
                 "ls-remote", UPLOAD_PACK, "--heads", "--end-of-options", remote, ref,
-                remote=remote, config=pins,
+                remote=remote,
             )  # fmt: skip
             if ref not in parse_ls_remote_refs(listed.text):
                 return False
@@ -254,32 +255,22 @@ class GitRepository:
                 remote,
                 f":{ref}",
                 remote=remote,
-                config=pins,
             )
         return True
 
     async def check_remote(self, remote: str = "origin") -> None:
-        """Refuse (InvalidInputError) a remote whose fetch or push URLs may not be used; a repository
-        without that remote passes (it has nothing to fetch or push)."""
+        """Refuse (UnsafeRepositoryError) a remote whose fetch or push URLs may not be used, their hosts
+        resolved now; a repository without that remote passes (it has nothing to fetch or push)."""
         check_remote_name(remote)
         async with self._locked():
-            await self._checked_remote(remote, push=True)
-
-    async def _checked_remote(
-        self, remote: str, *, fetch: bool = True, push: bool = False
-    ) -> list[tuple[str, str]]:
-        """The pins (`-c` options) for `remote`'s URLs as git will use them now: read from the
-        repository each time (a step may have rewritten them; `insteadOf` applied), then checked and
-        resolved by the remote guard. A missing remote yields none: git then fails on its own."""
-        urls: list[str] = []
-        kinds: list[tuple[str, ...]] = [()] if fetch else []
-        if push:
-            kinds.append(("--push",))
-        for kind in kinds:
-            found = await self._git("remote", "get-url", "--all", *kind, "--end-of-options", remote,
-                                    ok_codes=(0, 2))  # fmt: skip
-            urls += found.text.splitlines()
-        return await self.remote_guard.pins(urls)
+            urls = check_remote(
+                check_repository(self.path),
+                remote,
+                allow_local=self.runner.allow_local_remotes,
+                allow_private=self.remote_guard.allow_private,
+                expected_url=None,
+            )
+            await self.remote_guard.pins(split_credentials(url)[0] for url in urls)
 
     # --- worktrees ---------------------------------------------------------------------------------
 

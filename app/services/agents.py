@@ -21,6 +21,7 @@ from app.errors import TasksGodzillaError
 from app.logs import get_logger
 from app.services.choices import engine_for
 from app.services.context import Services
+from app.services.credentials import git_credential
 from app.store import agent_runs, events
 from app.store.agent_runs import RunningJob
 
@@ -68,7 +69,7 @@ async def run_agent(
     it enters the service, before anything stores, writes, commits or shows it: the one place.
     """
     engine = pick(svc.engines, choice.engine)
-    redactor = redactor_for(svc, subject)
+    redactor = await redactor_for(svc, subject)
     async with svc.database.transaction() as conn:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
         # is gone was abandoned; one whose worker is alive and still on its job is left alone.
@@ -150,12 +151,13 @@ async def run_agent(
     return finished, result
 
 
-def redactor_for(svc: Services, subject: Subject) -> Redactor:
-    """What is redacted from one agent run's prompt and output: every secret of the settings.
-
-    Secrets known per project (its git credentials) are added here with `Redactor.extended`."""
-    del subject  # the hook for per-project secrets
-    return svc.redactor
+async def redactor_for(svc: Services, subject: Subject) -> Redactor:
+    """What is redacted from one agent run's prompt and output: every secret of the settings, and the
+    project's git credential (agents never get it, but a repository or a guess may hold it)."""
+    credential = await git_credential(svc, subject.project_id)
+    if credential is None:
+        return svc.redactor
+    return svc.redactor.extended({"the project's git credential": credential.password})
 
 
 async def _close_interrupted(

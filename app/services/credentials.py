@@ -39,16 +39,21 @@ async def store_git_credential(
     await secrets.save(conn, project_id, GIT_CREDENTIAL, box_of(svc).encrypt(plaintext))
 
 
+async def git_credential(svc: Services, project_id: int) -> GitCredential | None:
+    """The project's stored git credential, decrypted; None for a project registered without one."""
+    async with svc.database.read() as conn:
+        stored = await secrets.load(conn, project_id, GIT_CREDENTIAL)
+    if stored is None:
+        return None
+    fields = json.loads(box_of(svc).decrypt(stored))
+    return GitCredential(fields["host"], fields["username"], fields["password"])
+
+
 def credential_source(svc: Services, project: Project) -> CredentialSource:
     """Where git gets the project's credential from: read (and decrypted) only when a command that
     talks to the remote needs it; it gives None for a project registered without one."""
 
     async def load() -> GitCredential | None:
-        async with svc.database.transaction() as conn:
-            stored = await secrets.load(conn, project.id, GIT_CREDENTIAL)
-        if stored is None:
-            return None
-        fields = json.loads(box_of(svc).decrypt(stored))
-        return GitCredential(fields["host"], fields["username"], fields["password"])
+        return await git_credential(svc, project.id)
 
     return load

@@ -60,7 +60,11 @@ async def register_project(
     check_branch_name(base_branch, field="base_branch")
     _check_branch_pattern(svc, name)
     if local_path:
-        check_local_repository(Path(local_path), allow_local=svc.settings.git_allow_local_remotes)
+        check_local_repository(
+            Path(local_path),
+            allow_local=svc.settings.git_allow_local_remotes,
+            allow_private=svc.settings.git_allow_private_remotes,
+        )
     async with svc.database.transaction() as conn:
         if (earlier := await idempotency_keys.claim(conn, idempotency)) is not None:
             return await projects.get(conn, earlier)

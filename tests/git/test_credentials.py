@@ -12,10 +12,13 @@ import pytest
 
 from app.errors import GitError, InvalidInputError
 from app.git import GitCredential, GitRepository, GitRunner, split_credentials
+from app.git.remote_guard import RemoteGuard
 from tests.git.gitutil import git
 from tests.support.git_https import GitHttpsServer, serve_git_https
 
 PASSWORD = "s3cr3tpass"
+
+LOOPBACK = RemoteGuard(allow_private=True)  # the test's https remote is on 127.0.0.1
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def secret_in_files(folder: Path) -> list[Path]:
 async def clone_from(server: GitHttpsServer, dest: Path, env: dict[str, str]) -> GitRepository:
     return await GitRepository.clone(
         server.url("x.git", with_credentials=True), dest, timeout=30,
-        author_name="a", author_email="a@b", base_env=env,
+        author_name="a", author_email="a@b", base_env=env, remote_guard=LOOPBACK,
     )  # fmt: skip
 
 
@@ -100,7 +103,7 @@ async def test_without_the_credential_the_remote_refuses(
     with pytest.raises(GitError, match="could not read Username"):
         await GitRepository.clone(
             https_remote.url("x.git"), tmp_path / "c", timeout=30, author_name="a", author_email="a@b",
-            base_env=tls_env,
+            base_env=tls_env, remote_guard=LOOPBACK,
         )  # fmt: skip
 
 
@@ -132,7 +135,9 @@ async def test_the_repository_s_own_helper_and_askpass_never_answer(
     git("config", f"credential.{https_remote.url('')}.helper", str(helper), cwd=clone.path)
     git("config", "core.askPass", str(helper), cwd=clone.path)
     # Without a credential of ours, git has nobody to ask: it must fail, not run theirs.
-    bare = GitRepository(clone.path, timeout=30, author_name="a", author_email="a@b", base_env=tls_env)
+    bare = GitRepository(
+        clone.path, timeout=30, author_name="a", author_email="a@b", base_env=tls_env, remote_guard=LOOPBACK
+    )
 
     with pytest.raises(GitError, match="could not read Username"):
         await bare.list_remote_branches()

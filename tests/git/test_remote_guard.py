@@ -116,9 +116,9 @@ async def test_fetch_and_push_check_the_remote_the_repository_names_now(
 
     git("remote", "set-url", "origin", str(origin.path), cwd=clone.path)
     git("remote", "set-url", "--push", "origin", "ssh://git@169.254.169.254/r.git", cwd=clone.path)
-    await repo.fetch()  # fetching uses the url: fine
-    with pytest.raises(InvalidInputError, match="git URL"):
-        await repo.push("main")  # pushing would use the pushurl
+    for call in (repo.fetch(), repo.push("main")):  # one forbidden URL refuses the remote whole
+        with pytest.raises(InvalidInputError, match="metadata"):
+            await call
     git("config", "--unset", "remote.origin.pushurl", cwd=clone.path)
     git("config", "remote.origin.url", "ext::touch%/tmp/pwned", cwd=clone.path)
     with pytest.raises(InvalidInputError, match="transport"):
@@ -129,7 +129,7 @@ async def test_insteadof_rewrites_are_checked_as_git_applies_them(clone: GitRepo
     repo = _repo(clone.path, RemoteGuard(allow_local=True, allow_private=False, resolver=Dns({})), base_env)
     git("config", "url.https://169.254.169.254/.insteadOf", str(clone.path.parent), cwd=clone.path)
     git("remote", "set-url", "origin", f"{clone.path.parent}/origin.git", cwd=clone.path)
-    with pytest.raises(InvalidInputError, match="git URL"):
+    with pytest.raises(InvalidInputError, match="insteadof"):
         await repo.fetch()
 
 

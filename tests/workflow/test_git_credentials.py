@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.services import workspace
+from app.domain.redaction import REDACTED
+from app.services import agents, workspace
 from app.store import projects as project_store
 from app.web.app import create_app
 from app.web.keys import SERVICES
@@ -42,7 +43,9 @@ def remote(tmp_path: Path) -> Iterator[GitHttpsServer]:
 
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path, remote):
-    settings = workflow_settings(tmp_path, api_token=TOKEN, git_allow_local_remotes=False)
+    settings = workflow_settings(
+        tmp_path, api_token=TOKEN, git_allow_local_remotes=False, git_allow_private_remotes=True
+    )
     environ = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SSL_CERT_FILE": str(remote.cert)}
     return await aiohttp_client(create_app(settings, database_url, environ=environ))
 
@@ -117,3 +120,18 @@ async def test_the_credential_is_used_and_never_kept_in_clear(
     assert [path for path in files if PASSWORD.encode() in path.read_bytes()] == []
     assert PASSWORD not in (tmp_path / "wt" / ".git").read_text()
     assert PASSWORD not in caplog.text
+
+
+async def test_agent_output_holding_the_project_credential_is_redacted(client, remote: GitHttpsServer):
+    """Agents never get the credential, but a repository (or a guess) may hold it: it is redacted like
+    a setting's secret from what an agent of that project returns."""
+    created = await client.post(
+        "/projects",
+        json={"name": "shop", "git_url": remote.url("x.git", with_credentials=True)},
+        headers=AUTH,
+    )
+    project = await created.json()
+    svc = client.app[SERVICES]
+    redact = await agents.redactor_for(svc, agents.Subject(project_id=project["id"]))
+    assert redact(f"found {PASSWORD} in the repo") == f"found {REDACTED} in the repo"
+    assert "the project's git credential" in redact.names

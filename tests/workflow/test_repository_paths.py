@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from app.domain.records import ProjectStatus
 from app.domain.statuses import ProtocolStatus
+from app.errors import InvalidInputError
 from app.services import planning, projects
 from app.store import events, protocols
 from app.store import projects as project_store
@@ -49,18 +52,13 @@ async def _is(read, status):
     return (await read()).status is status
 
 
-async def test_a_local_path_whose_origin_is_forbidden_fails_setup(database_url, tmp_path):
+async def test_a_local_path_whose_origin_is_forbidden_is_refused(database_url, tmp_path):
     repos = make_repos(tmp_path)
     git("remote", "set-url", "origin", "https://169.254.169.254/latest.git", cwd=repos.local)
     settings = workflow_settings(tmp_path)
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
-        made = await projects.register_project(svc, name="meta", local_path=str(repos.local))
-
-        async def failed():
-            async with svc.database.transaction() as conn:
-                found = await events.list_page(conn, project_id=made.id, event_types=["project.setup_failed"])
-            return found[0] if found else None
-
-        event = await wait_for(failed, what="setup to fail")
-    assert "169.254.169.254" in event.payload["reason"]
-    assert "metadata" in event.payload["reason"]
+        with pytest.raises(InvalidInputError, match="metadata") as refused:
+            await projects.register_project(svc, name="meta", local_path=str(repos.local))
+        async with svc.database.read() as conn:
+            assert await project_store.list_page(conn) == []
+    assert refused.value.details["field"] == "local_path"

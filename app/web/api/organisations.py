@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from app.domain.records import Organisation, Project
 from app.domain.scopes import SERVICE, Level, tenant
 from app.domain.tokens import new_organisation_token
+from app.domain.visible import VisibleLine
 from app.services import organisations as organisation_service
 from app.services import projects as project_service
 from app.store import organisations as store
@@ -21,7 +22,7 @@ api = Api()
 
 
 class OrganisationCreate(Strict):
-    name: str = Field(min_length=1, max_length=100)
+    name: VisibleLine = Field(min_length=1, max_length=100)
     slug: str | None = Field(
         None,
         max_length=48,
