@@ -39,7 +39,7 @@ def test_organisations_are_created_listed_and_given_tokens(tmp_path, database_ur
         ).fetchone()[0]
     assert owner == "acme-ltd"
 
-    assert_one_line_error(tg(env, "org", "add", "Ac\u202eme"), 65, "invisible format characters")
+    assert_one_line_error(tg(env, "org", "add", "Ac\u202eme"), 65, "invisible")
     assert_one_line_error(tg(env, "org", "add", "Acme Ltd"), 75, "exists already")
     assert_one_line_error(tg(env, "org", "token", "nobody"), 66, "no organisation 'nobody'")
     missing = tg(env, "project", "add", "x", "--local-path", str(repos.local), "--org", "nobody")

@@ -20,7 +20,11 @@ OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path):
     settings = Settings(
-        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", login_failures_per_minute=3
+        run_worker=False,
+        api_token=TOKEN,
+        data_dir=tmp_path / "data",
+        login_failures_per_minute=3,
+        git_allow_local_remotes=True,  # the repositories' origins are local folders
     )
     return await aiohttp_client(create_app(settings, database_url))
 
@@ -46,7 +50,7 @@ async def test_a_project_sign_in_lists_its_own_project_only(client):
     assert theirs.name not in await activity.text()
 
 
-async def test_an_organisation_sign_in_sees_its_organisations_projects_only(client):
+async def test_an_organisation_sign_in_sees_its_organisations_projects_only(client, tmp_path):
     svc = client.app[SERVICES]
     a, b = await make_tenant(svc, "alpha7q"), await make_tenant(svc, "bravo7q")
     await sign_in(client, a.organisation_token)
@@ -63,7 +67,7 @@ async def test_an_organisation_sign_in_sees_its_organisations_projects_only(clie
     csrf = await csrf_of(client, "/console/projects/new")
     made = await client.post(
         "/console/projects",
-        data={"csrf_token": csrf, "name": "from-console", "local_path": "/srv/from-console"},
+        data={"csrf_token": csrf, "name": "from-console", "local_path": f"{tmp_path}/from-console"},
         allow_redirects=False,
     )
     assert made.status == 303, await made.text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.domain.records import (
     AgentRun,
@@ -48,6 +49,12 @@ class Tenant:
         }
 
 
+def _folder_for(svc: Services, marker: str) -> Path:
+    """A folder the API would accept as a local path (inside the first local-path root)."""
+    roots = svc.settings.local_path_roots or [Path("/srv")]
+    return roots[0] / marker
+
+
 async def make_tenant(svc: Services, marker: str) -> Tenant:
     organisation = await organisation_service.create_organisation(svc, name=f"Org {marker}")
     organisation_token, digest = new_organisation_token()
@@ -55,7 +62,10 @@ async def make_tenant(svc: Services, marker: str) -> Tenant:
     project_token, project_digest = new_project_token()
     async with svc.database.transaction() as conn:
         project = await projects.create(
-            conn, name=f"proj-{marker}", local_path=f"/srv/{marker}", organisation_id=organisation.id
+            conn,
+            name=f"proj-{marker}",
+            local_path=str(_folder_for(svc, marker)),
+            organisation_id=organisation.id,
         )
         project = await projects.set_status(
             conn, project.id, ProjectStatus.READY, expected_version=project.version

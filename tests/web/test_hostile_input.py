@@ -49,7 +49,11 @@ def roots(tmp_path):
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path, roots):
     settings = Settings(
-        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", local_path_roots=[roots]
+        run_worker=False,
+        api_token=TOKEN,
+        data_dir=tmp_path / "data",
+        local_path_roots=[roots],
+        git_allow_local_remotes=True,  # the repositories' origins are local folders
     )
     return await aiohttp_client(create_app(settings, database_url))
 

@@ -28,7 +28,11 @@ OPERATOR = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path):
     settings = Settings(
-        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", github_webhook_secret=SECRET
+        run_worker=False,
+        api_token=TOKEN,
+        data_dir=tmp_path / "data",
+        github_webhook_secret=SECRET,
+        git_allow_local_remotes=True,  # the repositories' origins are local folders
     )
     return await aiohttp_client(create_app(settings, database_url))
 
@@ -111,7 +115,7 @@ async def test_a_missing_and_a_wrong_token_cost_the_same_lookup(client):
     assert statements[0] == runs["missing"][0], "a valid token is looked up by the same statement"
 
 
-async def test_organisations_own_their_projects_and_tokens(client):
+async def test_organisations_own_their_projects_and_tokens(client, tmp_path):
     svc = client.app[SERVICES]
     a, b = await make_tenant(svc, "alpha7q"), await make_tenant(svc, "bravo7q")
     org = {"X-Organisation-Token": a.organisation_token}
@@ -139,7 +143,7 @@ async def test_organisations_own_their_projects_and_tokens(client):
     mine = await (await client.get("/projects", headers=org)).json()
     assert [p["id"] for p in mine["items"]] == [a.project.id]
 
-    body = {"name": "fresh", "local_path": "/srv/fresh"}
+    body = {"name": "fresh", "local_path": f"{tmp_path}/fresh"}
     created = await client.post(f"/organisations/{a.organisation.id}/projects", json=body, headers=org)
     assert created.status == 201, await created.text()
     assert (await created.json())["organisation_id"] == a.organisation.id
@@ -147,10 +151,12 @@ async def test_organisations_own_their_projects_and_tokens(client):
         f"/organisations/{b.organisation.id}/projects", json={**body, "name": "x"}, headers=org
     )
     assert elsewhere.status == 403
-    plain = await client.post("/projects", json={"name": "plain", "local_path": "/srv/plain"}, headers=org)
+    plain = await client.post(
+        "/projects", json={"name": "plain", "local_path": f"{tmp_path}/plain"}, headers=org
+    )
     assert (await plain.json())["organisation_id"] == a.organisation.id, "POST /projects: the caller's own"
     by_operator = await client.post(
-        "/projects", json={"name": "op", "local_path": "/srv/op"}, headers=OPERATOR
+        "/projects", json={"name": "op", "local_path": f"{tmp_path}/op"}, headers=OPERATOR
     )
     default = await (await client.get("/organisations", headers=OPERATOR)).json()
     default_id = next(o["id"] for o in default["items"] if o["slug"] == "default")
@@ -176,18 +182,18 @@ async def test_organisations_own_their_projects_and_tokens(client):
     assert (await client.get("/projects", headers=both)).status == 401, "two tokens: neither counts"
 
 
-async def test_an_idempotency_key_is_the_callers_own(client):
+async def test_an_idempotency_key_is_the_callers_own(client, tmp_path):
     svc = client.app[SERVICES]
     a, b = await make_tenant(svc, "alpha7q"), await make_tenant(svc, "bravo7q")
     key = {"Idempotency-Key": "same-key"}
-    body = {"name": "twin", "local_path": "/srv/twin"}
+    body = {"name": "twin", "local_path": f"{tmp_path}/twin"}
     first = await client.post(
         "/projects", json=body, headers={**key, "X-Organisation-Token": a.organisation_token}
     )
     assert first.status == 201
     second = await client.post(
         "/projects",
-        json={**body, "name": "twin-b", "local_path": "/srv/twin-b"},
+        json={**body, "name": "twin-b", "local_path": f"{tmp_path}/twin-b"},
         headers={**key, "X-Organisation-Token": b.organisation_token},
     )
     assert second.status == 201, await second.text()
