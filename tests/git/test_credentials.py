@@ -14,7 +14,7 @@ from app.errors import GitError, InvalidInputError
 from app.git import GitCredential, GitRepository, GitRunner, split_credentials
 from app.git.remote_guard import RemoteGuard
 from tests.git.gitutil import git
-from tests.support.git_https import GitHttpsServer, serve_git_https
+from tests.support.git_https import GitHttpsServer, serve_seeded_repository
 
 PASSWORD = "s3cr3tpass"
 
@@ -23,16 +23,7 @@ LOOPBACK = RemoteGuard(allow_private=True)  # the test's https remote is on 127.
 
 @pytest.fixture
 def https_remote(tmp_path: Path) -> Iterator[GitHttpsServer]:
-    for server in serve_git_https(tmp_path / "https", username="bot", password=PASSWORD):
-        bare = server.root / "x.git"
-        git("init", "-q", "--bare", "--initial-branch=main", str(bare))
-        seed = tmp_path / "seed"
-        git("init", "-q", "--initial-branch=main", str(seed))
-        (seed / "README.md").write_text("hello\n")
-        git("add", "-A", cwd=seed)
-        git("-c", "user.name=S", "-c", "user.email=s@e", "commit", "-qm", "init", cwd=seed)
-        git("push", "-q", str(bare), "main", cwd=seed)
-        yield server
+    yield from serve_seeded_repository(tmp_path, username="bot", password=PASSWORD)
 
 
 @pytest.fixture

@@ -169,3 +169,21 @@ def serve_git_https(folder: Path, *, username: str, password: str) -> Iterator[G
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+def serve_seeded_repository(folder: Path, *, username: str, password: str) -> Iterator[GitHttpsServer]:
+    """`serve_git_https` holding `x.git`, a bare repository whose `main` has one commit."""
+    for server in serve_git_https(folder / "https", username=username, password=password):
+        bare = server.root / "x.git"
+        _git("init", "-q", "--bare", "--initial-branch=main", str(bare))
+        seed = folder / "seed"
+        _git("init", "-q", "--initial-branch=main", str(seed))
+        (seed / "README.md").write_text("hello\n")
+        _git("-C", str(seed), "add", "-A")
+        _git("-C", str(seed), "-c", "user.name=S", "-c", "user.email=s@e", "commit", "-qm", "init")
+        _git("-C", str(seed), "push", "-q", str(bare), "main")
+        yield server
+
+
+def _git(*args: str) -> None:
+    subprocess.run(["git", *args], check=True, capture_output=True)

@@ -19,7 +19,7 @@ from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.console.support import csrf_of, sign_in
 from tests.support.dbdump import all_text
-from tests.support.git_https import GitHttpsServer, serve_git_https
+from tests.support.git_https import GitHttpsServer, serve_seeded_repository
 from tests.support.workflow import git, wait_for, workflow_settings
 
 TOKEN = "api-token-0123456789"
@@ -29,16 +29,7 @@ PASSWORD = "s3cr3tpass"
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[GitHttpsServer]:
-    for server in serve_git_https(tmp_path / "https", username="user", password=PASSWORD):
-        bare = server.root / "x.git"
-        git("init", "-q", "--bare", "--initial-branch=main", str(bare))
-        seed = tmp_path / "seed"
-        git("init", "-q", "--initial-branch=main", str(seed))
-        (seed / "README.md").write_text("demo\n")
-        git("add", "-A", cwd=seed)
-        git("-c", "user.name=S", "-c", "user.email=s@e", "commit", "-qm", "init", cwd=seed)
-        git("push", "-q", str(bare), "main", cwd=seed)
-        yield server
+    yield from serve_seeded_repository(tmp_path, username="user", password=PASSWORD)
 
 
 @pytest.fixture
