@@ -6,8 +6,6 @@ failure into one `ConfigError` line naming the variable.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -350,32 +348,6 @@ class Settings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "postgres"
-
-
-GIT_ENV = ("PATH", "HOME", "TMPDIR", "SSH_AUTH_SOCK", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
-           "SSL_CERT_FILE", "SSL_CERT_DIR")  # fmt: skip
-
-
-def inherited_environment(names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The named variables of this process's environment (the one place that reads it), never ours."""
-    source = os.environ if environ is None else environ
-    return {
-        name: source[name] for name in names if name in source and not name.upper().startswith(ENV_PREFIX)
-    }
-
-
-def agent_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables an agent process inherits: the allow-list only, and never one of ours."""
-    return inherited_environment(settings.agent_env_passthrough, environ)
-
-
-def forget_our_variables() -> list[str]:
-    """Remove every TASKSGODZILLA_* variable from this process's environment once the settings are
-    read, so that no child inherits one; the names removed (/proc keeps the values: app.cli.scrub)."""
-    names = [name for name in os.environ if name.upper().startswith(ENV_PREFIX)]
-    for name in names:
-        del os.environ[name]
-    return names
 
 
 def env_name(field: str) -> str:

@@ -72,7 +72,8 @@ import psycopg_pool
 from psycopg import sql
 from sqlalchemy import event
 
-from app.config import Settings, agent_environment
+from app.config import Settings
+from app.config_environment import agent_environment
 from app.domain.agents import AgentRequest, AgentResult
 from app.domain.records import AgentRunStatus, Stage
 from app.domain.usage import TokenUsage

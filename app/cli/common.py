@@ -21,7 +21,8 @@ import click
 import procrastinate
 
 from app.cli.scrub import wipe_from_environ_block
-from app.config import Settings, forget_our_variables, load_settings
+from app.config import Settings, load_settings
+from app.config_environment import forget_our_variables
 from app.domain.text import printable
 from app.errors import TasksGodzillaError, UnavailableError, spec_for
 from app.jobs.runtime import open_runtime, start_worker, stop_worker

@@ -2,9 +2,9 @@
 
 That file shows the block the process was started with, whatever it removed from its environment
 since. Anyone who may read it (the same user, root) would find the database URL and the tokens
-there, so once the settings are read (and the variables removed from the environment:
-`app.config.forget_our_variables`), their entries in the block are overwritten with NUL bytes. Linux
-only; elsewhere, and where /proc cannot tell where the block is, nothing is done.
+there, so once the settings are read (and the variables removed from the environment by
+`app.config_environment.forget_our_variables`), their entries in the block are overwritten with NUL
+bytes. Linux only; elsewhere, and where /proc cannot tell where the block is, nothing is done.
 """
 
 from __future__ import annotations

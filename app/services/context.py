@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.config import GIT_ENV, Settings, agent_environment, inherited_environment
+from app.config import Settings
+from app.config_environment import GIT_ENV, agent_environment, inherited_environment
 from app.domain.redaction import Redactor
 from app.engines.agent_user import AGENT_HOME, AgentUser, agent_user_for
 from app.engines.base import Engine

@@ -12,10 +12,10 @@ from app.config import (
     EngineName,
     LogFormat,
     Settings,
-    agent_environment,
     load_settings,
 )
 from app.config_display import mask_url, masked_settings, settings_reference
+from app.config_environment import agent_environment
 from app.errors import ConfigError
 
 README = Path(__file__).resolve().parents[2] / "README.md"
