@@ -14,7 +14,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path):
-    settings = Settings(run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data")
+    settings = Settings(
+        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", git_allow_local_remotes=True
+    )
     return await aiohttp_client(create_app(settings, database_url))
 
 
