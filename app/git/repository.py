@@ -131,7 +131,7 @@ class GitRepository:
 
     async def _scrub_remote_url(self, urls: list[str], remote: str) -> None:
         """A clone made before credentials left URLs kept its token in `.git/config`: rewritten bare."""
-        if self.remote_url is not None and any(split_credentials(url)[1] is not None for url in urls):
+        if remote == "origin" and self.remote_url and any(split_credentials(url)[1] for url in urls):
             await self.runner.run(
                 ["remote", "set-url", "--end-of-options", remote, self.remote_url],
                 cwd=self.path, work_tree=self.path,
