@@ -169,7 +169,7 @@ def missing_sections(markdown: str, required: Iterable[str]) -> list[str]:
 
 
 def section_items(markdown: str, name: str) -> list[str]:
-    """The list items (`-`/`*` bullets, backticks stripped) under the heading `name`, up to the next heading."""
+    """The bullet items (backticks stripped) under the heading `name`, up to the next heading."""
     items: list[str] = []
     inside = False
     for line in markdown.splitlines():

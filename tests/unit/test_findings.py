@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from app.domain.findings import (
     CATALOGUE,
@@ -126,7 +127,9 @@ def test_evaluations(name: str, evaluate: Any, codes: list[str]) -> None:
     for f in found:
         entry = CATALOGUE[f.code]
         assert (f.severity, f.scope) == (entry.severity, entry.scope)
-        assert f.message and f.suggested_fix and "{" not in f.suggested_fix
+        assert f.message
+        assert f.suggested_fix
+        assert "{" not in f.suggested_fix
 
 
 def test_every_catalogue_code_is_produced_by_a_case() -> None:
@@ -138,7 +141,8 @@ def test_every_catalogue_code_is_produced_by_a_case() -> None:
 def test_findings_say_what_and_where() -> None:
     (missing,) = evaluate_protocol(POLICY, "## Goal\n", {})
     assert missing.metadata == {"section": "Risks"}
-    assert "Risks" in missing.message and "## Risks" in missing.suggested_fix
+    assert "Risks" in missing.message
+    assert "## Risks" in missing.suggested_fix
     (touched,) = evaluate_step(POLICY, GOOD_STEP, None, ["secrets/key.txt"], None)
     assert touched.metadata == {"path": "secrets/key.txt", "pattern": "secrets/**"}
     assert touched.severity == "error"
@@ -189,5 +193,5 @@ def test_unknown_codes_are_refused() -> None:
 def test_a_finding_is_frozen_json() -> None:
     f = finding("step.artifact_missing", "gone", artifact="a.md")
     assert Finding.model_validate_json(f.model_dump_json()) == f
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen error
+    with pytest.raises(ValidationError, match="frozen"):
         f.code = "x"  # type: ignore[misc]
