@@ -155,7 +155,9 @@ def test_only_commands_that_exited_zero_passed() -> None:
     base = {"type": "command_execution", "status": "completed"}
     lines = [
         event("item.completed", item={**base, "id": "a", "command": "pytest -q", "exit_code": 1}),
-        event("item.completed", item={**base, "id": "b", "command": "ruff", "exit_code": 0, "status": "failed"}),
+        event(
+            "item.completed", item={**base, "id": "b", "command": "ruff", "exit_code": 0, "status": "failed"}
+        ),
         event("item.completed", item={**base, "id": "c", "command": "pytest -q", "exit_code": 0}),
         event("item.completed", item={**base, "id": "d", "command": "make", "exit_code": None}),
     ]

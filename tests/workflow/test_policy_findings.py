@@ -112,6 +112,21 @@ async def test_in_strict_mode_the_same_plan_blocks_the_run_with_the_finding_as_r
     ).json()
     assert [e["payload"]["reason"] for e in events["items"]] == [run.last_error]
 
+    # Strict mode off, started again: the committed plan is evaluated again, warns (once), and runs.
+    async with svc.database.transaction() as conn:
+        await conn.execute(
+            update(project_rows).where(project_rows.c.id == run.project_id).values(policy_overrides={})
+        )
+    await planning.start_protocol(svc, run.id)
+
+    async def completed():
+        return await run_status(svc, run.id) == "completed"
+
+    await wait_for(completed, seconds=120, what="completion once strict mode is off")
+    on_run = await client.get(f"/protocols/{run.id}/policy/findings", headers=AUTH)
+    codes = [i["finding"]["code"] for i in (await on_run.json())["items"] if i["step_run_id"] is None]
+    assert codes == ["plan.missing_section", "plan.missing_section"]
+
 
 @pytest.mark.parametrize("path", ["/protocols/{}/policy/findings", "/steps/{}/policy/findings"])
 async def test_findings_of_what_does_not_exist_or_bad_cursors_are_4xx(
