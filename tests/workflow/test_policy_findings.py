@@ -9,7 +9,7 @@ import os
 import pytest
 from sqlalchemy import insert, update
 
-from app.services import planning, projects
+from app.services import controls, planning, projects
 from app.store import protocols, steps
 from app.store.tables import policy_packs
 from app.store.tables import projects as project_rows
@@ -29,7 +29,7 @@ PACK = {
 }
 
 
-async def _start(database_url, aiohttp_client, tmp_path, *, strict: bool):
+async def _start(database_url, aiohttp_client, tmp_path, *, strict: bool, pack=PACK):
     repos = make_repos(tmp_path)
     settings = workflow_settings(tmp_path, api_token=TOKEN)
     client = await aiohttp_client(create_app(settings, database_url, environ=dict(os.environ)))
@@ -37,7 +37,7 @@ async def _start(database_url, aiohttp_client, tmp_path, *, strict: bool):
     project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
     await wait_for(lambda: project_ready(svc, project.id), what="setup")
     async with svc.database.transaction() as conn:
-        await conn.execute(insert(policy_packs).values(key="team", version="1.0", name="Team", pack=PACK))
+        await conn.execute(insert(policy_packs).values(key="team", version="1.0", name="Team", pack=pack))
         # Strict mode from the overrides until projects carry policy-core's column.
         overrides = {"strict": True} if strict else {}
         await conn.execute(
@@ -126,6 +126,67 @@ async def test_in_strict_mode_the_same_plan_blocks_the_run_with_the_finding_as_r
     on_run = await client.get(f"/protocols/{run.id}/policy/findings", headers=AUTH)
     codes = [i["finding"]["code"] for i in (await on_run.json())["items"] if i["step_run_id"] is None]
     assert codes == ["plan.missing_section", "plan.missing_section"]
+
+
+async def test_in_strict_mode_a_forbidden_path_blocks_the_step_after_its_agent_and_before_qa(
+    database_url, aiohttp_client, tmp_path
+):
+    pack = {"paths": {"forbidden": ["work/02.*"]}, "findings": {"blocking": ["step.forbidden_path_touched"]}}
+    client, svc, run = await _start(database_url, aiohttp_client, tmp_path, strict=True, pack=pack)
+
+    async def blocked():
+        return await run_status(svc, run.id) == "blocked"
+
+    await wait_for(blocked, seconds=120, what="the run blocked by policy")
+    async with svc.database.read() as conn:
+        first, second = await steps.list_for_protocol(conn, run.id)
+        run = await protocols.get(conn, run.id)
+    reason = (
+        "policy finding step.forbidden_path_touched: the step changed work/02.txt, "
+        "which the policy forbids (work/02.*)"
+    )
+    assert (first.status.value, second.status.value) == ("completed", "blocked")
+    assert (second.last_error, run.last_error) == (reason, reason)
+    runs = await (await client.get(f"/steps/{second.id}/agent_runs", headers=AUTH)).json()
+    assert [r["stage"] for r in runs["items"]] == ["execution"]  # QA never saw it
+    assert await _codes(client, f"/steps/{second.id}/policy/findings") == ["step.forbidden_path_touched"]
+
+
+async def test_in_strict_mode_a_step_file_finding_blocks_before_any_agent_runs(
+    database_url, aiohttp_client, tmp_path, monkeypatch
+):
+    """Strict mode comes on after planning: the retried step is blocked before its agent starts."""
+    pack = {"steps": {"required_sections": ["Objective"]}, "findings": {"blocking": ["step.missing_section"]}}
+    monkeypatch.setenv("AGENT_FAIL_STAGE", "execution")  # step 1 stops, so that strict mode can come on
+    client, svc, run = await _start(database_url, aiohttp_client, tmp_path, strict=False, pack=pack)
+
+    async def blocked():
+        return await run_status(svc, run.id) == "blocked"
+
+    await wait_for(blocked, seconds=120, what="the run blocked by its failing agent")
+    async with svc.database.transaction() as conn:
+        first = (await steps.list_for_protocol(conn, run.id))[0]
+        await conn.execute(
+            update(project_rows)
+            .where(project_rows.c.id == run.project_id)
+            .values(policy_overrides={"strict": True})
+        )
+    tried = len((await (await client.get(f"/steps/{first.id}/agent_runs", headers=AUTH)).json())["items"])
+    await controls.retry_step(svc, first.id)
+
+    async def blocked_by_policy():
+        async with svc.database.read() as conn:
+            step = await steps.get(conn, first.id)
+        return step.status.value == "blocked" and (step.last_error or "").startswith("policy finding")
+
+    await wait_for(blocked_by_policy, seconds=120, what="the step blocked by policy")
+    async with svc.database.read() as conn:
+        step = await steps.get(conn, first.id)
+    assert step.last_error == "policy finding step.missing_section: 01-part-1.md has no 'Objective' section"
+    assert await run_status(svc, run.id) == "blocked"
+    runs = (await (await client.get(f"/steps/{first.id}/agent_runs", headers=AUTH)).json())["items"]
+    assert len(runs) == tried  # no agent ran for the retry
+    assert await _codes(client, f"/steps/{first.id}/policy/findings") == ["step.missing_section"]
 
 
 @pytest.mark.parametrize("path", ["/protocols/{}/policy/findings", "/steps/{}/policy/findings"])
