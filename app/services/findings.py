@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +34,7 @@ from app.store.transitions import move_protocol, move_step
 
 FINDING_EVENT = "policy.finding"
 MAX_EARLIER = 500  # earlier findings of one subject compared against, newest first
+MAX_RECORDED = 100  # per evaluation: a step touching ten thousand forbidden files is said 100 times
 
 
 def fingerprint(found: Finding) -> str:
@@ -69,7 +70,7 @@ async def record_findings(
         if e.event_type == FINDING_EVENT and (e.protocol_run_id, e.step_run_id) == (run_id, step_id)
     }
     recorded = []
-    for item in found:
+    for item in found[:MAX_RECORDED]:
         mark = fingerprint(item)
         if mark in seen:
             continue
@@ -93,6 +94,14 @@ async def record_findings(
             ),
         )
     return recorded
+
+
+async def record_policy_problems(
+    conn: AsyncConnection, run: ProtocolRun, problems: Iterable[tuple[str, str]]
+) -> list[Finding]:
+    """The policy merge's problems for a run (a refused repo-local file, a refused override) as its
+    findings: `(code, message)`, code one of the `policy.*` codes."""
+    return await record_findings(conn, run.project_id, rules.from_policy_problems(problems), run_id=run.id)
 
 
 # --- onboarding ------------------------------------------------------------------------------------

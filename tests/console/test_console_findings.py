@@ -10,7 +10,7 @@ from app.domain.findings import finding
 from app.domain.records import ProjectStatus
 from app.domain.statuses import ProtocolStatus
 from app.services import planning
-from app.services.findings import FINDING_EVENT, record_findings
+from app.services.findings import FINDING_EVENT, MAX_RECORDED, record_findings, record_policy_problems
 from app.store import events, steps
 from app.store import projects as project_store
 from app.store.transitions import move_protocol
@@ -66,3 +66,20 @@ async def test_findings_are_shown_by_scope_with_their_fixes_and_recorded_once(cl
     changed = finding("plan.missing_section", "plan.md has no 'Goal' section", section="Goal")
     async with svc.database.transaction() as conn:
         assert await record_findings(conn, project.id, [plan_finding, changed], run_id=run.id) == [changed]
+
+
+async def test_policy_merge_problems_become_findings_of_the_run_and_many_are_capped(client):
+    svc = client.app[SERVICES]
+    async with svc.database.transaction() as conn:
+        project = await project_store.create(conn, name="demo", local_path="/srv/repos/demo")
+    run = await planning.create_protocol(svc, project.id, title="Tidy up")
+    problems = [("policy.repo_local_invalid", "nested deeper than 20"), ("policy.override_refused", "locked")]
+    many = [
+        finding("step.artifact_missing", f"artifact a{i} is missing", artifact=f"a{i}")
+        for i in range(MAX_RECORDED + 5)
+    ]
+    async with svc.database.transaction() as conn:
+        assert [f.code for f in await record_policy_problems(conn, run, problems)] == [c for c, _ in problems]
+        assert len(await record_findings(conn, project.id, many, run_id=run.id)) == MAX_RECORDED
+        with pytest.raises(ValueError, match="not a policy finding code"):
+            await record_policy_problems(conn, run, [("plan.missing_section", "x")])
