@@ -65,7 +65,7 @@ CATALOGUE: dict[str, Entry] = {
         "warning",
         "planning",
         "plan.md has no heading for a section the pack requires.",
-        "Add a `## {section}` section to plan.md (or re-plan: the planning prompt lists it).",
+        "Add a `## {section}` section to plan.md.",
     ),
     "plan.too_many_steps": Entry(
         "warning",

@@ -27,6 +27,7 @@ from app.domain.protocol_files import PLAN_FILE, step_index_of
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.errors import InvalidInputError, NotFoundError
 from app.services.context import Services
 from app.services.policy import RunPolicy, policy_for_project, policy_for_run
 from app.store import events, steps
@@ -190,7 +191,10 @@ async def review_step(
     """A step's findings (before its agent runs; or, `ran`, after it, with what it did), and the one
     that blocks it in strict mode."""
     policy = await policy_for_run(svc, run.id)
-    text = await in_folder(worktree, run.name, lambda folder: folder.read(step.step_file))
+    try:
+        text = await in_folder(worktree, run.name, lambda folder: folder.read(step.step_file))
+    except (NotFoundError, InvalidInputError):  # an agent removed it, or left a link: it has no sections
+        text = ""
     listed = rules.section_items(text, "Artifacts") if ran else []
     present = await asyncio.to_thread(_existing, worktree, listed) if ran else None
     found = rules.evaluate_step(
