@@ -80,6 +80,8 @@ async def test_a_plan_missing_a_required_section_is_a_finding_in_api_and_console
     project_codes = await _codes(client, f"/projects/{run.project_id}/policy/findings")
     assert project_codes.count("plan.missing_section") == 2
     assert project_codes.count("step.required_check_not_seen") == 2
+    # Set up under the seeded default pack (no checks, no test command known): onboarding warned.
+    assert project_codes[0] == "onboarding.no_test_command"
 
     await sign_in(client, TOKEN)
     page = await (await client.get(f"/console/protocols/{run.id}")).text()
