@@ -45,6 +45,8 @@ class AgentResult(BaseModel):
     structured_output: dict[str, Any] | None = None
     files_changed: list[str] = Field(default_factory=list)
     commands_run: list[str] = Field(default_factory=list)
+    # Those of them the engine saw exit 0 (policy checks count only these as seen passing).
+    commands_passed: list[str] = Field(default_factory=list)
     usage: TokenUsage = TokenUsage()
     cost_usd: Decimal | None = None
     duration_ms: int = 0

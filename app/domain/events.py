@@ -61,6 +61,11 @@ _KINDS = [
     EventKind("plan.accepted", "A plan passed its guardrails and was written.", ("files", "steps", "commit")),
     EventKind("plan.rejected", "A plan failed its guardrails; nothing was written.", ("problems",)),
     EventKind(
+        "policy.finding",
+        "The policy pack asks for something the subject lacks (app/domain/findings.py: CATALOGUE).",
+        ("finding", "fingerprint", "project_id", "protocol_run_id", "step_run_id"),
+    ),
+    EventKind(
         "agent.started",
         "An agent run began.",
         ("agent_run_id", "stage", "engine", "model", "prompt_version"),

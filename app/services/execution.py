@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.agents import AgentResult
 from app.domain.commits import format_step_commit
 from app.domain.qa import Verdict
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
@@ -19,6 +20,7 @@ from app.services.agents import run_step_agent
 from app.services.budgets import check_budget
 from app.services.context import Services
 from app.services.events import record
+from app.services.findings import record_step_review, review_step
 from app.services.progress import defer_next_work
 from app.services.workspace import ensure_worktree
 from app.store import events, projects, protocols, steps
@@ -48,9 +50,13 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     # unless that very commit was rejected (CI, QA) or the operator asked for another go.
     sha = await worktree.find_step_commit(run.number, step.step_index)
     worked = sha is None or must_work_again(step, sha)
+    result: AgentResult | None = None
     if worked:
+        # Policy findings (issue 14): the step file before its agent runs; strict mode may block it.
+        if (stopped := await _policy_gate(svc, run, step, worktree)) is not None:
+            return stopped
         await check_budget(svc, project, run, step)
-        await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
+        result = await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
         number, index = run.number, step.step_index
         async with svc.database.transaction() as conn:
             # A worker that froze while its job was taken over must not commit over the new owner.
@@ -67,6 +73,10 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     # The head only moves forward: a fresh commit sits on top of it; a found one is checked.
     advances = worked or run.head_sha is None or await worktree.is_ancestor(run.head_sha, sha)
     stats = await worktree.diff_stats(f"{sha}^", sha)
+    # Policy findings (issue 14): what the step did (checks run, paths touched, artifacts), before QA.
+    done = {"commands_passed": result.commands_passed if result else None, "files_changed": stats.paths}
+    if (stopped := await _policy_gate(svc, run, step, worktree, ran=True, **done)) is not None:
+        return stopped
     pushed = await push_branch(svc, worktree, run)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step.id)
@@ -125,7 +135,7 @@ async def _run_agent(
     step: StepRun,
     worktree: GitRepository,
     instructions: str,
-) -> None:
+) -> AgentResult:
     _, result = await run_step_agent(
         svc,
         step,
@@ -137,6 +147,21 @@ async def _run_agent(
     )
     if not result.succeeded:
         raise AgentError(f"execution agent {result.status}: {result.error or 'no detail'}")
+    return result
+
+
+async def _policy_gate(
+    svc: Services, run: ProtocolRun, step: StepRun, worktree: GitRepository, **what: Any
+) -> StepRun | None:
+    """Record the step's policy findings; the step, blocked, when strict mode lets one block it."""
+    found, blocker = await review_step(svc, run, step, worktree.path, **what)
+    async with svc.database.transaction() as conn:
+        await steps.hold_lease(conn, step.id, step.lease or "")
+        reason = await record_step_review(conn, run, step, found, blocker)
+        if reason is None:
+            return None
+        await block_run(conn, run.id, reason)
+        return await steps.get(conn, step.id)
 
 
 async def push_branch(svc: Services, worktree: GitRepository, run: ProtocolRun) -> bool:

@@ -23,6 +23,7 @@ from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
+from app.services.findings import apply_plan_review, review_plan
 from app.services.progress import defer_next_work
 from app.services.workspace import branch_for, ensure_worktree
 from app.store import idempotency as idempotency_keys
@@ -186,12 +187,18 @@ async def _finish_planning(
         name = (await protocols.get(conn, run_id)).name
     # Read before the transaction opens: no disk I/O while it holds a connection and row locks.
     planned = await in_folder(worktree.path, name, _steps_from)
+    review = await review_plan(svc, run_id, worktree.path, name)  # policy findings (issue 14)
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
         existing = await steps.list_for_protocol(conn, run.id)
         if existing:
             raise ConflictError(f"protocol run {run.name} has steps already: it is never planned twice")
+        if review.blocker() is not None:  # strict mode: the plan's blocking finding stops the run here
+            blocked = await apply_plan_review(conn, run, review)
+            assert blocked is not None
+            return blocked
         await steps.create_many(conn, run.id, planned)
+        await apply_plan_review(conn, run, review)  # policy findings (issue 14): warnings only here
         run = await move_protocol(
             conn,
             run.id,

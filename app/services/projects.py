@@ -22,6 +22,7 @@ from app.services.context import Services
 from app.services.credentials import store_git_credential
 from app.services.engine_checks import require_project_engines
 from app.services.events import record
+from app.services.findings import review_project
 from app.services.workspace import checked_local_path, ensure_clone
 from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects
@@ -185,6 +186,7 @@ async def setup_project(svc: Services, project_id: int) -> Project:
                 local_path=str(repository.path),
                 base_branch=project.base_branch,
             )
+    await review_project(svc, project)  # policy findings (issue 14): onboarding readiness
     return project
 
 
@@ -254,6 +256,7 @@ async def answer_clarifications(
                 local_path=project.local_path,
                 base_branch=project.base_branch,
             )
+    await review_project(svc, project)  # policy findings (issue 14): the answers may settle some
     return project
 
 

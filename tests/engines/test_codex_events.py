@@ -148,6 +148,22 @@ def test_a_command_only_started_still_counts_once() -> None:
         event("item.started", item={**item, "id": "item_2", "command": "make test"}),
     ]
     assert parse_codex_events(lines).commands == ("sleep 100", "make test")
+    assert parse_codex_events(lines).commands_passed == ("sleep 100",)
+
+
+def test_only_commands_that_exited_zero_passed() -> None:
+    base = {"type": "command_execution", "status": "completed"}
+    lines = [
+        event("item.completed", item={**base, "id": "a", "command": "pytest -q", "exit_code": 1}),
+        event(
+            "item.completed", item={**base, "id": "b", "command": "ruff", "exit_code": 0, "status": "failed"}
+        ),
+        event("item.completed", item={**base, "id": "c", "command": "pytest -q", "exit_code": 0}),
+        event("item.completed", item={**base, "id": "d", "command": "make", "exit_code": None}),
+    ]
+    summary = parse_codex_events(lines)
+    assert summary.commands == ("pytest -q", "ruff", "pytest -q", "make")
+    assert summary.commands_passed == ("pytest -q",)
 
 
 def test_file_changes_count_when_applied() -> None:

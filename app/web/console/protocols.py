@@ -17,6 +17,7 @@ from app.services.context import Services
 from app.store import agent_runs, events, projects, protocols, steps
 from app.web import views
 from app.web.console.base import done, entity_id, form, form_version, params, render, services, stream_start
+from app.web.console.findings import findings_by_scope
 from app.web.scope import scoped
 
 routes = web.RouteTableDef()
@@ -42,8 +43,10 @@ async def protocol_page(request: web.Request) -> web.Response:
     view = await _live_view(request)
     async with services(request).database.read() as conn:
         feed = await events.recent(conn, protocol_run_id=view["run"].id, limit=FEED)
+        found = await findings_by_scope(conn, protocol_run_id=view["run"].id)
+    plan_html = await _plan(view["run"])
     return render(
-        request, "console/protocol.html", after=after, plan_html=await _plan(view["run"]), feed=feed, **view
+        request, "console/protocol.html", after=after, plan_html=plan_html, feed=feed, findings=found, **view
     )
 
 

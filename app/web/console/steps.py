@@ -12,6 +12,7 @@ from app.errors import NotFoundError
 from app.services import controls, quality
 from app.store import agent_runs, events, projects, protocols, steps
 from app.web.console.base import done, entity_id, form, form_version, params, render, services, stream_start
+from app.web.console.findings import findings_by_scope
 from app.web.console.format import agent_log
 from app.web.console.protocols import FEED
 from app.web.scope import scoped
@@ -33,7 +34,8 @@ async def step_page(request: web.Request) -> web.Response:
     view = await _live_view(request)
     async with services(request).database.read() as conn:
         feed = await events.recent(conn, step_run_id=view["step"].id, limit=FEED)
-    return render(request, "console/step.html", after=after, feed=feed, **view)
+        found = await findings_by_scope(conn, step_run_id=view["step"].id)
+    return render(request, "console/step.html", after=after, feed=feed, findings=found, **view)
 
 
 @routes.get("/steps/{step_id}/live")
