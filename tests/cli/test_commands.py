@@ -53,7 +53,22 @@ def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
 
 
 def tg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    """Run the CLI; one that outlives TIMEOUT is made to print every thread's stack (faulthandler on
+    SIGABRT), so a hang fails with where it hung."""
+    child = subprocess.Popen(
+        [CLI, *args],
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)
+        stdout, stderr = child.communicate()
+        raise AssertionError(f"{args} did not exit in {TIMEOUT} s\n{stdout}\n{stderr[-6000:]}") from None
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 def ok(env: dict[str, str], *args: str) -> str:
