@@ -61,6 +61,16 @@ _KINDS = [
     EventKind("plan.accepted", "A plan passed its guardrails and was written.", ("files", "steps", "commit")),
     EventKind("plan.rejected", "A plan failed its guardrails; nothing was written.", ("problems",)),
     EventKind(
+        "policy.applied",
+        "A run's effective policy was resolved and recorded when planning began.",
+        ("pack_key", "pack_version", "hash", "base_commit", "repo_local"),
+    ),
+    EventKind(
+        "project.policy_changed",
+        "A project's policy pack, overrides or modes changed.",
+        ("pack_key", "pack_version"),
+    ),
+    EventKind(
         "agent.started",
         "An agent run began.",
         ("agent_run_id", "stage", "engine", "model", "prompt_version"),

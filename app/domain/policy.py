@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-Text = Field(default=None, max_length=200)
-ShortList = Field(default_factory=list, max_length=100)
+Text: Any = Field(default=None, max_length=200)
+ShortList: Any = Field(default_factory=list, max_length=100)
 STRICTNESS = ("lenient", "normal", "strict")
 
 # Problem codes (the findings catalogue turns each into a finding of the same code).
