@@ -181,9 +181,14 @@ async def get_pack(request: web.Request, key: str) -> PackVersions:
 
 
 @api.route(
-    "GET", "/projects/{project_id}/policy", summary="The project's policy selection", tag="policy", scope=tenant(),
-    response=ProjectPolicy, errors=(404,),
-)  # fmt: skip
+    "GET",
+    "/projects/{project_id}/policy",
+    summary="The project's policy selection",
+    tag="policy",
+    scope=tenant(),
+    response=ProjectPolicy,
+    errors=(404,),
+)
 async def get_project_policy(request: web.Request, project_id: int) -> ProjectPolicy:
     async with services(request).database.read() as conn:
         return _project_policy(await project_store.get(conn, project_id))
