@@ -63,7 +63,7 @@ _KINDS = [
     EventKind(
         "policy.applied",
         "A run's effective policy was resolved and recorded when planning began.",
-        ("pack_key", "pack_version", "hash", "base_commit", "repo_local"),
+        ("pack_key", "pack_version", "hash", "base_commit", "repo_local", "problems"),
     ),
     EventKind(
         "project.policy_changed",

@@ -150,6 +150,7 @@ async def record_run_policy(svc: Services, run_id: int, repo: GitRepository, bas
             hash=resolved.hash,
             base_commit=base_commit,
             repo_local=layer is not None,
+            problems=[{"code": p.code, "message": p.message, "field": p.field} for p in resolved.problems],
         )
     return resolved
 

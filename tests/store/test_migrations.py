@@ -99,7 +99,8 @@ def test_existing_projects_get_the_default_pack_and_deprecated_packs_are_retired
             " SELECT 'old', '/srv/old', min(id) FROM organisations"
         )
         conn.execute(
-            "INSERT INTO policy_packs (key, version, name, status) VALUES ('legacy', '0.1', 'Legacy', 'deprecated')"
+            "INSERT INTO policy_packs (key, version, name, status)"
+            " VALUES ('legacy', '0.1', 'Legacy', 'deprecated')"
         )
     migrate.upgrade(url)
     with psycopg.connect(url, autocommit=True) as conn:

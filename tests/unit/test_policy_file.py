@@ -17,7 +17,11 @@ HOSTILE = {
     "billion laughs": ("policy.yml", LAUGHS.encode(), "anchors"),
     "50 MB": ("policy.yml", b"#" * (50 * 1024 * 1024), "larger than"),
     "10k-deep YAML flow": ("policy.yml", b"[" * 10_000 + b"]" * 10_000, "YAML"),
-    "deep YAML block": ("policy.yml", "".join(f"{' ' * i}a:\n" for i in range(200)).encode(), "nested deeper"),
+    "deep YAML block": (
+        "policy.yml",
+        "".join(f"{' ' * i}a:\n" for i in range(200)).encode(),
+        "nested deeper",
+    ),
     "10k-deep JSON": ("policy.json", b"[" * 10_000 + b"]" * 10_000, "nested deeper"),
     "python object tag": ("policy.yml", b"plan: !!python/object/apply:os.system [id]\n", "tags"),
     "any tag": ("policy.yml", b"plan: !!map {max_steps: 3}\n", "tags"),
