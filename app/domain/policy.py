@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.domain.visible import VisibleLine, VisibleText
+
 Text: Any = Field(default=None, max_length=200)
 ShortList: Any = Field(default_factory=list, max_length=100)
 STRICTNESS = ("lenient", "normal", "strict")
@@ -46,26 +48,28 @@ class _Shape(BaseModel):
 
 
 class EngineChoice(_Shape):
-    engine: str | None = Text
-    model: str | None = Text
+    engine: VisibleLine | None = Text
+    model: VisibleLine | None = Text
 
 
 class PlanPolicy(_Shape):
-    required_sections: list[str] = ShortList
+    required_sections: list[VisibleLine] = ShortList
     max_steps: int | None = Field(default=None, ge=1, le=500)
 
 
 class StepsPolicy(_Shape):
-    required_sections: list[str] = ShortList
+    required_sections: list[VisibleLine] = ShortList
 
 
 class ChecksPolicy(_Shape):
-    required: list[str] = Field(default_factory=list, max_length=50, description="Commands QA must see pass")
+    required: list[VisibleLine] = Field(
+        default_factory=list, max_length=50, description="Commands QA must see pass"
+    )
 
 
 class QaPolicy(_Shape):
-    engine: str | None = Text
-    model: str | None = Text
+    engine: VisibleLine | None = Text
+    model: VisibleLine | None = Text
     strictness: Literal["lenient", "normal", "strict"] = "normal"
     second_opinion: EngineChoice | None = None
 
@@ -89,24 +93,24 @@ class LimitsPolicy(_Shape):
 
 
 class GitPolicy(_Shape):
-    commit_convention: str | None = Text
+    commit_convention: VisibleLine | None = Text
 
 
 class PathsPolicy(_Shape):
-    forbidden: list[str] = Field(
+    forbidden: list[VisibleLine] = Field(
         default_factory=list, max_length=100, description="Globs agents must not touch"
     )
 
 
 class FindingsPolicy(_Shape):
-    blocking: list[str] = Field(
+    blocking: list[VisibleLine] = Field(
         default_factory=list, max_length=100, description="Codes that block in strict mode"
     )
 
 
 class OnboardingQuestion(_Shape):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    question: str = Field(min_length=1, max_length=500)
+    question: VisibleLine = Field(min_length=1, max_length=500)
     required: bool = False
 
 
@@ -117,7 +121,7 @@ class OnboardingPolicy(_Shape):
 class PolicyPack(_Shape):
     """A policy pack; also the shape of project overrides and repository files (all optional there)."""
 
-    description: str = Field(default="", max_length=2000)
+    description: VisibleText = Field(default="", max_length=2000)
     plan: PlanPolicy = Field(default_factory=PlanPolicy)
     steps: StepsPolicy = Field(default_factory=StepsPolicy)
     checks: ChecksPolicy = Field(default_factory=ChecksPolicy)

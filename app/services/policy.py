@@ -204,6 +204,12 @@ async def set_project_policy(
 
 async def _selectable(conn: AsyncConnection, key: str, version: str | None) -> PolicyPack:
     """The pack a project may newly pick: an active one (a draft or retired one is refused)."""
+    if not _KEY.match(key):
+        raise InvalidInputError(
+            "pack_key: lowercase letters, digits and '-', starting with a letter", field="pack_key"
+        )
+    if version is not None and not _VERSION.match(version):
+        raise InvalidInputError("pack_version: numbers separated by dots, such as 1.2", field="pack_version")
     try:
         pack = await (
             policy_packs.latest_active(conn, key) if version is None else policy_packs.get(conn, key, version)
@@ -258,8 +264,10 @@ async def catalogue(svc: Services) -> list[PolicyPack]:
 
 
 async def pack_versions(svc: Services, key: str) -> list[PolicyPack]:
-    async with svc.database.read() as conn:
-        found = await policy_packs.versions(conn, key)
+    found = []
+    if _KEY.match(key):  # else no pack has it: not worth a query (nor a NUL byte sent to the database)
+        async with svc.database.read() as conn:
+            found = await policy_packs.versions(conn, key)
     if not found:
         raise NotFoundError(f"no policy pack {key[:60]!r}", field="key")
     return found

@@ -122,3 +122,24 @@ async def test_a_draft_pack_cannot_be_picked(client, project) -> None:
         f"/projects/{project['id']}/policy", json={"pack_key": "beta", "pack_version": "0.1"}, headers=AUTH
     )
     assert response.status == 422
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "policy", {"pack_key": "default", "overrides": {"git": {"commit_convention": "a\u0000b"}}}),
+        ("PUT", "policy", {"pack_key": "default", "overrides": {"description": "x\u202ey"}}),
+        ("PUT", "policy", {"pack_key": "default", "pack_version": "1\u0000"}),
+        ("POST", None, {"key": "k", "version": "1", "name": "a\u0000", "pack": {}}),
+        ("POST", None, {"key": "k", "version": "1", "pack": {"paths": {"forbidden": ["a\u0000"]}}}),
+    ],
+)
+async def test_hidden_characters_are_a_422_never_a_500(client, project, method, path, body) -> None:
+    url = f"/projects/{project['id']}/policy" if path else "/policy_packs"
+    response = await client.request(method, url, json=body, headers=AUTH)
+    assert response.status == 422, await response.text()
+
+
+async def test_a_pack_key_that_no_pack_can_have_is_not_found(client) -> None:
+    assert (await client.get("/policy_packs/a%00b", headers=AUTH)).status == 422  # the path's text is checked
+    assert (await client.get("/policy_packs/A..b", headers=AUTH)).status == 404

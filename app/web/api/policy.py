@@ -13,6 +13,7 @@ from app.domain.policy import pack_schema
 from app.domain.policy_file import PATHS
 from app.domain.records import PolicyPack, Project
 from app.domain.scopes import CATALOGUE, SERVICE, tenant
+from app.domain.visible import VisibleLine
 from app.services import policy as policy_service
 from app.store import projects as project_store
 from app.web.api.common import services
@@ -59,14 +60,20 @@ class PackVersions(BaseModel):
 class PackCreate(Strict):
     key: str = PackKey
     version: str = PackVersionText
-    name: str | None = Field(None, min_length=1, max_length=80)
+    name: VisibleLine | None = Field(None, min_length=1, max_length=80)
     status: Literal["draft", "active"] = "active"
     pack: dict[str, Any] = Field(description="The pack (see GET /policy_packs/schema)")
 
 
 class ProjectPolicyUpdate(Strict):
     pack_key: str = PackKey
-    pack_version: str | None = Field(None, min_length=1, max_length=20, description="None: the latest active")
+    pack_version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        pattern=r"^[0-9]+(\.[0-9]+){0,2}$",
+        description="None: the latest active",
+    )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Pack fields to change; locked ones only tighten"
     )
