@@ -9,6 +9,7 @@ import click
 from app import __version__
 from app.cli.common import forget_environment, reports_errors, settings_for_command
 from app.cli.organisations import org
+from app.cli.policy import policy
 from app.cli.projects import project
 from app.cli.protocols import protocol
 from app.config import load_settings
@@ -89,6 +90,7 @@ def show_config(as_json: bool, reference: bool) -> None:
 cli.add_command(org)
 cli.add_command(project)
 cli.add_command(protocol)
+cli.add_command(policy)
 
 
 def main() -> None:

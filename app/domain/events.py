@@ -66,6 +66,16 @@ _KINDS = [
         ("finding", "fingerprint", "project_id", "protocol_run_id", "step_run_id"),
     ),
     EventKind(
+        "policy.applied",
+        "A run's effective policy was resolved and recorded when planning began.",
+        ("pack_key", "pack_version", "hash", "base_commit", "repo_local", "problems"),
+    ),
+    EventKind(
+        "project.policy_changed",
+        "A project's policy pack, overrides or modes changed.",
+        ("pack_key", "pack_version"),
+    ),
+    EventKind(
         "agent.started",
         "An agent run began.",
         ("agent_run_id", "stage", "engine", "model", "prompt_version"),

@@ -75,6 +75,7 @@ class Project(Record):
     policy_pack_version: str | None
     policy_overrides: dict[str, Any]
     policy_repo_local_enabled: bool
+    policy_strict: bool = False  # the pack's blocking findings block planning and execution
     # CI and forges: the repository as its forge names it (else read from git_url), and how many
     # automatic fix-CI runs a step may get (None: TASKSGODZILLA_FIX_CI_ATTEMPTS).
     forge_repo: str | None = None

@@ -104,6 +104,9 @@ class Scope:
 
 PUBLIC = Scope(Access.PUBLIC)
 SERVICE = Scope(Access.OPERATOR)
+# Service-wide reference data any credential may read (the policy pack catalogue): nothing in it
+# belongs to a tenant, so there is nothing to narrow.
+CATALOGUE = Scope(Access.PROJECT, narrows=True)
 
 
 def tenant(lowest: Level = Level.PROJECT, *, narrows: bool = False, multi: tuple[str, ...] = ()) -> Scope:

@@ -141,3 +141,26 @@ def push_was_rejected(porcelain: bytes | str) -> bool:
         if flag == "!" and "\t[rejected]" in rest:
             return True
     return False
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of `git ls-tree -l -z`: mode (`120000` is a symlink), kind, object, size, path."""
+
+    mode: str
+    kind: str
+    sha: str
+    size: int | None  # None for what is not a blob
+    path: str
+
+
+def parse_ls_tree_long(out: bytes) -> list[TreeEntry]:
+    """Entries of `git ls-tree -l -z`: `<mode> SP <type> SP <object> SP+ <size> TAB <path> NUL`."""
+    entries = []
+    for record in out.split(b"\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition(b"\t")
+        mode, kind, sha, size = meta.decode("ascii").split()
+        entries.append(TreeEntry(mode, kind, sha, int(size) if size.isdigit() else None, os.fsdecode(path)))
+    return entries

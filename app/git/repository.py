@@ -29,10 +29,12 @@ from app.git.credentials import CredentialSource, constant_source, split_credent
 from app.git.locks import repository_lock
 from app.git.parsing import (
     DiffStats,
+    TreeEntry,
     Worktree,
     parse_log_subjects,
     parse_ls_remote_heads,
     parse_ls_remote_refs,
+    parse_ls_tree_long,
     parse_numstat,
     parse_status_paths,
     parse_worktrees,
@@ -332,3 +334,22 @@ class GitRepository(RepositoryPlumbing):
                 "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--no-ahead-behind"
             )
         return parse_status_paths(result.stdout)
+
+    async def file_at(
+        self, commit: str, path: str, *, max_bytes: int
+    ) -> tuple[TreeEntry | None, bytes | None]:
+        """The tree entry of `path` at `commit` (None: no such file) and its content, which is None
+        unless it is a regular file of at most `max_bytes` (its size is read first: a big blob is never
+        loaded; a symlink's target is never followed)."""
+        check_revision(commit, field="commit")
+        async with self._locked():
+            listing = await self._git(
+                "ls-tree", "-l", "-z", "--full-tree", "--end-of-options", commit, "--", path
+            )
+            entry = next((e for e in parse_ls_tree_long(listing.stdout) if e.path == path), None)
+            if entry is None or entry.kind != "blob" or entry.mode not in ("100644", "100755"):
+                return entry, None
+            if entry.size is None or entry.size > max_bytes:
+                return entry, None
+            blob = await self._git("cat-file", "blob", entry.sha)
+        return entry, blob.stdout

@@ -23,7 +23,8 @@ from app.services.agents import Subject, run_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
-from app.services.findings import apply_plan_review, review_plan
+from app.services.findings import apply_plan_review, record_policy_problems, review_plan
+from app.services.policy import record_run_policy
 from app.services.progress import defer_next_work
 from app.services.workspace import branch_for, ensure_worktree
 from app.store import idempotency as idempotency_keys
@@ -105,6 +106,13 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
         return run  # planned already, or cancelled meanwhile: nothing to do
     worktree = await ensure_worktree(svc, project, run)
     commit = await worktree.find_step_commit(run.number, 0)
+    # The policy is read at the base commit: before the plan's commit, HEAD is the base.
+    policy = await record_run_policy(
+        svc, run.id, worktree, await worktree.head_sha() if commit is None else f"{commit}~1"
+    )
+    if policy.problems:  # a refused repository file or override: findings, and the run goes on
+        async with svc.database.transaction() as conn:
+            await record_policy_problems(conn, run, [(p.code, p.message) for p in policy.problems])
     if commit is None:
         plan = await _ask_for_plan(svc, run, worktree)
         async with svc.database.transaction() as conn:

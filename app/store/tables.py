@@ -112,10 +112,13 @@ projects = Table(
     Column("ci_provider", Text),
     Column("status", Text, nullable=False, server_default=ProjectStatus.PENDING.value),
     *_engine_choices(),
-    Column("policy_pack_key", Text),
+    # The project's policy pack: its key, and its version (NULL: the latest active version).
+    Column("policy_pack_key", Text, server_default="default"),
     Column("policy_pack_version", Text),
     Column("policy_overrides", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("policy_repo_local_enabled", Boolean, nullable=False, server_default=text("false")),
+    # Strict mode: the pack's blocking finding codes block planning and execution.
+    Column("policy_strict", Boolean, nullable=False, server_default=text("false")),
     # SHA-256 of the project's own API token (X-Project-Token); the token itself is never stored.
     Column("api_token_hash", Text),
     # Last protocol number handed out: the row lock on increment makes NNNN unique without races.
@@ -162,6 +165,7 @@ protocol_runs = Table(
     Column("policy_pack_key", Text),
     Column("policy_pack_version", Text),
     Column("policy_effective_hash", Text),
+    Column("policy_effective", JSONB),  # the merged policy the run was planned under
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     *_timestamps(),
@@ -325,7 +329,7 @@ policy_packs = Table(
     Column("pack", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     *_timestamps(),
     UniqueConstraint("key", "version"),
-    CheckConstraint("status IN ('active', 'deprecated', 'draft')", name="status_known"),
+    CheckConstraint("status IN ('draft', 'active', 'retired')", name="status_known"),
 )
 
 

@@ -9,6 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from app.domain.policy import validate_pack
 from app.store import migrate
 from app.store.database import with_driver
 from app.store.tables import metadata
@@ -73,10 +74,46 @@ def test_upgrade_downgrade_upgrade(empty_database_url):
     assert _diff(url) == []
 
 
-def test_the_default_policy_pack_is_seeded(database_url):
+def test_the_seeded_policy_packs_are_valid_packs(database_url):
     with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT key, version, pack->'enforcement'->>'mode' FROM policy_packs").fetchall()
-    assert row == [("default", "1.0", "warn")]
+        rows = conn.execute("SELECT key, version, status, pack FROM policy_packs ORDER BY key").fetchall()
+    assert [(key, version, status) for key, version, status, _ in rows] == [
+        ("default", "1.0", "active"),
+        ("starter", "1.0", "active"),
+        ("strict", "1.0", "active"),
+    ]
+    packs = {key: validate_pack(pack) for key, _, _, pack in rows}
+    assert packs["default"]["plan"]["required_sections"] == []
+    assert packs["strict"]["auto_merge"] is False
+    assert packs["strict"]["qa"]["second_opinion"] is not None
+    assert "paths.forbidden" in packs["strict"]["locked"]
+
+
+def test_existing_projects_get_the_default_pack_and_deprecated_packs_are_retired(empty_database_url):
+    """0014: a project without a pack is put on default@1.0; a new one gets `default`, latest active."""
+    url = empty_database_url
+    migrate.upgrade(url, "0013")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO projects (name, local_path, organisation_id)"
+            " SELECT 'old', '/srv/old', min(id) FROM organisations"
+        )
+        conn.execute(
+            "INSERT INTO policy_packs (key, version, name, status)"
+            " VALUES ('legacy', '0.1', 'Legacy', 'deprecated')"
+        )
+    migrate.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO projects (name, local_path, organisation_id)"
+            " SELECT 'new', '/srv/new', min(id) FROM organisations"
+        )
+        projects = conn.execute(
+            "SELECT name, policy_pack_key, policy_pack_version, policy_strict FROM projects ORDER BY id"
+        ).fetchall()
+        legacy = conn.execute("SELECT status FROM policy_packs WHERE key = 'legacy'").fetchone()
+    assert projects == [("old", "default", "1.0", False), ("new", "default", None, False)]
+    assert legacy == ("retired",)
 
 
 def test_procrastinate_can_use_the_migrated_schema(database_url):

@@ -247,5 +247,10 @@ async def test_policy_packs_are_listed_and_fetched(database):
         fetched = await policy_packs.get(conn, "default", "1.0")
         with pytest.raises(NotFoundError, match=r"policy pack default@9\.9 not found"):
             await policy_packs.get(conn, "default", "9.9")
-    assert listed == [fetched]
-    assert fetched.pack["requirements"]["step_sections"] == ["Goal", "Key files", "Sub-tasks", "Workflow"]
+        latest = await policy_packs.latest_active(conn, "strict")
+        with pytest.raises(NotFoundError, match="no active version"):
+            await policy_packs.latest_active(conn, "nope")
+    assert [(p.key, p.version) for p in listed] == [("default", "1.0"), ("starter", "1.0"), ("strict", "1.0")]
+    assert fetched in listed
+    assert fetched.description == fetched.pack["description"]
+    assert latest.key == "strict"

@@ -38,12 +38,10 @@ async def _start(database_url, aiohttp_client, tmp_path, *, strict: bool, pack=P
     await wait_for(lambda: project_ready(svc, project.id), what="setup")
     async with svc.database.transaction() as conn:
         await conn.execute(insert(policy_packs).values(key="team", version="1.0", name="Team", pack=pack))
-        # Strict mode from the overrides until projects carry policy-core's column.
-        overrides = {"strict": True} if strict else {}
         await conn.execute(
             update(project_rows)
             .where(project_rows.c.id == project.id)
-            .values(policy_pack_key="team", policy_pack_version="1.0", policy_overrides=overrides)
+            .values(policy_pack_key="team", policy_pack_version="1.0", policy_strict=strict)
         )
     run = await planning.create_protocol(svc, project.id, title="Two parts")
     await planning.start_protocol(svc, run.id)
@@ -117,7 +115,7 @@ async def test_in_strict_mode_the_same_plan_blocks_the_run_with_the_finding_as_r
     # Strict mode off, started again: the committed plan is evaluated again, warns (once), and runs.
     async with svc.database.transaction() as conn:
         await conn.execute(
-            update(project_rows).where(project_rows.c.id == run.project_id).values(policy_overrides={})
+            update(project_rows).where(project_rows.c.id == run.project_id).values(policy_strict=False)
         )
     await planning.start_protocol(svc, run.id)
 
@@ -169,9 +167,7 @@ async def test_in_strict_mode_a_step_file_finding_blocks_before_any_agent_runs(
     async with svc.database.transaction() as conn:
         first = (await steps.list_for_protocol(conn, run.id))[0]
         await conn.execute(
-            update(project_rows)
-            .where(project_rows.c.id == run.project_id)
-            .values(policy_overrides={"strict": True})
+            update(project_rows).where(project_rows.c.id == run.project_id).values(policy_strict=True)
         )
     tried = len((await (await client.get(f"/steps/{first.id}/agent_runs", headers=AUTH)).json())["items"])
     await controls.retry_step(svc, first.id)

@@ -1,0 +1,75 @@
+"""A run records the policy it was planned under: pack, overrides and the repository's file at its base
+commit; a hostile repository file leaves the run on the central policy, with the reason recorded."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.domain.statuses import ProtocolStatus as P
+from app.services import planning, projects
+from app.services.policy import policy_for_project, policy_for_run, set_project_policy
+from app.store import events, protocols
+from app.store import projects as project_store
+from tests.support.workflow import git, make_repos, running_worker, wait_for, workflow_settings
+
+GOOD = b"plan:\n  max_steps: 6\nchecks:\n  required: ['make test']\n"
+HOSTILE = b"a: &a [x, x]\nb: [*a, *a]\n"
+
+
+def _push_policy(local, data: bytes) -> None:
+    folder = local / ".tasksgodzilla"
+    folder.mkdir()
+    (folder / "policy.yml").write_bytes(data)
+    git("add", "-A", cwd=local)
+    git("-c", "user.name=Seed", "-c", "user.email=seed@example.test", "commit", "-qm", "policy", cwd=local)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=local)
+
+
+@pytest.mark.parametrize("hostile", [False, True])
+async def test_a_run_records_its_policy_when_planning_starts(database_url, tmp_path, hostile):
+    repos = make_repos(tmp_path)
+    _push_policy(repos.local, HOSTILE if hostile else GOOD)
+    settings = workflow_settings(tmp_path)
+    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+
+        async def ready():
+            async with svc.database.transaction() as conn:
+                return (await project_store.get(conn, project.id)).status == "ready"
+
+        await wait_for(ready, what="project setup")
+        await set_project_policy(
+            svc, project.id, pack_key="strict", overrides={"plan": {"max_steps": 10}}, repo_local_enabled=True
+        )
+        run = await planning.create_protocol(svc, project.id, title="Write two parts")
+        await planning.start_protocol(svc, run.id)
+
+        async def planned():
+            async with svc.database.transaction() as conn:
+                status = (await protocols.get(conn, run.id)).status
+            return status not in (P.PENDING, P.PLANNING)
+
+        await wait_for(planned, what="planning to finish")
+        recorded = await policy_for_run(svc, run.id)
+        central = await policy_for_project(svc, project.id)
+        await set_project_policy(svc, project.id, pack_key="default")  # later changes leave the run alone
+        after = await policy_for_run(svc, run.id)
+        async with svc.database.transaction() as conn:
+            run = await protocols.get(conn, run.id)
+            [applied] = await events.list_page(conn, protocol_run_id=run.id, event_types=["policy.applied"])
+
+    assert (run.policy_pack_key, run.policy_pack_version) == ("strict", "1.0")
+    assert run.policy_effective_hash == recorded.hash == after.hash
+    assert after.policy == recorded.policy
+    if hostile:
+        assert recorded.policy == central.policy  # the central policy applies
+        assert recorded.policy["plan"]["max_steps"] == 10
+        assert [p["code"] for p in applied.payload["problems"]] == ["policy.repo_local_invalid"]
+        assert "anchors" in applied.payload["problems"][0]["message"]
+    else:
+        assert recorded.policy["plan"]["max_steps"] == 6  # the repository's file is the last layer
+        assert recorded.policy["checks"]["required"] == ["make test"]  # locked list: may grow
+        assert applied.payload["problems"] == []
+        assert applied.payload["repo_local"] is True
