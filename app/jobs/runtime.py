@@ -17,14 +17,16 @@ import contextlib
 import functools
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import procrastinate
 import psycopg
 import psycopg_pool
 from procrastinate.connector import Notify
+from procrastinate.worker import Worker
 
 from app.config import Settings
 from app.engines.base import Engine
@@ -148,35 +150,69 @@ async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.set_autocommit(True)
 
 
-async def keep_working(work: Callable[[], Awaitable[None]], *, name: str) -> None:
-    """Run `work` (a Procrastinate worker) until cancelled, starting it again whenever it ends.
+class Stoppable(Protocol):
+    """What keep_working needs of a worker: Procrastinate's Worker is one."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def keep_working(make_worker: Callable[[], Stoppable], *, name: str, stopping: asyncio.Event) -> None:
+    """Run a worker until `stopping` is set, starting a new one whenever one ends by itself.
 
     Procrastinate stops a worker whose side task failed (its heartbeat or periodic defer outlasted
     the pool's wait for the database) or whose fetch failed (its row was pruned while it was
-    frozen: a foreign key violation); it then returns, or raises. Either way, without this, the
-    process would live on without that worker.
+    frozen: a foreign key violation); it then returns, or raises. Without this, the process would
+    live on without that worker. A stop is asked for with the worker's own `stop()` (its running
+    jobs finish), never by cancelling it: a cancel that lands while the worker starts can be
+    swallowed between two database calls, and the worker would then never stop.
     """
     backoff = Backoff(RESTART_PAUSES)
-    while True:
+    while not stopping.is_set():
         started = time.monotonic()
         error = None
         try:
-            await work()
+            await _run_until_stopped(make_worker(), stopping)
         except Exception as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                # Cancelled, and the graceful stop then failed (the database is away): still a stop.
-                raise asyncio.CancelledError from exc
+            if stopping.is_set():
+                return  # the graceful stop failed (the database is away): still a stop
             error = repr(exc)
+        if stopping.is_set():
+            return
         pause = backoff.after(time.monotonic() - started)
         log.warning(
             "a job worker stopped by itself; starting it again", worker=name, error=error, pause_seconds=pause
         )
-        await asyncio.sleep(pause)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), pause)
 
 
-async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> None:
-    """Work until cancelled: a Procrastinate worker per queue (QUEUES), each kept working."""
+async def _run_until_stopped(worker: Stoppable, stopping: asyncio.Event) -> None:
+    """`worker.run()` until it ends by itself, or `stopping` is set and it has stopped gracefully."""
+    running = asyncio.ensure_future(worker.run())
+    # One turn of the loop: the worker's run() resets its own stop request before its first await,
+    # so it must have started before a stop() can stick.
+    await asyncio.sleep(0)
+    watching = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            worker.stop()
+        await running
+    except asyncio.CancelledError:
+        running.cancel()  # cancelled from outside (a second Ctrl-C): its jobs go to another worker
+        with contextlib.suppress(BaseException):
+            await running
+        raise
+    finally:
+        watching.cancel()
+
+
+async def run_worker(
+    app: procrastinate.App, svc: Services, *, stopping: asyncio.Event, name: str | None = None
+) -> None:
+    """Work until `stopping` is set: a Procrastinate worker per queue (QUEUES), each kept working."""
     settings = svc.settings
     base = name or f"{socket.gethostname()}-worker"
     common: dict[str, Any] = {
@@ -193,17 +229,26 @@ async def run_worker(app: procrastinate.App, svc: Services, *, name: str | None 
         JOB_QUEUE: settings.worker_concurrency,
         DUTY_QUEUE: len(duties(settings.scheduler_interval_seconds)),
     }
+    app.perform_import_paths()
     async with asyncio.TaskGroup() as workers:
         for queue in QUEUES:
             worker_name = base if queue == JOB_QUEUE else f"{base}-{queue}"
             options = {"name": worker_name, "queues": [queue], "concurrency": concurrency[queue], **common}
-            work = functools.partial(app.run_worker_async, **options)
-            workers.create_task(keep_working(work, name=worker_name))
+            make = functools.partial(Worker, app=app, **{**app.worker_defaults, **options})
+            workers.create_task(keep_working(make, name=worker_name, stopping=stopping))
+
+
+# The stop flag of each worker task start_worker made.
+_STOPPING: weakref.WeakKeyDictionary[asyncio.Task[None], asyncio.Event] = weakref.WeakKeyDictionary()
 
 
 def start_worker(app: procrastinate.App, svc: Services, *, name: str | None = None) -> asyncio.Task[None]:
     """The worker as a background task whose unexpected end is logged, never silent."""
-    task = asyncio.create_task(run_worker(app, svc, name=name), name="tasksgodzilla-worker")
+    stopping = asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(app, svc, name=name, stopping=stopping), name="tasksgodzilla-worker"
+    )
+    _STOPPING[task] = stopping
 
     def report(done: asyncio.Task[None]) -> None:
         if not done.cancelled() and done.exception() is not None:
@@ -214,6 +259,12 @@ def start_worker(app: procrastinate.App, svc: Services, *, name: str | None = No
 
 
 async def stop_worker(task: asyncio.Task[None]) -> None:
-    task.cancel()
+    """Stop the worker gracefully (its running jobs finish) and wait until it has; cancelling the
+    caller meanwhile cancels the worker (its jobs are then left to another worker)."""
+    stopping = _STOPPING.get(task)
+    if stopping is None:
+        task.cancel()
+    else:
+        stopping.set()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task

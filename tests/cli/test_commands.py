@@ -116,7 +116,7 @@ def test_a_protocol_runs_to_completion_printing_its_events(project_env):
     lines = out.splitlines()
     assert lines[0] == "demo/0001: started"
     printed = [line.split()[1] for line in lines[1:-1]]
-    assert printed[:3] == ["protocol.planning", "agent.started", "agent.finished"]
+    assert printed[:4] == ["protocol.planning", "policy.applied", "agent.started", "agent.finished"]
     assert printed.count("step.completed") == 2
     assert printed[-1] == "protocol.completed"
     assert all(re.match(r"\d\d:\d\d:\d\d  \S+ +\S", line) for line in lines[1:-1]), out
