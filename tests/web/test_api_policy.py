@@ -143,3 +143,15 @@ async def test_hidden_characters_are_a_422_never_a_500(client, project, method, 
 async def test_a_pack_key_that_no_pack_can_have_is_not_found(client) -> None:
     assert (await client.get("/policy_packs/a%00b", headers=AUTH)).status == 422  # the path's text is checked
     assert (await client.get("/policy_packs/A..b", headers=AUTH)).status == 404
+
+
+async def test_a_run_not_planned_yet_answers_with_its_projects_central_policy(client, project) -> None:
+    from app.services.policy import policy_for_project, policy_for_run
+    from app.web.keys import SERVICES
+
+    created = await client.post(f"/projects/{project['id']}/protocols", json={"title": "Later"}, headers=AUTH)
+    assert created.status == 201, await created.text()
+    svc = client.app[SERVICES]
+    before = await policy_for_run(svc, (await created.json())["id"])
+    assert before == await policy_for_project(svc, project["id"])
+    assert (before.pack_key, before.pack_version, before.strict) == ("default", "1.0", False)
