@@ -109,6 +109,12 @@ CATALOGUE: dict[str, Entry] = {
         "An override tried to loosen a field the pack locks; the pack's value applies.",
         "Remove the override of a locked field, or ask for a pack that allows it.",
     ),
+    "policy.pack_invalid": Entry(
+        "warning",
+        "planning",
+        "The project's pack does not pass the pack schema; none of it applies (no requirements).",
+        "Publish a corrected version of the pack and select it.",
+    ),
 }
 
 

@@ -112,9 +112,10 @@ CASES: list[tuple[str, Any, list[str]]] = [
             [
                 ("policy.repo_local_invalid", "too deep"),
                 ("policy.override_refused", "paths.forbidden is locked"),
+                ("policy.pack_invalid", "plan.max_steps: not an integer"),
             ]
         ),
-        ["policy.repo_local_invalid", "policy.override_refused"],
+        ["policy.repo_local_invalid", "policy.override_refused", "policy.pack_invalid"],
     ),
     ("empty policy finds nothing to require", lambda: evaluate_protocol({}, "", {"01-a.md": ""}), []),
 ]
