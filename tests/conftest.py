@@ -51,9 +51,12 @@ _OWN_BASETEMP = pytest.StashKey[str]()
 @pytest.fixture(scope="session", autouse=True)
 def agents_reach_the_interpreter() -> None:
     """As root, agents run as another user (app.engines.agent_user), and the scripted agents run
-    under this interpreter: the folders above it must let that user through (pyenv's are in /root)."""
+    under this interpreter from this checkout: the folders above them must let that user through
+    (pyenv's are in /root; a checkout may be in a private temporary folder)."""
     if os.geteuid() == 0:
         open_for_traversal(Path(sys.executable).resolve().parent)
+        open_for_traversal(Path(sys.executable).parent)
+        open_for_traversal(Path(__file__).resolve().parents[1])
 
 
 @pytest.fixture(autouse=True)
