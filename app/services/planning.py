@@ -12,6 +12,7 @@ from app.domain.actions import RunAction, run_action_refusal
 from app.domain.commits import planning_commit
 from app.domain.naming import check_task_title, slugify
 from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_title
+from app.domain.policy_prompt import planning_requirements
 from app.domain.protocol_files import protocol_folder, step_index_of
 from app.domain.records import Project, ProjectStatus, ProtocolRun, Stage
 from app.domain.statuses import ProtocolStatus as P
@@ -24,7 +25,7 @@ from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
 from app.services.findings import apply_plan_review, record_policy_problems, review_plan
-from app.services.policy import record_run_policy
+from app.services.policy import policy_for_run, record_run_policy
 from app.services.progress import defer_next_work
 from app.services.workspace import branch_for, ensure_worktree
 from app.store import idempotency as idempotency_keys
@@ -142,6 +143,7 @@ async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository
         task_description=run.description or "(no further description)",
         plan_template=prompts.load("plan_template").text,
         step_template=prompts.load("step_template").text,
+        policy_requirements=planning_requirements((await policy_for_run(svc, run.id)).policy),
     )
     _, result = await run_agent(
         svc,

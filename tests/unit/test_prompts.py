@@ -29,6 +29,7 @@ def test_values_are_inserted_verbatim():
         task_description="Use $HOME carefully",
         plan_template=prompts.load("plan_template").text,
         step_template=prompts.load("step_template").text,
+        policy_requirements="- $none",
     )
     assert "Task: Add login ($title) ${injected}" in text
     assert "Use $HOME carefully" in text
@@ -54,6 +55,7 @@ def test_placeholders_are_the_documented_ones(name):
             "task_description",
             "plan_template",
             "step_template",
+            "policy_requirements",
         },
         "execution": {
             "branch_name",

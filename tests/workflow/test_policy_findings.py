@@ -4,6 +4,7 @@ the same plan blocks the run with the finding as the reason."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -16,7 +17,14 @@ from app.store.tables import projects as project_rows
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.console.support import sign_in
-from tests.support.workflow import make_repos, project_ready, run_status, wait_for, workflow_settings
+from tests.support.workflow import (
+    make_repos,
+    project_ready,
+    run_status,
+    shared_with_agents,
+    wait_for,
+    workflow_settings,
+)
 
 TOKEN = "api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -55,14 +63,19 @@ async def _codes(client, path: str) -> list[str]:
 
 
 async def test_a_plan_missing_a_required_section_is_a_finding_in_api_and_console(
-    database_url, aiohttp_client, tmp_path
+    database_url, aiohttp_client, tmp_path, monkeypatch
 ):
+    prompts = shared_with_agents(tmp_path / "prompts.jsonl")
+    monkeypatch.setenv("AGENT_PROMPT_LOG", str(prompts))
     client, svc, run = await _start(database_url, aiohttp_client, tmp_path, strict=False)
 
     async def completed():
         return await run_status(svc, run.id) == "completed"
 
     await wait_for(completed, seconds=120, what="completion despite warnings")
+    planning = next(json.loads(line) for line in prompts.read_text().splitlines() if '"planning"' in line)
+    assert "plan.md must have these sections, each as a `##` heading: `Goal`, `Risks`." in planning["prompt"]
+    assert "these checks: `pytest -q`" in planning["prompt"]
     found = await (await client.get(f"/protocols/{run.id}/policy/findings", headers=AUTH)).json()
     on_run = [i["finding"] for i in found["items"] if i["step_run_id"] is None]
     assert [(f["code"], f["metadata"]) for f in on_run] == [
