@@ -13,6 +13,7 @@ from app.domain.workflow import JobName, Work, setup_work
 from app.jobs.fencing import FencedJobManager, holds
 from app.store import jobs
 from app.store.database import with_driver
+from tests.support.workflow import wait_for
 
 
 async def _jobs(database) -> list[tuple[str, str, str, dict]]:
@@ -67,17 +68,31 @@ async def test_a_worker_is_woken_by_the_commit_and_runs_the_job(database, databa
             app.run_worker_async(install_signal_handlers=False, fetch_job_polling_interval=3600, wait=True)
         )
         try:
+            # Deferred once the worker listens: a job committed between its first fetch and its
+            # LISTEN would wait for the next poll (in production, TASKSGODZILLA_WORKER_POLL_SECONDS).
+            await wait_for(lambda: _listening(database), what="the worker's LISTEN")
             async with database.transaction() as conn:
                 await jobs.defer(
                     conn, Work(JobName.PROJECT_SETUP, (("project_id", 42),), "setup:42", "setup:42")
                 )
-            # Polling is an hour away: the worker sees the committed job through its NOTIFY (or its
-            # first fetch at start-up), never by waiting for a poll.
+            # Polling is an hour away: the worker sees the committed job through its NOTIFY, never by
+            # waiting for a poll.
             assert await asyncio.wait_for(ran.get(), timeout=60) == 42
         finally:
             worker.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await worker
+
+
+async def _listening(database) -> bool:
+    async with database.read() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query ILIKE 'LISTEN%procrastinate%'"
+            )
+        )
+        return found.scalar_one() > 0
 
 
 async def test_a_late_try_of_a_taken_over_job_changes_nothing(database, database_url):
