@@ -23,7 +23,15 @@ from app.web.scope import resolved
 api = Api()
 
 
-async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
+async def settled_batch(
+    request: web.Request,
+    start: store.Position | int | None,
+    event_types: list[str] | None,
+    limit: int,
+    **scope: int,
+) -> store.Batch:
+    """Events after `start` of the resource named in `scope` (a 404 when it does not exist), oldest
+    first: the event pages' and the findings pages' one read."""
     async with services(request).database.read() as conn:
         if "project_id" in scope:
             await projects.get(conn, scope["project_id"])
@@ -31,10 +39,12 @@ async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
             await protocols.get(conn, scope["protocol_run_id"])
         if "step_run_id" in scope:
             await steps.get(conn, scope["step_run_id"])
-        after = await store.start_at(conn, query.start(), from_now=False)
-        batch = await store.read_after(
-            conn, after, event_types=query.type or None, limit=query.limit, **scope
-        )
+        after = await store.start_at(conn, start, from_now=False)
+        return await store.read_after(conn, after, event_types=event_types, limit=limit, **scope)
+
+
+async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
+    batch = await settled_batch(request, query.start(), query.type or None, query.limit, **scope)
     # Oldest first; the cursor of the last item always continues (new events may come).
     return {
         "items": [placed.event for placed in batch.settled],

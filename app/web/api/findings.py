@@ -14,9 +14,7 @@ from pydantic import BaseModel, Field
 from app.domain.findings import Finding
 from app.domain.scopes import tenant
 from app.services.findings import FINDING_EVENT
-from app.store import events as store
-from app.store import projects, protocols, steps
-from app.web.api.common import services
+from app.web.api.events import settled_batch
 from app.web.api.models import Page, PageQuery, decode_event_cursor, encode_event_cursor
 from app.web.api.registry import Api
 
@@ -42,15 +40,8 @@ class RecordedFinding(BaseModel):
 
 
 async def _page(request: web.Request, query: FindingsQuery, **scope: int) -> dict:
-    async with services(request).database.read() as conn:
-        if "project_id" in scope:
-            await projects.get(conn, scope["project_id"])
-        if "protocol_run_id" in scope:
-            await protocols.get(conn, scope["protocol_run_id"])
-        if "step_run_id" in scope:
-            await steps.get(conn, scope["step_run_id"])
-        after = await store.start_at(conn, decode_event_cursor(query.cursor, field="cursor"), from_now=False)
-        batch = await store.read_after(conn, after, event_types=[FINDING_EVENT], limit=query.limit, **scope)
+    start = decode_event_cursor(query.cursor, field="cursor")
+    batch = await settled_batch(request, start, [FINDING_EVENT], query.limit, **scope)
     items = [
         RecordedFinding(
             event_id=event.id,
