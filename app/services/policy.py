@@ -171,11 +171,7 @@ async def set_project_policy(
         project = await projects.get(conn, project_id)
         pack = await _selectable(conn, pack_key, pack_version)
         overrides = project.policy_overrides if overrides is None else overrides
-        try:
-            loosened = loosened_fields(pack.pack, overrides)
-        except ValidationError as error:
-            field, message = errors_of(error)[0]
-            raise InvalidInputError(f"overrides.{field}: {message}", field=f"overrides.{field}") from None
+        loosened = _loosened(pack, overrides)
         if loosened:
             raise InvalidInputError(
                 f"overrides.{loosened[0]}: locked by pack {pack.key}@{pack.version}, it cannot be loosened",
@@ -200,6 +196,43 @@ async def set_project_policy(
             pack_version=pack_version,
         )
     return project
+
+
+async def preview_project_policy(
+    svc: Services,
+    project_id: int,
+    *,
+    pack_key: str,
+    pack_version: str | None,
+    overrides: dict[str, Any],
+    strict: bool,
+) -> RunPolicy:
+    """The central policy the project would have with this selection, saving nothing: the same checks
+    as `set_project_policy` (an active pack, overrides of the pack shape), except that an override
+    loosening a locked field is one of the `problems` (saving it is refused)."""
+    async with svc.database.read() as conn:
+        await projects.get(conn, project_id)
+        pack = await _selectable(conn, pack_key, pack_version)
+    _loosened(pack, overrides)
+    effective, problems = merge(pack.pack, overrides)
+    return RunPolicy(
+        policy=effective,
+        hash=policy_hash(effective),
+        strict=strict,
+        pack_key=pack.key,
+        pack_version=pack.version,
+        problems=tuple(problems),
+    )
+
+
+def _loosened(pack: PolicyPack, overrides: Any) -> list[str]:
+    """The locked fields of `pack` the overrides would loosen; an InvalidInputError naming the field
+    when the overrides are not of the pack shape."""
+    try:
+        return loosened_fields(pack.pack, overrides)
+    except ValidationError as error:
+        field, message = errors_of(error)[0]
+        raise InvalidInputError(f"overrides.{field}: {message}", field=f"overrides.{field}") from None
 
 
 async def _selectable(conn: AsyncConnection, key: str, version: str | None) -> PolicyPack:
