@@ -198,7 +198,7 @@ async def _discover(svc: Services, project: Project, repo: Path) -> None:
         svc,
         Subject(project.id),
         stage=Stage.DISCOVERY,
-        choice=engine_for(svc, Stage.DISCOVERY, project),
+        choice=await engine_for(svc, Stage.DISCOVERY, project),
         prompt=prompt,
         prompt_version=template.version,
         workdir=repo,

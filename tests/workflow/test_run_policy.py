@@ -9,10 +9,18 @@ import pytest
 
 from app.domain.statuses import ProtocolStatus as P
 from app.services import planning, projects
-from app.services.policy import policy_for_project, policy_for_run, set_project_policy
-from app.store import events, protocols
+from app.services.policy import create_pack, policy_for_project, policy_for_run, set_project_policy
+from app.store import agent_runs, events, protocols
 from app.store import projects as project_store
-from tests.support.workflow import git, make_repos, running_worker, wait_for, workflow_settings
+from tests.support.workflow import (
+    git,
+    make_repos,
+    project_ready,
+    run_status,
+    running_worker,
+    wait_for,
+    workflow_settings,
+)
 
 GOOD = b"plan:\n  max_steps: 6\nchecks:\n  required: ['make test']\n"
 HOSTILE = b"a: &a [x, x]\nb: [*a, *a]\n"
@@ -73,3 +81,29 @@ async def test_a_run_records_its_policy_when_planning_starts(database_url, tmp_p
         assert recorded.policy["checks"]["required"] == ["make test"]  # locked list: may grow
         assert applied.payload["problems"] == []
         assert applied.payload["repo_local"] is True
+
+
+async def test_a_run_executes_on_the_engine_its_pack_names_when_nothing_nearer_does(database_url, tmp_path):
+    """The settings say codex executes; the pack says `command`; the project, run and steps say nothing.
+    Setup checks only the engines the stages use (codex is never needed), and every step runs on the
+    pack's engine and model."""
+    repos = make_repos(tmp_path)
+    settings = workflow_settings(tmp_path, execution_engine="codex", execution_model="gpt-from-settings")
+    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
+        pack = {"engines": {"execution": {"engine": "command", "model": "model-from-pack"}}}
+        await create_pack(svc, key="default", version="2.0", pack=pack)
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+        await wait_for(lambda: project_ready(svc, project.id), what="project setup")
+        run = await planning.create_protocol(svc, project.id, title="Write two parts")
+        await planning.start_protocol(svc, run.id)
+        await wait_for(lambda: _completed(svc, run.id), seconds=120, what="the run to complete")
+        async with svc.database.transaction() as conn:
+            used = await agent_runs.list_for_project(conn, project.id)
+
+    executed = [(r.engine, r.model) for r in used if r.stage == "execution"]
+    assert executed == [("command", "model-from-pack")] * 2
+    assert {r.engine for r in used} == {"command"}
+
+
+async def _completed(svc, run_id: int) -> bool:
+    return await run_status(svc, run_id) == P.COMPLETED
