@@ -3,10 +3,12 @@ commit; a hostile repository file leaves the run on the central policy, with the
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
+from app.domain.policy_prompt import STRICTNESS_RULES
 from app.domain.statuses import ProtocolStatus as P
 from app.services import planning, projects
 from app.services.policy import create_pack, policy_for_project, policy_for_run, set_project_policy
@@ -18,6 +20,7 @@ from tests.support.workflow import (
     project_ready,
     run_status,
     running_worker,
+    shared_with_agents,
     wait_for,
     workflow_settings,
 )
@@ -107,3 +110,34 @@ async def test_a_run_executes_on_the_engine_its_pack_names_when_nothing_nearer_d
 
 async def _completed(svc, run_id: int) -> bool:
     return await run_status(svc, run_id) == P.COMPLETED
+
+
+async def test_the_step_and_qa_agents_are_told_the_runs_policy(database_url, tmp_path, monkeypatch):
+    """The executing agent is told the required checks and the commit convention; the QA agent the
+    strictness it judges by and the checks it must run (the prompts as the agent received them)."""
+    prompts = shared_with_agents(tmp_path / "prompts.jsonl")
+    monkeypatch.setenv("AGENT_PROMPT_LOG", str(prompts))
+    repos = make_repos(tmp_path)
+    async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
+        pack = {
+            "qa": {"strictness": "strict"},
+            "checks": {"required": ["make check"]},
+            "git": {"commit_convention": "Conventional Commits"},
+        }
+        await create_pack(svc, key="default", version="2.0", pack=pack)
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+        await wait_for(lambda: project_ready(svc, project.id), what="project setup")
+        run = await planning.create_protocol(svc, project.id, title="Write two parts")
+        await planning.start_protocol(svc, run.id)
+        await wait_for(lambda: _completed(svc, run.id), seconds=120, what="the run to complete")
+
+    told = [json.loads(line) for line in prompts.read_text().splitlines()]
+    execution = [t["prompt"] for t in told if t["stage"] == "execution"]
+    qa = [t["prompt"] for t in told if t["stage"] == "qa"]
+    assert len(execution) == len(qa) == 2
+    for prompt in execution:
+        assert "- Run each of these checks and make it pass before you finish: `make check`." in prompt
+        assert "The project's commit convention is `Conventional Commits`." in prompt
+    for prompt in qa:
+        assert f"- Strictness strict: {STRICTNESS_RULES['strict']}" in prompt
+        assert "- Run each of these required checks yourself: `make check`." in prompt
