@@ -179,3 +179,23 @@ async def test_a_run_not_planned_yet_answers_with_its_projects_central_policy(cl
     before = await policy_for_run(svc, (await created.json())["id"])
     assert before == await policy_for_project(svc, project["id"])
     assert (before.pack_key, before.pack_version, before.strict) == ("default", "1.0", False)
+
+
+async def test_the_packs_setup_questions_are_answered_over_http(client, project) -> None:
+    url = f"/projects/{project['id']}/clarifications"
+    put = await client.put(f"/projects/{project['id']}/policy", json={"pack_key": "starter"}, headers=AUTH)
+    assert put.status == 200, await put.text()
+    for answers, field in [
+        ({"colour": "red"}, "colour"),
+        ({"goal": "x" * 501}, "goal"),
+        ({"off_limits": "docs\u202egnp"}, "off_limits"),
+    ]:
+        refused = await client.post(url, json={"answers": answers}, headers=AUTH)
+        assert refused.status == 422, await refused.text()
+        assert (await refused.json())["error"]["details"]["field"] == field
+    answered = await client.post(url, json={"answers": {"test_command": "pytest -q"}}, headers=AUTH)
+    assert answered.status == 200, await answered.text()
+    assert "test_command" not in await answered.json()  # an answer to the pack is no project setting
+    feed = await client.get(f"/projects/{project['id']}/events?type=setup.answered", headers=AUTH)
+    [event] = (await feed.json())["items"]
+    assert event["payload"]["answers"] == {"test_command": "pytest -q"}
