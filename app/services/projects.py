@@ -12,6 +12,7 @@ from app import prompts
 from app.config import EngineName
 from app.domain.records import Project, ProjectStatus, Stage
 from app.domain.refnames import check_branch_name
+from app.domain.selection import EngineChoice
 from app.domain.visible import check_visible_text
 from app.domain.workflow import setup_work
 from app.domain.workspace import check_project_name, protocol_branch_name
@@ -160,7 +161,8 @@ async def setup_project(svc: Services, project_id: int) -> Project:
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
     await require_project_engines(svc, project, repository.path)
-    questions = recommendations(svc, repository.path)
+    chosen = {stage: await engine_for(svc, stage, project) for stage in (Stage.EXECUTION, Stage.QA)}
+    questions = recommendations(svc, repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
     questions += pack_questions((await policy_for_project(svc, project.id)).policy, questions)
     if svc.settings.setup_discovery:
         await _discover(svc, project, repository.path)
@@ -302,8 +304,11 @@ def pack_questions(
     ]
 
 
-def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
-    """Questions for the operator, each with the answer we would pick, from what the repository shows."""
+def recommendations(
+    svc: Services, repo: Path, execution: EngineChoice, qa: EngineChoice
+) -> list[dict[str, str]]:
+    """Questions for the operator, each with the answer we would pick, from what the repository shows
+    and the engines the project's stages would use now (`execution`, `qa`: from engine_for)."""
     if (repo / ".github" / "workflows").is_dir():
         ci = "github"
     elif (repo / ".gitlab-ci.yml").is_file():
@@ -316,12 +321,12 @@ def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
         {
             "key": "execution_model",
             "question": "Which model executes steps?",
-            "recommended": f"{settings.execution_engine}:{settings.execution_model}",
+            "recommended": f"{execution.engine}:{execution.model}",
         },
         {
             "key": "qa_model",
             "question": "Which model checks steps?",
-            "recommended": f"{settings.qa_engine}:{settings.qa_model}",
+            "recommended": f"{qa.engine}:{qa.model}",
         },
         {
             "key": "branch_pattern",

@@ -8,9 +8,13 @@ import os
 
 import pytest
 
+from app.domain.policy import merge
 from app.domain.policy_prompt import STRICTNESS_RULES
+from app.domain.records import Stage
+from app.domain.selection import EngineChoice
 from app.domain.statuses import ProtocolStatus as P
 from app.services import planning, projects
+from app.services.choices import engine_for
 from app.services.policy import create_pack, policy_for_project, policy_for_run, set_project_policy
 from app.store import agent_runs, events, protocols
 from app.store import projects as project_store
@@ -102,7 +106,12 @@ async def test_a_run_executes_on_the_engine_its_pack_names_when_nothing_nearer_d
         await wait_for(lambda: _completed(svc, run.id), seconds=120, what="the run to complete")
         async with svc.database.transaction() as conn:
             used = await agent_runs.list_for_project(conn, project.id)
+            [asked] = await events.list_page(
+                conn, project_id=project.id, event_types=["setup.clarifications"]
+            )
 
+    recommended = {q["key"]: q["recommended"] for q in asked.payload["questions"]}
+    assert recommended["execution_model"] == "command:model-from-pack"
     executed = [(r.engine, r.model) for r in used if r.stage == "execution"]
     assert executed == [("command", "model-from-pack")] * 2
     assert {r.engine for r in used} == {"command"}
@@ -141,3 +150,34 @@ async def test_the_step_and_qa_agents_are_told_the_runs_policy(database_url, tmp
     for prompt in qa:
         assert f"- Strictness strict: {STRICTNESS_RULES['strict']}" in prompt
         assert "- Run each of these required checks yourself: `make check`." in prompt
+
+
+async def test_a_recorded_policy_naming_an_unknown_engine_falls_back_and_says_so(database_url, tmp_path):
+    """A run recorded before engine names were checked: its unknown engine (and that engine's model)
+    is skipped, the settings decide, and one `policy.unknown_engine` finding says why."""
+    repos = make_repos(tmp_path)
+    settings = workflow_settings(tmp_path)
+    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
+        project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
+        await wait_for(lambda: project_ready(svc, project.id), what="project setup")
+        run = await planning.create_protocol(svc, project.id, title="Old run")
+        recorded, _ = merge({})
+        recorded["engines"]["execution"] = {"engine": "gemini", "model": "pro"}
+        async with svc.database.transaction() as conn:
+            run = await protocols.update_fields(
+                conn,
+                run.id,
+                expected_version=run.version,
+                policy_pack_key="default",
+                policy_pack_version="1.0",
+                policy_effective_hash="0" * 64,
+                policy_effective=recorded,
+            )
+        first = await engine_for(svc, Stage.EXECUTION, project, run)
+        again = await engine_for(svc, Stage.EXECUTION, project, run)
+        async with svc.database.read() as conn:
+            said = await events.list_page(conn, protocol_run_id=run.id, event_types=["policy.finding"])
+
+    assert first == again == EngineChoice("command", settings.execution_model)  # the settings', not "pro"
+    assert [e.payload["finding"]["code"] for e in said] == ["policy.unknown_engine"]
+    assert "engines.execution.engine: 'gemini' is not an engine" in said[0].message
