@@ -109,7 +109,9 @@ async def _await_setup(session: Session, project: Project, follower: Follower) -
     event = await follow_setup(session, project.id, follower)
     outcome = setup_outcome(event)
     if outcome == "awaiting_answers":
-        keys = " ".join(f"{q['key']}={q['recommended']}" for q in event.payload.get("questions", []))
+        keys = " ".join(
+            f"{q['key']}={q.get('recommended') or 'ANSWER'}" for q in event.payload.get("questions", [])
+        )
         raise ConflictError(
             f"project {project.name} awaits answers to its setup questions; "
             f"answer with `tasksgodzilla project answer {project.name} {keys}`",

@@ -109,6 +109,12 @@ CATALOGUE: dict[str, Entry] = {
         "An override tried to loosen a field the pack locks; the pack's value applies.",
         "Remove the override of a locked field, or ask for a pack that allows it.",
     ),
+    "policy.unknown_engine": Entry(
+        "warning",
+        "planning",
+        "The policy names an engine that does not exist; the next layer's engine (and model) applies.",
+        "Name one of the engines (codex, claude, command) in the pack or overrides, or remove it.",
+    ),
     "policy.pack_invalid": Entry(
         "warning",
         "planning",

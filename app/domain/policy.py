@@ -6,6 +6,7 @@ Precedence, later wins: central pack → project overrides → repository file. 
 override) lists in `locked` cannot be loosened by a later layer: a list may only grow, a number
 limit only go down (and never back to "no limit"), `qa.strictness` only rise, anything else not
 change. A refused value is left out and reported as a `Problem`; the rest of the layer applies.
+So is an engine name that is not an engine (app.domain.policy_engines): the earlier layer's applies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.domain.policy_engines import unknown_engine_message, unknown_engines
 from app.domain.visible import VisibleLine, VisibleText
 
 Text: Any = Field(default=None, max_length=200)
@@ -28,6 +30,7 @@ STRICTNESS = ("lenient", "normal", "strict")
 PACK_INVALID = "policy.pack_invalid"
 REPO_LOCAL_INVALID = "policy.repo_local_invalid"
 OVERRIDE_REFUSED = "policy.override_refused"  # a layer, or one of its fields, not applied
+UNKNOWN_ENGINE = "policy.unknown_engine"  # a layer names an engine that does not exist
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ def merge(
     except ValidationError as error:
         problems += [Problem(PACK_INVALID, f"the pack is invalid: {f}: {m}", f) for f, m in errors_of(error)]
         effective = validate_pack({})
+    problems += _drop_unknown_engines(effective, "pack", keep_key=True)
     for name, code, layer in (
         ("project overrides", OVERRIDE_REFUSED, project_overrides),
         ("repository policy file", REPO_LOCAL_INVALID, repo_local),
@@ -226,8 +230,27 @@ def merge(
         except ValidationError as error:
             problems += [Problem(code, f"{name}: {f}: {m}", f) for f, m in errors_of(error)]
             continue
+        problems += _drop_unknown_engines(partial, name)
         problems += _apply(effective, partial, name)
     return validate_pack(effective), problems
+
+
+def _drop_unknown_engines(data: dict[str, Any], layer: str, *, keep_key: bool = False) -> list[Problem]:
+    """Take the unknown engine names out of `data` (set to None with `keep_key`, else removed so the
+    earlier layer's value stays; a second opinion goes whole: its model was for that engine)."""
+    problems = []
+    for field, value in unknown_engines(data):
+        problems.append(Problem(UNKNOWN_ENGINE, f"{layer}: {unknown_engine_message(field, value)}", field))
+        if field == "qa.second_opinion.engine" and not keep_key:
+            data["qa"].pop("second_opinion")
+            continue
+        holder, _, leaf = field.rpartition(".")
+        node = _get(data, holder)[1]
+        if keep_key:
+            node[leaf] = None
+        else:
+            node.pop(leaf)
+    return problems
 
 
 def _apply(effective: dict[str, Any], partial: dict[str, Any], layer: str) -> list[Problem]:

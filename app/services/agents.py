@@ -249,7 +249,7 @@ async def run_step_agent(
         svc,
         Subject(project.id, run.id, step.id),
         stage=stage,
-        choice=engine_for(svc, stage, project, run, step),
+        choice=await engine_for(svc, stage, project, run, step),
         prompt=prompt,
         prompt_version=template.version,
         workdir=workdir,

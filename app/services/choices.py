@@ -1,10 +1,15 @@
-"""Which engine and model a stage uses, for a project, a run and maybe a step."""
+"""Which engine and model a stage uses, for a project, a run and maybe a step: the one place it is decided."""
 
 from __future__ import annotations
 
+from app.domain import findings as rules
+from app.domain.policy import UNKNOWN_ENGINE
+from app.domain.policy_engines import policy_choices, unknown_engine_message, unknown_engines
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.selection import Choice, EngineChoice, choose_engine
 from app.services.context import Services
+from app.services.findings import record_findings
+from app.services.policy import RunPolicy, policy_for_project, policy_for_run
 
 _PREFIX = {
     Stage.PLANNING: "planning",
@@ -14,10 +19,35 @@ _PREFIX = {
 }
 
 
-def engine_for(
-    svc: Services, stage: Stage, project: Project, run: ProtocolRun | None = None, step: StepRun | None = None
+async def engine_for(
+    svc: Services,
+    stage: Stage,
+    project: Project,
+    run: ProtocolRun | None = None,
+    step: StepRun | None = None,
 ) -> EngineChoice:
-    """Step, then run, then project, then the settings (see app.domain.selection)."""
+    """Step, then run, then project, then the run's effective policy (the project's before a run
+    exists), then the settings (see app.domain.selection and app.domain.policy_engines).
+
+    A policy naming an engine that does not exist (a run recorded before names were checked, a pack
+    stored before) is skipped and said once as a `policy.unknown_engine` finding on the run or project.
+    """
+    policy = await (policy_for_run(svc, run.id) if run is not None else policy_for_project(svc, project.id))
+    choice = choose_stage_engine(svc, stage, project, run, step, policy=policy)
+    await _report_unknown_engines(svc, project, run, policy)
+    return choice
+
+
+def choose_stage_engine(
+    svc: Services,
+    stage: Stage,
+    project: Project,
+    run: ProtocolRun | None = None,
+    step: StepRun | None = None,
+    *,
+    policy: RunPolicy,
+) -> EngineChoice:
+    """engine_for's decision, given the policy in force (no I/O)."""
     prefix = _PREFIX[stage]
     layers = []
     if step is not None and stage is Stage.EXECUTION:
@@ -27,6 +57,20 @@ def engine_for(
     for holder in (run, project):
         if holder is not None:
             layers.append(Choice(getattr(holder, f"{prefix}_engine"), getattr(holder, f"{prefix}_model")))
+    layers += policy_choices(policy.policy, str(stage))
     settings = svc.settings
     default = EngineChoice(str(getattr(settings, f"{prefix}_engine")), getattr(settings, f"{prefix}_model"))
     return choose_engine(layers, default)
+
+
+async def _report_unknown_engines(
+    svc: Services, project: Project, run: ProtocolRun | None, policy: RunPolicy
+) -> None:
+    said = [(p.code, p.message) for p in policy.problems if p.code == UNKNOWN_ENGINE]
+    recorded = unknown_engines(policy.policy)
+    said += [(UNKNOWN_ENGINE, f"recorded policy: {unknown_engine_message(f, v)}") for f, v in recorded]
+    if not said:
+        return
+    async with svc.database.transaction() as conn:
+        found = rules.from_policy_problems(said)
+        await record_findings(conn, project.id, found, run_id=run.id if run is not None else None)

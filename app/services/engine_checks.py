@@ -39,15 +39,15 @@ async def _check(engine: Engine, workdir: Path | None, wait_seconds: float) -> E
         )
 
 
-def stages_by_engine(svc: Services, project: Project | None = None) -> dict[str, list[str]]:
-    """Which stages each engine runs: the project's choices, or the settings' defaults."""
+async def stages_by_engine(svc: Services, project: Project | None = None) -> dict[str, list[str]]:
+    """Which stages each engine runs: the project's choices (its policy's too), or the settings' defaults."""
     stages = [Stage.PLANNING, Stage.EXECUTION, Stage.QA]
     if svc.settings.setup_discovery:
         stages.insert(0, Stage.DISCOVERY)
     used: dict[str, list[str]] = {}
     for stage in stages:
         if project is not None:
-            name = engine_for(svc, stage, project).engine
+            name = (await engine_for(svc, stage, project)).engine
         else:  # the settings' defaults; discovery runs on the planning engine
             prefix = Stage.PLANNING if stage is Stage.DISCOVERY else stage
             name = str(getattr(svc.settings, f"{prefix}_engine"))
@@ -58,7 +58,7 @@ def stages_by_engine(svc: Services, project: Project | None = None) -> dict[str,
 async def require_project_engines(svc: Services, project: Project, workdir: Path) -> None:
     """Setup: report every engine as seen from the project's repository, and refuse (a ConfigError
     naming the setting to fix) when one its stages use cannot start."""
-    used = stages_by_engine(svc, project)
+    used = await stages_by_engine(svc, project)
     for name in used:
         pick(svc.engines, name)  # an engine that is not configured at all: ConfigError saying how
     report = await engine_report(svc, workdir=workdir)

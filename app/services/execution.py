@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.agents import AgentResult
 from app.domain.commits import format_step_commit
+from app.domain.policy_prompt import execution_requirements
 from app.domain.qa import Verdict
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.rework import must_work_again, rework_instructions
@@ -21,6 +22,7 @@ from app.services.budgets import check_budget
 from app.services.context import Services
 from app.services.events import record
 from app.services.findings import record_step_review, review_step
+from app.services.policy import policy_for_run
 from app.services.progress import defer_next_work
 from app.services.workspace import ensure_worktree
 from app.store import events, projects, protocols, steps
@@ -144,6 +146,7 @@ async def _run_agent(
         stage=Stage.EXECUTION,
         workdir=worktree.path,
         extra_instructions=instructions,
+        policy_requirements=execution_requirements((await policy_for_run(svc, run.id)).policy),
     )
     if not result.succeeded:
         raise AgentError(f"execution agent {result.status}: {result.error or 'no detail'}")

@@ -13,9 +13,10 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,17 +109,33 @@ async def record_policy_problems(
 # --- onboarding ------------------------------------------------------------------------------------
 
 
-async def review_project(svc: Services, project: Project) -> None:
-    """Onboarding readiness of a project, recorded as its findings (never blocks: nothing runs yet)."""
+async def review_onboarding(
+    svc: Services, project: Project, answers: Mapping[str, str] | None = None
+) -> tuple[list[Finding], Finding | None]:
+    """A project's onboarding findings (with `answers` added to those recorded), and the one that
+    holds its setup in strict mode (a code the pack lists under `findings.blocking`)."""
     policy = await policy_for_project(svc, project.id)
-    async with svc.database.transaction() as conn:
-        answers: dict[str, str] = {}
+    async with svc.database.read() as conn:
+        given: dict[str, str] = {}
         for event in reversed(await events.recent(conn, project_id=project.id, type_prefix="setup.answered")):
-            given = event.payload.get("answers")
-            if isinstance(given, dict):
-                answers |= {str(k): str(v) for k, v in given.items()}
-        facts = project.model_dump(mode="json", exclude={"policy_overrides"})
-        found = rules.evaluate_project(policy.policy, answers, facts)
+            earlier = event.payload.get("answers")
+            if isinstance(earlier, dict):
+                given |= _given(earlier)
+    facts = project.model_dump(mode="json", exclude={"policy_overrides"})
+    found = rules.evaluate_project(policy.policy, given | _given(answers or {}), facts)
+    return found, rules.blocking(found, policy.policy, policy.strict)
+
+
+def _given(answers: Mapping[Any, Any]) -> dict[str, str]:
+    """The answers that say something: a blank one leaves an earlier answer standing."""
+    return {str(k): str(v) for k, v in answers.items() if str(v).strip()}
+
+
+async def review_project(svc: Services, project: Project) -> None:
+    """Onboarding readiness of a project, recorded as its findings (setup itself decides whether to
+    wait for answers: app.services.projects)."""
+    found, _ = await review_onboarding(svc, project)
+    async with svc.database.transaction() as conn:
         await record_findings(conn, project.id, found)
 
 

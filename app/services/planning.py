@@ -149,7 +149,7 @@ async def _ask_for_plan(svc: Services, run: ProtocolRun, worktree: GitRepository
         svc,
         Subject(run.project_id, run.id),
         stage=Stage.PLANNING,
-        choice=engine_for(svc, Stage.PLANNING, project, run),
+        choice=await engine_for(svc, Stage.PLANNING, project, run),
         prompt=prompt,
         prompt_version=template.version,
         workdir=worktree.path,

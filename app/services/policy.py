@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.policy import Problem, errors_of, loosened_fields, merge, policy_hash, validate_pack
+from app.domain.policy_engines import unknown_engine_message, unknown_engines
 from app.domain.policy_file import MAX_BYTES, PATHS, parse_policy_file, refused_file
 from app.domain.records import PolicyPack, Project
 from app.errors import InvalidInputError, NotFoundError
@@ -172,6 +173,7 @@ async def set_project_policy(
         pack = await _selectable(conn, pack_key, pack_version)
         overrides = project.policy_overrides if overrides is None else overrides
         loosened = _loosened(pack, overrides)
+        _refuse_unknown_engines(overrides, "overrides")
         if loosened:
             raise InvalidInputError(
                 f"overrides.{loosened[0]}: locked by pack {pack.key}@{pack.version}, it cannot be loosened",
@@ -214,6 +216,7 @@ async def preview_project_policy(
         await projects.get(conn, project_id)
         pack = await _selectable(conn, pack_key, pack_version)
     _loosened(pack, overrides)
+    _refuse_unknown_engines(overrides, "overrides")
     effective, problems = merge(pack.pack, overrides)
     return RunPolicy(
         policy=effective,
@@ -233,6 +236,13 @@ def _loosened(pack: PolicyPack, overrides: Any) -> list[str]:
     except ValidationError as error:
         field, message = errors_of(error)[0]
         raise InvalidInputError(f"overrides.{field}: {message}", field=f"overrides.{field}") from None
+
+
+def _refuse_unknown_engines(layer: dict[str, Any], prefix: str) -> None:
+    """A pack or overrides naming an engine that does not exist: a 422 naming the first such field."""
+    if found := unknown_engines(layer):
+        field, value = found[0]
+        raise InvalidInputError(unknown_engine_message(f"{prefix}.{field}", value), field=f"{prefix}.{field}")
 
 
 async def _selectable(conn: AsyncConnection, key: str, version: str | None) -> PolicyPack:
@@ -278,6 +288,7 @@ async def create_pack(
     except ValidationError as error:
         field, message = errors_of(error)[0]
         raise InvalidInputError(f"pack.{field}: {message}", field=f"pack.{field}") from None
+    _refuse_unknown_engines(checked, "pack")
     async with svc.database.transaction() as conn:
         return await policy_packs.create(
             conn,

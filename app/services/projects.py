@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from app import prompts
 from app.config import EngineName
 from app.domain.records import Project, ProjectStatus, Stage
 from app.domain.refnames import check_branch_name
+from app.domain.selection import EngineChoice
 from app.domain.visible import check_visible_text
 from app.domain.workflow import setup_work
 from app.domain.workspace import check_project_name, protocol_branch_name
@@ -22,7 +24,8 @@ from app.services.context import Services
 from app.services.credentials import store_git_credential
 from app.services.engine_checks import require_project_engines
 from app.services.events import record
-from app.services.findings import review_project
+from app.services.findings import review_onboarding, review_project
+from app.services.policy import policy_for_project
 from app.services.workspace import checked_local_path, ensure_clone
 from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects
@@ -158,10 +161,15 @@ async def setup_project(svc: Services, project_id: int) -> Project:
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
     await require_project_engines(svc, project, repository.path)
-    questions = recommendations(svc, repository.path)
+    chosen = {stage: await engine_for(svc, stage, project) for stage in (Stage.EXECUTION, Stage.QA)}
+    questions = recommendations(svc, repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
+    questions += pack_questions((await policy_for_project(svc, project.id)).policy, questions)
     if svc.settings.setup_discovery:
         await _discover(svc, project, repository.path)
-    waiting = svc.settings.setup_wait_for_answers
+    # A strict project waits while an onboarding finding its pack lists as blocking remains (a
+    # required question unanswered, no test command), whatever TASKSGODZILLA_SETUP_WAIT_FOR_ANSWERS says.
+    _, holding = await review_onboarding(svc, project)
+    waiting = svc.settings.setup_wait_for_answers or holding is not None
     async with svc.database.transaction() as conn:
         project = await projects.set_status(
             conn,
@@ -173,9 +181,10 @@ async def setup_project(svc: Services, project_id: int) -> Project:
             conn,
             project.id,
             "setup.clarifications",
-            f"{len(questions)} recommendations",
+            f"{len(questions)} questions" + (f"; setup waits: {holding.message}" if holding else ""),
             questions=questions,
             blocking=waiting,
+            held_by=holding.code if holding else None,
         )
         if not waiting:
             await record(
@@ -198,7 +207,7 @@ async def _discover(svc: Services, project: Project, repo: Path) -> None:
         svc,
         Subject(project.id),
         stage=Stage.DISCOVERY,
-        choice=engine_for(svc, Stage.DISCOVERY, project),
+        choice=await engine_for(svc, Stage.DISCOVERY, project),
         prompt=prompt,
         prompt_version=template.version,
         workdir=repo,
@@ -223,30 +232,46 @@ ANSWERABLE = frozenset(
 )
 
 
+MAX_ANSWER_CHARS = 500
+
+
 async def answer_clarifications(
     svc: Services, project_id: int, answers: dict[str, str], *, by: str = "operator"
 ) -> Project:
-    """Apply the operator's answers (known keys only) and, if setup was waiting for them, make it ready."""
-    unknown = sorted(set(answers) - ANSWERABLE)
+    """Apply the operator's answers: a setting (ANSWERABLE) changes the project; an answer to a
+    question of its pack is recorded (in `setup.answered`). A project waiting for answers becomes ready
+    unless, strict, an onboarding finding its pack lists as blocking remains."""
+    asked = {q["key"] for q in pack_questions((await policy_for_project(svc, project_id)).policy)}
+    unknown = sorted(set(answers) - ANSWERABLE - asked)
     if unknown:
-        raise InvalidInputError(f"{unknown[0]!r} is not an answerable setting", field=unknown[0])
+        raise InvalidInputError(
+            f"{unknown[0][:64]!r} is not a setup question of this project", field=unknown[0]
+        )
     if "base_branch" in answers:
         check_branch_name(answers["base_branch"], field="base_branch")
     for key, value in answers.items():
         check_visible_text(value, field=key)
+        if len(value) > MAX_ANSWER_CHARS:
+            raise InvalidInputError(f"{key}: at most {MAX_ANSWER_CHARS} characters", field=key)
     engines = {value.value for value in EngineName}
     for key, value in answers.items():
-        if key.endswith("_engine") and value not in engines:
+        if key in ANSWERABLE and key.endswith("_engine") and value not in engines:
             raise InvalidInputError(f"{key} must be one of {', '.join(sorted(engines))}", field=key)
+    settings = {key: value for key, value in answers.items() if key in ANSWERABLE}
+    async with svc.database.read() as conn:
+        project = await projects.get(conn, project_id)
+    _, holding = await review_onboarding(svc, project, answers)
     async with svc.database.transaction() as conn:
         project = await projects.get(conn, project_id)
-        status = ProjectStatus.READY if project.status is ProjectStatus.AWAITING_ANSWERS else project.status
+        waited = project.status is ProjectStatus.AWAITING_ANSWERS
+        status = ProjectStatus.READY if waited and holding is None else project.status
         project = await projects.set_status(
-            conn, project.id, status, expected_version=project.version, **answers
+            conn, project.id, status, expected_version=project.version, **settings
         )
-        await record(
-            conn, project.id, "setup.answered", f"{len(answers)} answers from {by}", answers=answers, by=by
-        )
+        message = f"{len(answers)} answers from {by}"
+        if waited and holding is not None:
+            message += f"; setup still waits: {holding.message}"
+        await record(conn, project.id, "setup.answered", message, answers=answers, by=by)
         if status is ProjectStatus.READY:
             await record(
                 conn,
@@ -260,8 +285,30 @@ async def answer_clarifications(
     return project
 
 
-def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
-    """Questions for the operator, each with the answer we would pick, from what the repository shows."""
+def pack_questions(
+    policy: Mapping[str, Any], asked: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The questions of the policy's `onboarding.questions`, as setup records them (`source` "policy"),
+    but those whose key is already in `asked`."""
+    taken = {q["key"] for q in asked}
+    return [
+        {
+            "key": q["key"],
+            "question": q["question"],
+            "recommended": "",
+            "required": bool(q.get("required")),
+            "source": "policy",
+        }
+        for q in (policy.get("onboarding") or {}).get("questions") or []
+        if q["key"] not in taken
+    ]
+
+
+def recommendations(
+    svc: Services, repo: Path, execution: EngineChoice, qa: EngineChoice
+) -> list[dict[str, str]]:
+    """Questions for the operator, each with the answer we would pick, from what the repository shows
+    and the engines the project's stages would use now (`execution`, `qa`: from engine_for)."""
     if (repo / ".github" / "workflows").is_dir():
         ci = "github"
     elif (repo / ".gitlab-ci.yml").is_file():
@@ -274,12 +321,12 @@ def recommendations(svc: Services, repo: Path) -> list[dict[str, str]]:
         {
             "key": "execution_model",
             "question": "Which model executes steps?",
-            "recommended": f"{settings.execution_engine}:{settings.execution_model}",
+            "recommended": f"{execution.engine}:{execution.model}",
         },
         {
             "key": "qa_model",
             "question": "Which model checks steps?",
-            "recommended": f"{settings.qa_engine}:{settings.qa_model}",
+            "recommended": f"{qa.engine}:{qa.model}",
         },
         {
             "key": "branch_pattern",

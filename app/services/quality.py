@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain.policy_prompt import qa_requirements
 from app.domain.qa import QA_OUTPUT_SCHEMA, QaVerdict, read_verdict, render_report
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
@@ -13,6 +14,7 @@ from app.services.agents import run_step_agent
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
+from app.services.policy import policy_for_run
 from app.services.progress import defer_next_work
 from app.services.workspace import ensure_worktree
 from app.store import projects, protocols, steps
@@ -79,6 +81,7 @@ async def _judge(
         workdir=worktree.path,
         output_schema=QA_OUTPUT_SCHEMA,
         diff_summary=changes,
+        qa_policy=qa_requirements((await policy_for_run(svc, run.id)).policy),
     )
     if not result.succeeded and result.structured_output is None:
         # The agent itself broke (crash, timeout, API error): try again rather than judge on nothing.

@@ -49,6 +49,6 @@ async def _database(request: web.Request) -> tuple[int, dict[str, Any]]:
 
 async def _engines(request: web.Request) -> dict[str, dict[str, Any]]:
     svc = request.app[SERVICES]
-    used = stages_by_engine(svc)
+    used = await stages_by_engine(svc)
     report = await engine_report(svc, wait_seconds=HEALTH_TIMEOUT_SECONDS)
     return {name: {**check.as_dict(), "default_for": used.get(name, [])} for name, check in report.items()}

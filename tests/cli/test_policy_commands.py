@@ -34,3 +34,16 @@ def test_a_project_is_put_on_a_pack_and_its_effective_policy_shown(tmp_path, dat
     )
     assert_one_line_error(tg(env, "policy", "set", "shop", "--pack", "nope"), 65, "no active policy pack")
     assert_one_line_error(tg(env, "policy", "show", "nope"), 66, "no policy pack")
+
+
+def test_the_packs_setup_questions_are_answered_from_the_command_line(tmp_path, database_url):
+    env = _env(tmp_path, database_url)
+    repos = make_repos(tmp_path)
+    ok(env, "project", "add", "shop", "--local-path", str(repos.local), "--no-wait")
+    refused = tg(env, "project", "answer", "shop", "goal=docs")
+    assert_one_line_error(refused, 65, "'goal' is not a setup question of this project")  # default asks none
+    ok(env, "policy", "set", "shop", "--pack", "starter")
+    answered = ok(env, "project", "answer", "shop", "test_command=pytest -q", "goal=docs first")
+    assert answered.strip().startswith("project shop is ")
+    too_long = tg(env, "project", "answer", "shop", "goal=" + "x" * 501)
+    assert_one_line_error(too_long, 65, "goal: at most 500 characters")

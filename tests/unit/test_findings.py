@@ -113,9 +113,15 @@ CASES: list[tuple[str, Any, list[str]]] = [
                 ("policy.repo_local_invalid", "too deep"),
                 ("policy.override_refused", "paths.forbidden is locked"),
                 ("policy.pack_invalid", "plan.max_steps: not an integer"),
+                ("policy.unknown_engine", "engines.qa.engine: 'gpt-5' is not an engine"),
             ]
         ),
-        ["policy.repo_local_invalid", "policy.override_refused", "policy.pack_invalid"],
+        [
+            "policy.repo_local_invalid",
+            "policy.override_refused",
+            "policy.pack_invalid",
+            "policy.unknown_engine",
+        ],
     ),
     ("empty policy finds nothing to require", lambda: evaluate_protocol({}, "", {"01-a.md": ""}), []),
 ]

@@ -64,8 +64,17 @@ def test_placeholders_are_the_documented_ones(name):
             "step_number",
             "step_title",
             "extra_instructions",
+            "policy_requirements",
         },
-        "qa": {"branch_name", "protocol_name", "step_file", "step_number", "step_title", "diff_summary"},
+        "qa": {
+            "branch_name",
+            "protocol_name",
+            "step_file",
+            "step_number",
+            "step_title",
+            "diff_summary",
+            "qa_policy",
+        },
     }[name]
     assert found - {None} == expected
 

@@ -85,6 +85,11 @@ async def test_a_new_project_is_on_the_latest_default_and_its_effective_policy_f
         ({"pack_key": "default", "overrides": {"plan": {"max_steps": "9"}}}, "overrides.plan.max_steps"),
         ({"pack_key": "default", "overrides": {"planz": {}}}, "overrides.planz"),
         ({"pack_key": "nope"}, "pack_key"),
+        (
+            {"pack_key": "default", "overrides": {"engines": {"execution": {"engine": "gpt-5"}}}},
+            "overrides.engines.execution.engine",
+        ),
+        ({"pack_key": "default", "overrides": {"qa": {"engine": "Codex"}}}, "overrides.qa.engine"),
         ({"pack_key": "default", "pack_version": "9.9"}, "pack_key"),
     ],
 )
@@ -112,6 +117,25 @@ async def test_the_operator_adds_a_version_and_latest_active_follows_it(client, 
     )
     assert bad.status == 422
     assert (await bad.json())["error"]["details"]["field"] == "pack.auto_merge"
+
+
+@pytest.mark.parametrize(
+    ("pack", "field"),
+    [
+        ({"engines": {"planning": {"engine": "gemini", "model": "pro"}}}, "pack.engines.planning.engine"),
+        ({"qa": {"second_opinion": {"engine": "opus"}}}, "pack.qa.second_opinion.engine"),
+    ],
+)
+async def test_a_pack_naming_an_unknown_engine_is_a_422_naming_the_field(client, pack, field) -> None:
+    body = {"key": "x", "version": "1", "pack": pack}
+    response = await client.post("/policy_packs", json=body, headers=AUTH)
+    assert response.status == 422, await response.text()
+    error = (await response.json())["error"]
+    assert error["details"]["field"] == field
+    assert "is not an engine" in error["message"]
+    models = {"engines": {"planning": {"engine": "claude", "model": "any model name at all"}}}
+    fine = await client.post("/policy_packs", json={"key": "x", "version": "1", "pack": models}, headers=AUTH)
+    assert fine.status == 201, await fine.text()  # models are free text
 
 
 async def test_a_draft_pack_cannot_be_picked(client, project) -> None:
@@ -155,3 +179,23 @@ async def test_a_run_not_planned_yet_answers_with_its_projects_central_policy(cl
     before = await policy_for_run(svc, (await created.json())["id"])
     assert before == await policy_for_project(svc, project["id"])
     assert (before.pack_key, before.pack_version, before.strict) == ("default", "1.0", False)
+
+
+async def test_the_packs_setup_questions_are_answered_over_http(client, project) -> None:
+    url = f"/projects/{project['id']}/clarifications"
+    put = await client.put(f"/projects/{project['id']}/policy", json={"pack_key": "starter"}, headers=AUTH)
+    assert put.status == 200, await put.text()
+    for answers, field in [
+        ({"colour": "red"}, "colour"),
+        ({"goal": "x" * 501}, "goal"),
+        ({"off_limits": "docs\u202egnp"}, "off_limits"),
+    ]:
+        refused = await client.post(url, json={"answers": answers}, headers=AUTH)
+        assert refused.status == 422, await refused.text()
+        assert (await refused.json())["error"]["details"]["field"] == field
+    answered = await client.post(url, json={"answers": {"test_command": "pytest -q"}}, headers=AUTH)
+    assert answered.status == 200, await answered.text()
+    assert "test_command" not in await answered.json()  # an answer to the pack is no project setting
+    feed = await client.get(f"/projects/{project['id']}/events?type=setup.answered", headers=AUTH)
+    [event] = (await feed.json())["items"]
+    assert event["payload"]["answers"] == {"test_command": "pytest -q"}

@@ -132,11 +132,15 @@ async def _project_view(request: web.Request) -> dict[str, Any]:
     }
 
 
-def _answerable(questions: list[Any]) -> list[dict[str, str]]:
+def _answerable(questions: list[Any]) -> list[dict[str, Any]]:
+    """The setup questions the answer form offers: the settings it may change, and the pack's own."""
     return [
-        {key: str(q.get(key, "")) for key in ("key", "question", "recommended")}
+        {
+            **{key: str(q.get(key, "")) for key in ("key", "question", "recommended")},
+            "required": bool(q.get("required")),
+        }
         for q in questions
-        if isinstance(q, dict) and q.get("key") in project_service.ANSWERABLE
+        if isinstance(q, dict) and (q.get("key") in project_service.ANSWERABLE or q.get("source") == "policy")
     ]
 
 
