@@ -131,6 +131,17 @@ _KINDS = [
         "pr.merged", "The protocol's PR/MR was merged.", ("provider", "number", "url", "sha", "delivery")
     ),
     EventKind(
+        "pr.auto_merge_requested",
+        "The run's policy allows auto-merge and it was safe: the forge merged its PR/MR at `sha`.",
+        ("provider", "number", "sha"),
+    ),
+    EventKind(
+        "pr.auto_merge_refused",
+        "Auto-merge at `sha` was refused (`reason`: the forge's words, or why the job gave up); the "
+        "PR/MR waits for a person's merge.",
+        ("provider", "number", "sha", "reason"),
+    ),
+    EventKind(
         "webhook.ignored",
         "A forge delivery about this run changed nothing, and why.",
         ("provider", "event", "reason", "sha", "delivery"),
