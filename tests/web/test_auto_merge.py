@@ -60,17 +60,17 @@ async def _published(database, forge, *, provider="github", auto_merge=True):
 
 
 async def _client(aiohttp_client, database_url, forge, **extra):
-    settings = Settings(
-        github_webhook_secret=SECRET,
-        gitlab_webhook_token=GITLAB_SECRET,
-        auto_qa_after_exec=False,
-        scheduler_interval_seconds=600,
-        github_api_url=forge.url,
-        github_token=GITHUB_TOKEN,
-        gitlab_api_url=f"{forge.url}/api/v4",
-        gitlab_token=GITLAB_TOKEN,
-        **extra,
-    )
+    values = {
+        "github_webhook_secret": SECRET,
+        "gitlab_webhook_token": GITLAB_SECRET,
+        "auto_qa_after_exec": False,
+        "scheduler_interval_seconds": 600,
+        "github_api_url": forge.url,
+        "github_token": GITHUB_TOKEN,
+        "gitlab_api_url": f"{forge.url}/api/v4",
+        "gitlab_token": GITLAB_TOKEN,
+    }
+    settings = Settings(**(values | extra))
     return await aiohttp_client(create_app(settings, database_url))
 
 
@@ -219,3 +219,21 @@ async def test_a_published_run_whose_head_ci_has_not_passed_is_not_merged(
     await auto_merge(svc, seeded.run.id)
     assert _merges(forge) == []
     assert await _events(database, seeded.run.id, "pr.auto_merge_requested", "pr.auto_merge_refused") == []
+
+
+async def test_a_merge_the_forge_will_not_take_from_this_token_is_a_refusal_never_a_crash(
+    database_url, database, aiohttp_client, forge
+):
+    seeded = await _published(database, forge)
+    client = await _client(aiohttp_client, database_url, forge, github_token="ghp_revoked_0000")
+    await _allow_auto_merge(client, seeded.project.id)
+    await _deliver(client, "status", payload("github", "status.success", sha=SECOND), "d-ci", database)
+    [refused] = await wait_for(
+        lambda: _events(database, seeded.run.id, "pr.auto_merge_refused"), what="the job to give up"
+    )
+    assert "HTTP 401 (Bad credentials)" in refused.payload["reason"]
+    assert "ghp_revoked_0000" not in refused.message
+    assert _merges(forge) == []
+    async with database.read() as conn:
+        run = await protocols.get(conn, seeded.run.id)
+    assert (run.status, run.pr_number) == ("running", 1)
