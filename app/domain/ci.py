@@ -240,3 +240,19 @@ def merge_refusal(run: ProtocolRun, signal: MergeSignal) -> str | None:
 def awaits_merge(run: ProtocolRun) -> bool:
     """The run's PR/MR is published at its current head: nothing to do until it is merged."""
     return run.pr_number is not None and run.published_sha is not None and run.published_sha == run.head_sha
+
+
+def auto_merge_blocker(run: ProtocolRun, steps: Sequence[StepRun]) -> str | None:
+    """None when a run's PR/MR is safe to merge by itself: the run is running, every step completed,
+    the PR/MR published at the run's head, and CI passed on that head (the last step's commit)."""
+    if run.status is not ProtocolStatus.RUNNING:
+        return f"{run.name} is {run.status}"
+    if not steps or any(step.status is not StepStatus.COMPLETED for step in steps):
+        return "not every step is completed"
+    if not awaits_merge(run):
+        return "its PR/MR is not published at the run's head"
+    last = max(steps, key=lambda step: step.step_index)
+    head = run.head_sha or ""
+    if (last.commit_sha or "").lower() != head.lower() or last.ci_status != CiResult.PASSED:
+        return f"CI has not passed on {head[:12]}"
+    return None

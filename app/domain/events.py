@@ -98,7 +98,11 @@ _KINDS = [
     EventKind("branch.pushed", "The protocol branch was pushed.", ("remote", "branch", "sha")),
     EventKind("job.retrying", "A job failed recoverably and will run again.", ("job", "attempt", "error")),
     EventKind("job.gave_up", "A job failed for good.", ("job", "attempt", "error", "terminal")),
-    EventKind("budget.exceeded", "A token or cost ceiling was reached.", ("scope", "limit", "used", "mode")),
+    EventKind(
+        "budget.exceeded",
+        "A token or cost ceiling was reached; `source` is the setting or the run's policy that set it.",
+        ("scope", "limit", "used", "source", "mode"),
+    ),
     EventKind("watchdog.stuck", "A step ran past the stuck limit.", ("seconds",)),
     EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),
     # CI and forges
@@ -125,6 +129,17 @@ _KINDS = [
     ),
     EventKind(
         "pr.merged", "The protocol's PR/MR was merged.", ("provider", "number", "url", "sha", "delivery")
+    ),
+    EventKind(
+        "pr.auto_merge_requested",
+        "The run's policy allows auto-merge and it was safe: the forge merged its PR/MR at `sha`.",
+        ("provider", "number", "sha"),
+    ),
+    EventKind(
+        "pr.auto_merge_refused",
+        "Auto-merge at `sha` was refused (`reason`: the forge's words, or why the job gave up); the "
+        "PR/MR waits for a person's merge.",
+        ("provider", "number", "sha", "reason"),
     ),
     EventKind(
         "webhook.ignored",

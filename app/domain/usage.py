@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -84,3 +85,25 @@ def cost_of(usage: TokenUsage, price: ModelPrice | None) -> Decimal | None:
         + Decimal(usage.output_tokens) * price.output
     ) / MILLION
     return dollars.quantize(CENT_FRACTION, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """One budget: what it caps (`scope`), the limit, and who set it (a setting, or the run's policy)."""
+
+    scope: str
+    limit: float
+    source: str
+
+
+def tighter(
+    scope: str, setting: tuple[float | None, str], policy: tuple[float | None, str]
+) -> Ceiling | None:
+    """The lower of the setting's limit and the policy's (each `(limit or None, source)`); the setting
+    on a tie; None when neither sets one."""
+    found = [
+        Ceiling(scope=scope, limit=limit, source=source)
+        for limit, source in (setting, policy)
+        if limit is not None
+    ]
+    return min(found, key=lambda ceiling: ceiling.limit) if found else None

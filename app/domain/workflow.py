@@ -22,6 +22,7 @@ class JobName(StrEnum):
     EXECUTE_STEP = "execute_step_job"
     RUN_QUALITY = "run_quality_job"
     OPEN_PR = "open_pr_job"
+    AUTO_MERGE = "auto_merge_job"
     APPLY_WEBHOOK = "apply_webhook_job"
 
 
@@ -71,6 +72,11 @@ def publish_work(protocol_run_id: int) -> Work:
     return _work(JobName.OPEN_PR, "pr", "protocol_run_id", protocol_run_id)
 
 
+def auto_merge_work(protocol_run_id: int) -> Work:
+    """Merge the run's PR/MR (its policy allows auto-merge and the run looks ready)."""
+    return _work(JobName.AUTO_MERGE, "merge", "protocol_run_id", protocol_run_id)
+
+
 def webhook_work(delivery_id: int, repository: str) -> Work:
     """Apply one webhook delivery; deliveries about one repository are applied one at a time."""
     return Work(
@@ -83,7 +89,7 @@ def webhook_work(delivery_id: int, repository: str) -> Work:
 
 def protocol_locks(protocol_run_id: int, step_ids: Sequence[int]) -> list[str]:
     """Every lock a job of this protocol run may hold (to abort them all on cancel)."""
-    locks = [f"plan:{protocol_run_id}", f"pr:{protocol_run_id}"]
+    locks = [f"plan:{protocol_run_id}", f"pr:{protocol_run_id}", f"merge:{protocol_run_id}"]
     return locks + [f"{kind}:{step_id}" for step_id in step_ids for kind in ("execute", "qa")]
 
 

@@ -37,6 +37,15 @@ class PullRequest:
         return self.state == "merged"
 
 
+@dataclass(frozen=True)
+class MergeAnswer:
+    """What a forge said to a merge request: merged, or refused with its reason (a conflict, checks the
+    forge requires, a head that moved since `sha`)."""
+
+    merged: bool
+    reason: str = ""
+
+
 class Forge(Protocol):
     """A forge's PR/MR API for one repository."""
 
@@ -53,6 +62,10 @@ class Forge(Protocol):
     async def comment(self, number: int, body: str) -> None: ...
 
     async def get(self, number: int) -> PullRequest: ...
+
+    async def merge(self, number: int, sha: str) -> MergeAnswer:
+        """Merge the PR/MR only if its head is still `sha`; a refusal is an answer, not an error."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -83,6 +96,25 @@ class RestClient:
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None
     ) -> Any:
         """One request; the decoded JSON answer, or a typed error."""
+        status, raw = await self._send(method, path, query=query, body=body)
+        return _answer(f"{method} {path}", status, raw)
+
+    async def refusable(self, method: str, path: str, *, body: Any, refusals: frozenset[int]) -> MergeAnswer:
+        """A merge request: merged when the forge accepts it; a status in `refusals` is the forge's
+        refusal, with its explanation (another try would get the same); anything else a typed error."""
+        status, raw = await self._send(method, path, body=body)
+        if status in refusals:
+            payload = _json(raw)
+            explanation = _explanation(payload) or "no reason given"
+            return MergeAnswer(merged=False, reason=f"HTTP {status}: {explanation}")
+        payload = _answer(f"{method} {path}", status, raw)
+        if isinstance(payload, dict) and payload.get("merged") is False:  # GitHub's 200 without a merge
+            return MergeAnswer(merged=False, reason=_explanation(payload) or "not merged")
+        return MergeAnswer(merged=True)
+
+    async def _send(
+        self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None
+    ) -> tuple[int, bytes]:
         # `path` comes pre-encoded (a GitLab project id is `group%2Fname`): yarl must not re-encode it.
         url = URL(self._base + path, encoded=True)
         if query:
@@ -98,12 +130,16 @@ class RestClient:
             raise CIError(f"{what}: {type(exc).__name__}") from None
         if len(raw) > MAX_RESPONSE_BYTES:
             raise CIError(f"{what}: the answer is larger than {MAX_RESPONSE_BYTES} bytes")
-        payload = _json(raw)
-        if status < 300:
-            if payload is None and raw.strip():
-                raise CIError(f"{what}: the forge answered something other than JSON")
-            return payload
-        raise _failure(what, status, payload)
+        return status, raw
+
+
+def _answer(what: str, status: int, raw: bytes) -> Any:
+    payload = _json(raw)
+    if status < 300:
+        if payload is None and raw.strip():
+            raise CIError(f"{what}: the forge answered something other than JSON")
+        return payload
+    raise _failure(what, status, payload)
 
 
 def _json(raw: bytes) -> Any:
@@ -113,10 +149,18 @@ def _json(raw: bytes) -> Any:
         return None
 
 
+def _explanation(payload: Any) -> str:
+    """The forge's own words: `message` (GitHub; GitLab, sometimes a list) or `error`, made safe."""
+    if not isinstance(payload, dict):
+        return ""
+    said = payload.get("message") or payload.get("error") or ""
+    if isinstance(said, list):
+        said = "; ".join(str(part) for part in said)
+    return clean_text(str(said), 300)
+
+
 def _failure(what: str, status: int, payload: Any) -> Exception:
-    explanation = ""
-    if isinstance(payload, dict):
-        explanation = clean_text(str(payload.get("message") or payload.get("error") or ""), 300)
+    explanation = _explanation(payload)
     message = f"{what}: HTTP {status}" + (f" ({explanation})" if explanation else "")
     if status in (401, 403) and "rate limit" not in explanation.lower():
         return PermissionDeniedError(message + ": check the forge token and its scopes", status=status)

@@ -1,4 +1,4 @@
-"""GitHub's REST API for pull requests: find, open, update, comment on, read."""
+"""GitHub's REST API for pull requests: find, open, update, comment on, read, merge."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from urllib.parse import quote
 
 from app.domain.ci import Provider
 from app.errors import CIError
-from app.forges.client import PullRequest, RestClient
+from app.forges.client import MergeAnswer, PullRequest, RestClient
 
 API_VERSION = "2022-11-28"
+# GitHub's refusals of a merge: 405 not mergeable (a conflict, a required check or review missing),
+# 409 the head moved since the SHA given, 422 the request itself was refused.
+MERGE_REFUSALS = frozenset({405, 409, 422})
 
 
 class GitHubClient(RestClient):
@@ -53,6 +56,10 @@ class GitHubClient(RestClient):
 
     async def get(self, number: int) -> PullRequest:
         return _pull(await self.call("GET", f"{self._repo_path}/pulls/{int(number)}"))
+
+    async def merge(self, number: int, sha: str) -> MergeAnswer:
+        path = f"{self._repo_path}/pulls/{int(number)}/merge"
+        return await self.refusable("PUT", path, body={"sha": sha}, refusals=MERGE_REFUSALS)
 
 
 def _pull(data: Any) -> PullRequest:

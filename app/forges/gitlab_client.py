@@ -1,4 +1,4 @@
-"""GitLab's REST API (v4) for merge requests: find, open, update, comment on (a note), read."""
+"""GitLab's REST API (v4) for merge requests: find, open, update, comment on (a note), read, merge."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from urllib.parse import quote
 
 from app.domain.ci import Provider
 from app.errors import CIError
-from app.forges.client import PullRequest, RestClient
+from app.forges.client import MergeAnswer, PullRequest, RestClient
 
 STATES = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}
+# GitLab's refusals of a merge: 405 it cannot be accepted (draft, closed, a pipeline that must succeed
+# has not), 406 a conflict, 409 the SHA is not the source branch's head, 422 refused (newer versions).
+MERGE_REFUSALS = frozenset({405, 406, 409, 422})
 
 
 class GitLabClient(RestClient):
@@ -51,6 +54,10 @@ class GitLabClient(RestClient):
 
     async def get(self, number: int) -> PullRequest:
         return _merge_request(await self.call("GET", f"{self._project}/merge_requests/{int(number)}"))
+
+    async def merge(self, number: int, sha: str) -> MergeAnswer:
+        path = f"{self._project}/merge_requests/{int(number)}/merge"
+        return await self.refusable("PUT", path, body={"sha": sha}, refusals=MERGE_REFUSALS)
 
 
 def _merge_request(data: Any) -> PullRequest:

@@ -30,6 +30,7 @@ from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.services.context import Services
 from app.services.events import record
+from app.services.progress import defer_auto_merge
 from app.store import events, projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
@@ -145,6 +146,8 @@ async def _apply_result(
     else:
         note = f"CI passed on step {step.step_index} ({step.status})"
     await record(conn, project.id, "ci.passed", note, step=step, **facts)
+    # The head's CI passing may be what an auto-merge waited for (app.services.auto_merge).
+    await defer_auto_merge(svc, conn, run.id)
     return replace(applied, detail=note, next_work=action is CiAction.QA)
 
 

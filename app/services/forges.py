@@ -1,4 +1,5 @@
-"""Opening (or bringing up to date) the PR/MR of a protocol branch on the project's forge."""
+"""Opening (or bringing up to date) the PR/MR of a protocol branch on the project's forge (and, when
+the run's policy allows it, queueing its auto-merge: app.services.auto_merge)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.forges.github_client import GitHubClient
 from app.forges.gitlab_client import GitLabClient
 from app.services.context import Services
 from app.services.events import record
+from app.services.progress import defer_auto_merge
 from app.store import protocols
 
 
@@ -89,4 +91,6 @@ async def publish_pull_request(
             url=pull.url,
             sha=sha,
         )
+        # CI may have passed on this head already: then the PR/MR is ready for an auto-merge now.
+        await defer_auto_merge(svc, conn, run.id)
     return run

@@ -78,13 +78,16 @@ async def policy_for_run(svc: Services, run_id: int) -> RunPolicy:
     """The policy the run recorded when it was planned; before that, its project's central policy now.
     `strict` is always the project's current mode."""
     async with svc.database.read() as conn:
-        run = await protocols.get(conn, run_id)
-        project = await projects.get(conn, run.project_id)
-        recorded = await policy_packs.recorded_policy(conn, run_id)
-        if recorded is None or run.policy_pack_key is None or run.policy_pack_version is None:
-            pack = await pack_of(conn, project)
+        return await run_policy(conn, run_id)
+
+
+async def run_policy(conn: AsyncConnection, run_id: int) -> RunPolicy:
+    """policy_for_run, read on the caller's connection (inside its transaction)."""
+    run = await protocols.get(conn, run_id)
+    project = await projects.get(conn, run.project_id)
+    recorded = await policy_packs.recorded_policy(conn, run_id)
     if recorded is None or run.policy_pack_key is None or run.policy_pack_version is None:
-        return _resolved(project, pack)
+        return _resolved(project, await pack_of(conn, project))
     return RunPolicy(
         policy=recorded,
         hash=run.policy_effective_hash or policy_hash(recorded),

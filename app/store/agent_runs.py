@@ -150,8 +150,17 @@ async def tokens_used(
 
 
 async def cost_spent(conn: AsyncConnection, project_id: int) -> Decimal:
+    """US dollars spent by every agent run of a project (runs without a known price count as 0)."""
     query = select(func.coalesce(func.sum(agent_runs.c.cost_usd), 0)).where(
         agent_runs.c.project_id == project_id
+    )
+    return Decimal(await conn.scalar(query) or 0)
+
+
+async def run_cost(conn: AsyncConnection, protocol_run_id: int) -> Decimal:
+    """US dollars spent by every agent run of a protocol run: planning, its steps and their QA."""
+    query = select(func.coalesce(func.sum(agent_runs.c.cost_usd), 0)).where(
+        agent_runs.c.protocol_run_id == protocol_run_id
     )
     return Decimal(await conn.scalar(query) or 0)
 

@@ -12,6 +12,7 @@ from app.domain.ci import (
     CiSignal,
     MergeSignal,
     Provider,
+    auto_merge_blocker,
     awaits_merge,
     ci_action,
     ci_fix_instructions,
@@ -162,3 +163,46 @@ def test_a_result_ci_reported_already_for_the_same_check_and_commit_is_a_repeat(
     assert not repeats_a_result(blocked, signal, [{"sha": B, "source": "status", "name": "lint"}])
     assert not repeats_a_result(blocked, signal, [{"sha": A, "source": "status", "name": "ci"}])
     assert not repeats_a_result(step(2, commit_sha=B, ci_status="passed"), signal, seen), "a new result"
+
+
+_DONE = dict(status="completed", ci_status="passed")
+
+
+@pytest.mark.parametrize(
+    ("run_fields", "steps", "blocker"),
+    [
+        ({}, [step(1, commit_sha=A, **_DONE), step(2, commit_sha=B, **_DONE)], None),
+        ({"status": "paused"}, [step(1, commit_sha=B, **_DONE)], "0001-add-login is paused"),
+        ({}, [], "not every step is completed"),
+        (
+            {},
+            [step(1, commit_sha=A, **_DONE), step(2, commit_sha=B, ci_status="passed")],
+            "not every step is completed",
+        ),
+        (
+            {"published_sha": A},
+            [step(1, commit_sha=B, **_DONE)],
+            "its PR/MR is not published at the run's head",
+        ),
+        (
+            {"pr_number": None},
+            [step(1, commit_sha=B, **_DONE)],
+            "its PR/MR is not published at the run's head",
+        ),
+        ({}, [step(1, commit_sha=B, status="completed")], f"CI has not passed on {B[:12]}"),
+        (
+            {},
+            [step(1, commit_sha=B, status="completed", ci_status="failed")],
+            f"CI has not passed on {B[:12]}",
+        ),
+        # CI passed on an earlier step's commit, not on the head (the last step's).
+        (
+            {},
+            [step(1, commit_sha=B, **_DONE), step(2, commit_sha=A, **_DONE)],
+            f"CI has not passed on {B[:12]}",
+        ),
+    ],
+)
+def test_when_a_run_may_be_merged_by_itself(run_fields, steps, blocker):
+    published = run(**{"pr_number": 1, "published_sha": B, "head_sha": B, **run_fields})
+    assert auto_merge_blocker(published, steps) == blocker

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from app.errors import CIError, InvalidInputError, NotFoundError, PermissionDeniedError, spec_for
+from app.forges.client import MergeAnswer
 from app.forges.github_client import GitHubClient
 from app.forges.gitlab_client import GitLabClient
 from tests.support.fake_forge import GITHUB_TOKEN, GITLAB_TOKEN, running_fake_forge
@@ -118,3 +119,62 @@ async def test_an_unreachable_forge_is_a_retryable_ci_error():
         with pytest.raises(CIError) as raised:
             await client.find_open("x")
     assert GITHUB_TOKEN not in raised.value.message
+
+
+async def test_github_merges_only_at_the_given_head_and_refusals_are_answers():
+    async with (
+        running_fake_forge(head_sha=lambda branch: "a" * 40) as forge,
+        GitHubClient(forge.url, "acme/shop", GITHUB_TOKEN) as client,
+    ):
+        for number, branch in ((1, "moved"), (2, "conflict"), (3, "checks"), (4, "fine")):
+            assert (await client.create(branch=branch, base="main", title=branch, body="")).number == number
+        moved = await client.merge(1, "b" * 40)
+        forge.conflicts.add(("acme/shop", 2))
+        conflict = await client.merge(2, "a" * 40)
+        forge.required_checks = ("build",)
+        checks = await client.merge(3, "a" * 40)
+        forge.required_checks = ()
+        merged = await client.merge(4, "a" * 40)
+        assert (await client.get(4)).merged
+        again = await client.merge(4, "a" * 40)
+
+    assert moved == MergeAnswer(False, "HTTP 409: Head branch was modified. Review and try the merge again.")
+    assert conflict == MergeAnswer(False, "HTTP 405: Pull Request is not mergeable")
+    assert checks == MergeAnswer(False, 'HTTP 405: Required status check "build" is expected.')
+    assert merged == MergeAnswer(True)
+    assert again == MergeAnswer(False, "HTTP 405: Pull Request is not mergeable")
+    puts = forge.calls("PUT")
+    assert [(c.path, c.body) for c in puts][-2] == ("/repos/acme/shop/pulls/4/merge", {"sha": "a" * 40})
+
+
+async def test_gitlab_merges_only_at_the_given_head_and_refusals_are_answers():
+    async with (
+        running_fake_forge(head_sha=lambda branch: "c" * 40) as forge,
+        GitLabClient(f"{forge.url}/api/v4", "acme/sub/shop", GITLAB_TOKEN) as client,
+    ):
+        for branch in ("moved", "conflict", "pipeline", "fine"):
+            await client.create(branch=branch, base="main", title=branch, body="")
+        moved = await client.merge(1, "d" * 40)
+        forge.conflicts.add(("acme/sub/shop", 2))
+        conflict = await client.merge(2, "c" * 40)
+        forge.required_checks = ("pipeline",)
+        pipeline = await client.merge(3, "c" * 40)
+        forge.required_checks = ()
+        merged = await client.merge(4, "c" * 40)
+        assert (await client.get(4)).merged
+
+    assert moved == MergeAnswer(False, f"HTTP 409: SHA does not match HEAD of source branch: {'c' * 40}")
+    assert conflict == MergeAnswer(False, "HTTP 406: Branch cannot be merged")
+    assert pipeline == MergeAnswer(False, "HTTP 405: 405 Method Not Allowed")
+    assert merged == MergeAnswer(True)
+    last = forge.calls("PUT")[-1]
+    assert (last.path, last.body) == (
+        "/api/v4/projects/acme%2Fsub%2Fshop/merge_requests/4/merge",
+        {"sha": "c" * 40},
+    )
+
+
+async def test_a_merge_with_a_refused_token_is_an_error_not_a_refusal():
+    async with running_fake_forge() as forge, GitHubClient(forge.url, "acme/shop", "ghp_wrong") as client:
+        with pytest.raises(PermissionDeniedError):
+            await client.merge(1, "a" * 40)

@@ -4,8 +4,12 @@ It speaks their wire format as documented: GitHub's `/repos/{owner}/{repo}/pulls
 `/issues/{n}/comments` with `Authorization: Bearer`, answering `number`, `html_url`, `state`, `merged`,
 `head.ref/sha`; GitLab's `/api/v4/projects/{url-encoded path}/merge_requests…` and `/notes` with
 `PRIVATE-TOKEN`, answering `iid`, `web_url`, `state` (`opened`, `merged`, `closed`), `sha`. A wrong
-token gets each forge's 401; opening a second PR/MR for a branch gets each forge's refusal. Every request
-is recorded (method, raw path, query, headers, JSON body) so tests can check what was sent.
+token gets each forge's 401; opening a second PR/MR for a branch gets each forge's refusal. Merging
+(`PUT …/pulls/{n}/merge`, `PUT …/merge_requests/{iid}/merge`, with an optional `sha` guard) answers as
+each forge does: GitHub's 200 `{"sha", "merged": true, "message"}`, or 405 (not open, a conflict, a
+required check) and 409 (the head moved); GitLab's 200 with the merged MR, or 405 (not open, a pipeline
+that must succeed), 406 (a conflict) and 409 (the SHA is not the head). Every request is recorded
+(method, raw path, query, headers, JSON body) so tests can check what was sent.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ class FakeForge:
     received: list[Received] = field(default_factory=list)
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (repo, number) -> PR/MR
     comments: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    # Checks the target branch's protection requires and that have not passed: merges are refused.
+    required_checks: tuple[str, ...] = ()
+    # PRs/MRs whose branch conflicts with its target: merges are refused.
+    conflicts: set[tuple[str, int]] = field(default_factory=set)
     url: str = ""
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -68,12 +76,14 @@ class FakeForge:
         app.router.add_get(f"{repo}/pulls/{{number:\\d+}}", self.github_get)
         app.router.add_patch(f"{repo}/pulls/{{number:\\d+}}", self.github_update)
         app.router.add_post(f"{repo}/issues/{{number:\\d+}}/comments", self.github_comment)
+        app.router.add_put(f"{repo}/pulls/{{number:\\d+}}/merge", self.github_merge)
         project = "/api/v4/projects/{project}"
         app.router.add_get(f"{project}/merge_requests", self.gitlab_list)
         app.router.add_post(f"{project}/merge_requests", self.gitlab_create)
         app.router.add_get(f"{project}/merge_requests/{{iid:\\d+}}", self.gitlab_get)
         app.router.add_put(f"{project}/merge_requests/{{iid:\\d+}}", self.gitlab_update)
         app.router.add_post(f"{project}/merge_requests/{{iid:\\d+}}/notes", self.gitlab_note)
+        app.router.add_put(f"{project}/merge_requests/{{iid:\\d+}}/merge", self.gitlab_merge)
         return app
 
     @web.middleware
@@ -180,6 +190,24 @@ class FakeForge:
             status=201,
         )
 
+    async def github_merge(self, request: web.Request) -> web.Response:
+        pull = self._github_pull(request)
+        data = await request.json() if request.body_exists else {}
+        key = (self._github_repo(request), pull["number"])
+        docs = {"documentation_url": "https://docs.github.com/rest/pulls/pulls#merge-a-pull-request"}
+        if pull["state"] != "open" or key in self.conflicts:
+            return web.json_response({"message": "Pull Request is not mergeable", **docs}, status=405)
+        if self.required_checks:
+            needed = f'Required status check "{self.required_checks[0]}" is expected.'
+            return web.json_response({"message": needed, **docs}, status=405)
+        if data.get("sha") and data["sha"] != pull["head"]["sha"]:
+            moved = "Head branch was modified. Review and try the merge again."
+            return web.json_response({"message": moved, **docs}, status=409)
+        self.merge(*key)
+        return web.json_response(
+            {"sha": "9" * 40, "merged": True, "message": "Pull Request successfully merged"}
+        )
+
     # --- GitLab --------------------------------------------------------------------------------
 
     def _gitlab_repo(self, request: web.Request) -> str:
@@ -245,6 +273,20 @@ class FakeForge:
         return web.json_response(
             {"id": len(self.comments[key]), "body": data["body"], "noteable_iid": mr["iid"]}, status=201
         )
+
+    async def gitlab_merge(self, request: web.Request) -> web.Response:
+        mr = self._gitlab_mr(request)
+        data = await request.json() if request.body_exists else {}
+        key = (self._gitlab_repo(request), mr["iid"])
+        if mr["state"] != "opened" or self.required_checks:
+            return web.json_response({"message": "405 Method Not Allowed"}, status=405)
+        if key in self.conflicts:
+            return web.json_response({"message": "Branch cannot be merged"}, status=406)
+        if data.get("sha") and data["sha"] != mr["sha"]:
+            moved = f"SHA does not match HEAD of source branch: {mr['sha']}"
+            return web.json_response({"message": moved}, status=409)
+        self.merge(*key)
+        return web.json_response(mr)
 
 
 @contextlib.asynccontextmanager
