@@ -40,9 +40,9 @@ from app.git.parsing import (
     parse_worktrees,
     push_was_rejected,
 )
-from app.git.plumbing import RepositoryPlumbing
 from app.git.remote_guard import RemoteGuard
 from app.git.runner import failure
+from app.git.travel import BranchTravel
 from app.git.validation import check_remote_name, check_revision
 
 
@@ -51,7 +51,7 @@ def _real(path: Path) -> Path:
     return Path(path).resolve()
 
 
-class GitRepository(RepositoryPlumbing):
+class GitRepository(BranchTravel):
     """Git operations on the repository (or worktree) at `path`."""
 
     # --- clone -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -382,4 +383,19 @@ project_secrets = Table(
     Column("name", Text, primary_key=True),
     Column("ciphertext", Text, nullable=False),
     *_timestamps(),
+)
+
+
+# The commits a run's head moved to, each a thin git bundle (objects since `since_sha`): what a worker
+# on another machine rebuilds the run's branch from (app.services.travel).
+branch_bundles = Table(
+    "branch_bundles",
+    metadata,
+    _id(),
+    Column("protocol_run_id", BigInteger, ForeignKey("protocol_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("commit_sha", Text, nullable=False),
+    Column("since_sha", Text, nullable=False),
+    Column("bundle", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("protocol_run_id", "commit_sha"),
 )
