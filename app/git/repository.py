@@ -335,6 +335,15 @@ class GitRepository(BranchTravel):
             )
         return parse_status_paths(result.stdout)
 
+    async def files_at(self, commit: str, folder: str) -> list[TreeEntry]:
+        """Every entry under `folder` at `commit`, at any depth (paths from the repository's root)."""
+        check_revision(commit, field="commit")
+        async with self._locked():
+            listing = await self._git(
+                "ls-tree", "-r", "-l", "-z", "--full-tree", "--end-of-options", commit, "--", f"{folder}/"
+            )
+        return parse_ls_tree_long(listing.stdout)
+
     async def file_at(
         self, commit: str, path: str, *, max_bytes: int
     ) -> tuple[TreeEntry | None, bytes | None]:

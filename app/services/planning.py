@@ -219,7 +219,6 @@ async def _finish_planning(
             expected_version=run.version,
             changes={
                 "branch_name": branch_for(svc, project, run),
-                "worktree_path": str(worktree.path),
                 "protocol_root": str(protocol_folder(run.name)),
                 "head_sha": commit,
                 "planning_prompt_version": prompts.load("planning").version,

@@ -152,7 +152,6 @@ protocol_runs = Table(
     Column("status", Text, nullable=False, server_default=ProtocolStatus.PENDING.value),
     Column("base_branch", Text, nullable=False),
     Column("branch_name", Text),
-    Column("worktree_path", Text),
     Column("protocol_root", Text),
     Column("head_sha", Text),
     Column("pr_url", Text),

@@ -1,6 +1,7 @@
 """The branch travels through the database: each commit a run's head moves to is kept as a git bundle
 (thin: only the objects since the previous head, or since the base commit for the plan's commit), so
 a worker on any machine, with an empty disk, can rebuild the run's worktree at its recorded head.
+The stored worktree path goes: a path is per machine, never stored as truth.
 
 Revision ID: 0015
 Revises: 0014
@@ -39,5 +40,11 @@ def upgrade() -> None:
     )
 
 
+    # Where a run's worktree was on the machine that planned it: never true on another machine, and
+    # nothing reads it now (artifacts come from git objects at the run's head).
+    op.drop_column("protocol_runs", "worktree_path")
+
+
 def downgrade() -> None:
+    op.add_column("protocol_runs", sa.Column("worktree_path", sa.Text(), nullable=True))
     op.drop_table("branch_bundles")
