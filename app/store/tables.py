@@ -385,8 +385,7 @@ project_secrets = Table(
 )
 
 
-# The commits a run's head moved to, each a thin git bundle (objects since `since_sha`): what a worker
-# on another machine rebuilds the run's branch from (app.services.travel).
+# Each commit a run's head moved to, as a thin git bundle (app.services.travel).
 branch_bundles = Table(
     "branch_bundles",
     metadata,

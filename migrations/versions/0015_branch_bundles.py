@@ -39,7 +39,6 @@ def upgrade() -> None:
         ),
     )
 
-
     # Where a run's worktree was on the machine that planned it: never true on another machine, and
     # nothing reads it now (artifacts come from git objects at the run's head).
     op.drop_column("protocol_runs", "worktree_path")
