@@ -5,6 +5,7 @@ WORKDIR /src
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
+COPY templates ./templates
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # Stage 2: the runtime. The service runs as root only so that it can run every agent as another,

@@ -95,7 +95,6 @@ class ProtocolRun(Record):
     status: ProtocolStatus
     base_branch: str
     branch_name: str | None
-    worktree_path: str | None
     protocol_root: str | None
     head_sha: str | None
     pr_url: str | None

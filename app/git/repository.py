@@ -40,9 +40,9 @@ from app.git.parsing import (
     parse_worktrees,
     push_was_rejected,
 )
-from app.git.plumbing import RepositoryPlumbing
 from app.git.remote_guard import RemoteGuard
 from app.git.runner import failure
+from app.git.travel import BranchTravel
 from app.git.validation import check_remote_name, check_revision
 
 
@@ -51,7 +51,7 @@ def _real(path: Path) -> Path:
     return Path(path).resolve()
 
 
-class GitRepository(RepositoryPlumbing):
+class GitRepository(BranchTravel):
     """Git operations on the repository (or worktree) at `path`."""
 
     # --- clone -------------------------------------------------------------------------------------
@@ -334,6 +334,15 @@ class GitRepository(RepositoryPlumbing):
                 "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--no-ahead-behind"
             )
         return parse_status_paths(result.stdout)
+
+    async def files_at(self, commit: str, folder: str) -> list[TreeEntry]:
+        """Every entry under `folder` at `commit`, at any depth (paths from the repository's root)."""
+        check_revision(commit, field="commit")
+        async with self._locked():
+            listing = await self._git(
+                "ls-tree", "-r", "-l", "-z", "--full-tree", "--end-of-options", commit, "--", f"{folder}/"
+            )
+        return parse_ls_tree_long(listing.stdout)
 
     async def file_at(
         self, commit: str, path: str, *, max_bytes: int

@@ -77,9 +77,9 @@ CA_CONFIG = (("SSL_CERT_FILE", "http.sslCAInfo"), ("SSL_CERT_DIR", "http.sslCAPa
 # imap-send, instaweb, web--browse, help, gui, submodule...) can never take effect.
 COMMANDS = frozenset(
     {
-        "add", "cat-file", "check-ref-format", "clean", "clone", "commit", "config", "diff", "fetch", "log",
-        "ls-files", "ls-remote", "ls-tree", "merge-base", "push", "remote", "reset", "rev-parse", "status",
-        "worktree",
+        "add", "bundle", "cat-file", "check-ref-format", "clean", "clone", "commit", "config", "diff",
+        "fetch", "log", "ls-files", "ls-remote", "ls-tree", "merge-base", "push", "remote", "reset",
+        "rev-parse", "status", "update-ref", "worktree",
     }
 )  # fmt: skip
 # What git may inherit: where programs and ~/.ssh are, the ssh agent, proxies and CA bundles.

@@ -94,9 +94,10 @@ class JobConnector(procrastinate.PsycopgConnector):
                 await asyncio.sleep(pause)
 
 
-def create_job_app(settings: Settings, database_url: str) -> procrastinate.App:
-    """A Procrastinate app with every task registered, not yet open."""
-    connector = JobConnector(conninfo=with_driver(database_url, None))
+def create_job_app(settings: Settings, database_url: str, **pool_options: Any) -> procrastinate.App:
+    """A Procrastinate app with every task registered, not yet open; `pool_options` go to the pool
+    it opens when it is opened without one (as Procrastinate's own command line does)."""
+    connector = JobConnector(conninfo=with_driver(database_url, None), **pool_options)
     app = procrastinate.App(connector=connector)
     app.job_manager = FencedJobManager(connector)  # a late try of a taken-over job changes nothing
     policy = RetryPolicy(
@@ -132,7 +133,7 @@ async def open_runtime(
         # Every Procrastinate query is one statement: in autocommit it ends its own transaction, so
         # a worker frozen (or cut off) before it would have sent COMMIT holds no row lock (a fetched
         # job's, which every other worker's periodic defer then waits on, for as long as it stays so).
-        configure=_autocommit,
+        configure=autocommit,
         open=False,
         check=psycopg_pool.AsyncConnectionPool.check_connection,
     )
@@ -146,7 +147,7 @@ async def open_runtime(
         await database.dispose()
 
 
-async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+async def autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
     await connection.set_autocommit(True)
 
 

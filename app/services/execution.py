@@ -24,6 +24,7 @@ from app.services.events import record
 from app.services.findings import record_step_review, review_step
 from app.services.policy import policy_for_run
 from app.services.progress import defer_next_work
+from app.services.travel import keep_head, pack_head
 from app.services.workspace import ensure_worktree
 from app.store import events, projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
@@ -79,6 +80,8 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     done = {"commands_passed": result.commands_passed if result else None, "files_changed": stats.paths}
     if (stopped := await _policy_gate(svc, run, step, worktree, ran=True, **done)) is not None:
         return stopped
+    moves_head = advances and sha != run.head_sha
+    travelling = await pack_head(worktree, run, sha) if moves_head else None
     pushed = await push_branch(svc, worktree, run)
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step.id)
@@ -91,6 +94,8 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         run = await protocols.get(conn, run.id)
         if advances and sha != run.head_sha:
             await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
+            if travelling is not None:
+                await keep_head(conn, run, travelling)
         await record(
             conn,
             project.id,

@@ -27,6 +27,7 @@ from app.services.events import record
 from app.services.findings import apply_plan_review, record_policy_problems, review_plan
 from app.services.policy import policy_for_run, record_run_policy
 from app.services.progress import defer_next_work
+from app.services.travel import keep_head, pack_head
 from app.services.workspace import branch_for, ensure_worktree
 from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects, protocols, steps
@@ -194,9 +195,11 @@ async def _finish_planning(
 ) -> ProtocolRun:
     """Steps from the committed plan, then planned → running, in one transaction."""
     async with svc.database.read() as conn:
-        name = (await protocols.get(conn, run_id)).name
+        run = await protocols.get(conn, run_id)
+    name = run.name
     # Read before the transaction opens: no disk I/O while it holds a connection and row locks.
     planned = await in_folder(worktree.path, name, _steps_from)
+    travelling = await pack_head(worktree, run, commit)  # the plan's commit, for any other machine
     review = await review_plan(svc, run_id, worktree.path, name)  # policy findings (issue 14)
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run_id)
@@ -216,13 +219,13 @@ async def _finish_planning(
             expected_version=run.version,
             changes={
                 "branch_name": branch_for(svc, project, run),
-                "worktree_path": str(worktree.path),
                 "protocol_root": str(protocol_folder(run.name)),
                 "head_sha": commit,
                 "planning_prompt_version": prompts.load("planning").version,
                 "plan_attempts": run.plan_attempts + 1,
             },
         )
+        await keep_head(conn, run, travelling)
         run = await move_protocol(conn, run.id, P.RUNNING, expected_version=run.version, reason="plan ready")
         await defer_next_work(svc, conn, run.id)
     return run

@@ -17,6 +17,7 @@ from app.git.remote_guard import RemoteGuard
 from app.logs import get_logger
 from app.services.context import Services
 from app.services.credentials import credential_source
+from app.services.travel import bring_head, catch_up
 
 log = get_logger(__name__)
 # Never a project's folder, whatever the roots say: kernel and device views, not repositories.
@@ -120,7 +121,9 @@ def branch_for(svc: Services, project: Project, run: ProtocolRun) -> str:
 async def ensure_worktree(
     svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
 ) -> GitRepository:
-    """The run's worktree on its branch (made from the base branch, or re-attached after a restart).
+    """The run's worktree on its branch at (or ahead of) the run's recorded head: made from the base
+    branch, re-attached after a restart, or rebuilt on any machine from the bundles the database keeps
+    (app.services.travel).
 
     Changes left uncommitted by an interrupted job are discarded (`discard`): the branch is the state
     that counts, and no commit on it is ever dropped. Jobs that only read or push the committed branch
@@ -133,13 +136,16 @@ async def ensure_worktree(
     else:
         clone = await ensure_clone(svc, project)
         async with svc.database.advisory_lock(f"repo:{clone.path}"):
-            worktree = await clone.worktree_add(path, branch, run.base_branch)
+            # Another machine may have made the run's commits: they travel in the database.
+            await bring_head(svc, clone, run)
+            worktree = await clone.worktree_add(path, branch, run.head_sha or run.base_branch)
     orphans = await asyncio.to_thread(kill_processes_in, worktree.path)
     if orphans:
         log.warning("killed processes left in the worktree by a dead job", count=orphans, run=run.name)
     if discard:
         await worktree.discard_changes()
     if run.head_sha:
+        await catch_up(svc, worktree, run)
         await _check_head(worktree, run)
     return worktree
 

@@ -80,3 +80,19 @@ async def jobs_by_status(conn: AsyncConnection) -> list[Row]:
         "ORDER BY task_name, status"
     )
     return _rows((await conn.execute(query)).all(), 2)
+
+
+async def jobs_waiting(conn: AsyncConnection, queues: Sequence[str]) -> list[Row]:
+    """Per queue (each of `queues` listed, zero when empty): jobs due and not yet taken, and how
+    long the oldest of them has waited, in seconds (since it was due, or deferred when unscheduled)."""
+    query = text(
+        "SELECT q.name, count(j.id), "
+        "coalesce(max(extract(epoch FROM now() - coalesce(j.scheduled_at, d.at))), 0) "
+        "FROM unnest(CAST(:queues AS text[])) AS q(name) "
+        "LEFT JOIN procrastinate_jobs j ON j.queue_name = q.name AND j.status = 'todo' "
+        "AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()) "
+        "LEFT JOIN LATERAL (SELECT min(e.at) AS at FROM procrastinate_events e "
+        "WHERE e.job_id = j.id AND e.type = 'deferred') d ON true "
+        "GROUP BY q.name ORDER BY q.name"
+    )
+    return _rows((await conn.execute(query, {"queues": list(queues)})).all(), 1)

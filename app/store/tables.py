@@ -20,6 +20,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -151,7 +152,6 @@ protocol_runs = Table(
     Column("status", Text, nullable=False, server_default=ProtocolStatus.PENDING.value),
     Column("base_branch", Text, nullable=False),
     Column("branch_name", Text),
-    Column("worktree_path", Text),
     Column("protocol_root", Text),
     Column("head_sha", Text),
     Column("pr_url", Text),
@@ -382,4 +382,18 @@ project_secrets = Table(
     Column("name", Text, primary_key=True),
     Column("ciphertext", Text, nullable=False),
     *_timestamps(),
+)
+
+
+# Each commit a run's head moved to, as a thin git bundle (app.services.travel).
+branch_bundles = Table(
+    "branch_bundles",
+    metadata,
+    _id(),
+    Column("protocol_run_id", BigInteger, ForeignKey("protocol_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("commit_sha", Text, nullable=False),
+    Column("since_sha", Text, nullable=False),
+    Column("bundle", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("protocol_run_id", "commit_sha"),
 )

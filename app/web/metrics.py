@@ -3,6 +3,7 @@
 Every figure is read from the database at scrape time (app/store/metrics.py), so it covers all
 workers and survives restarts: runs and steps by status and QA verdict, agent runs, tokens and cost by
 project, stage, engine and model (failed runs by model are the error rate), jobs by task and status,
+the jobs waiting per queue and the age of the oldest (what a worker autoscaler reads),
 webhook deliveries by outcome.
 """
 
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.jobs.runtime import QUEUES
 from app.store import metrics
 from app.web.keys import SERVICES
 
@@ -58,18 +60,34 @@ def _agent_families(rows: list[metrics.Row]) -> list[Metric]:
     return [runs, tokens, cost, seconds]
 
 
+def _queue_families(rows: list[metrics.Row]) -> list[Metric]:
+    # What a worker autoscaler reads (deploy/k8s/worker-autoscaler.yaml): work due and not taken.
+    depth = GaugeMetricFamily(
+        PREFIX + "jobs_waiting", "Jobs due and not yet taken, by queue", labels=["queue"]
+    )
+    oldest = GaugeMetricFamily(
+        PREFIX + "jobs_oldest_waiting_seconds", "How long the oldest due job has waited", labels=["queue"]
+    )
+    for (queue,), (count, seconds) in rows:
+        depth.add_metric([queue], count)
+        oldest.add_metric([queue], seconds)
+    return [depth, oldest]
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     async with request.app[SERVICES].database.snapshot() as conn:
         runs = await metrics.protocol_runs_by_status(conn)
         steps = await metrics.step_runs_by_status(conn)
         agents = await metrics.agent_usage(conn)
         jobs = await metrics.jobs_by_status(conn)
+        waiting = await metrics.jobs_waiting(conn, QUEUES)
         deliveries = await metrics.webhook_outcomes(conn)
     families: list[Metric] = [
         _gauge("protocol_runs", "Protocol runs by status", ["project", "status"], runs),
         _gauge("step_runs", "Step runs by status and QA verdict", ["project", "status", "qa_verdict"], steps),
         *_agent_families(agents),
         _gauge("jobs", "Queued jobs by task and status", ["task", "status"], jobs),
+        *_queue_families(waiting),
         _gauge(
             "webhook_deliveries", "Webhook deliveries kept, by outcome", ["provider", "outcome"], deliveries
         ),

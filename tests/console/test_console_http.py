@@ -15,7 +15,7 @@ from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.console.support import csrf_of, sign_in
 from tests.support import seed
-from tests.support.workflow import make_repos
+from tests.support.workflow import commit_protocol_files, make_repos
 
 TOKEN = "console-token-0123456789"
 
@@ -270,17 +270,20 @@ async def test_onboarding_form_registers_a_project_or_says_why_not(client, tmp_p
 
 async def test_plan_md_is_rendered_with_its_html_inert(client, tmp_path):
     await sign_in(client, TOKEN)
-    project = await _project(client)
+    repos = make_repos(tmp_path)
+    svc = client.app[SERVICES]
+    async with svc.database.transaction() as conn:
+        project = await project_store.create(conn, name="demo", local_path=str(repos.local))
+        project = await project_store.set_status(
+            conn, project.id, ProjectStatus.READY, expected_version=project.version
+        )
     run, _ = await _running_run(client, project.id)
-    folder = tmp_path / "worktree" / ".protocols" / run.name
-    folder.mkdir(parents=True)
-    (folder / "plan.md").write_text(
+    plan_md = (
         "# The plan\n\n<script>alert(1)</script>\n\n[bad](javascript:alert(2)) [good](https://ok.test/x)\n"
     )
-    async with client.app[SERVICES].database.transaction() as conn:
-        await protocols.update_fields(
-            conn, run.id, expected_version=run.version, worktree_path=str(tmp_path / "worktree")
-        )
+    head = commit_protocol_files(repos.local, run.name, {"plan.md": plan_md})
+    async with svc.database.transaction() as conn:
+        await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=head)
     html = await (await client.get(f"/console/protocols/{run.id}")).text()
     assert "<h1>The plan</h1>" in html
     assert "<script>alert(1)" not in html

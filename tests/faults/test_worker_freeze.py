@@ -12,10 +12,10 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from app.domain.workspace import protocol_worktree_path
 from app.jobs.runtime import QUEUES, open_runtime
 from app.services import planning, projects
 from tests.support.fault_probes import (
@@ -90,7 +90,9 @@ async def test_a_thawed_worker_cannot_redo_a_step_taken_over(database_url, tmp_p
     tag = "[protocol-0001/01]"
     commits = {
         "origin": tagged_commits(repos.origin, run.branch_name or "", tag),
-        "worktree": tagged_commits(Path(run.worktree_path or ""), "HEAD", tag),
+        "worktree": tagged_commits(
+            protocol_worktree_path(settings.resolved_projects_root, "demo", run.name), "HEAD", tag
+        ),
     }
     report(
         "worker_freeze",

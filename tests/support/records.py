@@ -25,7 +25,7 @@ def run(**fields) -> ProtocolRun:
     base = dict(
         id=7, project_id=1, number=1, name="0001-add-login", title="Add login", description="",
         status="running",
-        base_branch="main", branch_name="0001-add-login", worktree_path=None, protocol_root=None, head_sha=B,
+        base_branch="main", branch_name="0001-add-login", protocol_root=None, head_sha=B,
         pr_url=None, pr_number=None, planning_engine=None, planning_model=None, execution_engine=None,
         execution_model=None, qa_engine=None, qa_model=None, planning_prompt_version=None, plan_attempts=1,
         summary=None, last_error=None, policy_pack_key=None, policy_pack_version=None,

@@ -167,3 +167,19 @@ def agents_working_in(folder: Path) -> list[int]:
         if is_agent and cwd.startswith(str(folder)):
             found.append(int(entry))
     return found
+
+
+def commit_protocol_files(repo: Path, run_name: str, files: dict[str, str]) -> str:
+    """Commit `files` into `.protocols/<run_name>/` on a branch of their own in `repo` (its checkout
+    untouched), as a planned run's head would hold them; the commit's sha."""
+    scratch = repo.parent / f"{repo.name}-{run_name}-files"
+    git("worktree", "add", "--quiet", "-b", f"files/{run_name}", str(scratch), "HEAD", cwd=repo)
+    folder = scratch / ".protocols" / run_name
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    git("add", "-A", cwd=scratch)
+    git("-c", "user.name=Seed", "-c", "user.email=seed@example.test", "commit", "-qm", "plan", cwd=scratch)
+    sha = git("rev-parse", "HEAD", cwd=scratch).strip()
+    git("worktree", "remove", "--force", str(scratch), cwd=repo)
+    return sha

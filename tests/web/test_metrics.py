@@ -99,3 +99,36 @@ async def test_jobs_are_counted_by_task_and_status(database_url, client):
     assert samples[("tasksgodzilla_jobs", todo)] == 1
     queue = await (await client.get("/queue", headers=AUTH)).json()
     assert queue["jobs"]["plan_protocol_job"]["todo"] == 1
+
+
+async def test_jobs_waiting_per_queue_and_the_oldest_wait(database_url, client):
+    """What a worker autoscaler reads: due jobs per queue (every queue listed) and the oldest's wait."""
+
+    async def queue_samples() -> dict[tuple[str, str], float]:
+        text = await (await client.get("/metrics", headers=AUTH)).text()
+        return {
+            (name, dict(labels)["queue"]): value
+            for (name, labels), value in _samples(text).items()
+            if name.startswith("tasksgodzilla_jobs_waiting") or name.startswith("tasksgodzilla_jobs_oldest")
+        }
+
+    before = await queue_samples()
+    assert before[("tasksgodzilla_jobs_waiting", "default")] == 0
+    assert before[("tasksgodzilla_jobs_waiting", "duties")] == 0
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        await projects.set_status(conn, project.id, ProjectStatus.READY, expected_version=project.version)
+    created = await client.post(
+        f"/projects/{project.id}/protocols", json={"title": "Add login", "start": True}, headers=AUTH
+    )
+    assert created.status == 201
+    assert (await queue_samples())[("tasksgodzilla_jobs_waiting", "default")] == 1
+    async with client.app[SERVICES].database.transaction() as conn:  # not due yet: not waiting
+        await conn.exec_driver_sql("UPDATE procrastinate_jobs SET scheduled_at = now() + interval '1 hour'")
+    assert (await queue_samples())[("tasksgodzilla_jobs_waiting", "default")] == 0
+    async with client.app[SERVICES].database.transaction() as conn:  # due an hour ago: waited an hour
+        await conn.exec_driver_sql("UPDATE procrastinate_jobs SET scheduled_at = now() - interval '1 hour'")
+    after = await queue_samples()
+    assert after[("tasksgodzilla_jobs_waiting", "default")] == 1
+    assert 3600 <= after[("tasksgodzilla_jobs_oldest_waiting_seconds", "default")] < 3700
+    assert after[("tasksgodzilla_jobs_oldest_waiting_seconds", "duties")] == 0

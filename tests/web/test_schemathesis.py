@@ -34,7 +34,7 @@ from app.store import steps as step_store
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.support import seed
-from tests.support.workflow import make_repos
+from tests.support.workflow import commit_protocol_files, make_repos
 
 TOKEN = "schemathesis-token-0123456789"
 ST = shutil.which("st", path=str(Path(sys.executable).parent)) or "st"
@@ -61,11 +61,10 @@ class LiveServer:
 class _ServerThread(threading.Thread):
     """create_app on 127.0.0.1:<free port>, in an event loop of its own, until stop()."""
 
-    def __init__(self, settings: Settings, database_url: str, repo: Path, worktree: Path) -> None:
+    def __init__(self, settings: Settings, database_url: str, repo: Path) -> None:
         super().__init__(name="live-api", daemon=True)
         self.app = create_app(settings, database_url)
         self.repo = repo
-        self.worktree = worktree
         self.ready = threading.Event()
         self.port = 0
         self.seed: dict[str, int] = {}
@@ -101,17 +100,12 @@ class _ServerThread(threading.Thread):
         svc = self.app[SERVICES]
         project = await project_service.register_project(svc, name="seed", local_path=str(self.repo))
         run = await planning.create_protocol(svc, project.id, title="Seeded run", description="seed")
-        folder = self.worktree / ".protocols" / run.name
-        folder.mkdir(parents=True)
-        for name in ARTIFACTS:
-            (folder / name).write_text(f"# {name}\n")
+        head = commit_protocol_files(self.repo, run.name, {name: f"# {name}\n" for name in ARTIFACTS})
         async with svc.database.transaction() as conn:
             await project_store.set_status(
                 conn, project.id, ProjectStatus.READY, expected_version=project.version
             )
-            await protocol_store.update_fields(
-                conn, run.id, expected_version=run.version, worktree_path=str(self.worktree)
-            )
+            await protocol_store.update_fields(conn, run.id, expected_version=run.version, head_sha=head)
             [step] = await step_store.create_many(
                 conn, run.id, [{"step_index": 1, "name": "first", "step_file": ARTIFACTS[1]}]
             )
@@ -131,7 +125,7 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     settings = Settings(
         run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", git_allow_local_remotes=True
     )
-    server = _ServerThread(settings, database_url, repos.local, tmp_path / "worktree")
+    server = _ServerThread(settings, database_url, repos.local)
     server.start()
     try:
         assert server.ready.wait(60), "the server never started"

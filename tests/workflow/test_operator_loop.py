@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ from app.domain.actions import RunAction, allowed_run_actions
 from app.domain.records import Stage
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.domain.workspace import protocol_worktree_path
 from app.errors import ConflictError
 from app.services import controls, execution, planning, projects, quality
 from app.store import agent_runs, events, protocols, steps
@@ -159,7 +159,7 @@ async def test_a_commit_made_before_a_job_died_is_kept_and_reused(database_url, 
     settings = workflow_settings(tmp_path)
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
         run, plan = await _blocked_by_qa(svc, repos)
-    worktree = Path(run.worktree_path)
+    worktree = protocol_worktree_path(settings.resolved_projects_root, "demo", run.name)
     (worktree / "manual.txt").write_text("committed by the job that died\n")
     git("add", "-A", cwd=worktree)
     git(

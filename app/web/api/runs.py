@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.records import AgentRun, ProtocolRun
 from app.domain.scopes import SERVICE, tenant
+from app.services import artifacts
 from app.store import agent_runs, metrics, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import Page
@@ -55,7 +55,7 @@ async def agent_run_log(request: web.Request, agent_run_id: int) -> web.Response
 )
 async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
     run = await _run(request, protocol_id)
-    return {"items": await in_folder(run.worktree_path, run.name, ProtocolFolder.list)}
+    return {"items": await artifacts.list_artifacts(services(request), run)}
 
 
 @api.route(
@@ -69,7 +69,7 @@ async def list_artifacts(request: web.Request, protocol_id: int) -> dict:
 )
 async def read_artifact(request: web.Request, protocol_id: int, name: str) -> web.Response:
     run = await _run(request, protocol_id)
-    text = await in_folder(run.worktree_path, run.name, lambda folder: folder.read(name))
+    text = await artifacts.read_artifact(services(request), run, name)
     kind = "text/markdown" if name.endswith(".md") else "text/plain"
     return web.Response(text=text, content_type=kind, charset="utf-8")
 

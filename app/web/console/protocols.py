@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from app.artifacts.folder import in_folder
 from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
 from app.domain.scopes import tenant
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
+from app.services.artifacts import read_artifact
 from app.services.context import Services
 from app.store import agent_runs, events, projects, protocols, steps
 from app.web import views
@@ -44,7 +44,7 @@ async def protocol_page(request: web.Request) -> web.Response:
     async with services(request).database.read() as conn:
         feed = await events.recent(conn, protocol_run_id=view["run"].id, limit=FEED)
         found = await findings_by_scope(conn, protocol_run_id=view["run"].id)
-    plan_html = await _plan(view["run"])
+    plan_html = await _plan(services(request), view["run"])
     return render(
         request, "console/protocol.html", after=after, plan_html=plan_html, feed=feed, findings=found, **view
     )
@@ -54,7 +54,7 @@ async def protocol_page(request: web.Request) -> web.Response:
 @scoped(tenant())
 async def protocol_plan(request: web.Request) -> web.Response:
     run = await views.protocol_run(services(request), entity_id(request, "protocol_id"))
-    return render(request, "console/_plan.html", run=run, plan_html=await _plan(run))
+    return render(request, "console/_plan.html", run=run, plan_html=await _plan(services(request), run))
 
 
 @routes.get("/protocols/{protocol_id}/live")
@@ -76,10 +76,10 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
     return {"run": run, "project": project, "steps": plan, "usage": usage, "ci": ci, "actions": offered}
 
 
-async def _plan(run: ProtocolRun) -> str | None:
-    """plan.md's text when this machine has the run's worktree; None otherwise."""
+async def _plan(svc: Services, run: ProtocolRun) -> str | None:
+    """plan.md's text at the run's head; None before the plan is committed (or when it is unreadable)."""
     try:
-        return await in_folder(run.worktree_path, run.name, lambda folder: folder.read("plan.md"))
+        return await read_artifact(svc, run, "plan.md")
     except TasksGodzillaError:
         return None
 
