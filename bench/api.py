@@ -355,7 +355,7 @@ def bench_database(
 
 RUN_COLUMNS = (
     "project_id", "number", "name", "title", "description", "status", "base_branch", "branch_name",
-    "worktree_path", "protocol_root", "head_sha", "pr_url", "pr_number", "planning_engine",
+    "protocol_root", "head_sha", "pr_url", "pr_number", "planning_engine",
     "planning_model", "execution_engine", "execution_model", "qa_engine", "qa_model",
     "planning_prompt_version", "plan_attempts", "summary", "last_error", "started_at", "finished_at",
     "created_at", "updated_at", "version",
@@ -395,7 +395,7 @@ def seed(url: str, runs: int, projects: int) -> dict[int, list[int]]:
                     (
                         project_ids[i % projects], number, name, f"Bench task {number}: tidy the module",
                         "Refactor the module so that its public functions are documented and tested. " * 3,
-                        status, "main", name, f"/srv/worktrees/{name}", f".protocols/{name}",
+                        status, "main", name, f".protocols/{name}",
                         secrets.token_hex(20), f"https://github.com/acme/bench/pull/{i}" if done else None,
                         i if done else None, "codex", "gpt-5.1-codex", "codex", "gpt-5.1-codex", "codex",
                         "gpt-5.1-codex", "planning-v3", 1, "Done." if done else None,

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.config import BudgetMode, Settings
+from app.config import BudgetMode, Settings, env_name
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.usage import Ceiling, tighter
 from app.errors import BudgetExceededError
@@ -27,16 +27,19 @@ def ceilings(settings: Settings, policy: RunPolicy, *, with_step: bool) -> list[
     limits = policy.policy.get("limits") or {}
     pack = f"policy {policy.pack_key}@{policy.pack_version}"
 
-    def setting(name: str) -> tuple[float | None, str]:
-        return getattr(settings, name), f"setting TASKSGODZILLA_{name.upper()}"
+    def setting(value: float | None, name: str) -> tuple[float | None, str]:
+        return value, f"setting {env_name(name)}"
 
     def of_policy(key: str) -> tuple[float | None, str]:
         return limits.get(key), f"{pack} limits.{key}"
 
+    per_run = setting(settings.max_tokens_per_protocol, "max_tokens_per_protocol")
+    per_step = setting(settings.max_tokens_per_step, "max_tokens_per_step")
+    per_project = setting(settings.max_cost_per_project_usd, "max_cost_per_project_usd")
     found = [
-        tighter("protocol", setting("max_tokens_per_protocol"), of_policy("tokens_per_protocol")),
-        tighter("step", setting("max_tokens_per_step"), of_policy("tokens_per_step")) if with_step else None,
-        tighter("project", setting("max_cost_per_project_usd"), (None, "")),
+        tighter("protocol", per_run, of_policy("tokens_per_protocol")),
+        tighter("step", per_step, of_policy("tokens_per_step")) if with_step else None,
+        tighter("project", per_project, (None, "")),
         tighter("protocol_cost", (None, ""), of_policy("usd_per_protocol")),
     ]
     return [ceiling for ceiling in found if ceiling is not None]
