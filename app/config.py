@@ -6,6 +6,7 @@ failure into one `ConfigError` line naming the variable.
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -120,6 +121,13 @@ class Settings(BaseSettings):
 
     # --- workers -------------------------------------------------------------------------------
     run_worker: bool = Field(True, description="`serve` also runs a job worker in its event loop.")
+    host_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="This machine's name (unset: its host name). A project registered by local path "
+        "lives on the machine that registered it; its jobs go to queue `host:<name>`, which only "
+        "that machine's workers take.",
+    )
     worker_concurrency: int = Field(4, ge=1, le=64, description="Jobs one worker runs at once.")
     worker_poll_seconds: float = Field(
         1.0,
@@ -340,6 +348,11 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
             )
         return self
+
+    @property
+    def machine(self) -> str:
+        """This machine's name: `host_name`, else the host name."""
+        return self.host_name or socket.gethostname()
 
     @property
     def resolved_projects_root(self) -> Path:

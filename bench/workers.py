@@ -19,7 +19,17 @@ that size into a temporary table), against the per-step wall time of the 1-worke
 Without `--database-url` an embedded PostgreSQL runs in a temporary folder.
 """
 
+# ruff: noqa: E402 - the imports follow the sys.path fix below
+
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# bench/queue.py shadows the standard library's `queue` when this folder is on the import path.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
 import argparse
 import asyncio
@@ -28,23 +38,18 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from app.config import Settings  # noqa: E402
-from app.git import GitRepository  # noqa: E402
-from app.jobs.runtime import open_runtime  # noqa: E402
-from app.logs import configure_logging  # noqa: E402
-from app.services import planning, projects  # noqa: E402
-from app.store.database import with_driver  # noqa: E402
-from app.store.scratch import migrated_database  # noqa: E402
+from app.config import Settings
+from app.git import GitRepository
+from app.jobs.runtime import open_runtime
+from app.logs import configure_logging
+from app.services import planning, projects
+from app.store.database import with_driver
+from app.store.scratch import migrated_database
 
 AGENT = ROOT / "bench" / "instant_agent.sh"
 CLI = shutil.which("tasksgodzilla", path=str(Path(sys.executable).parent)) or "tasksgodzilla"

@@ -80,6 +80,8 @@ class Project(Record):
     # automatic fix-CI runs a step may get (None: TASKSGODZILLA_FIX_CI_ATTEMPTS).
     forge_repo: str | None = None
     fix_ci_attempts: int | None = None
+    # The machine a project registered by local path lives on (its jobs run there); None: any.
+    host: str | None = None
     created_at: datetime
     updated_at: datetime
     version: int

@@ -38,6 +38,7 @@ from app.jobs.tasks import SERVICES_KEY, register_tasks
 from app.logs import get_logger
 from app.services.context import Services, build_services
 from app.store.database import Database, with_driver
+from app.store.jobs import host_queue
 
 JOB_QUEUE = procrastinate.jobs.DEFAULT_QUEUE
 # One Procrastinate worker per queue in every worker process: jobs on `default`, the periodic duties
@@ -234,9 +235,16 @@ async def run_worker(
     async with asyncio.TaskGroup() as workers:
         for queue in QUEUES:
             worker_name = base if queue == JOB_QUEUE else f"{base}-{queue}"
-            options = {"name": worker_name, "queues": [queue], "concurrency": concurrency[queue], **common}
+            queues = listened_queues(settings) if queue == JOB_QUEUE else [queue]
+            options = {"name": worker_name, "queues": queues, "concurrency": concurrency[queue], **common}
             make = functools.partial(Worker, app=app, **{**app.worker_defaults, **options})
             workers.create_task(keep_working(make, name=worker_name, stopping=stopping))
+
+
+def listened_queues(settings: Settings) -> list[str]:
+    """The job queues this machine's workers take: the shared one, and this machine's own (the jobs
+    of projects registered by local path here)."""
+    return [JOB_QUEUE, host_queue(settings.machine)]
 
 
 # The stop flag of each worker task start_worker made.

@@ -14,9 +14,9 @@ from procrastinate.app import WorkerOptions
 
 from app.cli.common import reports_errors, settings_for_command
 from app.errors import ConfigError
-from app.jobs.duties import duties
+from app.jobs.duties import DUTY_QUEUE, duties
 from app.jobs.queue import ProcrastinateQueue
-from app.jobs.runtime import autocommit, create_job_app
+from app.jobs.runtime import autocommit, create_job_app, listened_queues
 from app.jobs.tasks import SERVICES_KEY
 from app.services.context import build_services
 from app.store.database import Database
@@ -41,6 +41,7 @@ def standalone_app() -> procrastinate.App:
     )
     defaults: WorkerOptions = {
         "additional_context": {SERVICES_KEY: services},
+        "queues": [*listened_queues(settings), DUTY_QUEUE],  # never another machine's queue
         "concurrency": settings.worker_concurrency + periodic,
         "update_heartbeat_interval": settings.worker_heartbeat_seconds,
         "stalled_worker_timeout": settings.stalled_after_seconds,

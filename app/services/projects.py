@@ -78,6 +78,8 @@ async def register_project(
             name=name,
             git_url=git_url,
             local_path=local_path,
+            # A folder exists on one machine: this one runs the project's jobs.
+            host=svc.settings.machine if local_path else None,
             base_branch=base_branch,
             organisation_id=organisation_id,
             **choices,
@@ -93,6 +95,7 @@ async def register_project(
             name=name,
             git_url=git_url,
             local_path=local_path,
+            host=project.host,
         )
         await jobs.defer(conn, setup_work(project.id))
     return project

@@ -96,3 +96,9 @@ async def jobs_waiting(conn: AsyncConnection, queues: Sequence[str]) -> list[Row
         "GROUP BY q.name ORDER BY q.name"
     )
     return _rows((await conn.execute(query, {"queues": list(queues)})).all(), 1)
+
+
+async def hosts(conn: AsyncConnection) -> list[str]:
+    """The machines some project lives on (registered by local path there)."""
+    query = select(projects.c.host).where(projects.c.host.is_not(None)).distinct().order_by(projects.c.host)
+    return list((await conn.execute(query)).scalars())

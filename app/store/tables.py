@@ -127,6 +127,7 @@ projects = Table(
     # CI and forges: `owner/name` on the forge (else read from git_url); fix-CI runs a step may get.
     Column("forge_repo", Text),
     Column("fix_ci_attempts", Integer),
+    Column("host", Text),
     Column("organisation_id", BigInteger, ForeignKey("organisations.id"), nullable=False),
     *_timestamps(),
     _version(),
@@ -302,8 +303,7 @@ agent_runs = Table(
     Index("ix_agent_runs_running", "id", postgresql_where=text("status = 'running'")),
 )
 
-# Transcripts apart from agent_runs, so listing runs never drags megabytes along; any worker can
-# serve any run's log (no local files to find).
+# Transcripts apart from agent_runs (listing runs never drags megabytes along), readable anywhere.
 agent_logs = Table(
     "agent_logs",
     metadata,

@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from app.jobs.runtime import QUEUES
 from app.store import metrics
+from app.store.jobs import host_queue
 from app.web.keys import SERVICES
 
 PREFIX = "tasksgodzilla_"
@@ -80,7 +81,7 @@ async def metrics_page(request: web.Request) -> web.Response:
         steps = await metrics.step_runs_by_status(conn)
         agents = await metrics.agent_usage(conn)
         jobs = await metrics.jobs_by_status(conn)
-        waiting = await metrics.jobs_waiting(conn, QUEUES)
+        waiting = await metrics.jobs_waiting(conn, [*QUEUES, *map(host_queue, await metrics.hosts(conn))])
         deliveries = await metrics.webhook_outcomes(conn)
     families: list[Metric] = [
         _gauge("protocol_runs", "Protocol runs by status", ["project", "status"], runs),

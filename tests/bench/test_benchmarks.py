@@ -63,3 +63,17 @@ def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, m
         assert any(line.startswith(f"{measure}  ") for line in lines), measure
     assert "settings: " in done.stdout
     assert closing in done.stdout
+
+
+def test_workers_quick_run_prints_the_scaling_table_and_the_travel_cost(postgres_server_url, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "workers.py"), "--quick", "--database-url", postgres_server_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert [row[0] for row in rows if row and row[0] in ("1", "2")] == ["1", "2"]
+    assert "travel per step: " in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import EngineName
 from app.domain.records import Project
@@ -15,7 +16,7 @@ from app.git import mask_credentials
 from app.services import planning
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
-from app.store import events, projects, protocols
+from app.store import events, jobs, projects, protocols
 from app.web import views
 from app.web.api.common import others_unnamed
 from app.web.api.models import PageQuery, ProjectCreate, ProjectPatch, ProtocolCreate, ProtocolPageQuery
@@ -37,6 +38,7 @@ routes = web.RouteTableDef()
 PAGE_OF_RUNS = tenant(multi=("status",))  # a project's page: its runs, filtered by several statuses
 STAGES = ("planning", "execution", "qa")
 ENGINES = [engine.value for engine in EngineName]
+HOST_WAIT_SHOWN_AFTER = 10  # seconds a job of a one-machine project waits before the page says why
 
 
 @routes.get("/")
@@ -119,7 +121,9 @@ async def _project_view(request: web.Request) -> dict[str, Any]:
     async with svc.database.read() as conn:
         setup = await events.recent(conn, project_id=project_id, type_prefix="project.", limit=5)
         asked = await events.recent(conn, project_id=project_id, type_prefix="setup.clarifications", limit=1)
+        host_wait = await _host_wait(conn, project)
     return {
+        "host_wait": host_wait,
         "project": project,
         "page": page,
         "query": query,
@@ -130,6 +134,15 @@ async def _project_view(request: web.Request) -> dict[str, Any]:
         "stages": STAGES,
         "query_string": request.query_string,
     }
+
+
+async def _host_wait(conn: AsyncConnection, project: Project) -> dict[str, int] | None:
+    """Jobs of a project that lives on one machine, waiting for that machine's worker: said, never silent."""
+    if project.host is None:
+        return None
+    count, seconds = await jobs.waiting_on_host(conn, project.host)
+    # A job just deferred is taken within a poll by a live worker: only a longer wait is worth saying.
+    return {"jobs": count, "seconds": int(seconds)} if count and seconds >= HOST_WAIT_SHOWN_AFTER else None
 
 
 def _answerable(questions: list[Any]) -> list[dict[str, Any]]:
