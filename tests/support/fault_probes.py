@@ -14,9 +14,11 @@ import aiohttp
 import psycopg
 
 from app.domain.records import Event, ProtocolRun, StepRun
+from app.jobs.duties import DUTY_QUEUE
 from app.jobs.runtime import JOB_QUEUE, QUEUES
 from app.services.context import Services
 from app.store import events, protocols, steps
+from app.store.jobs import HOST_QUEUE_PREFIX
 from tests.support.faults import PROBE_APP, Fleet, Proc
 from tests.support.workflow import wait_for
 
@@ -48,15 +50,18 @@ async def above(url: str, query: str, floor: int | None, params: Mapping[str, An
 
 # Connections opened since `since` that LISTEN for one queue's jobs: each Procrastinate worker's.
 # (Its listener runs `SELECT 1` after 30 s without a notification: count soon after they connect.)
+# pg_stat_activity shows a connection's last statement: the job worker LISTENs for `default`, then
+# for its machine's queue (`host:<name>`), so that is what its connection shows.
 LISTENS = (
     "SELECT count(*) FROM pg_stat_activity WHERE backend_start > %(since)s"
-    " AND query LIKE 'LISTEN %%procrastinate_queue_v1#' || %(queue)s || '%%'"
+    " AND query LIKE 'LISTEN %%procrastinate_queue_v1#' || %(channel)s || '%%'"
 )
-# Jobs of the job queue done, and sent back to the queue to try again (the duties' jobs, on a queue
-# of their own, succeed every second).
+LAST_CHANNEL = {JOB_QUEUE: HOST_QUEUE_PREFIX, DUTY_QUEUE: DUTY_QUEUE}
+# Jobs of the job queues (the shared one, and machines' own) done, and sent back to the queue to try
+# again (the duties' jobs, on a queue of their own, succeed every second).
 _JOB_EVENTS = (
     "SELECT count(*) FROM procrastinate_events event JOIN procrastinate_jobs job ON job.id = event.job_id"
-    f" WHERE job.queue_name = '{JOB_QUEUE}' AND event.type = "
+    f" WHERE job.queue_name <> '{DUTY_QUEUE}' AND event.type = "
 )
 JOBS_DONE = _JOB_EVENTS + "'succeeded'"
 JOBS_RETRIED = _JOB_EVENTS + "'deferred_for_retry'"
@@ -64,7 +69,10 @@ JOBS_RETRIED = _JOB_EVENTS + "'deferred_for_retry'"
 
 async def listens(url: str, since: Any) -> dict[str, int | None]:
     """Each queue's LISTEN connections opened since `since` (None while the database cannot say)."""
-    return {queue: await probe_value(url, LISTENS, {"since": since, "queue": queue}) for queue in QUEUES}
+    return {
+        queue: await probe_value(url, LISTENS, {"since": since, "channel": LAST_CHANNEL[queue]})
+        for queue in QUEUES
+    }
 
 
 async def listening(url: str, since: Any, per_queue: int) -> bool:
