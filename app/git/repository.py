@@ -196,6 +196,9 @@ class GitRepository(BranchTravel):
         """A worktree at `path` on `branch`: created from `base_ref` if the branch is new, else reused.
 
         Calling it again for the same path and branch is a no-op, so an interrupted job can resume.
+        A branch already checked out in another live worktree of this repository (a second worker of
+        this machine, with another projects root, on a project registered by local path) is that
+        worktree: git keeps one worktree per branch, and the jobs of one run never overlap.
         To recreate a protocol's worktree from the mirror, fetch first and pass `origin/<branch>` (or
         the recorded head sha) as `base_ref`.
         """
@@ -203,12 +206,16 @@ class GitRepository(BranchTravel):
         check_revision(base_ref, field="base_ref")
         path = _real(path)
         async with self._locked():
-            for worktree in await self._worktrees():
-                if _real(Path(worktree.path)) != path or worktree.prunable:
+            live = [w for w in await self._worktrees() if not w.prunable]
+            for worktree in live:
+                if _real(Path(worktree.path)) != path:
                     continue
                 if worktree.branch != f"refs/heads/{branch}":
                     raise ConflictError(f"{path} is already a worktree on another branch", field="path")
                 return self.sibling(path)
+            holder = next((w for w in live if w.branch == f"refs/heads/{branch}"), None)
+            if holder is not None and _real(Path(holder.path)) != _real(self.path):
+                return self.sibling(Path(holder.path))
             await self._git("worktree", "prune")
             if await self._branch_exists(branch):
                 await self._git("worktree", "add", "--end-of-options", str(path), branch)

@@ -253,3 +253,17 @@ async def test_branch_and_remote_lookups(clone: GitRepository):
     assert not await clone.has_branch("nope")
     assert await clone.has_remote("origin")
     assert not await clone.has_remote("upstream")
+
+
+async def test_worktree_add_finds_the_branch_where_another_worktree_holds_it(
+    clone: GitRepository, worktree: GitRepository, tmp_path: Path
+):
+    """Two workers of one machine with different projects roots, on one local repository: the second
+    gets the worktree the first made (git keeps one per branch), not `already checked out` refused."""
+    (worktree.path / "step.txt").write_text("done\n")
+    sha = await worktree.commit_all("feat: step [protocol-0007/01]")
+    other_root = tmp_path / "other-root" / "demo" / "worktrees" / "0007-demo"
+    found = await clone.worktree_add(other_root, "0007-demo", "main")
+    assert found.path == worktree.path
+    assert await found.head_sha() == sha
+    assert not other_root.exists()
