@@ -240,10 +240,23 @@ class Settings(BaseSettings):
     # --- budgets -------------------------------------------------------------------------------
     max_tokens_per_step: int | None = Field(None, ge=1, description="Token ceiling of one step.")
     max_tokens_per_protocol: int | None = Field(None, ge=1, description="Token ceiling of one protocol run.")
-    max_cost_per_project_usd: float | None = Field(
-        None, gt=0, description="Spending ceiling of one project, in US dollars."
+    max_cost_per_project_usd: float | None = Field(None, gt=0, description="USD ceiling of one project.")
+    max_tokens_per_project_month: int | None = Field(
+        None, ge=1, description="Token ceiling of one project in a calendar month (UTC)."
     )
-    budget_mode: BudgetMode = Field(BudgetMode.ENFORCE, description="`warn` or `enforce` budgets.")
+    max_cost_per_project_month_usd: float | None = Field(
+        None, gt=0, description="USD ceiling of one project in a calendar month (UTC)."
+    )
+    budget_mode: BudgetMode = Field(
+        BudgetMode.ENFORCE,
+        description="`enforce` refuses runs budgets cannot cover, `warn` only records, `off` skips.",
+    )
+    budget_estimate_floor_tokens: int = Field(
+        1000, ge=0, description="Tokens expected of a stage's agent run when the project has none to go by."
+    )
+    unpriced_usd_per_1k_tokens: float | None = Field(
+        None, ge=0, description="USD per 1k tokens of an unpriced model's runs, for USD budgets (unset: 0)."
+    )
 
     # --- logging -------------------------------------------------------------------------------
     log_format: LogFormat = Field(LogFormat.CONSOLE, description="`json` or `console` logs.")

@@ -100,8 +100,20 @@ _KINDS = [
     EventKind("job.gave_up", "A job failed for good.", ("job", "attempt", "error", "terminal")),
     EventKind(
         "budget.exceeded",
-        "A token or cost ceiling was reached; `source` is the setting or the run's policy that set it.",
-        ("scope", "limit", "used", "source", "mode"),
+        "A budget refused an agent run (or, `mode` warn, would have): spent, or unable to cover the "
+        "`expected` use of its `stage`; `limit` includes what was `raised`; `source` is the setting or "
+        "the run's policy that set it.",
+        ("scope", "limit", "used", "expected", "raised", "source", "mode", "stage"),
+    ),
+    EventKind(
+        "budget.raised",
+        "A person lifted one budget by `amount` (its step, run, month, or the project's).",
+        ("scope", "amount", "by", "month"),
+    ),
+    EventKind(
+        "budget.unpriced",
+        "Agent runs of a model without a price count nothing against USD budgets (no fallback price set).",
+        ("model",),
     ),
     EventKind("watchdog.stuck", "A step ran past the stuck limit.", ("seconds",)),
     EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),

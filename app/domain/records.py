@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from app.domain.statuses import ProtocolStatus, StepStatus
 
@@ -185,6 +185,13 @@ class AgentRun(Record):
     finished_at: datetime | None
     job_id: int | None = None  # the Procrastinate job running it, and its worker (None outside jobs)
     worker_id: int | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cost_known(self) -> bool:
+        """False when `cost_usd` is null: a model without a price (or a run not finished) is not free,
+        its cost is unknown."""
+        return self.cost_usd is not None
 
 
 class PolicyPack(Record):

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class BudgetMode(StrEnum):
-    """What a breached budget does: `warn` records an event, `enforce` also stops the work."""
+    """What a breached budget does: `warn` records an event, `enforce` also stops the work, `off`
+    checks nothing."""
 
     WARN = "warn"
     ENFORCE = "enforce"
+    OFF = "off"
 
 
 MILLION = Decimal(1_000_000)

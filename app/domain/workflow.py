@@ -13,7 +13,7 @@ from enum import StrEnum
 from app.domain.ci import wants_qa_after_ci
 from app.domain.records import StepRun
 from app.domain.statuses import ProtocolStatus, StepStatus
-from app.errors import AgentError, CIError, GitError, UnavailableError
+from app.errors import AgentError, BudgetExceededError, CIError, GitError, UnavailableError
 
 
 class JobName(StrEnum):
@@ -131,6 +131,12 @@ def is_recoverable(error: BaseException) -> bool:
     try would only repeat after paying for the agent runs before it once more.
     """
     return isinstance(error, RECOVERABLE)
+
+
+def is_terminal(error: BaseException) -> bool:
+    """Giving up on it fails its subject for good, rather than blocking it for a person: anything not
+    recoverable but a budget's refusal, which an operator's raise undoes."""
+    return not is_recoverable(error) and not isinstance(error, BudgetExceededError)
 
 
 def retry_delay(attempt: int, *, base: float, cap: float, jitter: float) -> float:

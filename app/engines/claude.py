@@ -102,6 +102,8 @@ class ClaudeEngine:
             if self._allowed_tools:
                 # Print mode cannot ask a person, so a shell command runs only when allowed up front.
                 argv.append("--allowedTools=" + ",".join(self._allowed_tools))
+        if request.max_budget_usd is not None:  # the CLI stops itself there, priced by its own table
+            argv.append(f"--max-budget-usd={request.max_budget_usd:f}")
         if request.output_schema is not None:
             argv.append("--json-schema=" + json.dumps(request.output_schema, separators=(",", ":")))
         return argv

@@ -9,7 +9,7 @@ import psycopg
 from procrastinate import JobContext
 from procrastinate.exceptions import ConnectorException
 
-from app.domain.workflow import JobName, is_recoverable
+from app.domain.workflow import JobName, is_recoverable, is_terminal
 from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaError
 from app.jobs.fencing import holds
 from app.jobs.retry import RetryPolicy
@@ -77,8 +77,8 @@ async def guarded(
                 await record_retry(svc, subject, job.task_name, job.attempts + 1, reason)
                 raise
             _gave_up(exc, reason, recoverable=recoverable)
-            await give_up(svc, reason, not recoverable)
-            await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, not recoverable)
+            await give_up(svc, reason, is_terminal(exc))  # a budget's refusal blocks, never fails
+            await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, is_terminal(exc))
 
 
 Action = Callable[[Services, int], Awaitable[object]]

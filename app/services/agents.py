@@ -19,6 +19,7 @@ from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
 from app.logs import get_logger
+from app.services.budgets import check_budget
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.credentials import git_credential
@@ -67,8 +68,12 @@ async def run_agent(
 
     Every string of the result (and the message of anything the engine raises) is redacted here, as
     it enters the service, before anything stores, writes, commits or shows it: the one place.
+    Budgets are checked here too, before every agent run of every stage (BudgetExceededError).
     """
     engine = pick(svc.engines, choice.engine)
+    budget_usd = await check_budget(
+        svc, stage, choice.model, subject.project_id, subject.protocol_run_id, subject.step_run_id
+    )
     redactor = await redactor_for(svc, subject)
     async with svc.database.transaction() as conn:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
@@ -112,6 +117,7 @@ async def run_agent(
         model=choice.model,
         output_schema=output_schema,
         timeout_seconds=svc.settings.agent_timeout_seconds,
+        max_budget_usd=budget_usd,
     )
     try:
         result = await engine.run(request)

@@ -18,7 +18,6 @@ from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
 from app.git import GitRepository
 from app.services.agents import run_step_agent
-from app.services.budgets import check_budget
 from app.services.context import Services
 from app.services.events import record
 from app.services.findings import record_step_review, review_step
@@ -58,7 +57,6 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         # Policy findings (issue 14): the step file before its agent runs; strict mode may block it.
         if (stopped := await _policy_gate(svc, run, step, worktree)) is not None:
             return stopped
-        await check_budget(svc, project, run, step)
         result = await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
         number, index = run.number, step.step_index
         async with svc.database.transaction() as conn:

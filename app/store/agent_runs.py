@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import column, exists, func, insert, literal_column, select, table, update
+from sqlalchemy import case, column, exists, func, insert, literal_column, select, table, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.budgets import Spend
 from app.domain.records import AgentRun, AgentRunStatus, Stage
 from app.errors import ConflictError
 from app.store.rows import fetch_all, fetch_one, to_record
@@ -149,20 +151,55 @@ async def tokens_used(
     return int(await conn.scalar(query) or 0)
 
 
-async def cost_spent(conn: AsyncConnection, project_id: int) -> Decimal:
-    """US dollars spent by every agent run of a project (runs without a known price count as 0)."""
-    query = select(func.coalesce(func.sum(agent_runs.c.cost_usd), 0)).where(
-        agent_runs.c.project_id == project_id
-    )
-    return Decimal(await conn.scalar(query) or 0)
+def _spend_columns() -> tuple[Any, ...]:
+    tokens = agent_runs.c.input_tokens + agent_runs.c.output_tokens
+    unpriced = case((agent_runs.c.cost_usd.is_(None), tokens), else_=0)
+    return tokens, agent_runs.c.cost_usd, unpriced
 
 
-async def run_cost(conn: AsyncConnection, protocol_run_id: int) -> Decimal:
-    """US dollars spent by every agent run of a protocol run: planning, its steps and their QA."""
-    query = select(func.coalesce(func.sum(agent_runs.c.cost_usd), 0)).where(
-        agent_runs.c.protocol_run_id == protocol_run_id
+async def spend(
+    conn: AsyncConnection,
+    project_id: int,
+    *,
+    protocol_run_id: int | None = None,
+    step_run_id: int | None = None,
+    since: datetime | None = None,
+) -> Spend:
+    """Tokens and known dollars of a project's agent runs (of one run, one step, or started `since`),
+    and the tokens of those whose cost is unknown (a model without a price)."""
+    tokens, cost, unpriced = _spend_columns()
+    query = select(
+        func.coalesce(func.sum(tokens), 0),
+        func.coalesce(func.sum(cost), 0),
+        func.coalesce(func.sum(unpriced), 0),
+    ).where(agent_runs.c.project_id == project_id)
+    if protocol_run_id is not None:
+        query = query.where(agent_runs.c.protocol_run_id == protocol_run_id)
+    if step_run_id is not None:
+        query = query.where(agent_runs.c.step_run_id == step_run_id)
+    if since is not None:
+        query = query.where(agent_runs.c.started_at >= since)
+    row = (await conn.execute(query)).one()
+    return Spend(tokens=int(row[0]), cost_usd=Decimal(row[1]), unpriced_tokens=int(row[2]))
+
+
+async def recent_spends(conn: AsyncConnection, project_id: int, stage: Stage, *, limit: int) -> list[Spend]:
+    """What each of the project's last `limit` finished agent runs of `stage` spent, newest first."""
+    tokens, cost, unpriced = _spend_columns()
+    query = (
+        select(tokens, func.coalesce(cost, 0), unpriced)
+        .where(
+            agent_runs.c.project_id == project_id,
+            agent_runs.c.stage == str(stage),
+            agent_runs.c.status != AgentRunStatus.RUNNING.value,
+        )
+        .order_by(agent_runs.c.id.desc())
+        .limit(limit)
     )
-    return Decimal(await conn.scalar(query) or 0)
+    return [
+        Spend(tokens=int(row[0]), cost_usd=Decimal(row[1]), unpriced_tokens=int(row[2]))
+        for row in await conn.execute(query)
+    ]
 
 
 async def close_superseded(

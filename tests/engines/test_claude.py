@@ -223,6 +223,12 @@ def test_model_and_schema_are_passed(tmp_path):
     assert "Do the task." not in argv  # the prompt goes to stdin
 
 
+def test_the_remaining_usd_budget_is_passed_only_when_there_is_one(tmp_path):
+    capped = engine().command(request_for(tmp_path, Stage.QA, max_budget_usd=Decimal("0.250000")))
+    assert "--max-budget-usd=0.250000" in capped
+    assert not any(arg.startswith("--max-budget-usd") for arg in engine().command(request_for(tmp_path)))
+
+
 @pytest.mark.parametrize("mode", ["bypassPermissions", "yolo"])
 def test_unsafe_or_unknown_permission_modes_are_refused(mode):
     with pytest.raises(ConfigError):
@@ -317,6 +323,18 @@ async def test_execution_writes_through_the_write_tool(claude_bin, claude_env, f
     assert result.final_message == "Wrote it."
     [tool_result] = fake_anthropic.main_requests[1].tool_results()
     assert not tool_result.get("is_error")
+
+
+async def test_the_cli_stops_itself_at_the_usd_budget_it_is_given(
+    claude_bin, claude_env, fake_anthropic, repo
+):
+    target = repo / "notes" / "hello.txt"
+    fake_anthropic.play(ToolUse("Write", {"file_path": str(target), "content": "hello\n"}), Text("Wrote it."))
+    request = request_for(repo, model=MODEL, max_budget_usd=Decimal("0.000001"))
+    result = await engine(claude_bin, claude_env).run(request)
+    assert result.status is AgentRunStatus.FAILED
+    assert "budget" in (result.error or "").lower(), result.error
+    assert len(fake_anthropic.main_requests) == 1  # no turn after the one that crossed it
 
 
 async def test_the_result_is_read_past_the_output_cap(claude_bin, claude_env, fake_anthropic, repo):

@@ -13,6 +13,7 @@ AGENT_GATE names a folder: an execution of step N while a file `NN` is there wri
 `NN.pid` and waits until that file is gone (fault tests hold a step's agent while they break things).
 AGENT_LEAK_PLAN and AGENT_LEAK_QA: text added to the plan's plan.md and to QA's summary (secret tests
 make the agent repeat a secret, as one that found it in the repository would).
+AGENT_TOKENS: the input tokens each answer reports (default 100; output is always 20 more).
 """
 
 import json
@@ -42,7 +43,7 @@ def answer(structured=None, message="done"):
             {
                 "final_message": message,
                 "structured_output": structured,
-                "usage": {"input_tokens": 100, "output_tokens": 20},
+                "usage": {"input_tokens": int(os.environ.get("AGENT_TOKENS", "100")), "output_tokens": 20},
             }
         )
     )

@@ -34,6 +34,7 @@ AGENT_VARIABLES = (
     "AGENT_GATE",
     "AGENT_LEAK_PLAN",
     "AGENT_LEAK_QA",
+    "AGENT_TOKENS",
 )
 
 

@@ -1,5 +1,5 @@
-"""The run's policy `limits` count where budgets are checked (before an execution agent starts): the
-tighter of the setting and the policy applies, and `budget.exceeded` names which one set it."""
+"""The run's policy `limits` count where budgets are checked (before every agent run): the tighter of
+the setting and the policy applies, and `budget.exceeded` names which one set it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from app.domain.records import AgentRunStatus, Stage
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import BudgetExceededError
-from app.services import controls, planning, projects
+from app.services import planning, projects
 from app.services.budgets import check_budget
 from app.services.context import build_services
 from app.services.policy import set_project_policy
@@ -60,6 +60,10 @@ async def _spend(database, project_id, *, run_id, step_id=None, tokens=0, cost=N
         )
 
 
+async def _check(svc, seeded, step):
+    await check_budget(svc, Stage.EXECUTION, None, seeded.project.id, seeded.run.id, step.id)
+
+
 async def _exceeded(database, run_id):
     async with database.read() as conn:
         return await events.list_page(conn, protocol_run_id=run_id, event_types=["budget.exceeded"])
@@ -75,7 +79,7 @@ async def test_a_policy_step_limit_stops_the_step_naming_the_policy(database, tm
     )
 
     with pytest.raises(BudgetExceededError) as stopped:
-        await check_budget(svc, seeded.project, seeded.run, step)
+        await _check(svc, seeded, step)
 
     assert "policy default@1.0 limits.tokens_per_step" in stopped.value.message
     assert "250 of 200" in stopped.value.message
@@ -84,8 +88,11 @@ async def test_a_policy_step_limit_stops_the_step_naming_the_policy(database, tm
         "scope": "step",
         "limit": 200,
         "used": 250,
+        "expected": 250,  # the mean of the project's execution runs: the one seeded
+        "raised": 0,
         "source": "policy default@1.0 limits.tokens_per_step",
         "mode": "enforce",
+        "stage": "execution",
     }
 
 
@@ -98,16 +105,25 @@ async def test_the_setting_wins_when_it_is_tighter_and_the_policy_when_it_is(dat
     await set_project_policy(tight, seeded.project.id, pack_key="default", overrides=policy)
 
     with pytest.raises(BudgetExceededError) as stopped:
-        await check_budget(tight, seeded.project, seeded.run, step)
+        await _check(tight, seeded, step)
     assert "setting TASKSGODZILLA_MAX_TOKENS_PER_STEP" in stopped.value.message
 
-    # A looser setting: the policy's 200 applies, and 150 is under it.
+    # A looser setting: the policy's 200 applies; 150 is under it, but another 150 expected is not.
     loose = _services(database, tmp_path, max_tokens_per_step=10_000)
-    await check_budget(loose, seeded.project, seeded.run, step)
-    [event] = await _exceeded(database, seeded.run.id)
-    assert (event.payload["source"], event.payload["limit"]) == (
+    with pytest.raises(BudgetExceededError) as stopped:
+        await _check(loose, seeded, step)
+    assert stopped.value.message == (
+        "the step budget cannot cover the next execution agent run (150 of 200 used, 150 expected, "
+        "set by policy default@1.0 limits.tokens_per_step)"
+    )
+    first, second = await _exceeded(database, seeded.run.id)
+    assert (first.payload["source"], first.payload["limit"]) == (
         "setting TASKSGODZILLA_MAX_TOKENS_PER_STEP",
         100,
+    )
+    assert (second.payload["source"], second.payload["limit"]) == (
+        "policy default@1.0 limits.tokens_per_step",
+        200,
     )
 
 
@@ -121,12 +137,12 @@ async def test_usd_per_protocol_counts_this_runs_agent_runs_only(database, tmp_p
     await set_project_policy(
         svc, seeded.project.id, pack_key="default", overrides={"limits": {"usd_per_protocol": 0.5}}
     )
-    await check_budget(svc, seeded.project, seeded.run, seeded.steps[1])  # 0.30 of 0.50
+    await _check(svc, seeded, seeded.steps[1])  # 0.30 of 0.50; no execution run yet, none priced
     assert await _exceeded(database, seeded.run.id) == []
 
     await _spend(database, seeded.project.id, run_id=seeded.run.id, step_id=seeded.steps[0].id, cost="0.25")
     with pytest.raises(BudgetExceededError) as stopped:
-        await check_budget(svc, seeded.project, seeded.run, seeded.steps[1])
+        await _check(svc, seeded, seeded.steps[1])
     assert stopped.value.message == (
         "the protocol_cost budget is spent (0.55 of 0.5, set by policy default@1.0 limits.usd_per_protocol)"
     )
@@ -139,7 +155,7 @@ async def test_in_warn_mode_a_policy_limit_is_recorded_and_the_agent_still_runs(
     await set_project_policy(
         svc, seeded.project.id, pack_key="default", overrides={"limits": {"tokens_per_protocol": 100}}
     )
-    await check_budget(svc, seeded.project, seeded.run, seeded.steps[1])
+    await _check(svc, seeded, seeded.steps[1])
     [event] = await _exceeded(database, seeded.run.id)
     assert (event.payload["scope"], event.payload["mode"]) == ("protocol", "warn")
     assert event.payload["source"] == "policy default@1.0 limits.tokens_per_protocol"
@@ -148,12 +164,12 @@ async def test_in_warn_mode_a_policy_limit_is_recorded_and_the_agent_still_runs(
 async def test_a_run_over_its_policys_step_limit_is_blocked_with_the_policy_as_reason(
     database_url, tmp_path, monkeypatch
 ):
-    """The scripted agent reports 120 tokens a run: a step's agent and its failed QA use 240, so the
-    retry finds the step's 200 spent and the run is blocked before the agent starts again."""
+    """The scripted agent reports 120 tokens a run: the step's agent (100 expected) runs, its QA agent
+    (100 expected, no QA run yet) does not fit in the 80 left of the policy's 200: the run is blocked."""
     repos = make_repos(tmp_path)
     monkeypatch.setenv("AGENT_PLAN_STEPS", "1")
-    monkeypatch.setenv("AGENT_QA_FAIL", "1")
-    async with running_worker(workflow_settings(tmp_path), database_url, environ=dict(os.environ)) as svc:
+    settings = workflow_settings(tmp_path, budget_estimate_floor_tokens=100)
+    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
         await wait_for(lambda: project_ready(svc, project.id), what="project setup")
         await set_project_policy(
@@ -162,26 +178,23 @@ async def test_a_run_over_its_policys_step_limit_is_blocked_with_the_policy_as_r
         run = await planning.create_protocol(svc, project.id, title="One part")
         await planning.start_protocol(svc, run.id)
 
-        async def step_in(*wanted):
+        async def run_blocked():
             async with svc.database.snapshot() as conn:
                 plan = await steps.list_for_protocol(conn, run.id)
                 current = await protocols.get(conn, run.id)
-            return (current, plan[0]) if plan and plan[0].status in wanted else None
-
-        _, failed = await wait_for(lambda: step_in(S.FAILED), seconds=90, what="QA to fail the step")
-        await controls.retry_step(svc, failed.id)
-
-        async def run_blocked():
-            found = await step_in(S.FAILED, S.BLOCKED)
-            return found if found and found[0].status is P.BLOCKED else None
+            return (current, plan[0]) if current.status is P.BLOCKED and plan else None
 
         blocked, step = await wait_for(run_blocked, seconds=90, what="the budget to block the run")
         async with svc.database.read() as conn:
             used = await agent_runs.tokens_used(conn, step_run_id=step.id)
+            stages = [r.stage for r in await agent_runs.list_for_step(conn, step.id)]
             kinds = [e.event_type for e in await events.list_page(conn, protocol_run_id=run.id, limit=500)]
 
-    reason = "the step budget is spent (240 of 200, set by policy default@1.0 limits.tokens_per_step)"
+    reason = (
+        "the step budget cannot cover the next qa agent run (120 of 200 used, 100 expected, "
+        "set by policy default@1.0 limits.tokens_per_step)"
+    )
     assert blocked.last_error == reason
-    assert step.last_error == reason
-    assert used == 240  # no agent ran after the check
+    assert (step.status, step.last_error) == (S.BLOCKED, reason)
+    assert (used, stages) == (120, [Stage.EXECUTION])  # no QA agent ran
     assert "budget.exceeded" in kinds
