@@ -28,6 +28,9 @@ class AgentRequest(BaseModel):
     # What the tightest USD budget has left (enforced budgets only): an engine that can stop itself
     # there is given it (Claude Code's --max-budget-usd); the others stop at their end.
     max_budget_usd: Decimal | None = Field(None, gt=0)
+    # What the tightest token budget has left (enforced budgets only): an engine that streams its usage
+    # is stopped once it passes it (Claude Code); the others stop at their end.
+    max_tokens: int | None = Field(None, gt=0)
 
     @property
     def writes(self) -> bool:

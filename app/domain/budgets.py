@@ -88,6 +88,20 @@ def first_refusal(standings: Sequence[Standing]) -> Standing | None:
     return next((standing for standing in standings if standing.refuses), None)
 
 
+@dataclass(frozen=True)
+class Headroom:
+    """What the tightest USD and token budgets have left after a check let a run start (None: none)."""
+
+    usd: Decimal | None = None
+    tokens: int | None = None
+
+
+def headroom(standings: Sequence[Standing]) -> Headroom:
+    """What the tightest budget of each unit has left; at least one token, one millionth of a dollar."""
+    tokens = [s.limit - s.used for s in standings if s.ceiling.scope in TOKEN_SCOPES]
+    return Headroom(usd=remaining_usd(standings), tokens=max(1, int(min(tokens))) if tokens else None)
+
+
 def remaining_usd(standings: Sequence[Standing]) -> Decimal | None:
     """What the tightest USD budget has left, to the millionth of a dollar; None without one."""
     left = [standing.limit - standing.used for standing in standings if standing.ceiling.scope in USD_SCOPES]

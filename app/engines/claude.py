@@ -15,7 +15,7 @@ Behaviour of the pinned CLI (2.1.197) this relies on, each checked against the r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from app.domain.agents import AgentRequest, AgentResult
@@ -32,7 +32,7 @@ from app.engines.base import (
 )
 from app.engines.claude_events import ClaudeRun, ClaudeStream, price_key
 from app.engines.probe import EngineCheck, ExecutableProbe
-from app.engines.process import ProcessOutcome, run_process
+from app.engines.process import ProcessOutcome, StopRun, run_process
 from app.errors import ConfigError
 
 READ_ONLY_MODE = "plan"
@@ -124,7 +124,8 @@ class ClaudeEngine:
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout_seconds=request.timeout_seconds,
                 max_output_bytes=self._max_output_bytes,
-                on_line=stream.feed,  # every line, also past the cap: the result line comes last
+                # Every line, also past the cap (the result line comes last); stopped at a token budget.
+                on_line=_capped(stream, request.max_tokens),
                 setting=SETTING,
                 user=self._user,
             )
@@ -154,10 +155,26 @@ class ClaudeEngine:
         )
 
 
+def _capped(stream: ClaudeStream, max_tokens: int | None) -> Callable[[str], None]:
+    """`stream.feed`, stopping the run once its messages' usage passes `max_tokens` (a token budget)."""
+    if max_tokens is None:
+        return stream.feed
+
+    def feed(line: str) -> None:
+        stream.feed(line)
+        used = stream.usage_so_far.total_tokens
+        if used > max_tokens:
+            raise StopRun(f"claude was stopped at {used} tokens: its token budget had {max_tokens} left")
+
+    return feed
+
+
 def verdict(
     request: AgentRequest, outcome: ProcessOutcome, parsed: ClaudeRun
 ) -> tuple[AgentRunStatus, str | None]:
     """Success only on a clean `result` line, exit code 0, and the structured output if one was asked."""
+    if outcome.stopped is not None:
+        return AgentRunStatus.FAILED, outcome.stopped
     if outcome.timed_out:
         return AgentRunStatus.TIMED_OUT, f"claude did not finish within {request.timeout_seconds:g} s"
     if not parsed.has_result:

@@ -60,6 +60,11 @@ class ClaudeStream:
         self._message_usage: dict[str, TokenUsage] = {}
         self._result: dict[str, Any] | None = None
 
+    @property
+    def usage_so_far(self) -> TokenUsage:
+        """The usage of the messages read so far (the result line, at the end, has the total)."""
+        return sum(self._message_usage.values(), TokenUsage())
+
     def feed(self, line: str) -> None:
         """Take one stdout line; anything that is not a JSON object is ignored."""
         event = _event(line)

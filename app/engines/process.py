@@ -29,13 +29,22 @@ from app.engines.agent_user import AgentUser
 from app.engines.process_tree import kill_processes_in, kill_tree, signal_group
 from app.errors import AgentError, ConfigError
 
-__all__ = ["ProcessOutcome", "kill_processes_in", "run_process"]
+__all__ = ["ProcessOutcome", "StopRun", "kill_processes_in", "run_process"]
 
 SETTLE_SECONDS = 1.0
 # After the leader exits, how long its children may keep our pipes open before they are killed.
 DRAIN_SECONDS = 2.0
 STDERR_KEEP_BYTES = 64 * 1024
 CHUNK_BYTES = 64 * 1024
+
+
+class StopRun(Exception):
+    """Raised by an `on_line` callback when the run has gone far enough (a budget): the child's tree is
+    killed as on a timeout, and `ProcessOutcome.stopped` holds the reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -46,6 +55,7 @@ class ProcessOutcome:
     stdout_lines: list[str] = field(default_factory=list)
     stderr: str = ""  # the last STDERR_KEEP_BYTES: where a failing CLI says why
     timed_out: bool = False
+    stopped: str | None = None  # why an `on_line` callback stopped it (StopRun)
     truncated: bool = False
     duration_ms: int = 0
 
@@ -91,6 +101,10 @@ async def run_process(
             await _drain(process, exited, readers)
     except TimeoutError:
         outcome.timed_out = True
+        await _kill_tree_off_loop(process.pid)
+        await _settle(exited, readers)
+    except StopRun as stop:
+        outcome.stopped = stop.reason
         await _kill_tree_off_loop(process.pid)
         await _settle(exited, readers)
     except BaseException:

@@ -71,7 +71,7 @@ async def run_agent(
     Budgets are checked here too, before every agent run of every stage (BudgetExceededError).
     """
     engine = pick(svc.engines, choice.engine)
-    budget_usd = await check_budget(
+    budget = await check_budget(
         svc, stage, choice.model, subject.project_id, subject.protocol_run_id, subject.step_run_id
     )
     redactor = await redactor_for(svc, subject)
@@ -117,7 +117,8 @@ async def run_agent(
         model=choice.model,
         output_schema=output_schema,
         timeout_seconds=svc.settings.agent_timeout_seconds,
-        max_budget_usd=budget_usd,
+        max_budget_usd=budget.usd,
+        max_tokens=budget.tokens,
     )
     try:
         result = await engine.run(request)

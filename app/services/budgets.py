@@ -20,13 +20,14 @@ from app.domain.budgets import (
     ESTIMATE_RUNS,
     RUN_SCOPES,
     USD_SCOPES,
+    Headroom,
     Spend,
     Standing,
     expected_spend,
     first_refusal,
+    headroom,
     month_key,
     month_start,
-    remaining_usd,
 )
 from app.domain.events import NewEvent
 from app.domain.records import Stage
@@ -128,13 +129,13 @@ async def check_budget(
     project_id: int,
     protocol_run_id: int | None = None,
     step_run_id: int | None = None,
-) -> Decimal | None:
+) -> Headroom:
     """Before an agent run starts: raise BudgetExceededError (enforce) or record a warning (warn) when a
     budget is spent or cannot cover the stage's expected use; `off` checks nothing. Enforced, what the
-    tightest USD budget has left (None when none applies), for an engine that can stop itself there."""
+    tightest USD and token budgets have left, for an engine that can be stopped there."""
     settings = svc.settings
     if settings.budget_mode is BudgetMode.OFF:
-        return None
+        return Headroom()
     policy = (
         await policy_for_run(svc, protocol_run_id)
         if protocol_run_id is not None
@@ -144,7 +145,7 @@ async def check_budget(
         settings, policy, with_run=protocol_run_id is not None, with_step=step_run_id is not None
     )
     if not applying:
-        return None
+        return Headroom()
     async with svc.database.transaction() as conn:
         subject = _Subject(conn, project_id, protocol_run_id, step_run_id)
         standings, unpriced = await _standings(subject, settings, applying, stage, model)
@@ -154,13 +155,13 @@ async def check_budget(
             if standing.refuses:
                 await _record_refusal(conn, subject, standing, stage, settings.budget_mode)
     if settings.budget_mode is not BudgetMode.ENFORCE:
-        return None
+        return Headroom()
     refusal = first_refusal(standings)
     if refusal is not None:
         raise BudgetExceededError(
             _reason(refusal, stage), scope=refusal.ceiling.scope, source=refusal.ceiling.source
         )
-    return remaining_usd(standings)
+    return headroom(standings)
 
 
 async def _standings(

@@ -337,6 +337,21 @@ async def test_the_cli_stops_itself_at_the_usd_budget_it_is_given(
     assert len(fake_anthropic.main_requests) == 1  # no turn after the one that crossed it
 
 
+async def test_the_run_is_stopped_once_its_streamed_usage_passes_the_token_budget(
+    claude_bin, claude_env, fake_anthropic, repo
+):
+    target = repo / "notes" / "hello.txt"
+    fake_anthropic.play(ToolUse("Write", {"file_path": str(target), "content": "hello\n"}), Text("Wrote it."))
+    result = await engine(claude_bin, claude_env).run(request_for(repo, model=MODEL, max_tokens=50))
+    assert result.status is AgentRunStatus.FAILED
+    assert result.error is not None
+    assert result.error.startswith("claude was stopped at "), result.error
+    assert result.error.endswith(" tokens: its token budget had 50 left")
+    assert result.usage.total_tokens > 50  # what the messages read so far used
+    assert len(fake_anthropic.main_requests) == 1
+    assert processes_in(repo) == []
+
+
 async def test_the_result_is_read_past_the_output_cap(claude_bin, claude_env, fake_anthropic, repo):
     big = "x" * 2_500  # each line fits the cap; all of them together do not
     fake_anthropic.play(ToolUse("Write", {"file_path": str(repo / "big.txt"), "content": big}), Text("Done."))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.engines import process as process_module
-from app.engines.process import run_process
+from app.engines.process import StopRun, run_process
 from app.errors import AgentError, ConfigError
 
 BASH = "/bin/bash"
@@ -147,6 +147,24 @@ async def test_a_failing_line_callback_is_raised_not_turned_into_a_timeout(tmp_p
     started = time.monotonic()
     with pytest.raises(ValueError, match="parser bug"):
         await run(f"echo hello; sleep {marker}", tmp_path, on_line=broken, timeout_seconds=20)
+    assert time.monotonic() - started < 5
+    assert survivors(marker) == []
+
+
+async def test_a_line_callback_can_stop_the_run_which_is_then_killed_with_its_reason(tmp_path: Path) -> None:
+    marker = sleep_marker()
+
+    def budget(line: str) -> None:
+        if line == "2":
+            raise StopRun("over budget at line 2")
+
+    started = time.monotonic()
+    outcome = await run(
+        f"echo 1; echo 2; sleep {marker}; echo 3", tmp_path, on_line=budget, timeout_seconds=20
+    )
+    assert outcome.stopped == "over budget at line 2"
+    assert not outcome.timed_out
+    assert "3" not in outcome.stdout_lines
     assert time.monotonic() - started < 5
     assert survivors(marker) == []
 

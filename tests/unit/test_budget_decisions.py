@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain.budgets import Spend, Standing, expected_spend, month_key, month_start
+from app.domain.budgets import Headroom, Spend, Standing, expected_spend, headroom, month_key, month_start
 from app.domain.usage import Ceiling
 
 CEILING = Ceiling("step", 100, "setting X")
@@ -41,3 +41,13 @@ def test_the_month_begins_at_midnight_utc_on_the_first():
     late = datetime(2026, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # January, in UTC
     assert month_start(late) == datetime(2027, 1, 1, tzinfo=UTC)
     assert month_key(late) == "2027-01"
+
+
+def test_the_headroom_is_what_the_tightest_budget_of_each_unit_has_left():
+    standings = [
+        Standing(Ceiling("step", 100, "a"), 0, 30, 10),
+        Standing(Ceiling("protocol", 1000, "b"), 0, 950, 10),
+        Standing(Ceiling("project", 2.5, "c"), 0, 1.25, 0),
+    ]
+    assert headroom(standings) == Headroom(usd=Decimal("1.250000"), tokens=50)
+    assert headroom([]) == Headroom()
