@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import load_settings
 from app.store.database import with_driver
-from app.store.tables import metadata
+from app.store.schema import metadata
 
 config = context.config
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import os
 import signal
 import socket
@@ -20,9 +21,11 @@ from typing import Any, TypeVar
 import click
 import procrastinate
 
+from app.acting import acting_as
 from app.cli.scrub import wipe_from_environ_block
 from app.config import Settings, load_settings
 from app.config_environment import forget_our_variables
+from app.domain.actors import cli_actor
 from app.domain.text import printable
 from app.errors import TasksGodzillaError, UnavailableError, spec_for
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
@@ -115,7 +118,8 @@ class Session:
         them may miss their wake-up (it listens only once running) and find the job a poll later."""
         if self._wants_worker and self.worker is None:
             name = f"{socket.gethostname()}-cli-{os.getpid()}"
-            self.worker = start_worker(self._job_app, self.services, name=name)
+            with acting_as(None):  # its task keeps this context: jobs act for no one
+                self.worker = start_worker(self._job_app, self.services, name=name)
 
     def check_worker(self) -> None:
         """Raise UnavailableError when our worker has died (waiting on would wait forever)."""
@@ -146,7 +150,8 @@ async def _session(
     async with open_runtime(settings, url) as (job_app, services):
         session = Session(services, job_app, worker=worker)
         try:
-            return await action(session)
+            with acting_as(cli_actor(os_user())):  # the command's own writes name who ran it
+                return await action(session)
         except asyncio.CancelledError:
             if session.worker is not None:
                 # Ctrl-C: a job cut short is retried elsewhere, but only once it counts as stalled.
@@ -158,6 +163,14 @@ async def _session(
         finally:
             if session.worker is not None:
                 await stop_worker(session.worker)
+
+
+def os_user() -> str:
+    """Who runs this command, as the operating system names them."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in the environment nor the password database
+        return "operator"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> list[str]:

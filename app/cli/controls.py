@@ -5,12 +5,11 @@ Each queues or records and returns; `tasksgodzilla protocol run` (or any worker)
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Awaitable, Callable
 
 import click
 
-from app.cli.common import Session, operator_settings, reports_errors, run_session
+from app.cli.common import Session, operator_settings, os_user, reports_errors, run_session
 from app.cli.refs import find_protocol, find_step, parse_protocol, parse_step, run_label
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.visible import check_visible_text
@@ -45,13 +44,6 @@ def _on_run(protocol_ref: str, action: RunAction) -> None:
     run_session(operator_settings(), act)
 
 
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in the environment nor the password database
-        return "operator"
-
-
 @click.command("qa")
 @click.argument("step_ref", metavar="STEP")
 @reports_errors
@@ -68,7 +60,7 @@ def qa(step_ref: str) -> None:
 def approve(step_ref: str, note: str, by: str | None) -> None:
     """Pass STEP by hand (waiting for QA, failed or blocked); its run moves on if nothing else blocks it."""
     check_visible_text(note, field="note", multiline=True)
-    who = by or _operator()
+    who = by or os_user()
     _on_step(
         step_ref,
         lambda svc, step: quality.approve_step(
@@ -89,7 +81,7 @@ def retry(step_ref: str, note: str) -> None:
     commit, with the verdict and the note in its prompt.
     """
     check_visible_text(note, field="note", multiline=True)
-    who = _operator()
+    who = os_user()
     _on_step(
         step_ref,
         lambda svc, step: controls.retry_step(svc, step.id, expected_version=step.version, note=note, by=who),

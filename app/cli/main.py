@@ -7,6 +7,7 @@ import json
 import click
 
 from app import __version__
+from app.cli.audit import audit
 from app.cli.budgets import budget
 from app.cli.common import forget_environment, reports_errors, settings_for_command
 from app.cli.organisations import org
@@ -93,6 +94,7 @@ cli.add_command(project)
 cli.add_command(protocol)
 cli.add_command(policy)
 cli.add_command(budget)
+cli.add_command(audit)
 
 
 def main() -> None:

@@ -1,6 +1,10 @@
 """The catalogue of event types: one per kind of happening, named `noun.verb`, payload documented here.
 
-An event always belongs to a project, and optionally to one protocol run and one step of it.
+An event belongs to a project, and optionally to one protocol run and one step of it. An operator
+action that concerns no project (an organisation created, its token issued, a pack added) belongs to
+an organisation or to the whole service instead: it goes to the audit trail only (app/store/audit.py).
+Every event written for an operator action carries `actor` in its payload ({kind, id, label, via}:
+app/domain/actors.py), added where it is written.
 Status changes are named after the status reached (`protocol.blocked`, `step.needs_qa`) and carry
 `{"from": <old status>, "to": <new status>}` plus whatever the caller adds (`reason`, ...).
 """
@@ -18,31 +22,62 @@ class EventKind:
     name: str
     summary: str
     payload: tuple[str, ...] = ()
+    audit_only: bool = False  # about no project: only the audit trail holds it, never the event log
 
 
 @dataclass(frozen=True)
 class NewEvent:
     """An event about to be appended; the store gives it an id and a time."""
 
-    project_id: int
+    project_id: int | None  # None: an action about an organisation or the service (audit trail only)
     event_type: str
     message: str
     protocol_run_id: int | None = None
     step_run_id: int | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    organisation_id: int | None = None  # of an action about no project (a project's is its own)
 
     def __post_init__(self) -> None:
-        if self.step_run_id is not None and self.protocol_run_id is None:
-            raise ValueError("an event about a step must name the step's protocol run")
         if self.event_type not in EVENT_KINDS:
             raise ValueError(f"unknown event type {self.event_type!r}")
+        if self.project_id is None and self.protocol_run_id is not None:
+            raise ValueError("an event about a protocol run must name its project")
+        if (self.project_id is None) is not EVENT_KINDS[self.event_type].audit_only:
+            raise ValueError(f"{self.event_type!r} is about a project exactly when it is in the event log")
+        if self.step_run_id is not None and self.protocol_run_id is None:
+            raise ValueError("an event about a step must name the step's protocol run")
 
 
 _STATUS_PAYLOAD = ("from", "to", "reason")
 
 _KINDS = [
     EventKind("project.created", "A project was registered.", ("name", "git_url", "local_path")),
-    EventKind("project.updated", "A project's settings changed.", ("fields",)),
+    EventKind("project.updated", "A project's settings changed (`fields`: their names).", ("fields",)),
+    EventKind(
+        "project.deleted",
+        "A project was deleted with its runs and events; the audit trail keeps this and its earlier actions.",
+        ("name",),
+    ),
+    EventKind(
+        "project.token_issued", "A project token was issued (replacing any earlier one).", ("fingerprint",)
+    ),
+    EventKind(
+        "branch.deleted",
+        "A person deleted a remote branch (`deleted`: false when none was there).",
+        ("branch", "deleted"),
+    ),
+    EventKind("organisation.created", "An organisation was created.", ("name", "slug"), audit_only=True),
+    EventKind(
+        "organisation.token_issued",
+        "An organisation token was issued, replacing any earlier one.",
+        ("fingerprint",),
+        audit_only=True,
+    ),
+    EventKind("policy.pack_created", "A policy pack version was added.", ("key", "version"), audit_only=True),
+    EventKind("step.run_requested", "A person queued a step's execution.", ("step_index",)),
+    EventKind("qa.requested", "A person queued QA of a step.", ("step_index",)),
+    EventKind("pr.requested", "A person queued publishing (push and PR/MR) before the last step.", ()),
+    EventKind("project.setup_requested", "A person queued the project's setup again.", ()),
     EventKind("project.setup_started", "The setup job began.", ("attempt",)),
     EventKind("project.ready", "The repository is cloned or located.", ("local_path", "base_branch")),
     EventKind("project.setup_failed", "Setup gave up.", ("reason",)),

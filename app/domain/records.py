@@ -162,6 +162,28 @@ class Event(Record):
     created_at: datetime
 
 
+class AuditEvent(Record):
+    """One operator action in the audit trail: who (`actor_*`, `via`), what, and where; it outlives
+    its project (whose name is kept), run and step."""
+
+    id: int
+    event_id: int | None
+    event_type: str
+    message: str
+    payload: dict[str, Any]
+    actor_kind: str
+    actor_id: str
+    actor_label: str
+    via: str
+    organisation_id: int | None
+    project_id: int | None
+    project_name: str | None
+    protocol_run_id: int | None
+    step_run_id: int | None
+    correlation_id: str | None
+    created_at: datetime
+
+
 class AgentRun(Record):
     id: int
     project_id: int

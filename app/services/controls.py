@@ -53,6 +53,7 @@ async def run_next_step(svc: Services, run_id: int) -> StepRun:
         plan = await _refuse_run_action(conn, run, RunAction.RUN_NEXT_STEP)
         step = min((s for s in plan if s.status is not S.COMPLETED), key=lambda s: s.step_index)
         await _defer_or_refuse(conn, execute_work(step), f"step {step.step_index}", str(step.status))
+        await _requested(conn, run.project_id, step, "step.run_requested", "queued")
     return step
 
 
@@ -60,8 +61,9 @@ async def run_step(svc: Services, step_id: int) -> StepRun:
     """Queue one given pending step, when every step before it is completed."""
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
-        await _refuse_step_action(conn, step, StepAction.RUN)
+        run = await _refuse_step_action(conn, step, StepAction.RUN)
         await _defer_or_refuse(conn, execute_work(step), f"step {step.step_index}", str(step.status))
+        await _requested(conn, run.project_id, step, "step.run_requested", "queued")
     return step
 
 
@@ -69,9 +71,16 @@ async def run_qa(svc: Services, step_id: int) -> StepRun:
     """Queue QA of a step waiting for it."""
     async with svc.database.transaction() as conn:
         step = await steps.get(conn, step_id)
-        await _refuse_step_action(conn, step, StepAction.RUN_QA)
+        run = await _refuse_step_action(conn, step, StepAction.RUN_QA)
         await _defer_or_refuse(conn, quality_work(step), f"QA of step {step.step_index}", str(step.status))
+        await _requested(conn, run.project_id, step, "qa.requested", "QA queued")
     return step
+
+
+async def _requested(conn: AsyncConnection, project_id: int, step: StepRun, kind: str, what: str) -> None:
+    await record(
+        conn, project_id, kind, f"step {step.step_index}: {what}", step=step, step_index=step.step_index
+    )
 
 
 async def retry_step(
@@ -154,4 +163,5 @@ async def open_pr_now(svc: Services, run_id: int) -> ProtocolRun:
         run = await protocols.get(conn, run_id)
         await _refuse_run_action(conn, run, RunAction.OPEN_PR)
         await _defer_or_refuse(conn, publish_work(run.id), f"publishing of {run.name}", str(run.status))
+        await record(conn, run.project_id, "pr.requested", f"publishing of {run.name} queued", run=run)
     return run

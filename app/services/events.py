@@ -34,3 +34,20 @@ async def record(
             payload=payload,
         ),
     )
+
+
+async def record_action(
+    conn: AsyncConnection, kind: str, message: str, *, organisation_id: int | None = None, **payload: Any
+) -> None:
+    """An operator action about an organisation (`organisation_id`) or the whole service (neither):
+    the audit trail keeps it, naming the current actor."""
+    await events.append_action(
+        conn,
+        NewEvent(
+            project_id=None,
+            organisation_id=organisation_id,
+            event_type=kind,
+            message=message,
+            payload=payload,
+        ),
+    )

@@ -22,7 +22,7 @@ from app.domain.records import PolicyPack, Project
 from app.errors import InvalidInputError, NotFoundError
 from app.git import GitRepository
 from app.services.context import Services
-from app.services.events import record
+from app.services.events import record, record_action
 from app.store import policy_packs, projects, protocols
 
 DEFAULT_PACK = "default"
@@ -293,7 +293,7 @@ async def create_pack(
         raise InvalidInputError(f"pack.{field}: {message}", field=f"pack.{field}") from None
     _refuse_unknown_engines(checked, "pack")
     async with svc.database.transaction() as conn:
-        return await policy_packs.create(
+        created = await policy_packs.create(
             conn,
             key=key,
             version=version,
@@ -302,6 +302,10 @@ async def create_pack(
             status=status,
             pack=checked,
         )
+        await record_action(
+            conn, "policy.pack_created", f"pack {key}@{version} added", key=key, version=version
+        )
+    return created
 
 
 async def catalogue(svc: Services) -> list[PolicyPack]:

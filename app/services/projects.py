@@ -141,14 +141,20 @@ async def change_project(
     async with svc.database.transaction() as conn:
         current = await projects.get(conn, project_id)
         version = expected_version or current.version
-        return await projects.update_fields(conn, project_id, expected_version=version, **changes)
+        changed = await projects.update_fields(conn, project_id, expected_version=version, **changes)
+        names = sorted(changes)
+        await record(conn, project_id, "project.updated", f"changed: {', '.join(names)}", fields=names)
+    return changed
 
 
 async def request_setup(svc: Services, project_id: int) -> bool:
     """Queue the project's setup again (after a failure, or to re-run discovery); False if already queued."""
     async with svc.database.transaction() as conn:
         await projects.get(conn, project_id)
-        return await jobs.defer(conn, setup_work(project_id))
+        queued = await jobs.defer(conn, setup_work(project_id))
+        if queued:
+            await record(conn, project_id, "project.setup_requested", "setup queued again")
+        return queued
 
 
 async def setup_project(svc: Services, project_id: int) -> Project:

@@ -12,16 +12,19 @@ lower id.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.acting import current_actor, name_current
+from app.domain.actors import Actor, ActorKind
 from app.domain.events import NewEvent
 from app.domain.records import Event
 from app.logs import current_correlation_id
+from app.store.audit_table import append_audit
 from app.store.rows import fetch_all, page_size, to_record
-from app.store.tables import XID8, events, projects
+from app.store.tables import XID8, events, organisations, projects
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -60,7 +63,13 @@ class Batch:
 
 
 async def append(conn: AsyncConnection, event: NewEvent) -> Event:
-    """Record `event`, tagged with the current correlation id, in the caller's transaction."""
+    """Record `event`, tagged with the current correlation id, in the caller's transaction; written
+    for an operator action (an actor is set: app/acting.py), it names the actor and is copied to the
+    audit trail."""
+    if event.project_id is None:
+        raise ValueError("an event of the log belongs to a project (use append_action)")
+    actor = await _acting(conn)
+    payload = event.payload if actor is None else {**event.payload, "actor": actor.as_payload()}
     statement = (
         insert(events)
         .values(
@@ -69,12 +78,40 @@ async def append(conn: AsyncConnection, event: NewEvent) -> Event:
             step_run_id=event.step_run_id,
             event_type=event.event_type,
             message=event.message,
-            payload=event.payload,
+            payload=payload,
             correlation_id=current_correlation_id(),
         )
         .returning(events)
     )
-    return to_record(Event, (await conn.execute(statement)).one())
+    written = to_record(Event, (await conn.execute(statement)).one())
+    if actor is not None:
+        await append_audit(conn, actor, replace(event, payload=payload), event_id=written.id)
+    return written
+
+
+async def append_action(conn: AsyncConnection, event: NewEvent) -> None:
+    """Record an operator action: in the log when it is about a project, else in the audit trail
+    only. Without an actor (work the service does itself) an action about no project leaves no row."""
+    if event.project_id is not None:
+        await append(conn, event)
+        return
+    actor = await _acting(conn)
+    if actor is not None:
+        await append_audit(
+            conn, actor, replace(event, payload={**event.payload, "actor": actor.as_payload()})
+        )
+
+
+async def _acting(conn: AsyncConnection) -> Actor | None:
+    """The current actor, its name looked up once per request when it is an organisation or project."""
+    actor = current_actor()
+    if actor is None or not actor.unnamed:
+        return actor
+    table = organisations if actor.kind is ActorKind.ORGANISATION else projects
+    name = await conn.scalar(select(table.c.name).where(table.c.id == int(actor.id)))
+    named = replace(actor, label=name or f"{actor.kind} {actor.id}")
+    name_current(named)
+    return named
 
 
 async def read_after(
@@ -180,6 +217,17 @@ async def recent(
     if before is not None:
         query = query.where(_key() < _bound(before))
     return await fetch_all(conn, query, Event)
+
+
+def snapshot_xmin() -> ColumnElement:
+    """The oldest transaction still running when the statement's snapshot was taken (a row of a
+    transaction below it is visible now if it ever will be)."""
+    return _xmin()
+
+
+def after_position(txid: ColumnElement, row_id: ColumnElement, position: Position) -> ColumnElement:
+    """Rows placed after `position` in (txid, id) order."""
+    return tuple_(txid, row_id) > _bound(position)
 
 
 def _xmin() -> ColumnElement:

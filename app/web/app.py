@@ -12,7 +12,7 @@ from app.domain.scopes import PUBLIC, SERVICE
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
 from app.web import webhooks
-from app.web.api import budgets, events, findings, organisations, policy, projects, protocols, runs
+from app.web.api import audit, budgets, events, findings, organisations, policy, projects, protocols, runs
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
@@ -30,7 +30,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    for module in (organisations, projects, policy, protocols, events, runs, findings, budgets):
+    for module in (organisations, projects, policy, protocols, events, audit, runs, findings, budgets):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from app.acting import acting_as
+from app.domain.actors import Via, actor_for
 from app.domain.scopes import OPERATOR, Access, Level, Principal
 from app.domain.tokens import token_hash
 from app.errors import AuthenticationError
@@ -62,8 +64,9 @@ async def api_principal(request: web.Request, expected: bytes | None) -> Princip
 
 
 def authentication(token: str | None) -> Callable:
-    """The middleware for the application's own routes: who calls, then the scope check. Routes of a
-    sub-application (the console) are left to its own middleware, which does the same check."""
+    """The middleware for the application's own routes: who calls, then the scope check, then the
+    handler acting for that caller (app/acting.py). Routes of a sub-application (the console) are
+    left to its own middleware, which does the same."""
     expected = f"Bearer {token}".encode() if token else None
 
     @web.middleware
@@ -73,6 +76,9 @@ def authentication(token: str | None) -> Callable:
         public = scope_of(request).access is Access.PUBLIC
         principal = None if public else await api_principal(request, expected)
         await resolve(request, principal)
-        return await handler(request)
+        # Every event the request writes names who authenticated it (public routes act for no one).
+        actor = None if principal is None else actor_for(principal, Via.API, service_token=token)
+        with acting_as(actor):
+            return await handler(request)
 
     return authenticate

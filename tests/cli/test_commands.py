@@ -225,6 +225,7 @@ def test_setup_waiting_for_answers_then_set_up_again(tmp_path, database_url):
     again = ok(env, "project", "setup", "demo").splitlines()
     assert again[0] == "setup of project demo queued"
     assert [line.split()[1] for line in again[1:-1]] == [
+        "project.setup_requested",
         "project.setup_started",
         "setup.engines",
         "setup.clarifications",

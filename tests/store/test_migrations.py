@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from app.domain.policy import validate_pack
 from app.store import migrate
 from app.store.database import with_driver
-from app.store.tables import metadata
+from app.store.schema import metadata
 
 
 def _schema_objects(url: str) -> dict[str, set[str]]:

@@ -7,8 +7,8 @@ from pydantic import BaseModel, Field
 
 from app.domain.records import Project
 from app.domain.scopes import Level, tenant
-from app.domain.tokens import new_project_token
 from app.errors import InvalidInputError
+from app.services import project_actions
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import projects as store
@@ -101,15 +101,14 @@ async def patch_project(request: web.Request, project_id: int, body: ProjectPatc
 @api.route(
     "DELETE",
     "/projects/{project_id}",
-    summary="Delete a project and its history",
+    summary="Delete a project and its runs and events (its audit trail stays: GET /audit)",
     tag="projects",
     scope=tenant(),
     status=204,
     errors=(404,),
 )
 async def delete_project(request: web.Request, project_id: int) -> web.Response:
-    async with services(request).database.transaction() as conn:
-        await store.delete_project(conn, project_id)
+    await project_actions.delete_project(services(request), project_id)
     return web.Response(status=204)
 
 
@@ -140,10 +139,7 @@ async def list_branches(request: web.Request, project_id: int) -> dict:
 async def delete_branch(request: web.Request, project_id: int, branch: str, body: BranchDelete) -> dict:
     if body.confirm != branch:
         raise InvalidInputError("confirm must repeat the branch name", field="confirm")
-    svc = services(request)
-    async with svc.database.transaction() as conn:
-        project = await store.get(conn, project_id)
-    return {"deleted": await existing_repository(svc, project).delete_remote_branch(branch)}
+    return {"deleted": await project_actions.delete_branch(services(request), project_id, branch)}
 
 
 @api.route(
@@ -171,7 +167,5 @@ async def answer(request: web.Request, project_id: int, body: Answers) -> Projec
     errors=(403, 404),
 )
 async def issue_token(request: web.Request, project_id: int) -> ProjectToken:
-    token, digest = new_project_token()
-    async with services(request).database.transaction() as conn:
-        await store.set_token_hash(conn, project_id, digest)
+    token = await project_actions.issue_token(services(request), project_id)
     return ProjectToken(project_id=project_id, token=token)

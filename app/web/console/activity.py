@@ -57,7 +57,7 @@ async def activity(request: web.Request) -> web.Response:
         project_id=project_id,
         type_prefix=prefix,
         projects=choices,
-        kinds=sorted({name.split(".")[0] + "." for name in EVENT_KINDS}),
+        kinds=sorted({name.split(".")[0] + "." for name, kind in EVENT_KINDS.items() if not kind.audit_only}),
         older=items[-1].id if len(items) == PAGE else None,
     )
 

@@ -3,7 +3,8 @@
 The JSON API's middleware leaves the console's routes to this one. A page asked for without a session
 redirects to the login form; a POST without the session's CSRF token is a 403. Then the same scope
 check as the API's (app/web/scope.py) runs with the session's caller: the operator, an organisation
-(its projects only) or a project (that project only); out of reach is a 403 page.
+(its projects only) or a project (that project only); out of reach is a 403 page. The handler then
+acts for the credential that signed the session in (app/acting.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from app.acting import acting_as
+from app.domain.actors import Via, actor_for
 from app.domain.scopes import Access, Level
 from app.errors import AuthenticationError, TasksGodzillaError, spec_for
 from app.logs import current_correlation_id, get_logger
@@ -57,8 +60,12 @@ async def _checked(request: web.Request, handler: Handler, current: Session) -> 
         if request.method in ("GET", "HEAD") and not is_htmx(request):
             return web.Response(status=303, headers={"Location": "/console/login"})
         raise AuthenticationError("sign in first")
-    await resolve(request, current.principal())
-    return await handler(request)
+    principal = current.principal()
+    await resolve(request, principal)
+    service_token = request.app[CODEC].api_token
+    actor = None if principal is None else actor_for(principal, Via.CONSOLE, service_token=service_token)
+    with acting_as(actor):  # every event the request writes names who signed this session in
+        return await handler(request)
 
 
 async def _token_valid(request: web.Request, current: Session) -> bool:

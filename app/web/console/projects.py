@@ -13,7 +13,7 @@ from app.domain.scopes import Level, tenant
 from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, InvalidInputError, spec_for
 from app.git import mask_credentials
-from app.services import planning
+from app.services import planning, project_actions
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
 from app.store import events, jobs, projects, protocols
@@ -234,7 +234,7 @@ async def delete_branch(request: web.Request) -> web.Response:
     branch, confirm = values.get("branch", ""), values.get("confirm", "")
     if not branch or confirm != branch:
         raise InvalidInputError("type the branch name again to confirm the deletion", field="confirm")
-    await existing_repository(services(request), project).delete_remote_branch(branch)
+    await project_actions.delete_branch(services(request), project.id, branch)
     return done(request, f"/console/projects/{project.id}/branches", f"branch {branch} deleted")
 
 
