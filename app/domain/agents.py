@@ -25,6 +25,8 @@ class AgentRequest(BaseModel):
     # JSON Schema the final answer must satisfy (strict: additionalProperties false, all required).
     output_schema: dict[str, Any] | None = None
     timeout_seconds: float = Field(3600, gt=0)
+    # Non-secret variables for this run's agent on top of the engine's environment (CORRELATION_ID).
+    environment: dict[str, str] = Field(default_factory=dict)
 
     @property
     def writes(self) -> bool:

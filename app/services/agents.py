@@ -18,7 +18,7 @@ from app.domain.redaction import Redactor
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
-from app.logs import get_logger
+from app.logs import current_correlation_id, get_logger
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.credentials import git_credential
@@ -27,6 +27,7 @@ from app.store.agent_runs import RunningJob
 
 log = get_logger(__name__)
 MAX_STORED_LOG_CHARS = 4 * 1024 * 1024
+CORRELATION_VARIABLE = "CORRELATION_ID"
 
 # The job this task is running, set by the job wrapper (app/jobs/tasks.py): recorded on each agent
 # run so that only the death of that worker (or the end of that job) ever makes it "abandoned".
@@ -112,6 +113,8 @@ async def run_agent(
         model=choice.model,
         output_schema=output_schema,
         timeout_seconds=svc.settings.agent_timeout_seconds,
+        # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
+        environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
     )
     try:
         result = await engine.run(request)
