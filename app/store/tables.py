@@ -374,8 +374,7 @@ webhook_deliveries = Table(
 )
 
 
-# Secrets of a project (the credential of its https remote), each encrypted with the service's key
-# (app.store.secrets): the database alone never yields them.
+# A project's secrets, encrypted with the service's key (app.store.secrets): never readable from the DB alone.
 project_secrets = Table(
     "project_secrets",
     metadata,
