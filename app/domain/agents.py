@@ -31,6 +31,8 @@ class AgentRequest(BaseModel):
     # What the tightest token budget has left (enforced budgets only): an engine that streams its usage
     # is stopped once it passes it (Claude Code); the others stop at their end.
     max_tokens: int | None = Field(None, gt=0)
+    # Non-secret variables for this run's agent on top of the engine's environment (CORRELATION_ID).
+    environment: dict[str, str] = Field(default_factory=dict)
 
     @property
     def writes(self) -> bool:

@@ -84,3 +84,14 @@ def parse_step_tag(message: str) -> StepTag | None:
     if number == 0:
         return None
     return StepTag(number, step_index)
+
+
+_TRAILER_VALUE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def with_correlation(message: str, correlation_id: str | None) -> str:
+    """`message` with a `Correlation-Id:` trailer naming the run's correlation id (left out when there
+    is none, or it holds anything but letters, digits and `._:-`)."""
+    if correlation_id is None or not _TRAILER_VALUE.fullmatch(correlation_id):
+        return message
+    return f"{message}\n\nCorrelation-Id: {correlation_id}"

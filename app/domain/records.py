@@ -115,6 +115,7 @@ class ProtocolRun(Record):
     policy_pack_key: str | None
     policy_pack_version: str | None
     policy_effective_hash: str | None
+    correlation_id: str  # the request's that created it; every job of the run logs under it
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime

@@ -124,7 +124,7 @@ class CodexEngine:
             outcome = await run_process(
                 self.command(request, schema),
                 cwd=request.workdir,
-                env=self._env,
+                env={**self._env, **request.environment},
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout_seconds=request.timeout_seconds,
                 max_output_bytes=self._max_output_bytes,

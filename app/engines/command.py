@@ -104,7 +104,7 @@ class CommandEngine:
             schema_file(request.output_schema, prefix="tasksgodzilla-schema-") as schema,
             lent_workdir(self._user, request.workdir, writes=request.writes),
         ):
-            env = {**self._env, STAGE_VARIABLE: request.stage.value}
+            env = {**self._env, **request.environment, STAGE_VARIABLE: request.stage.value}
             if schema is not None:
                 env[SCHEMA_VARIABLE] = str(schema)
             outcome = await run_process(

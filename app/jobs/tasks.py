@@ -18,6 +18,7 @@ from app.services import auto_merge, execution, planning, projects, publishing, 
 from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
+from app.store import protocols
 
 log = get_logger(__name__)
 SERVICES_KEY = "services"
@@ -59,8 +60,12 @@ async def guarded(
     svc = services_of(context)
     job = context.job
     assert job.id is not None
+    async with svc.database.read() as conn:  # a run's jobs log (and stamp events) under its id
+        run_correlation = await protocols.correlation_of(conn, *subject)
     with (
-        correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts),
+        correlation_scope(
+            run_correlation or f"job-{job.id}", job=job.task_name, job_id=job.id, attempt=job.attempts
+        ),
         running_job(job.id, job.attempts, job.worker_id),
     ):
         try:

@@ -18,7 +18,7 @@ from app.domain.redaction import Redactor
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
-from app.logs import get_logger
+from app.logs import current_correlation_id, get_logger
 from app.services.budgets import check_budget
 from app.services.choices import engine_for
 from app.services.context import Services
@@ -28,6 +28,7 @@ from app.store.agent_runs import RunningJob
 
 log = get_logger(__name__)
 MAX_STORED_LOG_CHARS = 4 * 1024 * 1024
+CORRELATION_VARIABLE = "CORRELATION_ID"
 
 # The job this task is running, set by the job wrapper (app/jobs/tasks.py): recorded on each agent
 # run so that only the death of that worker (or the end of that job) ever makes it "abandoned".
@@ -119,6 +120,8 @@ async def run_agent(
         timeout_seconds=svc.settings.agent_timeout_seconds,
         max_budget_usd=budget.usd,
         max_tokens=budget.tokens,
+        # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
+        environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
     )
     try:
         result = await engine.run(request)

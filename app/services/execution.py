@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.agents import AgentResult
-from app.domain.commits import format_step_commit
+from app.domain.commits import format_step_commit, with_correlation
 from app.domain.policy_prompt import execution_requirements
 from app.domain.qa import Verdict
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
@@ -62,12 +62,14 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         async with svc.database.transaction() as conn:
             # A worker that froze while its job was taken over must not commit over the new owner.
             await steps.hold_lease(conn, step.id, lease)
+            cid = run.correlation_id
             sha = await worktree.commit_all(
-                format_step_commit("feat", step.name, number=number, step_index=index),
+                with_correlation(format_step_commit("feat", step.name, number=number, step_index=index), cid),
                 # An agent that rightly changed nothing (a verification step) still leaves the
                 # step's commit: QA judges it, CI tests it, and a retried job finds it.
-                empty_message=format_step_commit(
-                    "chore", f"{step.name} (no changes)", number=number, step_index=index
+                empty_message=with_correlation(
+                    format_step_commit("chore", f"{step.name} (no changes)", number=number, step_index=index),
+                    cid,
                 ),
             )
     assert sha is not None

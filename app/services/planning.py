@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app import prompts
 from app.artifacts.folder import ProtocolFolder, in_folder
 from app.domain.actions import RunAction, run_action_refusal
-from app.domain.commits import planning_commit
+from app.domain.commits import planning_commit, with_correlation
 from app.domain.naming import check_task_title, slugify
 from app.domain.plan import PLAN_OUTPUT_SCHEMA, AcceptedPlan, accept_plan, step_title
 from app.domain.policy_prompt import planning_requirements
@@ -126,7 +126,8 @@ async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:
                 written = await in_folder(
                     worktree.path, run.name, lambda folder: folder.write_plan(plan, replace=True)
                 )
-                commit = await worktree.commit_all(planning_commit(run.title, number=run.number))
+                message = with_correlation(planning_commit(run.title, number=run.number), run.correlation_id)
+                commit = await worktree.commit_all(message)
                 if commit is None:
                     raise AgentError("the plan produced no change to commit")
                 await _record_plan(conn, run, plan, written, commit)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, Select, func, insert, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.acting import current_actor, name_current
@@ -24,7 +24,7 @@ from app.domain.records import Event
 from app.logs import current_correlation_id
 from app.store.audit_table import append_audit
 from app.store.rows import fetch_all, page_size, to_record
-from app.store.tables import XID8, events, organisations, projects
+from app.store.tables import XID8, events, organisations, projects, protocol_runs
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -117,6 +117,8 @@ async def _acting(conn: AsyncConnection) -> Actor | None:
 async def read_after(
     conn: AsyncConnection,
     after: Position,
+    correlation_id: str | None = None,
+    /,
     *,
     project_id: int | None = None,
     protocol_run_id: int | None = None,
@@ -128,7 +130,8 @@ async def read_after(
     """Events after `after` in transaction order, for a reader that will resume from the last one.
 
     The horizon is read in the same statement (so the same snapshot) as the events: an event of a
-    transaction below it is visible now if it ever will be.
+    transaction below it is visible now if it ever will be. With `correlation_id`, only the events
+    recorded under it and those of the run that carries it.
     """
     query = (
         select(events, (events.c.txid < select(_xmin()).scalar_subquery()).label("settled"))
@@ -137,6 +140,12 @@ async def read_after(
         .limit(page_size(limit))
     )
     query = _scoped(query, project_id, protocol_run_id, step_run_id, event_types, organisation_id)
+    if correlation_id is not None:
+        # Stamped with it (the request, the run's jobs), or about the run that carries it.
+        runs = select(protocol_runs.c.id).where(protocol_runs.c.correlation_id == correlation_id)
+        query = query.where(
+            or_(events.c.correlation_id == correlation_id, events.c.protocol_run_id.in_(runs))
+        )
     rows = (await conn.execute(query)).all()
     placed = [(row.settled, Placed(Position(row.txid, row.id), to_record(Event, row))) for row in rows]
     # Ordered by txid, so every settled event comes before every waiting one.

@@ -12,9 +12,10 @@ from app.domain.naming import protocol_name
 from app.domain.records import ProtocolRun
 from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, StaleWriteError
+from app.logs import current_correlation_id, new_correlation_id
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
-from app.store.tables import protocol_runs
+from app.store.tables import protocol_runs, step_runs
 
 
 async def create(
@@ -30,6 +31,7 @@ async def create(
         )
     values = writable_changes(protocol_runs, fields)
     values.setdefault("base_branch", project.base_branch)
+    values.setdefault("correlation_id", current_correlation_id() or new_correlation_id())
     statement = (
         insert(protocol_runs)
         .values(project_id=project_id, number=number, name=protocol_name(number, slug), title=title, **values)
@@ -157,3 +159,19 @@ async def hold_while_planning(conn: AsyncConnection, run_id: int) -> None:
     )
     if status != ProtocolStatus.PLANNING:
         raise StaleWriteError(f"protocol run {run_id} is {status}, no longer being planned", run_id=run_id)
+
+
+async def correlation_of(conn: AsyncConnection, kind: str, entity_id: int) -> str | None:
+    """The correlation id of the run a job's subject belongs to (`protocol` or `step`, by id); None
+    for a project."""
+    if kind == "protocol":
+        query = select(protocol_runs.c.correlation_id).where(protocol_runs.c.id == entity_id)
+    elif kind == "step":
+        query = (
+            select(protocol_runs.c.correlation_id)
+            .join(step_runs, step_runs.c.protocol_run_id == protocol_runs.c.id)
+            .where(step_runs.c.id == entity_id)
+        )
+    else:
+        return None
+    return (await conn.execute(query)).scalar_one_or_none()

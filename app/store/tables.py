@@ -87,8 +87,7 @@ def _version() -> Column:
     return Column("version", Integer, nullable=False, server_default=text("1"))
 
 
-# Tenants: every project belongs to one. A token (its SHA-256 kept, never the token) reaches the
-# organisation's projects; `slug` is how the command line names it. Migration 0011 seeds `default`.
+# Tenants: a token (SHA-256 kept) reaches its organisation's projects; migration 0011 seeds `default`.
 organisations = Table(
     "organisations",
     metadata,
@@ -167,6 +166,7 @@ protocol_runs = Table(
     Column("policy_pack_version", Text),
     Column("policy_effective_hash", Text),
     Column("policy_effective", JSONB),  # the merged policy the run was planned under
+    Column("correlation_id", Text, nullable=False),  # the request's that created it: app/store/events.py
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     *_timestamps(),
@@ -254,6 +254,7 @@ events = Table(
     Index(None, "protocol_run_id", "txid", "id"),
     Index(None, "step_run_id", "txid", "id"),
     Index(None, "event_type", "txid", "id"),
+    Index(None, "correlation_id", "txid", "id"),
 )
 
 agent_runs = Table(
@@ -373,8 +374,7 @@ webhook_deliveries = Table(
 )
 
 
-# Secrets of a project (the credential of its https remote), each encrypted with the service's key
-# (app.store.secrets): the database alone never yields them.
+# A project's secrets, encrypted with the service's key (app.store.secrets): never readable from the DB alone.
 project_secrets = Table(
     "project_secrets",
     metadata,

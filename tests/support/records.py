@@ -29,7 +29,8 @@ def run(**fields) -> ProtocolRun:
         pr_url=None, pr_number=None, planning_engine=None, planning_model=None, execution_engine=None,
         execution_model=None, qa_engine=None, qa_model=None, planning_prompt_version=None, plan_attempts=1,
         summary=None, last_error=None, policy_pack_key=None, policy_pack_version=None,
-        policy_effective_hash=None, started_at=NOW, finished_at=None, created_at=NOW, updated_at=NOW,
+        policy_effective_hash=None, correlation_id="run-7", started_at=NOW, finished_at=None,
+        created_at=NOW, updated_at=NOW,
         version=3,
     )  # fmt: skip
     return ProtocolRun(**(base | fields))

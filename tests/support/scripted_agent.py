@@ -6,7 +6,8 @@ worktree ("step N", or "step N fixed" when its prompt carries QA's failed verdic
 note) and appends to log.md; steps listed in AGENT_NO_CHANGE change nothing. QA: passes, unless the
 step's number is in AGENT_QA_FAIL (comma-separated) and its work is not "fixed".
 AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
-AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage).
+AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage and the
+CORRELATION_ID the agent was given).
 AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid there (file
 `<protocol>-<NN>`) and hangs until killed; later ones work normally (fault tests kill the worker).
 AGENT_GATE names a folder: an execution of step N while a file `NN` is there writes its pid to
@@ -27,7 +28,8 @@ prompt = sys.stdin.read()
 stage = os.environ.get("AGENT_STAGE", "")
 if os.environ.get("AGENT_PROMPT_LOG"):
     with open(os.environ["AGENT_PROMPT_LOG"], "a") as prompts:
-        prompts.write(json.dumps({"stage": stage, "prompt": prompt}) + "\n")
+        seen = {"stage": stage, "prompt": prompt, "correlation_id": os.environ.get("CORRELATION_ID")}
+        prompts.write(json.dumps(seen) + "\n")
 if stage == os.environ.get("AGENT_FAIL_STAGE"):
     print(f"scripted failure in {stage}", file=sys.stderr)
     sys.exit(1)

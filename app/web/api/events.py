@@ -28,6 +28,8 @@ async def settled_batch(
     start: store.Position | int | None,
     event_types: list[str] | None,
     limit: int,
+    correlation_id: str | None = None,
+    /,
     **scope: int,
 ) -> store.Batch:
     """Events after `start` of the resource named in `scope` (a 404 when it does not exist), oldest
@@ -40,11 +42,15 @@ async def settled_batch(
         if "step_run_id" in scope:
             await steps.get(conn, scope["step_run_id"])
         after = await store.start_at(conn, start, from_now=False)
-        return await store.read_after(conn, after, event_types=event_types, limit=limit, **scope)
+        return await store.read_after(
+            conn, after, correlation_id, event_types=event_types, limit=limit, **scope
+        )
 
 
 async def _page(request: web.Request, query: EventQuery, **scope: int) -> dict:
-    batch = await settled_batch(request, query.start(), query.type or None, query.limit, **scope)
+    batch = await settled_batch(
+        request, query.start(), query.type or None, query.limit, query.correlation_id, **scope
+    )
     # Oldest first; the cursor of the last item always continues (new events may come).
     return {
         "items": [placed.event for placed in batch.settled],

@@ -139,6 +139,13 @@ class EventQuery(PageQuery):
         "event may thus appear a moment late).",
     )
     type: list[str] = Field(default_factory=list, max_length=30)
+    correlation_id: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Only the events of one correlation id: those recorded under it (a request, a run's "
+        "jobs) and every event of the protocol run that carries it (its `correlation_id`).",
+    )
 
     def start(self) -> Position | int | None:
         return decode_event_cursor(self.cursor, field="cursor")
