@@ -150,6 +150,17 @@ async def _step_action(w: World, action: str, run_status: P, status: S, **body: 
     return await w.client.post(f"/steps/{step.id}/actions/{action}", json=body, headers=AUTH)
 
 
+async def _run_raise(w: World) -> Any:
+    run = await w.run(P.RUNNING, S.PENDING)
+    body = {"scope": "protocol", "amount": 1000}
+    return await w.client.post(f"/protocols/{run.id}/budget/raise", json=body, headers=AUTH)
+
+
+async def _step_raise(w: World) -> Any:
+    step = await w.step(P.RUNNING, S.PENDING)
+    return await w.client.post(f"/steps/{step.id}/budget/raise", json={"amount": 1000}, headers=AUTH)
+
+
 async def _project_call(w: World, method: str, suffix: str, body: Any = None) -> Any:
     project = await w.project()
     return await w.client.request(method, f"/projects/{project['id']}{suffix}", json=body, headers=AUTH)
@@ -225,6 +236,12 @@ RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
         "step.approved",
         lambda w: _step_action(w, "approve", P.RUNNING, S.NEEDS_QA, note="fine"),
     ),
+    ("POST", "/projects/{project_id}/budget/raise"): (
+        "budget.raised",
+        lambda w: _project_call(w, "POST", "/budget/raise", {"scope": "project", "amount": 5}),
+    ),
+    ("POST", "/protocols/{protocol_id}/budget/raise"): ("budget.raised", _run_raise),
+    ("POST", "/steps/{step_id}/budget/raise"): ("budget.raised", _step_raise),
 }
 
 
