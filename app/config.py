@@ -248,6 +248,11 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------------
     log_format: LogFormat = Field(LogFormat.CONSOLE, description="`json` or `console` logs.")
     log_level: str = Field("INFO", description="Lowest level logged: DEBUG, INFO, WARNING, ERROR.")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector base URL (OTLP/HTTP); traces go to its `/v1/traces`. "
+        "Unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither set: no tracing.",
+    )
 
     # --- CI and forges -------------------------------------------------------------------------
     github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")

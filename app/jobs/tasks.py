@@ -18,6 +18,7 @@ from app.services import auto_merge, execution, planning, projects, publishing, 
 from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
+from app.services.traces import run_key
 
 log = get_logger(__name__)
 SERVICES_KEY = "services"
@@ -59,9 +60,20 @@ async def guarded(
     svc = services_of(context)
     job = context.job
     assert job.id is not None
+    kind, entity_id = subject
+    run = await run_key(svc, **{_RUN_OF[kind]: entity_id}) if kind in _RUN_OF else None
     with (
         correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts),
         running_job(job.id, job.attempts, job.worker_id),
+        svc.tracing.span(
+            f"job {job.task_name}",
+            run=run,
+            attributes={
+                "tasksgodzilla.job_id": job.id,
+                "tasksgodzilla.attempt": job.attempts,
+                f"tasksgodzilla.{kind}_id": entity_id,
+            },
+        ),
     ):
         try:
             await action(svc)
@@ -80,6 +92,9 @@ async def guarded(
             await give_up(svc, reason, not recoverable)
             await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, not recoverable)
 
+
+# The subjects that belong to a protocol run, and how its trace key is found from their id.
+_RUN_OF = {"protocol": "protocol_run_id", "step": "step_run_id"}
 
 Action = Callable[[Services, int], Awaitable[object]]
 GiveUp = Callable[..., Awaitable[None]]
@@ -109,7 +124,7 @@ async def apply_webhook(context: JobContext, delivery_id: int) -> None:
     job = context.job
     with correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts, delivery=delivery_id):
         try:
-            await webhooks.apply_delivery(svc, delivery_id)
+            await webhooks.apply_delivery(svc, delivery_id)  # traced there: its run is known at the end
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
             if await _taken_over(context, reason):

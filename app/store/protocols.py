@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, insert, or_, select
@@ -14,7 +15,7 @@ from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, StaleWriteError
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
-from app.store.tables import protocol_runs
+from app.store.tables import protocol_runs, step_runs
 
 
 async def create(
@@ -157,3 +158,19 @@ async def hold_while_planning(conn: AsyncConnection, run_id: int) -> None:
     )
     if status != ProtocolStatus.PLANNING:
         raise StaleWriteError(f"protocol run {run_id} is {status}, no longer being planned", run_id=run_id)
+
+
+async def identity(
+    conn: AsyncConnection, *, protocol_run_id: int | None = None, step_run_id: int | None = None
+) -> tuple[int, datetime] | None:
+    """The id and creation time of a run (or of a step's run), what its trace id is derived from;
+    None when there is no such run."""
+    query = select(protocol_runs.c.id, protocol_runs.c.created_at)
+    if step_run_id is not None:
+        query = query.join(step_runs, step_runs.c.protocol_run_id == protocol_runs.c.id).where(
+            step_runs.c.id == step_run_id
+        )
+    else:
+        query = query.where(protocol_runs.c.id == protocol_run_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else (row.id, row.created_at)
