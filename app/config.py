@@ -318,7 +318,7 @@ class Settings(BaseSettings):
             raise ValueError(f"gives no valid branch name ({example!r}: {problem})")
         return value
 
-    @field_validator("github_api_url", "gitlab_api_url", "api_base")
+    @field_validator("github_api_url", "gitlab_api_url", "api_base", "otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

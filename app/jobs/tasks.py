@@ -19,6 +19,7 @@ from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
 from app.services.traces import run_key
+from app.tracing import trace_id_hex
 
 log = get_logger(__name__)
 SERVICES_KEY = "services"
@@ -63,7 +64,13 @@ async def guarded(
     kind, entity_id = subject
     run = await run_key(svc, **{_RUN_OF[kind]: entity_id}) if kind in _RUN_OF else None
     with (
-        correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts),
+        # With tracing on, its log lines name the run's trace (found in the tracing back end by it).
+        correlation_scope(
+            f"job-{job.id}",
+            job=job.task_name,
+            attempt=job.attempts,
+            **({"trace_id": trace_id_hex(run)} if run is not None else {}),
+        ),
         running_job(job.id, job.attempts, job.worker_id),
         svc.tracing.span(
             f"job {job.task_name}",

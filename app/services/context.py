@@ -68,10 +68,11 @@ def build_services(
         redactor=redactor,
         git_env=git_env,
         agent_user=user,
-        tracing=tracing if tracing is not None else Tracing.exporting_to(_otlp_endpoint(settings, environ)),
+        tracing=tracing if tracing is not None else Tracing.exporting_to(otlp_endpoint(settings, environ)),
     )
 
 
-def _otlp_endpoint(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+def otlp_endpoint(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+    """Where traces go: the setting, else the standard OpenTelemetry variable; None: nowhere."""
     standard = inherited_environment([OTLP_ENDPOINT_VARIABLE], environ).get(OTLP_ENDPOINT_VARIABLE)
     return settings.otlp_endpoint or standard

@@ -86,8 +86,8 @@ async def _trace(
         )
         return
     run = None
+    ids = request.match_info
     with contextlib.suppress(ValueError):  # an id that is not a number names no run
-        ids = request.match_info
         if "protocol_id" in ids:
             run = await run_key(svc, protocol_run_id=int(ids["protocol_id"]))
         elif "step_id" in ids:
