@@ -23,6 +23,8 @@ HTTP_LATENCY_NAME = "tasksgodzilla_http_request_duration_seconds"
 # From a cached read (a millisecond) to a slow page or a large upload.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 UNMATCHED = "unmatched"  # no route: the raw path is never a label (one series per probed URL)
+# Any token is a method to HTTP: the others are one label value, not one series each.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Probes and scrapes, every few seconds: a trace each would bury the runs' traces.
 UNTRACED = frozenset({"/health", "/metrics"})
 HTTP_LATENCY = web.AppKey("http_latency", Histogram)
@@ -60,7 +62,8 @@ async def telemetry_middleware(request: web.Request, handler: Handler) -> web.St
             raise
         finally:
             route = route_of(request)
-            request.app[HTTP_LATENCY].labels(route, request.method).observe(time.perf_counter() - started)
+            method = request.method if request.method in METHODS else "other"
+            request.app[HTTP_LATENCY].labels(route, method).observe(time.perf_counter() - started)
             if route not in UNTRACED:
                 try:
                     await _trace(request, route, status, started_ns, claim.created)

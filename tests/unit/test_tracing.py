@@ -49,7 +49,7 @@ def test_a_job_span_hangs_from_the_runs_root_and_its_work_from_the_job():
     tracing.run_created(key)  # outside a request: a root span of its own
     with tracing.span("job execute_step_job", run=key), tracing.span("git push", run=RunKey(4, CREATED)):
         pass
-    root, push, job = sorted(exporter.get_finished_spans(), key=lambda s: s.name)
+    push, job, root = sorted(exporter.get_finished_spans(), key=lambda s: s.name)
     assert root.name == "protocol_run.created"
     assert {s.context.trace_id for s in (root, push, job)} == {key.trace_id}
     assert (root.context.span_id, root.parent) == (key.root_span_id, None)

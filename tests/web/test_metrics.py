@@ -250,5 +250,9 @@ async def test_http_latency_is_labelled_by_route_pattern_never_the_raw_path(data
         if name == "tasksgodzilla_http_request_duration_seconds_count" and dict(labels)["method"] == "GET"
     }
     assert latency == {"/health": 2, "/projects/{project_id}": 2, "unmatched": 1}
+    await client.request("PROPFIND", "/dav", headers=AUTH)
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    webdav = frozenset({"route": "unmatched", "method": "other"}.items())
+    assert samples[("tasksgodzilla_http_request_duration_seconds_count", webdav)] == 1
     health = {"route": "/health", "method": "GET"}
     assert _bucket(samples, "tasksgodzilla_http_request_duration_seconds", health, "+Inf") == 2
