@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.config_paths import default_data_dir
 from app.domain.cron import interval_cron
-from app.domain.refnames import branch_name_problem
+from app.domain.refnames import check_branch_pattern
 from app.domain.selection import EngineName
 from app.domain.usage import DEFAULT_MODEL_PRICES, BudgetMode, ModelPrice
 from app.errors import ConfigError
@@ -261,6 +261,11 @@ class Settings(BaseSettings):
     # --- logging -------------------------------------------------------------------------------
     log_format: LogFormat = Field(LogFormat.CONSOLE, description="`json` or `console` logs.")
     log_level: str = Field("INFO", description="Lowest level logged: DEBUG, INFO, WARNING, ERROR.")
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector base URL (OTLP/HTTP); traces go to its `/v1/traces`. "
+        "Unset: the standard OTEL_EXPORTER_OTLP_ENDPOINT; neither set: no tracing.",
+    )
 
     # --- CI and forges -------------------------------------------------------------------------
     github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")
@@ -314,19 +319,9 @@ class Settings(BaseSettings):
     @field_validator("branch_pattern")
     @classmethod
     def _names_the_protocol(cls, value: str) -> str:
-        try:
-            example = value.format(name="0001-x", number=1, slug="x", project="p")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"only {{name}}, {{number}}, {{slug}} and {{project}} may appear ({exc})"
-            ) from None
-        if example == value.format(name="0002-y", number=2, slug="y", project="p"):
-            raise ValueError("must contain {name}, or {number} and {slug}")
-        if (problem := branch_name_problem(example)) is not None:
-            raise ValueError(f"gives no valid branch name ({example!r}: {problem})")
-        return value
+        return check_branch_pattern(value)
 
-    @field_validator("github_api_url", "gitlab_api_url", "api_base")
+    @field_validator("github_api_url", "gitlab_api_url", "api_base", "otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

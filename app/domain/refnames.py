@@ -68,3 +68,17 @@ def _valid_branch(name: str) -> str:
 
 # The type of every branch name in a request model: refused with a 422 naming the field.
 BranchName = Annotated[str, AfterValidator(_valid_branch)]
+
+
+def check_branch_pattern(pattern: str) -> str:
+    """`pattern` if it makes a valid, distinct branch name per protocol (`TASKSGODZILLA_BRANCH_PATTERN`:
+    `{name}`, `{number}`, `{slug}`, `{project}`), else ValueError saying why."""
+    try:
+        example = pattern.format(name="0001-x", number=1, slug="x", project="p")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"only {{name}}, {{number}}, {{slug}} and {{project}} may appear ({exc})") from None
+    if example == pattern.format(name="0002-y", number=2, slug="y", project="p"):
+        raise ValueError("must contain {name}, or {number} and {slug}")
+    if (problem := branch_name_problem(example)) is not None:
+        raise ValueError(f"gives no valid branch name ({example!r}: {problem})")
+    return pattern

@@ -39,6 +39,7 @@ from app.logs import get_logger
 from app.services.context import Services, build_services
 from app.store.database import Database, with_driver
 from app.store.jobs import host_queue
+from app.tracing import Tracing
 
 JOB_QUEUE = procrastinate.jobs.DEFAULT_QUEUE
 # One Procrastinate worker per queue in every worker process: jobs on `default`, the periodic duties
@@ -118,8 +119,10 @@ async def open_runtime(
     *,
     environ: Mapping[str, str] | None = None,
     engines: Mapping[str, Engine] | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[tuple[procrastinate.App, Services]]:
-    """The open job app and the services that defer through it; both closed on exit."""
+    """The open job app and the services that defer through it; both closed on exit (the tracer
+    too: what it still holds is exported first)."""
     database = Database(database_url, pool_size=settings.db_pool_size)
     app = create_job_app(settings, database_url)
     # Opened without waiting for a first connection: a server that is down now may be up later, and
@@ -142,7 +145,13 @@ async def open_runtime(
     try:
         async with app.open_async(pool=pool):
             queue = ProcrastinateQueue(app)
-            yield app, build_services(settings, database, queue, environ=environ, engines=engines)
+            services = build_services(
+                settings, database, queue, environ=environ, engines=engines, tracing=tracing
+            )
+            try:
+                yield app, services
+            finally:
+                await asyncio.to_thread(services.tracing.shutdown)
     finally:
         await pool.close()
         await database.dispose()

@@ -19,6 +19,7 @@ from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
 from app.store import protocols
+from app.tracing import RunKey, trace_id_hex
 
 log = get_logger(__name__)
 SERVICES_KEY = "services"
@@ -60,13 +61,32 @@ async def guarded(
     svc = services_of(context)
     job = context.job
     assert job.id is not None
-    async with svc.database.read() as conn:  # a run's jobs log (and stamp events) under its id
-        run_correlation = await protocols.correlation_of(conn, *subject)
+    kind, entity_id = subject
+    found = None
+    if kind in _RUN_OF:
+        async with svc.database.read() as conn:
+            found = await protocols.identity(conn, **{_RUN_OF[kind]: entity_id})
+    run = RunKey(found.id, found.created_at) if found is not None and svc.tracing.enabled else None
     with (
+        # A run's jobs log (and stamp their events) under its correlation id; with tracing on, their
+        # log lines also name the run's trace (found in the tracing back end by it).
         correlation_scope(
-            run_correlation or f"job-{job.id}", job=job.task_name, job_id=job.id, attempt=job.attempts
+            found.correlation_id if found is not None else f"job-{job.id}",
+            job=job.task_name,
+            job_id=job.id,
+            attempt=job.attempts,
+            **({"trace_id": trace_id_hex(run)} if run is not None else {}),
         ),
         running_job(job.id, job.attempts, job.worker_id),
+        svc.tracing.span(
+            f"job {job.task_name}",
+            run=run,
+            attributes={
+                "tasksgodzilla.job_id": job.id,
+                "tasksgodzilla.attempt": job.attempts,
+                f"tasksgodzilla.{kind}_id": entity_id,
+            },
+        ),
     ):
         try:
             await action(svc)
@@ -85,6 +105,9 @@ async def guarded(
             await give_up(svc, reason, is_terminal(exc))  # a budget's refusal blocks, never fails
             await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, is_terminal(exc))
 
+
+# The subjects that belong to a protocol run, and how its trace key is found from their id.
+_RUN_OF = {"protocol": "protocol_run_id", "step": "step_run_id"}
 
 Action = Callable[[Services, int], Awaitable[object]]
 GiveUp = Callable[..., Awaitable[None]]
@@ -114,7 +137,7 @@ async def apply_webhook(context: JobContext, delivery_id: int) -> None:
     job = context.job
     with correlation_scope(f"job-{job.id}", job=job.task_name, attempt=job.attempts, delivery=delivery_id):
         try:
-            await webhooks.apply_delivery(svc, delivery_id)
+            await webhooks.apply_delivery(svc, delivery_id)  # traced there: its run is known at the end
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
             if await _taken_over(context, reason):

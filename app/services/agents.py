@@ -124,7 +124,16 @@ async def run_agent(
         environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
     )
     try:
-        result = await engine.run(request)
+        with svc.tracing.span(
+            f"agent {stage}",
+            attributes={
+                "tasksgodzilla.agent_run_id": record.id,
+                "tasksgodzilla.stage": str(stage),
+                "tasksgodzilla.engine": choice.engine,
+                "tasksgodzilla.model": choice.model,
+            },
+        ):
+            result = await engine.run(request)
     except BaseException as exc:
         # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
         if isinstance(exc, TasksGodzillaError):  # its message may quote the agent (a CLI's stderr)

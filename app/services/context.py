@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.config import Settings
@@ -14,6 +14,9 @@ from app.engines.base import Engine
 from app.engines.registry import build_engines
 from app.logs import named_secrets
 from app.store.database import Database
+from app.tracing import Tracing
+
+OTLP_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 class JobQueue(Protocol):
@@ -37,6 +40,7 @@ class Services:
     redactor: Redactor  # every known secret, by the name of its setting
     git_env: Mapping[str, str]
     agent_user: AgentUser | None = None  # who agents run as; None: this process's user
+    tracing: Tracing = field(default_factory=Tracing)  # no exporter: no tracing
 
 
 def build_services(
@@ -46,8 +50,10 @@ def build_services(
     *,
     environ: Mapping[str, str] | None = None,
     engines: Mapping[str, Engine] | None = None,
+    tracing: Tracing | None = None,
 ) -> Services:
-    """Assemble the services; `environ` is read once here for the agents' and git's environments.
+    """Assemble the services; `environ` is read once here for the agents' and git's environments
+    (and OTEL_EXPORTER_OTLP_ENDPOINT when TASKSGODZILLA_OTLP_ENDPOINT is unset).
 
     As root, this is where the agent user is resolved (and created on first use)."""
     redactor = Redactor(named_secrets(settings, database.url))
@@ -62,4 +68,11 @@ def build_services(
         redactor=redactor,
         git_env=git_env,
         agent_user=user,
+        tracing=tracing if tracing is not None else Tracing.exporting_to(otlp_endpoint(settings, environ)),
     )
+
+
+def otlp_endpoint(settings: Settings, environ: Mapping[str, str] | None) -> str | None:
+    """Where traces go: the setting, else the standard OpenTelemetry variable; None: nowhere."""
+    standard = inherited_environment([OTLP_ENDPOINT_VARIABLE], environ).get(OTLP_ENDPOINT_VARIABLE)
+    return settings.otlp_endpoint or standard

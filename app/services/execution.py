@@ -176,7 +176,8 @@ async def push_branch(svc: Services, worktree: GitRepository, run: ProtocolRun) 
     """Push the protocol branch to `origin` when there is one (CI then tests this exact commit)."""
     if not run.branch_name or not await worktree.has_remote("origin"):
         return False
-    await worktree.push(run.branch_name)
+    with svc.tracing.span("git push", attributes={"tasksgodzilla.branch": run.branch_name}):
+        await worktree.push(run.branch_name)
     return True
 
 

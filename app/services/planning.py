@@ -33,6 +33,7 @@ from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects, protocols, steps
 from app.store.idempotency import Claim
 from app.store.transitions import move_protocol
+from app.tracing import RunKey
 
 MAX_DESCRIPTION = 20_000
 
@@ -70,6 +71,7 @@ async def create_protocol(
             number=run.number,
             name=run.name,
         )
+    svc.tracing.run_created(RunKey(run.id, run.created_at))
     return run
 
 

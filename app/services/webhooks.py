@@ -8,6 +8,7 @@ nothing (an ignored signal) is recorded as such and not queued.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,6 +19,7 @@ from app.logs import get_logger
 from app.services.ci import Applied, apply_signal
 from app.services.context import Services
 from app.services.progress import defer_next_work
+from app.services.traces import run_key
 from app.store import deliveries, jobs
 
 log = get_logger(__name__)
@@ -76,7 +78,9 @@ def _scope(signal: CiSignal | MergeSignal | IgnoredSignal) -> str:
 
 
 async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | None:
-    """Apply a recorded delivery, once; None when it was applied already."""
+    """Apply a recorded delivery, once; None when it was applied already. Traced as a span of the
+    run it applied to (known only once applied)."""
+    started_ns = time.time_ns()
     applied: Applied | None = None
     for attempt in range(1, RACE_RETRIES + 1):
         try:
@@ -103,6 +107,16 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
                 raise
             log.info("webhook delivery lost a race; applying it again", error=lost.message)
     assert applied is not None
+    svc.tracing.record(
+        "webhook apply",
+        started_ns=started_ns,
+        run=await run_key(svc, protocol_run_id=applied.protocol_run_id),
+        attributes={
+            "tasksgodzilla.delivery_id": delivery_id,
+            "tasksgodzilla.outcome": str(applied.outcome),
+            "tasksgodzilla.step_run_id": applied.step_run_id,
+        },
+    )
     log.info(
         "webhook delivery applied", delivery=delivery_id, outcome=str(applied.outcome), detail=applied.detail
     )

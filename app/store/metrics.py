@@ -1,7 +1,8 @@
 """What `/metrics` reports: aggregates over the whole service (every worker), read from the database.
 
 Derived from the rows rather than counted in one process, so any API process answers for all of them
-and a restart loses nothing. Each function returns `(labels, values)` rows.
+and a restart loses nothing. Each function returns `(labels, values)` rows; a histogram's values are
+its count, its sum, then how many are at most each bound of `buckets` (cumulative, as Prometheus has them).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Boolean, ColumnElement, Float, Text, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store.tables import agent_runs, projects, protocol_runs, step_runs, webhook_deliveries
+from app.store.tables import agent_runs, events, projects, protocol_runs, step_runs, webhook_deliveries
 
 Row = tuple[tuple[str, ...], tuple[float, ...]]
 
@@ -102,3 +103,57 @@ async def hosts(conn: AsyncConnection) -> list[str]:
     """The machines some project lives on (registered by local path there)."""
     query = select(projects.c.host).where(projects.c.host.is_not(None)).distinct().order_by(projects.c.host)
     return list((await conn.execute(query)).scalars())
+
+
+def _buckets(value: ColumnElement[Any], buckets: Sequence[float]) -> list[ColumnElement[Any]]:
+    return [func.count().filter(value <= bound) for bound in buckets]
+
+
+async def agent_durations(conn: AsyncConnection, buckets: Sequence[float]) -> list[Row]:
+    """Per stage, engine and model: a histogram of finished agent runs' wall time, in seconds."""
+    a = agent_runs.c
+    seconds = cast(a.duration_ms, Float) / 1000.0
+    query = (
+        select(a.stage, a.engine, a.model, func.count(), func.sum(seconds), *_buckets(seconds, buckets))
+        .where(a.duration_ms.is_not(None))
+        .group_by(a.stage, a.engine, a.model)
+    )
+    return _rows((await conn.execute(query)).all(), 3)
+
+
+async def job_durations(conn: AsyncConnection, buckets: Sequence[float]) -> list[Row]:
+    """Per task and outcome (succeeded, failed, deferred_for_retry, aborted): a histogram of each
+    try's time from its start to its end, from the transitions Procrastinate stamps in its events
+    table (written by every worker, in the statement that moves the job; a try whose worker died is
+    ended by the stalled-job retry, as deferred_for_retry)."""
+    tries = (
+        text(
+            "SELECT j.task_name, e.type::text AS outcome, lag(e.type) OVER w = 'started' AS ended, "
+            "extract(epoch FROM e.at - lag(e.at) OVER w)::float8 AS seconds "
+            "FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
+            "WHERE e.type IN ('started', 'succeeded', 'failed', 'deferred_for_retry', 'aborted') "
+            "WINDOW w AS (PARTITION BY e.job_id ORDER BY e.id)"
+        )
+        .columns(task_name=Text, outcome=Text, ended=Boolean, seconds=Float)
+        .subquery("tries")
+    )
+    t = tries.c
+    query = (
+        select(t.task_name, t.outcome, func.count(), func.sum(t.seconds), *_buckets(t.seconds, buckets))
+        .where(t.ended, t.outcome != "started")
+        .group_by(t.task_name, t.outcome)
+        .order_by(t.task_name, t.outcome)
+    )
+    return _rows((await conn.execute(query)).all(), 2)
+
+
+async def qa_verdicts(conn: AsyncConnection) -> list[Row]:
+    """Per project and verdict: every QA verdict given (a step judged again counts again)."""
+    verdict = events.c.payload["verdict"].astext
+    query = (
+        select(projects.c.name, verdict, func.count())
+        .join(projects, projects.c.id == events.c.project_id)
+        .where(events.c.event_type == "qa.verdict")
+        .group_by(projects.c.name, verdict)
+    )
+    return _rows((await conn.execute(query)).all(), 2)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -161,17 +162,26 @@ async def hold_while_planning(conn: AsyncConnection, run_id: int) -> None:
         raise StaleWriteError(f"protocol run {run_id} is {status}, no longer being planned", run_id=run_id)
 
 
-async def correlation_of(conn: AsyncConnection, kind: str, entity_id: int) -> str | None:
-    """The correlation id of the run a job's subject belongs to (`protocol` or `step`, by id); None
-    for a project."""
-    if kind == "protocol":
-        query = select(protocol_runs.c.correlation_id).where(protocol_runs.c.id == entity_id)
-    elif kind == "step":
-        query = (
-            select(protocol_runs.c.correlation_id)
-            .join(step_runs, step_runs.c.protocol_run_id == protocol_runs.c.id)
-            .where(step_runs.c.id == entity_id)
+class RunIdentity(NamedTuple):
+    """What a job of a run works under: the run's id and creation time (its trace id is derived from
+    them) and its correlation id."""
+
+    id: int
+    created_at: datetime
+    correlation_id: str
+
+
+async def identity(
+    conn: AsyncConnection, *, protocol_run_id: int | None = None, step_run_id: int | None = None
+) -> RunIdentity | None:
+    """The identity of a run (or of a step's run); None when there is no such run."""
+    columns = protocol_runs.c
+    query = select(columns.id, columns.created_at, columns.correlation_id)
+    if step_run_id is not None:
+        query = query.join(step_runs, step_runs.c.protocol_run_id == columns.id).where(
+            step_runs.c.id == step_run_id
         )
     else:
-        return None
-    return (await conn.execute(query)).scalar_one_or_none()
+        query = query.where(columns.id == protocol_run_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else RunIdentity(row.id, row.created_at, row.correlation_id)

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.domain.scopes import PUBLIC, SERVICE
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
+from app.tracing import Tracing
 from app.web import webhooks
 from app.web.api import audit, budgets, events, findings, organisations, policy, projects, protocols, runs
 from app.web.api.openapi import build_spec
@@ -23,6 +24,7 @@ from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.metrics import metrics_page
 from app.web.middlewares import request_middleware
 from app.web.scope import declare_resource, scoped, seal
+from app.web.telemetry import HTTP_LATENCY, latency_histogram, telemetry_middleware
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -37,15 +39,21 @@ def install_api(app: web.Application) -> list[Endpoint]:
 
 
 def create_app(
-    settings: Settings, database_url: str, *, environ: Mapping[str, str] | None = None
+    settings: Settings,
+    database_url: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    tracing: Tracing | None = None,
 ) -> web.Application:
     """Build the application; services (and, unless disabled, a job worker) start with it and stop with it.
+    `tracing`: where spans go; None, as the settings and `environ` say (app.services.context).
 
     Every route declares its scope (app/web/scope.py): start-up fails if one does not."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
     cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
+            telemetry_middleware,
             request_middleware,
             authentication(token),
         ],
@@ -53,9 +61,11 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[CACHE] = cache
+    app[HTTP_LATENCY] = latency_histogram()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_runtime(settings, database_url, environ=environ) as (job_app, services):
+        runtime = open_runtime(settings, database_url, environ=environ, tracing=tracing)
+        async with runtime as (job_app, services):
             app[SERVICES] = services
             app[DATABASE] = services.database
             feed = app[CHANGES] = ChangeFeed(database_url)

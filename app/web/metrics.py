@@ -1,10 +1,11 @@
 """`GET /metrics`: the service in the Prometheus text format (needs the API token when one is set).
 
-Every figure is read from the database at scrape time (app/store/metrics.py), so it covers all
-workers and survives restarts: runs and steps by status and QA verdict, agent runs, tokens and cost by
-project, stage, engine and model (failed runs by model are the error rate), jobs by task and status,
-the jobs waiting per queue and the age of the oldest (what a worker autoscaler reads),
-webhook deliveries by outcome.
+Every figure but one is read from the database at scrape time (app/store/metrics.py), so it covers all
+workers and survives restarts: runs and steps by status and QA verdict, QA verdicts given, agent
+runs, tokens and cost by project, stage, engine and model (failed runs by model are the error rate),
+agent and job durations, jobs by task and status, the jobs waiting per queue and the age of the oldest
+(what a worker autoscaler reads), webhook deliveries by outcome. The exception is HTTP latency: a
+histogram of this process (app/web/telemetry.py), as each API process answers its own requests.
 """
 
 from __future__ import annotations
@@ -13,17 +14,21 @@ from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.jobs.runtime import QUEUES
 from app.store import metrics
 from app.store.jobs import host_queue
 from app.web.keys import SERVICES
+from app.web.telemetry import HTTP_LATENCY
 
 PREFIX = "tasksgodzilla_"
 AGENT_LABELS = ["project", "stage", "engine", "model", "status"]
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
+# Agents take seconds to an hour (TASKSGODZILLA_AGENT_TIMEOUT_SECONDS); jobs wrap them, or take less.
+AGENT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0)
+JOB_BUCKETS = (0.1, 0.5, 1.0, *AGENT_BUCKETS[1:], 7200.0)
 
 
 class Snapshot(Collector):
@@ -38,6 +43,23 @@ class Snapshot(Collector):
 
 def _gauge(name: str, doc: str, labels: list[str], rows: list[metrics.Row]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(PREFIX + name, doc, labels=labels)
+    for values, (count,) in rows:
+        family.add_metric(list(values), count)
+    return family
+
+
+def _histogram(
+    name: str, doc: str, labels: list[str], bounds: tuple[float, ...], rows: list[metrics.Row]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(PREFIX + name, doc, labels=labels)
+    for values, (count, total, *cumulative) in rows:
+        buckets = [*((str(bound), n) for bound, n in zip(bounds, cumulative, strict=True)), ("+Inf", count)]
+        family.add_metric(list(values), buckets, total)
+    return family
+
+
+def _counter(name: str, doc: str, labels: list[str], rows: list[metrics.Row]) -> CounterMetricFamily:
+    family = CounterMetricFamily(PREFIX + name, doc, labels=labels)
     for values, (count,) in rows:
         family.add_metric(list(values), count)
     return family
@@ -83,10 +105,28 @@ async def metrics_page(request: web.Request) -> web.Response:
         jobs = await metrics.jobs_by_status(conn)
         waiting = await metrics.jobs_waiting(conn, [*QUEUES, *map(host_queue, await metrics.hosts(conn))])
         deliveries = await metrics.webhook_outcomes(conn)
+        verdicts = await metrics.qa_verdicts(conn)
+        agent_times = await metrics.agent_durations(conn, AGENT_BUCKETS)
+        job_times = await metrics.job_durations(conn, JOB_BUCKETS)
     families: list[Metric] = [
         _gauge("protocol_runs", "Protocol runs by status", ["project", "status"], runs),
         _gauge("step_runs", "Step runs by status and QA verdict", ["project", "status", "qa_verdict"], steps),
+        _counter("qa_verdicts", "QA verdicts given, by project", ["project", "verdict"], verdicts),
         *_agent_families(agents),
+        _histogram(
+            "agent_run_duration_seconds",
+            "Wall time of finished agent runs",
+            ["stage", "engine", "model"],
+            AGENT_BUCKETS,
+            agent_times,
+        ),
+        _histogram(
+            "job_duration_seconds",
+            "Time of each try of a job, from its start to its outcome",
+            ["task", "outcome"],
+            JOB_BUCKETS,
+            job_times,
+        ),
         _gauge("jobs", "Queued jobs by task and status", ["task", "status"], jobs),
         *_queue_families(waiting),
         _gauge(
@@ -95,6 +135,7 @@ async def metrics_page(request: web.Request) -> web.Response:
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot(families))
+    registry.register(request.app[HTTP_LATENCY])
     response = web.Response(body=generate_latest(registry))
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -8,8 +8,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
+from app.domain.events import NewEvent
 from app.domain.records import AgentRunStatus, ProjectStatus
-from app.store import projects, protocols, steps
+from app.store import events, projects, protocols, steps
 from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.support import seed
@@ -132,3 +133,126 @@ async def test_jobs_waiting_per_queue_and_the_oldest_wait(database_url, client):
     assert after[("tasksgodzilla_jobs_waiting", "default")] == 1
     assert 3600 <= after[("tasksgodzilla_jobs_oldest_waiting_seconds", "default")] < 3700
     assert after[("tasksgodzilla_jobs_oldest_waiting_seconds", "duties")] == 0
+
+
+def _bucket(samples: dict, name: str, labels: dict[str, str], le: str) -> float:
+    return samples[(f"{name}_bucket", frozenset({**labels, "le": le}.items()))]
+
+
+async def test_agent_run_durations_are_a_histogram_by_stage_engine_and_model(database_url, client):
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        run = await protocols.create(conn, project.id, title="T", slug="t")
+        [step] = await steps.create_many(
+            conn, run.id, [{"step_index": 1, "name": "01-a", "step_file": "01-a.md"}]
+        )
+        finished = (
+            (1500, AgentRunStatus.SUCCEEDED),
+            (1500, AgentRunStatus.FAILED),
+            (2_400_000, AgentRunStatus.SUCCEEDED),
+        )
+        for duration_ms, status in finished:
+            await seed.agent_run(
+                conn, run, step, engine="codex", model="gpt-5", status=status, duration_ms=duration_ms
+            )
+        await seed.agent_run(conn, run, step, engine="codex", model="gpt-5")  # still running: no duration
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    name = "tasksgodzilla_agent_run_duration_seconds"
+    labels = {"stage": "execution", "engine": "codex", "model": "gpt-5"}
+    assert _bucket(samples, name, labels, "1.0") == 0
+    assert _bucket(samples, name, labels, "5.0") == 2
+    assert _bucket(samples, name, labels, "1800.0") == 2
+    assert _bucket(samples, name, labels, "2700.0") == 3
+    assert _bucket(samples, name, labels, "3600.0") == 3
+    assert _bucket(samples, name, labels, "+Inf") == 3
+    assert samples[(f"{name}_count", frozenset(labels.items()))] == 3
+    assert samples[(f"{name}_sum", frozenset(labels.items()))] == pytest.approx(2403.0)
+
+
+async def test_job_tries_are_a_histogram_by_task_and_outcome(database_url, client):
+    """From Procrastinate's own transition events: a try that was retried, then one that succeeded."""
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        await projects.set_status(conn, project.id, ProjectStatus.READY, expected_version=project.version)
+    created = await client.post(
+        f"/projects/{project.id}/protocols", json={"title": "Add login", "start": True}, headers=AUTH
+    )
+    assert created.status == 201
+
+    async def move(status: str, *, lasted_seconds: int | None = None) -> None:
+        """Move the job as a worker would (Procrastinate's triggers write the events); the try that
+        ends here is made to have started `lasted_seconds` earlier."""
+        async with client.app[SERVICES].database.transaction() as conn:
+            await conn.exec_driver_sql(
+                f"UPDATE procrastinate_jobs SET status = '{status}' WHERE task_name = 'plan_protocol_job'"
+            )
+            if lasted_seconds is not None:
+                await conn.exec_driver_sql(
+                    f"UPDATE procrastinate_events SET at = at - make_interval(secs => {lasted_seconds}) "
+                    "WHERE id = (SELECT max(id) FROM procrastinate_events WHERE type = 'started')"
+                )
+
+    await move("doing")
+    await move("todo", lasted_seconds=3)  # retried after 3 s
+    await move("doing")
+    await move("succeeded", lasted_seconds=90)
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    name = "tasksgodzilla_job_duration_seconds"
+    retried = {"task": "plan_protocol_job", "outcome": "deferred_for_retry"}
+    succeeded = {"task": "plan_protocol_job", "outcome": "succeeded"}
+    assert _bucket(samples, name, retried, "1.0") == 0
+    assert _bucket(samples, name, retried, "5.0") == 1
+    assert samples[(f"{name}_count", frozenset(retried.items()))] == 1
+    assert _bucket(samples, name, succeeded, "60.0") == 0
+    assert _bucket(samples, name, succeeded, "120.0") == 1
+    assert samples[(f"{name}_sum", frozenset(succeeded.items()))] == pytest.approx(90, abs=1)
+    failed = frozenset({"task": "plan_protocol_job", "outcome": "failed"}.items())
+    assert (f"{name}_count", failed) not in samples
+
+
+async def test_qa_verdicts_are_counted_by_project_and_verdict(database_url, client):
+    async with client.app[SERVICES].database.transaction() as conn:
+        project = await projects.create(conn, name="shop", local_path="/srv/shop")
+        run = await protocols.create(conn, project.id, title="T", slug="t")
+        for verdict in ("pass", "fail", "pass"):
+            await events.append(
+                conn,
+                NewEvent(
+                    project_id=project.id,
+                    protocol_run_id=run.id,
+                    event_type="qa.verdict",
+                    message=f"QA {verdict}",
+                    payload={"verdict": verdict},
+                ),
+            )
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    assert (
+        samples[
+            ("tasksgodzilla_qa_verdicts_total", frozenset({"project": "shop", "verdict": "pass"}.items()))
+        ]
+        == 2
+    )
+    assert (
+        samples[
+            ("tasksgodzilla_qa_verdicts_total", frozenset({"project": "shop", "verdict": "fail"}.items()))
+        ]
+        == 1
+    )
+
+
+async def test_http_latency_is_labelled_by_route_pattern_never_the_raw_path(database_url, client):
+    for path in ("/health", "/health", "/projects/12345", "/projects/67890", "/no/such/page"):
+        await client.get(path, headers=AUTH)
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    latency = {
+        dict(labels)["route"]: value
+        for (name, labels), value in samples.items()
+        if name == "tasksgodzilla_http_request_duration_seconds_count" and dict(labels)["method"] == "GET"
+    }
+    assert latency == {"/health": 2, "/projects/{project_id}": 2, "unmatched": 1}
+    await client.request("PROPFIND", "/dav", headers=AUTH)
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    webdav = frozenset({"route": "unmatched", "method": "other"}.items())
+    assert samples[("tasksgodzilla_http_request_duration_seconds_count", webdav)] == 1
+    health = {"route": "/health", "method": "GET"}
+    assert _bucket(samples, "tasksgodzilla_http_request_duration_seconds", health, "+Inf") == 2
