@@ -358,7 +358,7 @@ RUN_COLUMNS = (
     "protocol_root", "head_sha", "pr_url", "pr_number", "planning_engine",
     "planning_model", "execution_engine", "execution_model", "qa_engine", "qa_model",
     "planning_prompt_version", "plan_attempts", "summary", "last_error", "started_at", "finished_at",
-    "created_at", "updated_at", "version",
+    "created_at", "updated_at", "version", "correlation_id",
 )  # fmt: skip
 
 
@@ -400,7 +400,7 @@ def seed(url: str, runs: int, projects: int) -> dict[int, list[int]]:
                         i if done else None, "codex", "gpt-5.1-codex", "codex", "gpt-5.1-codex", "codex",
                         "gpt-5.1-codex", "planning-v3", 1, "Done." if done else None,
                         "agent exited 1" if status == "failed" else None, created + timedelta(seconds=5),
-                        created + timedelta(minutes=30) if done else None, created, created, 3,
+                        created + timedelta(minutes=30) if done else None, created, created, 3, f"bench-{i}",
                     )
                 )  # fmt: skip
         conn.execute("ANALYZE")
