@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import prompts
 from app.domain.agents import AgentResult
 from app.domain.commits import format_step_commit, with_correlation
 from app.domain.policy_prompt import execution_requirements
@@ -90,6 +91,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             changes |= {"ci_status": None, "qa_verdict": None}
         if worked:
             changes["operator_note"] = None  # the note was this attempt's
+            changes["prompt_version"] = prompts.load("execution").version  # what its agent was told
         step = await move_step(conn, step.id, S.NEEDS_QA, expected_version=step.version, changes=changes)
         run = await protocols.get(conn, run.id)
         if advances and sha != run.head_sha:

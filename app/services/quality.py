@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app import prompts
 from app.domain.policy_prompt import qa_requirements
 from app.domain.qa import QA_OUTPUT_SCHEMA, QaVerdict, read_verdict, render_report
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
@@ -55,7 +56,11 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
             target,
             expected_version=step.version,
             reason=f"QA {verdict.verdict}",
-            changes={"qa_verdict": str(verdict.verdict), "summary": verdict.summary[:4000]},
+            changes={
+                "qa_verdict": str(verdict.verdict),
+                "summary": verdict.summary[:4000],
+                "qa_prompt_version": prompts.load("qa").version,  # what its QA agent was told
+            },
         )
         if not verdict.passed:
             await block_run(conn, run.id, f"QA failed step {step.step_index}")

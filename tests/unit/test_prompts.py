@@ -82,3 +82,12 @@ def test_placeholders_are_the_documented_ones(name):
 def test_unknown_prompt():
     with pytest.raises(ValueError, match="unknown prompt"):
         prompts.load("nope")
+
+
+def test_a_version_covers_the_fragments_a_template_pastes_in():
+    first = PromptTemplate("p", "Plan like this: $frag", includes=(PromptTemplate("frag", "# Goal"),))
+    second = PromptTemplate("p", "Plan like this: $frag", includes=(PromptTemplate("frag", "# Aim"),))
+    assert first.version != second.version
+    planning = prompts.load("planning")
+    assert [f.name for f in planning.includes] == ["plan_template", "step_template"]
+    assert prompts.load("execution").includes == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from app import prompts
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.services import planning, projects, quality
@@ -39,6 +40,9 @@ async def test_a_protocol_runs_from_plan_to_pushed_branch(database_url, tmp_path
         async with svc.database.transaction() as conn:
             first, second = await steps.list_for_protocol(conn, run.id)
         assert (first.status, second.status) == (S.COMPLETED, S.FAILED)
+        # Each step records the prompt versions its agents were given (run: the planning one).
+        versions = {(s.prompt_version, s.qa_prompt_version) for s in (first, second)}
+        assert versions == {(prompts.load("execution").version, prompts.load("qa").version)}
         await quality.approve_step(svc, second.id, by="operator")
 
         async def completed():
@@ -50,6 +54,7 @@ async def test_a_protocol_runs_from_plan_to_pushed_branch(database_url, tmp_path
             history = [e.event_type for e in await events.list_page(conn, protocol_run_id=run.id, limit=500)]
 
     assert run.branch_name == "tasksgodzilla/demo/0001-write-two-parts"
+    assert run.planning_prompt_version == prompts.load("planning").version
     pushed = git("--git-dir", str(repos.origin), "rev-parse", f"refs/heads/{run.branch_name}")
     assert pushed == run.head_sha
     subjects = git("--git-dir", str(repos.origin), "log", "--format=%s", run.branch_name).splitlines()
