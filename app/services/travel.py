@@ -47,7 +47,8 @@ async def bring_head(svc: Services, repo: GitRepository, run: ProtocolRun) -> No
         if await repo.has_commit(bundle.commit_sha):
             continue
         if not await repo.has_commit(bundle.since_sha) and not fetched:
-            fetched = await _fetch(repo)
+            await _fetch(repo)
+            fetched = True
         if not await repo.has_commit(bundle.since_sha):
             raise ConflictError(
                 f"run {run.name}: commit {bundle.since_sha[:12]}, which its branch starts from, is neither "
@@ -78,7 +79,7 @@ async def catch_up(svc: Services, worktree: GitRepository, run: ProtocolRun) -> 
         await worktree.fast_forward(head)
 
 
-async def _fetch(repo: GitRepository) -> bool:
+async def _fetch(repo: GitRepository) -> None:
+    """Fetch the project's remote, when the repository has one."""
     if await repo.has_remote():
         await repo.fetch()
-    return True
