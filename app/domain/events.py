@@ -73,6 +73,13 @@ _KINDS = [
         ("fingerprint",),
         audit_only=True,
     ),
+    EventKind(
+        "console.signed_in",
+        "Someone signed in to the console (the actor: with which token).",
+        (),
+        audit_only=True,
+    ),
+    EventKind("console.signed_out", "A console session was signed out.", (), audit_only=True),
     EventKind("policy.pack_created", "A policy pack version was added.", ("key", "version"), audit_only=True),
     EventKind("step.run_requested", "A person queued a step's execution.", ("step_index",)),
     EventKind("qa.requested", "A person queued QA of a step.", ("step_index",)),

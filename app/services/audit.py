@@ -1,11 +1,16 @@
-"""Reading the audit trail (the API's pages and `tasksgodzilla audit export`)."""
+"""Reading the audit trail (the API's pages and `tasksgodzilla audit export`), and writing the
+actions that belong to it alone (a console sign-in is not news for a project's event feed)."""
 
 from __future__ import annotations
 
+from app.acting import acting_as
+from app.domain.actors import Actor
+from app.domain.events import NewEvent
 from app.domain.records import AuditEvent
 from app.services.context import Services
 from app.store import audit
-from app.store.events import START, Position
+from app.store.audit_table import append_audit
+from app.store.events import START, Position, acting_now
 
 
 async def audit_page(
@@ -16,3 +21,26 @@ async def audit_page(
     async with svc.database.read() as conn:
         placed = await audit.read_after(conn, after or START, where, limit=limit)
     return [row for _, row in placed], (placed[-1][0] if placed else None)
+
+
+async def record_session(
+    svc: Services,
+    actor: Actor,
+    kind: str,
+    message: str,
+    *,
+    organisation_id: int | None = None,
+    project_id: int | None = None,
+) -> None:
+    """A console session began or ended (`console.signed_in` / `console.signed_out`): audit trail only."""
+    async with svc.database.transaction() as conn:
+        with acting_as(actor):
+            named = await acting_now(conn) or actor  # an organisation's or project's name looked up
+        event = NewEvent(
+            project_id=project_id,
+            organisation_id=organisation_id,
+            event_type=kind,
+            message=message,
+            payload={"actor": named.as_payload()},
+        )
+        await append_audit(conn, named, event)

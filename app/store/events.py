@@ -68,7 +68,7 @@ async def append(conn: AsyncConnection, event: NewEvent) -> Event:
     audit trail."""
     if event.project_id is None:
         raise ValueError("an event of the log belongs to a project (use append_action)")
-    actor = await _acting(conn)
+    actor = await acting_now(conn)
     payload = event.payload if actor is None else {**event.payload, "actor": actor.as_payload()}
     statement = (
         insert(events)
@@ -95,14 +95,14 @@ async def append_action(conn: AsyncConnection, event: NewEvent) -> None:
     if event.project_id is not None:
         await append(conn, event)
         return
-    actor = await _acting(conn)
+    actor = await acting_now(conn)
     if actor is not None:
         await append_audit(
             conn, actor, replace(event, payload={**event.payload, "actor": actor.as_payload()})
         )
 
 
-async def _acting(conn: AsyncConnection) -> Actor | None:
+async def acting_now(conn: AsyncConnection) -> Actor | None:
     """The current actor, its name looked up once per request when it is an organisation or project."""
     actor = current_actor()
     if actor is None or not actor.unnamed:

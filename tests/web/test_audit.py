@@ -400,3 +400,25 @@ async def test_console_actions_name_the_credential_that_signed_in(client):
         a.organisation.name,
         "console",
     )
+
+
+async def test_console_sign_in_and_out_are_in_the_trail_naming_who(client):
+    svc = client.app[SERVICES]
+    a = await make_tenant(svc, "delta7q")
+    session = await console_sign_in(client, a.organisation_token)
+    signed_out = await client.post(
+        "/console/logout",
+        data={"csrf_token": session.csrf},
+        headers=session.headers("POST"),
+        allow_redirects=False,
+    )
+    assert signed_out.status == 303, await signed_out.text()
+    await console_sign_in(client, TOKEN)  # the operator
+    rows = await _settled(client, AUTH, "?kind=console.", 3)
+    assert [(r["event_type"], r["actor_kind"], r["actor_label"], r["via"]) for r in rows] == [
+        ("console.signed_in", "organisation", a.organisation.name, "console"),
+        ("console.signed_out", "organisation", a.organisation.name, "console"),
+        ("console.signed_in", "operator", f"operator {fingerprint(TOKEN)}", "console"),
+    ]
+    assert rows[0]["organisation_id"] == a.organisation.id
+    assert all(TOKEN not in str(r) and a.organisation_token not in str(r) for r in rows)
