@@ -24,6 +24,8 @@ from app.web.scope import RESOLVED
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+# The user-info of any URL in a body (`https://user:token@host/…`): a credential, kept out of the hash.
+_USERINFO = re.compile(rb"(?<=://)[^/@\s\"'?#]*@")
 _CLAIM = web.RequestKey("idempotency_claim", Claim)
 
 
@@ -43,12 +45,19 @@ async def idempotent(request: web.Request, handler: Handler) -> web.StreamRespon
         else f"{principal.level.name}:{principal.organisation_id}:{principal.project_id}"
     )
     caller = hashlib.sha256(who.encode()).hexdigest()[:16]
-    offered = Claim(f"{request.method} {request.path} {caller}", key, hashlib.sha256(body).hexdigest())
+    offered = Claim(f"{request.method} {request.path} {caller}", key, body_fingerprint(body))
     request[_CLAIM] = offered
     response = await handler(request)
     if offered.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def body_fingerprint(body: bytes) -> str:
+    """What tells two bodies apart for a key: the SHA-256 of the body with every URL's user-info cut
+    out, so that no hash of a credential is stored (a short token could be guessed back from one).
+    Two bodies that differ only in a URL's credential are one request."""
+    return hashlib.sha256(_USERINFO.sub(b"@", body)).hexdigest()
 
 
 def claim_of(request: web.Request) -> Claim | None:

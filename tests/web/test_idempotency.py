@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ from app.domain.records import ProjectStatus
 from app.services import planning
 from app.store import projects as project_store
 from app.store.database import with_driver
+from app.web import idempotency
 from app.web.api import registry
 from app.web.app import create_app
 from app.web.keys import SERVICES
@@ -259,3 +261,14 @@ def _waits_on_a_lock(conn) -> bool:
 def _swallow(function, *args):
     with contextlib.suppress(OSError):  # the server died under the request: that is the point
         function(*args)
+
+
+def test_the_stored_body_hash_holds_no_hash_of_a_urls_credential():
+    with_token = b'{"name": "shop", "git_url": "https://bot:ghp_s3cret@example.com/acme/shop.git"}'
+    other_token = b'{"name": "shop", "git_url": "https://bot:ghp_other@example.com/acme/shop.git"}'
+    no_token = b'{"name": "shop", "git_url": "https://example.com/acme/shop.git"}'
+    assert idempotency.body_fingerprint(with_token) == idempotency.body_fingerprint(other_token)
+    assert idempotency.body_fingerprint(with_token) != idempotency.body_fingerprint(no_token)
+    assert idempotency.body_fingerprint(with_token) != hashlib.sha256(with_token).hexdigest()
+    other_repo = no_token.replace(b"shop.git", b"cart.git")
+    assert idempotency.body_fingerprint(other_repo) != idempotency.body_fingerprint(no_token)
