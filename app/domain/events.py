@@ -81,6 +81,12 @@ _KINDS = [
     ),
     EventKind("console.signed_out", "A console session was signed out.", (), audit_only=True),
     EventKind("policy.pack_created", "A policy pack version was added.", ("key", "version"), audit_only=True),
+    EventKind(
+        "step.secrets_scrubbed",
+        "Known secrets were replaced in files a step's agent wrote (a binary file holding one is left "
+        "out) before its commit (`files`: path → setting names, never values).",
+        ("files",),
+    ),
     EventKind("step.run_requested", "A person queued a step's execution.", ("step_index",)),
     EventKind("qa.requested", "A person queued QA of a step.", ("step_index",)),
     EventKind("pr.requested", "A person queued publishing (push and PR/MR) before the last step.", ()),

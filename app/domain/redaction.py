@@ -94,6 +94,17 @@ class Redactor:
 
         return walk(value), found
 
+    def scan_file(self, data: bytes) -> tuple[bytes | None, set[str]]:
+        """A file's content with every known secret replaced (UTF-8 text), or None when a binary file
+        holds one (it cannot be edited safely: leave it out); and the names of the secrets found."""
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            found = self.scan(data.decode("latin-1"))[1]  # byte for byte: a secret's ASCII shows as is
+            return (None if found else data), found
+        clean, found = self.scan(text)
+        return (clean.encode("utf-8") if found else data), found
+
 
 class _Matcher:
     """One compiled pattern over all forms, and the way back from a match to the secrets' names."""

@@ -42,6 +42,7 @@ from app.git.parsing import (
 )
 from app.git.remote_guard import RemoteGuard
 from app.git.runner import failure
+from app.git.scrubbing import IndexScrubbing, Scrub
 from app.git.travel import BranchTravel
 from app.git.validation import check_remote_name, check_revision
 
@@ -51,7 +52,7 @@ def _real(path: Path) -> Path:
     return Path(path).resolve()
 
 
-class GitRepository(BranchTravel):
+class GitRepository(BranchTravel, IndexScrubbing):
     """Git operations on the repository (or worktree) at `path`."""
 
     # --- clone -------------------------------------------------------------------------------------
@@ -256,11 +257,14 @@ class GitRepository(BranchTravel):
 
     # --- commits -----------------------------------------------------------------------------------
 
-    async def commit_all(self, message: str, *, empty_message: str | None = None) -> str | None:
+    async def commit_all(
+        self, message: str, *, empty_message: str | None = None, scrub: Scrub | None = None
+    ) -> str | None:
         """Stage everything in the worktree and commit it as the configured identity.
 
         With nothing to commit: None, or, given `empty_message`, an empty commit with that message
-        (a step that rightly changed nothing still leaves its tagged commit).
+        (a step that rightly changed nothing still leaves its tagged commit). Given `scrub`, each
+        staged file passes it first (app/git/scrubbing.py).
         """
         if not message.strip() or (empty_message is not None and not empty_message.strip()):
             raise InvalidInputError("a commit message is required", field="message")
@@ -268,6 +272,8 @@ class GitRepository(BranchTravel):
         async with self._locked():
             await self._check_nested_repositories()
             await self._git("add", "--all", "--end-of-options")
+            if scrub is not None:
+                await self._scrub_index(scrub)
             staged = await self._git("diff", "--cached", "--quiet", "--no-ext-diff", ok_codes=(0, 1))
             options = ["--no-verify", "--quiet", "--file=-"]
             if staged.exit_code == 0:

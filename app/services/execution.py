@@ -18,7 +18,7 @@ from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
 from app.git import GitRepository
-from app.services.agents import run_step_agent
+from app.services.agents import Subject, redactor_for, run_step_agent
 from app.services.context import Services
 from app.services.events import record
 from app.services.findings import record_step_review, review_step
@@ -60,6 +60,16 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             return stopped
         result = await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
         number, index = run.number, step.step_index
+        scrubbed: dict[str, list[str]] = {}  # path → names of the secrets found in the file
+        redactor = await redactor_for(svc, Subject(project.id, run.id, step.id))
+
+        def scrub(path: str, data: bytes) -> bytes | None:
+            # What the agent wrote is output too: no known secret is committed (or pushed).
+            clean, names = redactor.scan_file(data)
+            if names:
+                scrubbed[path] = sorted(names)
+            return clean
+
         async with svc.database.transaction() as conn:
             # A worker that froze while its job was taken over must not commit over the new owner.
             await steps.hold_lease(conn, step.id, lease)
@@ -72,7 +82,17 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
                     format_step_commit("chore", f"{step.name} (no changes)", number=number, step_index=index),
                     cid,
                 ),
+                scrub=scrub if redactor else None,
             )
+            if scrubbed:
+                await record(
+                    conn,
+                    project.id,
+                    "step.secrets_scrubbed",
+                    f"step {index}: known secrets taken out of {len(scrubbed)} file(s) before the commit",
+                    step=step,
+                    files=scrubbed,
+                )
     assert sha is not None
     # The head only moves forward: a fresh commit sits on top of it; a found one is checked.
     advances = worked or run.head_sha is None or await worktree.is_ancestor(run.head_sha, sha)

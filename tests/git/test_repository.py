@@ -98,6 +98,35 @@ async def test_commit_all_stages_deletions_and_untracked_files(worktree: GitRepo
     assert git("ls-files", cwd=worktree.path).splitlines() == ["app.py", "deep/er/x.txt"]
 
 
+async def test_commit_all_passes_each_staged_file_through_the_scrub(worktree: GitRepository):
+    secret = b"s3cret-value"
+    (worktree.path / "old.bin").write_bytes(b"\xff before")
+    await worktree.commit_all("chore: a binary file [protocol-0007/03]")
+    (worktree.path / "app.py").write_bytes(b"key = 's3cret-value'\n")  # text: rewritten
+    (worktree.path / "old.bin").write_bytes(b"\xff " + secret)  # binary, in HEAD: kept as it was
+    (worktree.path / "new.bin").write_bytes(b"\xff " + secret)  # binary, new: left out
+    (worktree.path / "link").symlink_to("s3cret-value")  # a link's target is its content
+    (worktree.path / "clean.txt").write_text("nothing here\n")
+    seen = []
+
+    def scrub(path: str, data: bytes) -> bytes | None:
+        seen.append(path)
+        if secret not in data:
+            return data
+        return None if data.startswith(b"\xff") else data.replace(secret, b"****")
+
+    assert await worktree.commit_all("feat: scrubbed [protocol-0007/04]", scrub=scrub) is not None
+    assert sorted(seen) == ["app.py", "clean.txt", "link", "new.bin", "old.bin"]
+    committed = git("ls-files", cwd=worktree.path).splitlines()
+    assert "new.bin" not in committed
+    assert not (worktree.path / "new.bin").exists()
+    assert git("show", "HEAD:app.py", cwd=worktree.path) == "key = '****'"
+    assert git("show", "HEAD:link", cwd=worktree.path) == "****"
+    assert (worktree.path / "old.bin").read_bytes() == b"\xff before"
+    assert git("diff", "HEAD~1", "HEAD", "--stat", cwd=worktree.path).count("old.bin") == 0
+    assert await worktree.changed_files() == []
+
+
 async def test_diff_stats_survive_odd_file_names(worktree: GitRepository, origin: Origin):
     odd = "odd name\nwith newline.txt"
     (worktree.path / odd).write_text("one\ntwo\nthree\n")

@@ -13,7 +13,8 @@ AGENT_HANG_ONCE names a folder: the first execution of each step writes its pid 
 AGENT_GATE names a folder: an execution of step N while a file `NN` is there writes its pid to
 `NN.pid` and waits until that file is gone (fault tests hold a step's agent while they break things).
 AGENT_LEAK_PLAN and AGENT_LEAK_QA: text added to the plan's plan.md and to QA's summary (secret tests
-make the agent repeat a secret, as one that found it in the repository would).
+make the agent repeat a secret, as one that found it in the repository would); AGENT_LEAK_FILES: text
+an execution adds to its `work/NN.txt` and writes into a binary file `work/NN.bin` (not UTF-8).
 AGENT_TOKENS: the input tokens each answer reports (default 100; output is always 20 more).
 """
 
@@ -89,7 +90,10 @@ elif stage == "execution":
         sys.exit(0)
     fixed = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
     Path("work").mkdir(exist_ok=True)
-    Path("work", f"{number}.txt").write_text(f"step {number}{' fixed' if fixed else ''}\n")
+    leak = os.environ.get("AGENT_LEAK_FILES", "")
+    Path("work", f"{number}.txt").write_text(f"step {number}{' fixed' if fixed else ''}\n{leak}")
+    if leak:
+        Path("work", f"{number}.bin").write_bytes(b"\xff\0" + leak.encode() + b"\0")
     with open(f".protocols/{folder}/log.md", "a") as log:
         log.write(f"- step {number} done\n")
     answer(message=f"step {number} written")

@@ -97,7 +97,8 @@ async def test_codex_plans_executes_and_is_checked_end_to_end(
     assert verdicts == ["pass", "fail"]
     # Every key agent decision is an event: the plan accepted (with its commit), each verdict above.
     [accepted] = [e for e in history if e.event_type == "plan.accepted"]
-    assert accepted.payload["steps"] == 2 and len(accepted.payload["commit"]) == 40
+    assert accepted.payload["steps"] == 2
+    assert len(accepted.payload["commit"]) == 40
     assert [(u.stage.value, u.engine, u.status.value) for u in usage] == [
         ("execution", "codex", "succeeded"),
         ("qa", "codex", "succeeded"),

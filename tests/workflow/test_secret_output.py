@@ -122,3 +122,32 @@ async def test_a_plan_holding_a_secret_is_refused_and_nothing_is_committed(servi
     assert not holds_secret(stored, SECRET)
     for page in await shown(client, run.id):
         assert not holds_secret(page, SECRET)
+
+
+async def test_a_secret_in_files_the_agent_wrote_is_never_committed_or_pushed(service, monkeypatch, tmp_path):
+    monkeypatch.setenv("AGENT_LEAK_FILES", LEAK)
+    client, svc, run = await service()
+
+    async def completed():
+        return await run_status(svc, run.id) == "completed"
+
+    await wait_for(completed, what="the run to complete")
+    async with svc.database.read() as conn:
+        run = await protocols.get(conn, run.id)
+    origin = str(tmp_path / "origin.git")
+    for index in (1, 2):
+        committed = git("--git-dir", origin, "show", f"{run.branch_name}:work/{index:02d}.txt")
+        assert committed.startswith(f"step {index:02d}")
+        assert REDACTED in committed
+        assert not holds_secret(committed, SECRET)
+        listed = git("--git-dir", origin, "ls-tree", "-r", "--name-only", run.branch_name, "work")
+        assert f"work/{index:02d}.bin" not in listed.split(), "a binary file holding a secret is left out"
+    history = git("--git-dir", origin, "log", "-p", "--all")
+    assert not holds_secret(history, SECRET)
+    stored = await stored_everywhere(svc)
+    assert not holds_secret(stored, SECRET)
+    steps = await (await client.get(f"/protocols/{run.id}/steps", headers=AUTH)).json()
+    first = steps["items"][0]["id"]
+    found = await (await client.get(f"/steps/{first}/events?type=step.secrets_scrubbed", headers=AUTH)).json()
+    [event] = found["items"]
+    assert event["payload"]["files"] == {"work/01.bin": [SETTING], "work/01.txt": [SETTING]}
