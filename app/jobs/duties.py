@@ -1,7 +1,9 @@
 """The periodic duties as Procrastinate periodic tasks: one job per duty and tick, whatever the workers.
 
 Every worker defers each duty's ticks; the database keeps one job per duty and tick (Procrastinate's
-`procrastinate_periodic_defers`), and a queueing lock keeps at most one waiting per duty. Each duty is
+`procrastinate_periodic_defers`), and a queueing lock keeps at most one waiting per duty. A worker
+whose deferrer lags behind may defer a tick again once its record is gone: that job finds the tick
+(or a newer one) run already and does nothing. Each duty is
 its own job, so one failing never skips another. They run on a worker of their own (the `duties`
 queue), so they never wait for a slot behind long agent jobs.
 
@@ -33,6 +35,10 @@ DUTY_QUEUE = "duties"
 RETENTION_CRON = "17 * * * *"  # hourly: what it removes is kept for a day or more
 FINISHED_DUTIES_KEEP_HOURS = 1
 FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays visible (GET /queue) for a week
+# Work jobs: the runs, steps and events keep the history; the queue keeps a finished job a week for
+# GET /queue and a failed or aborted one a month, so the jobs table stays the size of recent work.
+FINISHED_JOBS_KEEP_HOURS = 7 * 24
+FAILED_JOBS_KEEP_HOURS = 30 * 24
 
 
 # A job `doing` whose worker has been silent too long (or was pruned) goes back to the queue. One
@@ -96,6 +102,14 @@ async def forget_finished_duties(app: procrastinate.App) -> int:
     return 0  # Procrastinate does not say how many
 
 
+async def forget_finished_jobs(app: procrastinate.App) -> int:
+    """Finished jobs of every queue go after a week, failed and aborted ones after a month."""
+    manager = app.job_manager
+    await manager.delete_old_jobs(nb_hours=FINISHED_JOBS_KEEP_HOURS)
+    await manager.delete_old_jobs(nb_hours=FAILED_JOBS_KEEP_HOURS, include_failed=True, include_aborted=True)
+    return 0  # Procrastinate does not say how many
+
+
 DutyCall = Callable[[procrastinate.App, Services], Awaitable[int]]
 
 
@@ -121,6 +135,7 @@ def duties(scan_seconds: int) -> list[Duty]:
         ),
         Duty("forget_deliveries", RETENTION_CRON, lambda _, s: scheduler.forget_old_deliveries(s)),
         Duty("forget_finished_duties", RETENTION_CRON, lambda a, _: forget_finished_duties(a)),
+        Duty("forget_finished_jobs", RETENTION_CRON, lambda a, _: forget_finished_jobs(a)),
     ]
 
 
@@ -138,9 +153,27 @@ def register_duties(app: procrastinate.App, scan_seconds: int) -> int:
     return len(found)
 
 
+# A tick that this duty ran already, or that a newer tick overtook: Procrastinate forgets a tick's
+# defer record once a newer tick is deferred, so a worker whose deferrer lags behind can defer it again.
+STALE_TICK = """
+SELECT EXISTS (
+    SELECT 1 FROM procrastinate_jobs
+     WHERE queue_name = %(queue)s AND task_name = %(task)s AND id <> %(id)s
+       AND status IN ('doing', 'succeeded') AND (args->>'timestamp')::bigint >= %(timestamp)s
+) AS stale
+"""
+
+
 def _run(duty: Duty) -> Callable[..., Awaitable[None]]:
     async def run(context: JobContext, timestamp: int) -> None:
         with correlation_scope(f"duty-{duty.name}-{timestamp}", duty=duty.name):
+            job = context.job
+            [row] = await context.app.connector.execute_query_all_async(
+                STALE_TICK, queue=DUTY_QUEUE, task=job.task_name, id=job.id, timestamp=timestamp
+            )
+            if row["stale"]:
+                log.info("skipped a stale duty tick", duty=duty.name, tick=timestamp)
+                return
             try:
                 done = await duty.call(context.app, services_of(context))
             except Exception:

@@ -26,51 +26,62 @@ SCAN_LIMIT = 500
 
 
 async def requeue_missing_work(svc: Services) -> int:
-    """Defer what running and planning runs need when no job for it waits or runs; how many were queued."""
-    async with svc.database.transaction() as conn:
-        active = await protocols.list_by_status(conn, [P.RUNNING, P.PLANNING], limit=SCAN_LIMIT)
+    """Defer what running and planning runs need when no job for it waits or runs; how many were
+    queued. Every active run is looked at, a page of SCAN_LIMIT at a time (two queries a page)."""
+    queued, after_id = 0, 0
+    while True:
+        async with svc.database.transaction() as conn:
+            active = await protocols.list_by_status(
+                conn, [P.RUNNING, P.PLANNING], after_id=after_id, limit=SCAN_LIMIT
+            )
+            plans = await steps.list_for_protocols(conn, [r.id for r in active if r.status is P.RUNNING])
+        if not active:
+            return queued
+        after_id = active[-1].id
         wanted = []
         for run in active:
             if run.status is P.PLANNING:
                 wanted.append(plan_work(run.id))
             else:
-                plan = await steps.list_for_protocol(conn, run.id)
                 wanted += next_work(
                     run.status,
-                    plan,
+                    plans[run.id],
                     auto_qa=svc.settings.auto_qa_after_exec,
                     qa_on_ci=svc.settings.auto_qa_on_ci,
                     awaiting_merge=awaits_merge(run),
                 )
-    if not wanted:
-        return 0
-    busy = await svc.queue.pending_locks([w.queueing_lock for w in wanted])
-    queued = 0
-    async with svc.database.transaction() as conn:
-        for work in wanted:
-            if work.queueing_lock not in busy:
-                queued += await jobs.defer(conn, work)
-    return queued
+        if wanted:
+            busy = await svc.queue.pending_locks([w.queueing_lock for w in wanted])
+            async with svc.database.transaction() as conn:
+                for work in wanted:
+                    if work.queueing_lock not in busy:
+                        queued += await jobs.defer(conn, work)
+        if len(active) < SCAN_LIMIT:
+            return queued
 
 
 async def fail_stuck_steps(svc: Services, *, now: datetime | None = None) -> int:
-    """Block steps `running` longer than the stuck limit whose job is gone; how many were blocked."""
+    """Block steps `running` longer than the stuck limit whose job is gone; how many were blocked.
+    Every such step is looked at, a page of SCAN_LIMIT at a time."""
     limit = timedelta(seconds=svc.settings.stuck_step_seconds)
     cutoff = (now or datetime.now(UTC)) - limit
-    async with svc.database.transaction() as conn:
-        stuck = await steps.running_since_before(conn, cutoff, limit=SCAN_LIMIT)
-    if not stuck:
-        return 0
-    busy = await svc.queue.pending_locks([f"execute:{s.id}" for s in stuck])
-    blocked = 0
-    for step in stuck:
-        if f"execute:{step.id}" in busy:
-            continue  # a live job still holds it
-        try:
-            blocked += await _block_stuck_step(svc, step.id)
-        except (StaleWriteError, IllegalTransitionError) as lost:
-            log.info("a stuck step moved meanwhile; skipped", step_id=step.id, error=lost.message)
-    return blocked
+    blocked, after_id = 0, 0
+    while True:
+        async with svc.database.transaction() as conn:
+            stuck = await steps.running_since_before(conn, cutoff, after_id=after_id, limit=SCAN_LIMIT)
+        if not stuck:
+            return blocked
+        after_id = stuck[-1].id
+        busy = await svc.queue.pending_locks([f"execute:{s.id}" for s in stuck])
+        for step in stuck:
+            if f"execute:{step.id}" in busy:
+                continue  # a live job still holds it
+            try:
+                blocked += await _block_stuck_step(svc, step.id)
+            except (StaleWriteError, IllegalTransitionError) as lost:
+                log.info("a stuck step moved meanwhile; skipped", step_id=step.id, error=lost.message)
+        if len(stuck) < SCAN_LIMIT:
+            return blocked
 
 
 async def _block_stuck_step(svc: Services, step_id: int) -> int:

@@ -113,12 +113,14 @@ async def update_fields(
 
 
 async def list_by_status(
-    conn: AsyncConnection, statuses: list[ProtocolStatus], *, limit: int = 500
+    conn: AsyncConnection, statuses: list[ProtocolStatus], *, after_id: int = 0, limit: int = 500
 ) -> list[ProtocolRun]:
-    """Runs in any of `statuses`, oldest first (the scheduler's scan)."""
+    """Runs in any of `statuses` with an id above `after_id`, oldest first: the scheduler's scan
+    pages through all of them by passing the last id it saw."""
     query = (
         select(protocol_runs)
         .where(protocol_runs.c.status.in_([str(s) for s in statuses]))
+        .where(protocol_runs.c.id > after_id)
         .order_by(protocol_runs.c.id)
         .limit(page_size(limit))
     )

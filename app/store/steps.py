@@ -45,6 +45,19 @@ async def list_for_protocol(conn: AsyncConnection, protocol_run_id: int) -> list
     return await fetch_all(conn, query, StepRun)
 
 
+async def list_for_protocols(conn: AsyncConnection, protocol_run_ids: list[int]) -> dict[int, list[StepRun]]:
+    """The steps of each of these runs in plan order, in one query (every run id is a key)."""
+    query = (
+        select(step_runs)
+        .where(step_runs.c.protocol_run_id.in_(protocol_run_ids))
+        .order_by(step_runs.c.protocol_run_id, step_runs.c.step_index)
+    )
+    found: dict[int, list[StepRun]] = {run_id: [] for run_id in protocol_run_ids}
+    for step in await fetch_all(conn, query, StepRun):
+        found[step.protocol_run_id].append(step)
+    return found
+
+
 async def update_fields(
     conn: AsyncConnection, step_id: int, *, expected_version: int, **changes: Any
 ) -> StepRun:
@@ -72,11 +85,15 @@ async def hold_lease(conn: AsyncConnection, step_id: int, lease: str) -> None:
         raise StaleWriteError(f"step run {step_id} was taken over by another worker", step_id=step_id)
 
 
-async def running_since_before(conn: AsyncConnection, cutoff: datetime, *, limit: int = 500) -> list[StepRun]:
-    """Steps `running` whose last change is older than `cutoff` (the watchdog's scan)."""
+async def running_since_before(
+    conn: AsyncConnection, cutoff: datetime, *, after_id: int = 0, limit: int = 500
+) -> list[StepRun]:
+    """Steps `running` whose last change is older than `cutoff`, with an id above `after_id` (the
+    watchdog's scan pages through them by the last id it saw)."""
     query = (
         select(step_runs)
         .where(step_runs.c.status == StepStatus.RUNNING.value, step_runs.c.updated_at < cutoff)
+        .where(step_runs.c.id > after_id)
         .order_by(step_runs.c.id)
         .limit(limit)
     )

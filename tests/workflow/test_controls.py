@@ -33,11 +33,13 @@ async def _jobs(svc, task: str) -> list[dict]:
     )
 
 
-async def _running_run_with_steps(svc, repos, count: int = 2):
-    """A running protocol with pending steps, made directly in the store (no worker involved)."""
-    async with svc.database.transaction() as conn:
-        project = await project_store.create(conn, name="demo", local_path=str(repos.local))
-    run = await planning.create_protocol(svc, project.id, title="Do things")
+async def _running_run_with_steps(svc, repos, count: int = 2, *, project_id: int | None = None):
+    """A running protocol with pending steps, made directly in the store (no worker involved), in a
+    new project or in `project_id`'s."""
+    if project_id is None:
+        async with svc.database.transaction() as conn:
+            project_id = (await project_store.create(conn, name="demo", local_path=str(repos.local))).id
+    run = await planning.create_protocol(svc, project_id, title="Do things")
     async with svc.database.transaction() as conn:
         for target in (P.PLANNING, P.PLANNED, P.RUNNING):
             run = await move_protocol(conn, run.id, target, expected_version=run.version)
@@ -81,6 +83,26 @@ async def test_scheduler_requeues_work_whose_job_went_missing(database_url, tmp_
         assert await scheduler.requeue_missing_work(svc) == 0, "its job is waiting now: nothing to add"
         jobs = await _jobs(svc, "execute_step_job")
     assert [j["queueing_lock"] for j in jobs] == [f"execute:{made[0].id}"]
+
+
+async def test_the_scans_reach_every_active_run_not_only_the_oldest_page(database_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(scheduler, "SCAN_LIMIT", 2)  # five runs: three pages
+    repos = make_repos(tmp_path)
+    settings = workflow_settings(tmp_path, stuck_step_seconds=60)
+    async with open_runtime(settings, database_url, environ=dict(os.environ)) as (_, svc):
+        first, [step] = await _running_run_with_steps(svc, repos, count=1)
+        made = [step]
+        for _ in range(4):
+            made += (await _running_run_with_steps(svc, repos, count=1, project_id=first.project_id))[1]
+        assert await scheduler.requeue_missing_work(svc) == 5
+        queued = await _jobs(svc, "execute_step_job")
+        async with svc.database.transaction() as conn:
+            for step in made:
+                await move_step(conn, step.id, S.RUNNING, expected_version=step.version)
+            await conn.exec_driver_sql("DELETE FROM procrastinate_jobs")  # their jobs are gone
+        later = datetime.now(UTC) + timedelta(seconds=120)
+        assert await scheduler.fail_stuck_steps(svc, now=later) == 5
+    assert sorted(j["queueing_lock"] for j in queued) == sorted(f"execute:{s.id}" for s in made)
 
 
 async def test_watchdog_blocks_a_step_stuck_without_a_job(database_url, tmp_path):
