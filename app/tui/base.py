@@ -1,0 +1,26 @@
+"""What every screen of the TUI shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.screen import Screen
+from textual.widgets import DataTable
+
+if TYPE_CHECKING:
+    from app.tui.app import TasksGodzillaTui
+
+
+class TuiScreen(Screen[None]):
+    """A screen of this app: its API and its error reporting at hand."""
+
+    @property
+    def tui(self) -> TasksGodzillaTui:
+        return cast("TasksGodzillaTui", self.app)
+
+    def selected_key(self, table_id: str) -> str | None:
+        """The key of the row under the table's cursor (None for an empty table)."""
+        table: DataTable[Any] = self.query_one(f"#{table_id}", DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
