@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
@@ -24,3 +25,13 @@ class TuiScreen(Screen[None]):
         if not table.row_count:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def refill(self, table_id: str, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
+        """Replace the table's rows (each a key and its cells), the cursor staying on its row."""
+        table: DataTable[Any] = self.query_one(f"#{table_id}", DataTable)
+        selected = self.selected_key(table_id)
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        if selected is not None and selected in (key for key, _ in rows):
+            table.move_cursor(row=table.get_row_index(selected))

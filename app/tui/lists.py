@@ -26,6 +26,7 @@ class ProjectsScreen(TuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
         Binding("g", "reload", "Reload"),
+        Binding("q", "app.quit", "Quit"),
     ]
 
     def __init__(self) -> None:
@@ -33,25 +34,24 @@ class ProjectsScreen(TuiScreen):
         self.projects: dict[str, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
+        self.title = "Projects"
         yield Header()
-        yield DataTable(id="projects", cursor_type="row")
+        yield _table("projects", "ID", "Name", "Status", "Base branch", "Repository")
         yield Footer()
 
-    async def on_mount(self) -> None:
-        self.title = "Projects"
-        self.query_one(DataTable).add_columns("ID", "Name", "Status", "Base branch", "Repository")
-        await self.action_reload()
+    async def on_screen_resume(self) -> None:
+        await self.action_reload()  # shown first, or back from a project
 
     async def action_reload(self) -> None:
         projects = await self.tui.attempt(self.tui.api.projects())
         if projects is None:
             return
         self.projects = {str(p["id"]): p for p in projects}
-        table = self.query_one(DataTable)
-        table.clear()
-        for key, p in self.projects.items():
-            where = p.get("git_url") or p.get("local_path") or ""
-            table.add_row(key, p["name"], p["status"], p["base_branch"], where, key=key)
+        rows = [
+            (key, [key, p["name"], p["status"], p["base_branch"], _repository(p)])
+            for key, p in self.projects.items()
+        ]
+        self.refill("projects", rows)
 
     def action_open(self) -> None:
         key = self.selected_key("projects")
@@ -77,12 +77,11 @@ class RunsScreen(TuiScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs", cursor_type="row")
+        yield _table("runs", "#", "Name", "Title", "Status", "Branch", "Updated")
         yield Footer()
 
-    async def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("#", "Name", "Title", "Status", "Branch", "Updated")
-        await self.action_reload()
+    async def on_screen_resume(self) -> None:
+        await self.action_reload()  # shown first, or back from a run whose status may have changed
 
     async def action_filter(self, key: str) -> None:
         self.filter = key
@@ -94,13 +93,14 @@ class RunsScreen(TuiScreen):
         runs = await self.tui.attempt(self.tui.api.runs(self.project["id"], statuses))
         if runs is None:
             return
-        table = self.query_one(DataTable)
-        table.clear()
-        for run in runs:
-            table.add_row(
+        rows = [
+            (str(run.id), [
                 str(run.number), run.name, run.title, str(run.status), run.branch_name or "",
-                run.updated_at.strftime("%Y-%m-%d %H:%M"), key=str(run.id),
-            )  # fmt: skip
+                run.updated_at.strftime("%Y-%m-%d %H:%M"),
+            ])
+            for run in runs
+        ]  # fmt: skip
+        self.refill("runs", rows)
 
     def action_open(self) -> None:
         key = self.selected_key("runs")
@@ -109,3 +109,13 @@ class RunsScreen(TuiScreen):
 
     def on_data_table_row_selected(self) -> None:
         self.action_open()
+
+
+def _table(table_id: str, *columns: str) -> DataTable[Any]:
+    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row")
+    table.add_columns(*columns)
+    return table
+
+
+def _repository(project: dict[str, Any]) -> str:
+    return str(project.get("git_url") or project.get("local_path") or "")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Log, Static
 
 from app.domain.actions import RunAction, StepAction
 from app.domain.records import StepRun
-from app.domain.text import printable
+from app.domain.text import printable, printable_lines
 from app.tui.api import RunView, Usage
 from app.tui.base import TuiScreen
 from app.tui.prompts import ConfirmScreen, NoteScreen
@@ -79,23 +80,20 @@ class RunScreen(TuiScreen):
         ]
         if run.last_error:
             lines.append(f"last error: {run.last_error}")
-        self.query_one("#summary", Static).update(printable("\n".join(lines)).replace("\\x0a", "\n"))
+        self.query_one("#summary", Static).update(printable_lines("\n".join(lines)))
         self._fill_steps(view)
         self.refresh_bindings()
 
     def _fill_steps(self, view: RunView) -> None:
-        table: DataTable[Any] = self.query_one("#steps", DataTable)
-        selected = self.selected_key("steps")
-        table.clear()
+        rows = []
         for step in view.steps:
             usage = view.usage.get(step.id, Usage())
-            table.add_row(
+            cells = [
                 str(step.step_index), printable(step.name), str(step.status), step.qa_verdict or "-",
                 str(step.attempts), f"{usage.input_tokens}/{usage.output_tokens}", _cost(usage),
-                key=str(step.id),
-            )  # fmt: skip
-        if selected is not None and selected in (str(s.id) for s in view.steps):
-            table.move_cursor(row=table.get_row_index(selected))
+            ]  # fmt: skip
+            rows.append((str(step.id), cells))
+        self.refill("steps", rows)
 
     def selected_step(self) -> StepRun | None:
         key = self.selected_key("steps")
@@ -165,8 +163,13 @@ class RunScreen(TuiScreen):
     async def _stream(self, cursor: str | None) -> None:
         async for streamed in self.tui.api.follow(self.run_id, cursor):
             self._show(streamed.event)
-            # The latest state wins: a burst of events ends in one reload, not one each.
-            self.run_worker(self.action_reload, group="reload", exclusive=True)
+            self._reload_soon()
+
+    @work(group="reload", exclusive=True)
+    async def _reload_soon(self) -> None:
+        """Reload in the background; a newer call cancels a pending one, so a burst of events ends in
+        one reload, not one each."""
+        await self.action_reload()
 
     def _show(self, event: dict[str, Any]) -> None:
         when = str(event.get("created_at", ""))[11:19]

@@ -94,8 +94,9 @@ async def test_projects_runs_with_filters_and_a_runs_timeline_usage_and_offered_
         await wait_for(
             lambda: "status paused" in str(screen.query_one("#summary", Static).render()), what="the reload"
         )
-        await pilot.press("escape")
+        await pilot.press("escape")  # back to the runs, which show the run's new status
         assert isinstance(app.screen, RunsScreen)
+        await wait_for(lambda: ["Check it", "paused"] in [r[2:4] for r in _rows(app, "runs")], what="runs")
         await pilot.press("escape")
         assert isinstance(app.screen, ProjectsScreen)
     assert not _errors(app)
