@@ -8,7 +8,7 @@ import asyncio
 import click
 
 from app.cli.common import forget_environment, reports_errors
-from app.config import load_settings
+from app.config import Settings, load_settings
 
 
 @click.command()
@@ -23,8 +23,12 @@ def tui(server: str | None) -> None:
     footer). The token is read from TASKSGODZILLA_API_TOKEN, never from the command line."""
     settings = load_settings()
     forget_environment()
-    base = server or settings.api_base or f"http://127.0.0.1:{settings.port}"
     token = settings.api_token.get_secret_value() if settings.api_token else None
     from app.tui.app import run_tui
 
-    asyncio.run(run_tui(base, token))
+    asyncio.run(run_tui(server_url(server, settings), token))
+
+
+def server_url(given: str | None, settings: Settings) -> str:
+    """--server, else TASKSGODZILLA_API_BASE, else this machine's `serve` on its configured port."""
+    return given or settings.api_base or f"http://127.0.0.1:{settings.port}"
