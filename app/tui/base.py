@@ -35,3 +35,10 @@ class TuiScreen(Screen[None]):
             table.add_row(*cells, key=key)
         if selected is not None and selected in (key for key, _ in rows):
             table.move_cursor(row=table.get_row_index(selected))
+
+
+def new_table(table_id: str, *columns: str) -> DataTable[Any]:
+    """A table moved through by rows (the keyboard's arrows), with its columns."""
+    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row")
+    table.add_columns(*columns)
+    return table

@@ -6,10 +6,10 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import Footer, Header
 
 from app.domain.statuses import ProtocolStatus as P
-from app.tui.base import TuiScreen
+from app.tui.base import TuiScreen, new_table
 from app.tui.run import RunScreen
 
 # Filter key → (label, statuses shown); an empty tuple shows every run.
@@ -36,7 +36,7 @@ class ProjectsScreen(TuiScreen):
     def compose(self) -> ComposeResult:
         self.title = "Projects"
         yield Header()
-        yield _table("projects", "ID", "Name", "Status", "Base branch", "Repository")
+        yield new_table("projects", "ID", "Name", "Status", "Base branch", "Repository")
         yield Footer()
 
     async def on_screen_resume(self) -> None:
@@ -77,7 +77,7 @@ class RunsScreen(TuiScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield _table("runs", "#", "Name", "Title", "Status", "Branch", "Updated")
+        yield new_table("runs", "#", "Name", "Title", "Status", "Branch", "Updated")
         yield Footer()
 
     async def on_screen_resume(self) -> None:
@@ -109,12 +109,6 @@ class RunsScreen(TuiScreen):
 
     def on_data_table_row_selected(self) -> None:
         self.action_open()
-
-
-def _table(table_id: str, *columns: str) -> DataTable[Any]:
-    table: DataTable[Any] = DataTable(id=table_id, cursor_type="row")
-    table.add_columns(*columns)
-    return table
 
 
 def _repository(project: dict[str, Any]) -> str:

@@ -3,18 +3,19 @@ operator's actions, each offered only while the run's status machine allows it."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Footer, Header, Log, Static
+from textual.widgets import Footer, Header, Log, Static
 
 from app.domain.actions import RunAction, StepAction
 from app.domain.records import StepRun
 from app.domain.text import printable, printable_lines
 from app.tui.api import RunView, Usage
-from app.tui.base import TuiScreen
+from app.tui.base import TuiScreen, new_table
 from app.tui.prompts import ConfirmScreen, NoteScreen
 
 RUN_KEYS = {
@@ -54,17 +55,14 @@ class RunScreen(TuiScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="summary", markup=False)
-        yield DataTable(id="steps", cursor_type="row")
+        yield new_table("steps", "#", "Step", "Status", "QA verdict", "Attempts", "Tokens in/out", "Cost")
         yield Log(id="feed", max_lines=FEED_LINES)
         yield Footer()
 
     async def on_mount(self) -> None:
         self.title = f"Protocol run {self.run_id}"
-        self.query_one("#steps", DataTable).add_columns(
-            "#", "Step", "Status", "QA verdict", "Attempts", "Tokens in/out", "Cost"
-        )
         await self.action_reload()
-        self.run_worker(self._follow(), group="feed", exclusive=True)
+        self._follow()
 
     async def action_reload(self) -> None:
         view = await self.tui.attempt(self.tui.api.run_view(self.run_id))
@@ -145,11 +143,12 @@ class RunScreen(TuiScreen):
         question = f"Retry step {step.step_index} ({step.name}): a note for the agent (optional)"
         self.app.push_screen(NoteScreen(question), noted)
 
-    async def _send(self, call: Any, label: str) -> None:
+    async def _send(self, call: Awaitable[dict[str, Any]], label: str) -> None:
         if await self.tui.attempt(call) is not None:
             self.notify(f"{label}: sent", markup=False)
         await self.action_reload()
 
+    @work(group="feed", exclusive=True)
     async def _follow(self) -> None:
         """The run's recent history, then its new events as they happen (each one reloads the run)."""
         found = await self.tui.attempt(self.tui.api.history(self.run_id))
