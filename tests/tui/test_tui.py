@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Log, Static
 
+from app.api_client import ApiClient
 from app.services import controls
+from app.tui.api import TuiApi
+from app.tui.app import TasksGodzillaTui
 from app.tui.lists import ProjectsScreen, RunsScreen
 from app.tui.prompts import ConfirmScreen, NoteScreen
 from app.tui.run import RunScreen
@@ -172,3 +175,14 @@ async def _step_status_is(api, step_id: int, status: str) -> bool:
 
 async def _has_event(api, run_id: int, kind: str) -> bool:
     return kind in await _event_types(api, run_id)
+
+
+async def test_an_unreachable_server_is_a_notification_and_the_app_stays_up():
+    async with ApiClient("http://127.0.0.1:9", "any-token-0123456789") as client:
+        app = TasksGodzillaTui(TuiApi(client))
+        app.ERROR_SECONDS = 600
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: _errors(app), what="the notification")
+            assert "cannot reach the server at http://127.0.0.1:9" in _errors(app)[0]
+            await pilot.press("q")
+        assert app.return_code == 0
