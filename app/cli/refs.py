@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.commits import MAX_PROTOCOL_NUMBER
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.workspace import check_project_name
 from app.errors import InvalidInputError, NotFoundError
 from app.store import projects, protocols, steps
 
-_NUMBER = re.compile(r"(\d{1,4})(?:-[a-z0-9][a-z0-9-]*)?")
+_NUMBER = re.compile(r"(\d{1,8})(?:-[a-z0-9][a-z0-9-]*)?")
 _PAGE = 500
 
 
@@ -68,7 +69,7 @@ def parse_protocol(text: str) -> ProtocolRef:
         return ProtocolRef(run_id=int(text))
     project, slash, number = text.partition("/")
     found = _NUMBER.fullmatch(number) if slash else None
-    if found is None or not 1 <= int(found[1]) <= 9999:
+    if found is None or not 1 <= int(found[1]) <= MAX_PROTOCOL_NUMBER:
         raise InvalidInputError(
             f"protocol {text!r}: give its id or PROJECT/NNNN, for example demo/0001", field="protocol"
         )

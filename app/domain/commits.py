@@ -17,12 +17,14 @@ COMMIT_TYPES = frozenset(
 )
 PLANNING_STEP_INDEX = 0
 SUBJECT_MAX = 100
-MAX_PROTOCOL_NUMBER = 9999
+# Numbers print with at least four digits (`0007`); past 9,999 they grow (`10000`), so existing names
+# and tags stay as they are. Eight digits is more runs than a project will ever have.
+MAX_PROTOCOL_NUMBER = 99_999_999
 MAX_STEP_INDEX = 99
 
 _SCOPE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,39}")
 # Anchored at the end of the first line: a tag-like text inside the subject cannot pose as the tag.
-_TAG_AT_END = re.compile(r"\[protocol-(\d{4})/(\d{2})\]\s*$")
+_TAG_AT_END = re.compile(r"\[protocol-(\d{4}|[1-9]\d{4,7})/(\d{2})\]\s*$")
 
 
 class StepTag(NamedTuple):
@@ -35,7 +37,9 @@ class StepTag(NamedTuple):
 def step_tag(number: int, step_index: int) -> str:
     """`[protocol-0007/03]`: the tag that ends every commit message of a protocol step."""
     if not 0 < number <= MAX_PROTOCOL_NUMBER:
-        raise InvalidInputError(f"protocol number {number} is outside 1..9999", field="number")
+        raise InvalidInputError(
+            f"protocol number {number} is outside 1..{MAX_PROTOCOL_NUMBER}", field="number"
+        )
     if not 0 <= step_index <= MAX_STEP_INDEX:
         raise InvalidInputError(f"step index {step_index} is outside 0..99", field="step_index")
     return f"[protocol-{number:04d}/{step_index:02d}]"

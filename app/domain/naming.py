@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from app.domain.commits import MAX_PROTOCOL_NUMBER
 from app.domain.visible import check_visible_text
 from app.errors import InvalidInputError
 
@@ -21,8 +22,8 @@ def slugify(title: str, max_length: int = SLUG_MAX) -> str:
 
 def protocol_name(number: int, slug: str) -> str:
     """`0007-add-login`: the protocol's folder under `.protocols/` and the default branch name."""
-    if not 0 < number <= 9999:
-        raise ValueError(f"protocol number {number} is outside 1..9999")
+    if not 0 < number <= MAX_PROTOCOL_NUMBER:
+        raise ValueError(f"protocol number {number} is outside 1..{MAX_PROTOCOL_NUMBER}")
     return f"{number:04d}-{slug}"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from app.domain.commits import MAX_PROTOCOL_NUMBER
 from app.domain.refnames import check_branch_name
 from app.errors import InvalidInputError
 
@@ -20,7 +21,7 @@ WORKTREES_DIR = "worktrees"
 
 _PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # What app.domain.naming.protocol_name produces: NNNN-slug.
-_PROTOCOL_NAME = re.compile(r"\d{4}-[a-z0-9][a-z0-9-]{0,59}")
+_PROTOCOL_NAME = re.compile(r"(?:\d{4}|[1-9]\d{4,7})-[a-z0-9][a-z0-9-]{0,59}")
 
 
 def check_project_name(name: str, *, field: str = "project_name") -> str:
@@ -64,8 +65,10 @@ def protocol_branch_name(pattern: str, *, number: int, slug: str, project: str) 
     A result that is no valid branch name (`app.domain.refnames`) is an InvalidInputError naming
     `branch_pattern`.
     """
-    if not 0 < number <= 9999:
-        raise InvalidInputError(f"protocol number {number} is outside 1..9999", field="number")
+    if not 0 < number <= MAX_PROTOCOL_NUMBER:
+        raise InvalidInputError(
+            f"protocol number {number} is outside 1..{MAX_PROTOCOL_NUMBER}", field="number"
+        )
     name = f"{number:04d}-{slug}"
     try:
         branch = pattern.format(name=name, number=number, slug=slug, project=project)

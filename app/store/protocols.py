@@ -25,7 +25,7 @@ async def create(
     """Insert a `pending` run numbered after the project's last one; base branch defaults to the project's."""
     project = await project_store.get(conn, project_id)
     number = await project_store.next_protocol_number(conn, project_id)
-    if number > MAX_PROTOCOL_NUMBER:  # `NNNN-slug`: the folder and commit-tag format has four digits
+    if number > MAX_PROTOCOL_NUMBER:
         raise ConflictError(
             f"project {project.name} has {MAX_PROTOCOL_NUMBER:,} protocol runs, the most it can hold",
             field="project_id",

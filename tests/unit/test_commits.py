@@ -14,7 +14,13 @@ from app.errors import InvalidInputError
 
 @pytest.mark.parametrize(
     ("number", "step_index", "tag"),
-    [(7, 3, "[protocol-0007/03]"), (1, 0, "[protocol-0001/00]"), (9999, 99, "[protocol-9999/99]")],
+    [
+        (7, 3, "[protocol-0007/03]"),
+        (1, 0, "[protocol-0001/00]"),
+        (9999, 99, "[protocol-9999/99]"),
+        (10000, 1, "[protocol-10000/01]"),
+        (99_999_999, 2, "[protocol-99999999/02]"),
+    ],
 )
 def test_step_tag(number, step_index, tag):
     assert step_tag(number, step_index) == tag
@@ -25,7 +31,7 @@ def test_step_tag(number, step_index, tag):
     ("number", "step_index", "field"),
     [
         (0, 1, "number"),
-        (10000, 1, "number"),
+        (100_000_000, 1, "number"),
         (-1, 1, "number"),
         (1, -1, "step_index"),
         (1, 100, "step_index"),

@@ -21,8 +21,9 @@ def test_slugify(title, slug):
 
 def test_protocol_name():
     assert protocol_name(7, "add-login") == "0007-add-login"
+    assert protocol_name(10_000, "busy") == "10000-busy"  # past 9,999 the number grows; older names stay
     with pytest.raises(ValueError, match="outside"):
-        protocol_name(10000, "x")
+        protocol_name(100_000_000, "x")
 
 
 @pytest.mark.parametrize(
