@@ -80,6 +80,7 @@ async def run_agent(
     tries = (choice, *choice.fallbacks)
     for number, current in enumerate(tries, start=1):
         following = tries[number] if number < len(tries) else None
+        recorded: list[AgentRun] = []  # the try's agent run, once started (a raise may come before)
         try:
             finished, result = await _run_once(
                 svc,
@@ -98,13 +99,15 @@ async def run_agent(
                 ),
                 prompt_version=prompt_version,
                 redactor=redactor,
+                recorded=recorded,
             )
         except Exception as exc:
             reason = start_failure_reason(exc)
             if following is None or reason is None:
                 raise
             message = exc.message if isinstance(exc, TasksGodzillaError) else str(exc)
-            await _fall_back(svc, subject, stage, current, following, reason, message)
+            run_id = recorded[0].id if recorded else None
+            await _fall_back(svc, subject, stage, current, following, reason, message, run_id)
             continue
         reason = result_failure_reason(
             result.status,
@@ -128,8 +131,10 @@ async def _run_once(
     request: AgentRequest,
     prompt_version: str,
     redactor: Redactor,
+    recorded: list[AgentRun],
 ) -> tuple[AgentRun, AgentResult]:
-    """One try: one engine and model, one agent run row, its budget checked first."""
+    """One try: one engine and model, one agent run row (added to `recorded` once it exists), its
+    budget checked first."""
     engine = pick(svc.engines, choice.engine)
     budget = await check_budget(
         svc, stage, choice.model, subject.project_id, subject.protocol_run_id, subject.step_run_id
@@ -157,6 +162,7 @@ async def _run_once(
             prompt_version=prompt_version,
             job=_current_job.get(),
         )
+        recorded.append(record)
         await _event(
             conn,
             subject,
@@ -234,7 +240,9 @@ async def _fall_back(
     agent_run_id: int | None = None,
 ) -> None:
     """Say that the stage moves on to its next engine or model, and why (the error is redacted)."""
-    log.warning("agent fell back", stage=str(stage), engine=failed.engine, to=following.engine, reason=reason)
+    log.warning(
+        "agent fell back", stage=str(stage), engine=failed.engine, to=following.engine, reason=str(reason)
+    )
     async with svc.database.transaction() as conn:
         await _event(
             conn,
