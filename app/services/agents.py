@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app import prompts
 from app.domain.agents import AgentRequest, AgentResult, redacted
 from app.domain.events import NewEvent
@@ -20,7 +22,7 @@ from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
 from app.logs import current_correlation_id, get_logger
-from app.services.budgets import check_budget
+from app.services.budgets import start_within_budget
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.credentials import git_credential
@@ -133,13 +135,9 @@ async def _run_once(
     redactor: Redactor,
     recorded: list[AgentRun],
 ) -> tuple[AgentRun, AgentResult]:
-    """One try: one engine and model, one agent run row (added to `recorded` once it exists), its
-    budget checked first."""
+    """One try: one engine and model, one agent run row (added to `recorded` once it exists), started
+    only when the budgets can cover it."""
     engine = pick(svc.engines, choice.engine)
-    budget = await check_budget(
-        svc, stage, choice.model, subject.project_id, subject.protocol_run_id, subject.step_run_id
-    )
-    request = AgentRequest(**{**dict(request), "max_budget_usd": budget.usd, "max_tokens": budget.tokens})
     async with svc.database.transaction() as conn:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
         # is gone was abandoned; one whose worker is alive and still on its job is left alone.
@@ -151,6 +149,8 @@ async def _run_once(
             stage=stage,
             stale_after_seconds=svc.settings.stalled_after_seconds,
         )
+
+    async def begin(conn: AsyncConnection) -> AgentRun:
         record = await agent_runs.start(
             conn,
             project_id=subject.project_id,
@@ -176,6 +176,19 @@ async def _run_once(
                 "prompt_version": prompt_version,
             },
         )
+        return record
+
+    # Checked and started in one transaction: a run started at the same moment waits, then counts this one.
+    budget, record = await start_within_budget(
+        svc,
+        stage,
+        choice.model,
+        subject.project_id,
+        subject.protocol_run_id,
+        subject.step_run_id,
+        start=begin,
+    )
+    request = AgentRequest(**{**dict(request), "max_budget_usd": budget.usd, "max_tokens": budget.tokens})
     try:
         with svc.tracing.span(
             f"agent {stage}",
