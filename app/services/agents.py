@@ -304,7 +304,14 @@ async def _close_interrupted(
                 subject,
                 "agent.finished",
                 f"{record.stage} agent {status}",
-                {"agent_run_id": record.id, "stage": record.stage, "status": status, "error": error},
+                {
+                    "agent_run_id": record.id,
+                    "stage": record.stage,
+                    "engine": record.engine,
+                    "model": record.model,
+                    "status": status,
+                    "error": error,
+                },
             )
     except Exception as failure:  # the original exception matters more; the periodic scan closes it
         log.warning("could not close an interrupted agent run", agent_run_id=record.id, error=repr(failure))
