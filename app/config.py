@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.config_paths import default_data_dir
 from app.domain.cron import interval_cron
+from app.domain.fallbacks import StageFallbacks
 from app.domain.refnames import check_branch_pattern
 from app.domain.selection import EngineName
 from app.domain.usage import DEFAULT_MODEL_PRICES, BudgetMode, ModelPrice
@@ -65,8 +66,7 @@ class Settings(BaseSettings):
         ),
     )
     projects_root: Path | None = Field(
-        None,
-        description="Where project repositories are cloned. Unset: <data dir>/projects.",
+        None, description="Where project repositories are cloned. Unset: <data dir>/projects."
     )
     local_path_roots: Annotated[list[Path] | None, NoDecode] = Field(
         None,
@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     execution_model: str = Field("gpt-5.1-codex", min_length=1, description="Model that executes.")
     qa_engine: EngineName = Field(EngineName.CODEX, description="Engine that checks steps.")
     qa_model: str = Field("gpt-5.1-codex", min_length=1, description="Model that checks steps.")
+    engine_fallbacks: dict[Literal["planning", "execution", "qa"], StageFallbacks] = Field(
+        default_factory=dict,
+        description="Per stage, what is tried in order when its agent fails for an engine reason, JSON: "
+        '`{"execution": ["claude:claude-sonnet-4-5", "command"]}` (`engine` or `engine:model`).',
+    )
     codex_bin: str = Field("codex", min_length=1, description="Codex CLI executable.")
     claude_bin: str = Field("claude", min_length=1, description="Claude Code CLI executable.")
     agent_timeout_seconds: int = Field(

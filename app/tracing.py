@@ -131,6 +131,12 @@ class Tracing:
         with self._tracer.start_as_current_span(name, context=parent, attributes=_clean(attributes)):
             yield
 
+    def fail_current(self, description: str) -> None:
+        """Mark the current span (the block of `span`) failed, saying why: for work that fails
+        without raising (an agent run that failed or timed out)."""
+        if self._provider is not None:
+            trace.get_current_span().set_status(Status(StatusCode.ERROR, description))
+
     def record(
         self,
         name: str,

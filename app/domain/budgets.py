@@ -33,6 +33,7 @@ class Spend:
     tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     unpriced_tokens: int = 0
+    running: int = 0  # of them still running: they will spend too (a reservation of their estimate)
 
     def usd(self, unpriced_per_1k: Decimal | None) -> Decimal:
         """Dollars, counting unpriced tokens at `unpriced_per_1k` (not at all when None)."""

@@ -130,8 +130,14 @@ _KINDS = [
     ),
     EventKind(
         "agent.finished",
-        "An agent run ended.",
-        ("agent_run_id", "stage", "status", "tokens", "cost_usd", "duration_ms", "error"),
+        "An agent run ended (`engine` and `model`: which answered, or failed).",
+        ("agent_run_id", "stage", "engine", "model", "status", "tokens", "cost_usd", "duration_ms", "error"),
+    ),
+    EventKind(
+        "agent.fallback",
+        "An agent run failed for an engine reason (`reason`: could not start, crashed, timed out, rate "
+        "limited, model unavailable): the stage's next engine or model is tried.",
+        ("agent_run_id", "stage", "from_engine", "from_model", "to_engine", "to_model", "reason", "error"),
     ),
     EventKind(
         "step.committed",

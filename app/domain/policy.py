@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from app.domain.fallbacks import MAX_FALLBACKS
 from app.domain.policy_engines import unknown_engine_message, unknown_engines
 from app.domain.visible import VisibleLine, VisibleText
 
@@ -55,6 +56,20 @@ class EngineChoice(_Shape):
     model: VisibleLine | None = Text
 
 
+class FallbackChoice(_Shape):
+    engine: VisibleLine = Field(max_length=200)
+    model: VisibleLine | None = Text
+
+
+class StageEngines(EngineChoice):
+    fallbacks: list[FallbackChoice] = Field(
+        default_factory=list,
+        max_length=MAX_FALLBACKS,
+        description="Tried in order when the stage's agent fails for an engine reason (crash, timeout, "
+        "rate limit, unavailable model)",
+    )
+
+
 class PlanPolicy(_Shape):
     required_sections: list[VisibleLine] = ShortList
     max_steps: int | None = Field(default=None, ge=1, le=500)
@@ -78,9 +93,9 @@ class QaPolicy(_Shape):
 
 
 class EnginesPolicy(_Shape):
-    planning: EngineChoice = Field(default_factory=EngineChoice)
-    execution: EngineChoice = Field(default_factory=EngineChoice)
-    qa: EngineChoice = Field(default_factory=EngineChoice)
+    planning: StageEngines = Field(default_factory=StageEngines)
+    execution: StageEngines = Field(default_factory=StageEngines)
+    qa: StageEngines = Field(default_factory=StageEngines)
 
 
 class LimitsPolicy(_Shape):
@@ -237,10 +252,15 @@ def merge(
 
 def _drop_unknown_engines(data: dict[str, Any], layer: str, *, keep_key: bool = False) -> list[Problem]:
     """Take the unknown engine names out of `data` (set to None with `keep_key`, else removed so the
-    earlier layer's value stays; a second opinion goes whole: its model was for that engine)."""
-    problems = []
-    for field, value in unknown_engines(data):
-        problems.append(Problem(UNKNOWN_ENGINE, f"{layer}: {unknown_engine_message(field, value)}", field))
+    earlier layer's value stays; a second opinion or a fallback goes whole: its model was for that
+    engine)."""
+    problems: list[Problem] = []
+    for field, value in reversed(unknown_engines(data)):  # from the end: list positions stay right
+        problems.insert(0, Problem(UNKNOWN_ENGINE, f"{layer}: {unknown_engine_message(field, value)}", field))
+        if ".fallbacks." in field:  # a fallback goes whole, from the list: its model was for that engine
+            holder, _, position = field.removesuffix(".engine").rpartition(".")
+            _get(data, holder)[1].pop(int(position))
+            continue
         if field == "qa.second_opinion.engine" and not keep_key:
             data["qa"].pop("second_opinion")
             continue

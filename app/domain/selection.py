@@ -29,6 +29,8 @@ class Choice:
 class EngineChoice:
     engine: str
     model: str | None
+    # What to try next, in order, when this one fails for an engine reason (app.domain.fallbacks).
+    fallbacks: tuple[EngineChoice, ...] = ()
 
 
 def choose_engine(layers: Sequence[Choice], default: EngineChoice) -> EngineChoice:

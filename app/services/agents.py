@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app import prompts
 from app.domain.agents import AgentRequest, AgentResult, redacted
 from app.domain.events import NewEvent
+from app.domain.fallbacks import EngineReason, result_failure_reason, start_failure_reason
 from app.domain.records import AgentRun, AgentRunStatus, Project, ProtocolRun, Stage, StepRun
 from app.domain.redaction import Redactor
 from app.domain.selection import EngineChoice
 from app.engines.registry import pick
 from app.errors import TasksGodzillaError
 from app.logs import current_correlation_id, get_logger
-from app.services.budgets import check_budget
+from app.services.budgets import start_within_budget
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.credentials import git_credential
@@ -65,17 +68,76 @@ async def run_agent(
     workdir: Path,
     output_schema: dict[str, Any] | None = None,
 ) -> tuple[AgentRun, AgentResult]:
-    """Record, run, and close one agent run; the engine's own failure is a result, not an exception.
+    """Record, run, and close an agent run; the engine's own failure is a result, not an exception.
+
+    When it fails for an engine reason (app.domain.fallbacks) and `choice` has fallbacks, the next
+    one is tried, an agent run of its own, after an `agent.fallback` event saying why. The last try
+    gives the answer (its run and result), or raises what it raised.
 
     Every string of the result (and the message of anything the engine raises) is redacted here, as
     it enters the service, before anything stores, writes, commits or shows it: the one place.
     Budgets are checked here too, before every agent run of every stage (BudgetExceededError).
     """
-    engine = pick(svc.engines, choice.engine)
-    budget = await check_budget(
-        svc, stage, choice.model, subject.project_id, subject.protocol_run_id, subject.step_run_id
-    )
     redactor = await redactor_for(svc, subject)
+    tries = (choice, *choice.fallbacks)
+    for number, current in enumerate(tries, start=1):
+        following = tries[number] if number < len(tries) else None
+        recorded: list[AgentRun] = []  # the try's agent run, once started (a raise may come before)
+        try:
+            finished, result = await _run_once(
+                svc,
+                subject,
+                stage=stage,
+                choice=current,
+                request=AgentRequest(
+                    stage=stage,
+                    prompt=redactor(prompt),  # no known secret ever reaches a model
+                    workdir=workdir,
+                    model=current.model,
+                    output_schema=output_schema,
+                    timeout_seconds=svc.settings.agent_timeout_seconds,
+                    # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
+                    environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
+                ),
+                prompt_version=prompt_version,
+                redactor=redactor,
+                recorded=recorded,
+            )
+        except Exception as exc:
+            reason = start_failure_reason(exc)
+            if following is None or reason is None:
+                raise
+            message = exc.message if isinstance(exc, TasksGodzillaError) else str(exc)
+            run_id = recorded[0].id if recorded else None
+            await _fall_back(svc, subject, stage, current, following, reason, message, run_id)
+            continue
+        reason = result_failure_reason(
+            result.status,
+            result.error,
+            exit_code=result.exit_code,
+            answer=result.final_message,
+            structured=result.structured_output is not None,
+        )
+        if following is None or reason is None:
+            return finished, result
+        await _fall_back(svc, subject, stage, current, following, reason, result.error, finished.id)
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
+async def _run_once(
+    svc: Services,
+    subject: Subject,
+    *,
+    stage: Stage,
+    choice: EngineChoice,
+    request: AgentRequest,
+    prompt_version: str,
+    redactor: Redactor,
+    recorded: list[AgentRun],
+) -> tuple[AgentRun, AgentResult]:
+    """One try: one engine and model, one agent run row (added to `recorded` once it exists), started
+    only when the budgets can cover it."""
+    engine = pick(svc.engines, choice.engine)
     async with svc.database.transaction() as conn:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
         # is gone was abandoned; one whose worker is alive and still on its job is left alone.
@@ -87,6 +149,8 @@ async def run_agent(
             stage=stage,
             stale_after_seconds=svc.settings.stalled_after_seconds,
         )
+
+    async def begin(conn: AsyncConnection) -> AgentRun:
         record = await agent_runs.start(
             conn,
             project_id=subject.project_id,
@@ -98,6 +162,7 @@ async def run_agent(
             prompt_version=prompt_version,
             job=_current_job.get(),
         )
+        recorded.append(record)
         await _event(
             conn,
             subject,
@@ -111,18 +176,19 @@ async def run_agent(
                 "prompt_version": prompt_version,
             },
         )
-    request = AgentRequest(
-        stage=stage,
-        prompt=redactor(prompt),  # no known secret ever reaches a model
-        workdir=workdir,
-        model=choice.model,
-        output_schema=output_schema,
-        timeout_seconds=svc.settings.agent_timeout_seconds,
-        max_budget_usd=budget.usd,
-        max_tokens=budget.tokens,
-        # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
-        environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
+        return record
+
+    # Checked and started in one transaction: a run started at the same moment waits, then counts this one.
+    budget, record = await start_within_budget(
+        svc,
+        stage,
+        choice.model,
+        subject.project_id,
+        subject.protocol_run_id,
+        subject.step_run_id,
+        start=begin,
     )
+    request = AgentRequest(**{**dict(request), "max_budget_usd": budget.usd, "max_tokens": budget.tokens})
     try:
         with svc.tracing.span(
             f"agent {stage}",
@@ -133,12 +199,16 @@ async def run_agent(
                 "tasksgodzilla.model": choice.model,
             },
         ):
-            result = await engine.run(request)
+            try:
+                result = await engine.run(request)
+            except TasksGodzillaError as exc:  # its message may quote the agent (a CLI's stderr)
+                exc.message = redactor(exc.message)
+                exc.args = (exc.message,)  # redacted before the span records it, too
+                raise
+            if result.status in (AgentRunStatus.FAILED, AgentRunStatus.TIMED_OUT):
+                svc.tracing.fail_current(redactor(result.error or str(result.status)))
     except BaseException as exc:
         # Whatever stopped it (a start failure, a bug, a cancellation), the row must not stay running.
-        if isinstance(exc, TasksGodzillaError):  # its message may quote the agent (a CLI's stderr)
-            exc.message = redactor(exc.message)
-            exc.args = (exc.message,)
         await asyncio.shield(_close_interrupted(svc, subject, record, exc, redactor))
         raise
     result = await asyncio.to_thread(redacted, result, redactor)  # megabytes: off the event loop
@@ -159,6 +229,8 @@ async def run_agent(
             {
                 "agent_run_id": record.id,
                 "stage": str(stage),
+                "engine": choice.engine,
+                "model": choice.model,
                 "status": str(result.status),
                 "tokens": result.usage.total_tokens,
                 "cost_usd": str(result.cost_usd) if result.cost_usd is not None else None,
@@ -168,6 +240,39 @@ async def run_agent(
             },
         )
     return finished, result
+
+
+async def _fall_back(
+    svc: Services,
+    subject: Subject,
+    stage: Stage,
+    failed: EngineChoice,
+    following: EngineChoice,
+    reason: EngineReason,
+    error: str | None,
+    agent_run_id: int | None = None,
+) -> None:
+    """Say that the stage moves on to its next engine or model, and why (the error is redacted)."""
+    log.warning(
+        "agent fell back", stage=str(stage), engine=failed.engine, to=following.engine, reason=str(reason)
+    )
+    async with svc.database.transaction() as conn:
+        await _event(
+            conn,
+            subject,
+            "agent.fallback",
+            f"{stage} agent on {failed.engine} {reason}: trying {following.engine}",
+            {
+                "agent_run_id": agent_run_id,  # None: it failed before its run was recorded
+                "stage": str(stage),
+                "from_engine": failed.engine,
+                "from_model": failed.model,
+                "to_engine": following.engine,
+                "to_model": following.model,
+                "reason": str(reason),
+                "error": (error or "")[:2000],
+            },
+        )
 
 
 async def redactor_for(svc: Services, subject: Subject) -> Redactor:
@@ -199,7 +304,14 @@ async def _close_interrupted(
                 subject,
                 "agent.finished",
                 f"{record.stage} agent {status}",
-                {"agent_run_id": record.id, "stage": record.stage, "status": status, "error": error},
+                {
+                    "agent_run_id": record.id,
+                    "stage": record.stage,
+                    "engine": record.engine,
+                    "model": record.model,
+                    "status": status,
+                    "error": error,
+                },
             )
     except Exception as failure:  # the original exception matters more; the periodic scan closes it
         log.warning("could not close an interrupted agent run", agent_run_id=record.id, error=repr(failure))

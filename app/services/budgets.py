@@ -5,13 +5,17 @@ run was planned under, app.services.policy.policy_for_run); the `budget.exceeded
 one set it. The project's ceilings (lifetime dollars, monthly tokens and dollars) are settings only;
 the run's spending ceiling (`limits.usd_per_protocol`) is the policy's only. An agent run is refused
 when a budget is spent or cannot cover what the stage is expected to use (app.domain.budgets); an
-operator's raise (`budget.raised`) lifts one budget by its amount.
+operator's raise (`budget.raised`) lifts one budget by its amount. A check and the start of the run
+it lets through are one transaction under the project's advisory lock, and runs still running count
+at their stage's estimate: two agents started at once cannot both spend the one remaining budget.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +40,8 @@ from app.errors import BudgetExceededError, InvalidInputError
 from app.services.context import Services
 from app.services.policy import RunPolicy, policy_for_project, policy_for_run
 from app.store import agent_runs, budget_raises, events, projects, protocols, steps
+
+T = TypeVar("T")
 
 
 def ceilings(
@@ -133,35 +139,59 @@ async def check_budget(
     """Before an agent run starts: raise BudgetExceededError (enforce) or record a warning (warn) when a
     budget is spent or cannot cover the stage's expected use; `off` checks nothing. Enforced, what the
     tightest USD and token budgets have left, for an engine that can be stopped there."""
+    found, _ = await start_within_budget(
+        svc, stage, model, project_id, protocol_run_id, step_run_id, start=_nothing
+    )
+    return found
+
+
+async def _nothing(conn: AsyncConnection) -> None:
+    return None
+
+
+async def start_within_budget(
+    svc: Services,
+    stage: Stage,
+    model: str | None,
+    project_id: int,
+    protocol_run_id: int | None,
+    step_run_id: int | None,
+    *,
+    start: Callable[[AsyncConnection], Awaitable[T]],
+) -> tuple[Headroom, T]:
+    """check_budget, then `start` (recording the agent run) in the same transaction, under the
+    project's budget lock: two agent runs started at once are checked one after the other, and the
+    second counts the first, still running, at its stage's estimate (a reservation)."""
     settings = svc.settings
-    if settings.budget_mode is BudgetMode.OFF:
-        return Headroom()
-    policy = (
-        await policy_for_run(svc, protocol_run_id)
-        if protocol_run_id is not None
-        else await policy_for_project(svc, project_id)
-    )
-    applying = ceilings(
-        settings, policy, with_run=protocol_run_id is not None, with_step=step_run_id is not None
-    )
-    if not applying:
-        return Headroom()
-    async with svc.database.transaction() as conn:
-        subject = _Subject(conn, project_id, protocol_run_id, step_run_id)
-        standings, unpriced = await _standings(subject, settings, applying, stage, model)
-        if unpriced:
-            await _warn_unpriced(conn, project_id, protocol_run_id, model)
-        for standing in standings:
-            if standing.refuses:
-                await _record_refusal(conn, subject, standing, stage, settings.budget_mode)
-    if settings.budget_mode is not BudgetMode.ENFORCE:
-        return Headroom()
-    refusal = first_refusal(standings)
-    if refusal is not None:
-        raise BudgetExceededError(
-            _reason(refusal, stage), scope=refusal.ceiling.scope, source=refusal.ceiling.source
+    applying: list[Ceiling] = []
+    if settings.budget_mode is not BudgetMode.OFF:
+        policy = (
+            await policy_for_run(svc, protocol_run_id)
+            if protocol_run_id is not None
+            else await policy_for_project(svc, project_id)
         )
-    return headroom(standings)
+        applying = ceilings(
+            settings, policy, with_run=protocol_run_id is not None, with_step=step_run_id is not None
+        )
+    enforced = settings.budget_mode is BudgetMode.ENFORCE
+    async with svc.database.transaction() as conn:
+        standings: list[Standing] = []
+        if applying:
+            await agent_runs.lock_budget(conn, project_id)
+            subject = _Subject(conn, project_id, protocol_run_id, step_run_id)
+            standings, unpriced = await _standings(subject, settings, applying, stage, model)
+            if unpriced:
+                await _warn_unpriced(conn, project_id, protocol_run_id, model)
+            for standing in standings:
+                if standing.refuses:
+                    await _record_refusal(conn, subject, standing, stage, settings.budget_mode)
+        refusal = first_refusal(standings) if enforced else None
+        if refusal is None:  # committed with the run it starts
+            return (headroom(standings) if enforced and standings else Headroom()), await start(conn)
+    # The refusal's events are committed; the run never started.
+    raise BudgetExceededError(
+        _reason(refusal, stage), scope=refusal.ceiling.scope, source=refusal.ceiling.source
+    )
 
 
 async def _standings(
@@ -183,7 +213,8 @@ async def _standings(
         used = float(spent.usd(fallback)) if usd else float(spent.tokens)
         if usd and fallback is None:
             unpriced |= spent.unpriced_tokens > 0 or (model or "") not in settings.model_prices
-        expected = float(dollars) if usd else tokens
+        # Runs still running in this scope will spend too: each reserves the stage's estimate.
+        expected = (float(dollars) if usd else tokens) * (1 + spent.running)
         standings.append(Standing(ceiling, await subject.raised(ceiling.scope), used, expected))
     return standings, unpriced
 

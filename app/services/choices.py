@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Literal
+
 from app.domain import findings as rules
+from app.domain.fallbacks import fallback_list, parse_choice
 from app.domain.policy import UNKNOWN_ENGINE
-from app.domain.policy_engines import policy_choices, unknown_engine_message, unknown_engines
+from app.domain.policy_engines import (
+    policy_choices,
+    policy_fallbacks,
+    unknown_engine_message,
+    unknown_engines,
+)
 from app.domain.records import Project, ProtocolRun, Stage, StepRun
 from app.domain.selection import Choice, EngineChoice, choose_engine
 from app.services.context import Services
 from app.services.findings import record_findings
 from app.services.policy import RunPolicy, policy_for_project, policy_for_run
 
-_PREFIX = {
+_PREFIX: dict[Stage, Literal["planning", "execution", "qa"]] = {
     Stage.PLANNING: "planning",
     Stage.EXECUTION: "execution",
     Stage.QA: "qa",
@@ -47,7 +56,8 @@ def choose_stage_engine(
     *,
     policy: RunPolicy,
 ) -> EngineChoice:
-    """engine_for's decision, given the policy in force (no I/O)."""
+    """engine_for's decision, given the policy in force (no I/O); its fallbacks are the policy's for
+    the stage, else the settings' (app.domain.fallbacks)."""
     prefix = _PREFIX[stage]
     layers = []
     if step is not None and stage is Stage.EXECUTION:
@@ -60,7 +70,11 @@ def choose_stage_engine(
     layers += policy_choices(policy.policy, str(stage))
     settings = svc.settings
     default = EngineChoice(str(getattr(settings, f"{prefix}_engine")), getattr(settings, f"{prefix}_model"))
-    return choose_engine(layers, default)
+    chosen = choose_engine(layers, default)
+    fallbacks = [
+        EngineChoice(str(f.engine), f.model) for f in policy_fallbacks(policy.policy, str(stage))
+    ] or [parse_choice(text) for text in settings.engine_fallbacks.get(prefix) or []]
+    return dataclasses.replace(chosen, fallbacks=fallback_list(chosen, fallbacks))
 
 
 async def _report_unknown_engines(

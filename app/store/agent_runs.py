@@ -166,12 +166,13 @@ async def spend(
     since: datetime | None = None,
 ) -> Spend:
     """Tokens and known dollars of a project's agent runs (of one run, one step, or started `since`),
-    and the tokens of those whose cost is unknown (a model without a price)."""
+    the tokens of those whose cost is unknown (a model without a price), and how many still run."""
     tokens, cost, unpriced = _spend_columns()
     query = select(
         func.coalesce(func.sum(tokens), 0),
         func.coalesce(func.sum(cost), 0),
         func.coalesce(func.sum(unpriced), 0),
+        func.count().filter(agent_runs.c.status == AgentRunStatus.RUNNING.value),
     ).where(agent_runs.c.project_id == project_id)
     if protocol_run_id is not None:
         query = query.where(agent_runs.c.protocol_run_id == protocol_run_id)
@@ -180,7 +181,16 @@ async def spend(
     if since is not None:
         query = query.where(agent_runs.c.started_at >= since)
     row = (await conn.execute(query)).one()
-    return Spend(tokens=int(row[0]), cost_usd=Decimal(row[1]), unpriced_tokens=int(row[2]))
+    return Spend(
+        tokens=int(row[0]), cost_usd=Decimal(row[1]), unpriced_tokens=int(row[2]), running=int(row[3])
+    )
+
+
+async def lock_budget(conn: AsyncConnection, project_id: int) -> None:
+    """Hold the project's budget lock until this transaction ends: one budget check (and the start
+    of the run it lets through) at a time per project, on every machine."""
+    key = func.hashtextextended(f"budget:{project_id}", 0)
+    await conn.execute(select(func.pg_advisory_xact_lock(key)))
 
 
 async def recent_spends(conn: AsyncConnection, project_id: int, stage: Stage, *, limit: int) -> list[Spend]:

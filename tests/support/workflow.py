@@ -185,3 +185,16 @@ def commit_protocol_files(repo: Path, run_name: str, files: dict[str, str]) -> s
     sha = git("rev-parse", "HEAD", cwd=scratch).strip()
     git("worktree", "remove", "--force", str(scratch), cwd=repo)
     return sha
+
+
+class NoQueue:
+    """A job queue for services used directly, without a worker: nothing is ever deferred."""
+
+    async def defer(self, work: Any) -> bool:  # pragma: no cover - nothing here defers
+        return True
+
+    async def abort(self, locks: Any) -> int:  # pragma: no cover
+        return 0
+
+    async def pending_locks(self, queueing_locks: Any) -> set[str]:  # pragma: no cover
+        return set()

@@ -37,7 +37,8 @@ def test_an_unknown_engine_of_a_layer_keeps_the_earlier_one_and_is_reported() ->
     pack = {"engines": {"execution": {"engine": "claude", "model": "opus"}}}
     overrides = {"engines": {"execution": {"engine": "gemini", "model": "pro"}}, "qa": {"engine": "nope"}}
     effective, problems = merge(pack, overrides)
-    assert effective["engines"]["execution"] == {"engine": "claude", "model": "pro"}  # the model is free text
+    # the model is free text
+    assert effective["engines"]["execution"] == {"engine": "claude", "model": "pro", "fallbacks": []}
     assert effective["qa"]["engine"] is None
     assert [(p.code, p.field) for p in problems] == [
         (UNKNOWN_ENGINE, "engines.execution.engine"),
@@ -49,7 +50,7 @@ def test_an_unknown_engine_of_a_layer_keeps_the_earlier_one_and_is_reported() ->
 def test_an_unknown_engine_in_the_pack_itself_is_dropped_and_the_rest_applies() -> None:
     pack = {"engines": {"qa": {"engine": "gpt-5", "model": "x"}}, "plan": {"max_steps": 3}}
     effective, problems = merge(pack)
-    assert effective["engines"]["qa"] == {"engine": None, "model": "x"}
+    assert effective["engines"]["qa"] == {"engine": None, "model": "x", "fallbacks": []}
     assert effective["plan"]["max_steps"] == 3
     assert [p.field for p in problems] == ["engines.qa.engine"]
 

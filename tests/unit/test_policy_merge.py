@@ -146,7 +146,7 @@ def test_the_effective_policy_has_every_section_with_defaults() -> None:
     effective, _ = merge({}, {"qa": {"second_opinion": {"engine": "claude"}}})
     assert set(effective) == set(pack_schema()["properties"])
     assert effective["qa"]["second_opinion"] == {"engine": "claude", "model": None}
-    assert effective["engines"]["qa"] == {"engine": None, "model": None}
+    assert effective["engines"]["qa"] == {"engine": None, "model": None, "fallbacks": []}
 
 
 def test_a_pack_refuses_unknown_keys() -> None:

@@ -90,6 +90,10 @@ async def test_a_new_project_is_on_the_latest_default_and_its_effective_policy_f
             "overrides.engines.execution.engine",
         ),
         ({"pack_key": "default", "overrides": {"qa": {"engine": "Codex"}}}, "overrides.qa.engine"),
+        (
+            {"pack_key": "default", "overrides": {"engines": {"qa": {"fallbacks": [{"engine": "gemini"}]}}}},
+            "overrides.engines.qa.fallbacks.0.engine",
+        ),
         ({"pack_key": "default", "pack_version": "9.9"}, "pack_key"),
     ],
 )
@@ -124,6 +128,14 @@ async def test_the_operator_adds_a_version_and_latest_active_follows_it(client, 
     [
         ({"engines": {"planning": {"engine": "gemini", "model": "pro"}}}, "pack.engines.planning.engine"),
         ({"qa": {"second_opinion": {"engine": "opus"}}}, "pack.qa.second_opinion.engine"),
+        (
+            {
+                "engines": {
+                    "execution": {"fallbacks": [{"engine": "codex"}, {"engine": "opus", "model": "x"}]}
+                }
+            },
+            "pack.engines.execution.fallbacks.1.engine",
+        ),
     ],
 )
 async def test_a_pack_naming_an_unknown_engine_is_a_422_naming_the_field(client, pack, field) -> None:
