@@ -93,6 +93,12 @@ class Approval(Strict):
     note: VisibleText = Field("", max_length=2000)
 
 
+class Critical(Strict):
+    critical: bool = Field(
+        True, description="True: QA takes a second opinion (another engine or model); false: one QA again."
+    )
+
+
 class Retry(Strict):
     note: VisibleText = Field(
         "",
