@@ -22,7 +22,7 @@ from app.web.app import create_app
 from app.web.keys import SERVICES
 from tests.console.support import sign_in
 from tests.support.fake_openai import API_KEY_ENV, Message, ToolCall, codex_env, provider_overrides
-from tests.support.workflow import make_repos, project_ready, run_status, wait_for
+from tests.support.workflow import make_repos, project_ready, run_status, running_worker, wait_for
 from tests.support.workflow import workflow_settings as base_settings
 
 TOKEN = "api-token-0123456789"
@@ -157,3 +157,52 @@ async def test_two_qa_opinions_agree_disagree_and_block_for_a_person(
     )
     assert [r["model"] for r in fake_openai.requests].count("second-model") == 3
     assert [e.event_type for e in history].count("qa.disagreement") == 1
+
+
+async def test_in_strict_mode_a_guardrail_finding_on_a_pass_blocks_the_step(
+    database_url, tmp_path, fake_openai, codex_bin, codex_home
+):
+    repos = make_repos(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = base_settings(
+        tmp_path,
+        **{f"{stage}_engine": "codex" for stage in ("planning", "execution", "qa")},
+        **{f"{stage}_model": "mock-model" for stage in ("planning", "execution", "qa")},
+        codex_bin=codex_bin,
+        codex_config=provider_overrides(fake_openai.base_url),
+        agent_env_passthrough=["PATH", "HOME", "CODEX_HOME", API_KEY_ENV],
+    )
+    plan = {**PLAN, "step_files": PLAN["step_files"][:1]}
+    fake_openai.play(
+        Message(json.dumps(plan)),
+        ToolCall("printf one > one.txt"),
+        Message("wrote one.txt"),
+        _verdict("pass", "all good"),  # names no file of the diff
+    )
+    pack = {"findings": {"blocking": ["qa.summary_names_no_file"]}}
+    environ = codex_env(codex_home, os.environ["PATH"], home)
+    async with running_worker(settings, database_url, environ=environ) as svc:
+        project = await projects.register_project(svc, name="strict", local_path=str(repos.local))
+        await wait_for(lambda: project_ready(svc, project.id), what="setup")
+        async with svc.database.transaction() as conn:
+            await conn.execute(insert(policy_packs).values(key="guard", version="1.0", name="G", pack=pack))
+            await conn.execute(
+                update(project_rows)
+                .where(project_rows.c.id == project.id)
+                .values(policy_pack_key="guard", policy_pack_version="1.0", policy_strict=True)
+            )
+        run = await planning.create_protocol(svc, project.id, title="One file")
+        await planning.start_protocol(svc, run.id)
+
+        async def is_blocked():
+            return await run_status(svc, run.id) == "blocked"
+
+        await wait_for(is_blocked, seconds=180, what="the guardrail to block")
+        async with svc.database.read() as conn:
+            [step] = await steps.list_for_protocol(conn, run.id)
+            [verdict] = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict")
+    assert (step.status, step.qa_verdict) == (S.BLOCKED, "pass")
+    assert step.last_error.startswith("policy finding qa.summary_names_no_file: QA pass: its summary")
+    assert verdict.payload["opinion"] == "only"
+    assert [g["code"] for g in verdict.payload["guardrails"]] == ["qa.summary_names_no_file"]
