@@ -1,4 +1,5 @@
-"""QA of one step: a read-only agent judges the step's commit against its contract; or a person approves."""
+"""QA of one step: a read-only agent (two, for a critical step) judges the step's commit against its
+contract, and guardrails check each verdict; or a person approves. Also: marking a step critical."""
 
 from __future__ import annotations
 
