@@ -1,4 +1,4 @@
-"""Operator controls on a run or a step: queue QA, approve, retry, pause, resume, cancel.
+"""Operator controls on a run or a step: queue QA, approve, mark critical, retry, pause, resume, cancel.
 
 Each queues or records and returns; `tasksgodzilla protocol run` (or any worker) carries the work on.
 """
@@ -67,6 +67,24 @@ def approve(step_ref: str, note: str, by: str | None) -> None:
             svc, step.id, by=who, note=note, expected_version=step.version
         ),
         f"approved by {who}",
+    )
+
+
+@click.command("critical")
+@click.argument("step_ref", metavar="STEP")
+@click.option("--off", is_flag=True, help="Unmark it: one QA opinion again (unless the policy asks for two).")
+@click.option("--by", "by", help="Who marks it [default: the current user].")
+@reports_errors
+def critical(step_ref: str, off: bool, by: str | None) -> None:
+    """Mark STEP critical: its QA takes a second opinion (another engine or model), and a disagreement
+    blocks it for a person. Refused when no second QA choice differs from its first."""
+    who = by or os_user()
+    _on_step(
+        step_ref,
+        lambda svc, step: quality.mark_critical(
+            svc, step.id, critical=not off, by=who, expected_version=step.version
+        ),
+        f"{'no longer ' if off else ''}marked critical by {who}",
     )
 
 

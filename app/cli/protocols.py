@@ -14,7 +14,7 @@ import click
 
 from app.cli.common import Session, operator_settings, reports_errors, run_session, wants_worker
 from app.cli.common import worker_option as with_worker_option
-from app.cli.controls import approve, cancel, pause, qa, resume, retry
+from app.cli.controls import approve, cancel, critical, pause, qa, resume, retry
 from app.cli.progress import Console, Follower, follow_protocol, read_new, read_run
 from app.cli.refs import ProtocolRef, find_project, find_protocol, parse_project, parse_protocol, run_label
 from app.cli.views import events, status
@@ -42,7 +42,7 @@ def protocol() -> None:
     """
 
 
-for _command in (qa, approve, retry, pause, resume, cancel, status, events):
+for _command in (qa, approve, critical, retry, pause, resume, cancel, status, events):
     protocol.add_command(_command)
 
 

@@ -146,7 +146,30 @@ _KINDS = [
     ),
     EventKind("step.retried", "A person sent a step back to be done again.", ("by", "note")),
     EventKind(
-        "qa.verdict", "QA judged a step.", ("verdict", "summary", "findings", "report", "agent_run_id")
+        "qa.verdict",
+        "QA judged a step (`opinion`: only, or first/second of a critical step's two; `guardrails`: "
+        "the findings of app/domain/qa_guardrails.py on this verdict).",
+        (
+            "verdict",
+            "summary",
+            "findings",
+            "report",
+            "agent_run_id",
+            "opinion",
+            "engine",
+            "model",
+            "guardrails",
+        ),
+    ),
+    EventKind(
+        "qa.disagreement",
+        "A critical step's two QA opinions disagree: the step is blocked for a person (approve or retry).",
+        ("opinions",),
+    ),
+    EventKind(
+        "step.marked_critical",
+        "A person marked a step critical (its QA takes a second opinion), or unmarked it.",
+        ("by", "critical"),
     ),
     EventKind("step.approved", "A person passed a step by hand.", ("by", "note")),
     EventKind("branch.pushed", "The protocol branch was pushed.", ("remote", "branch", "sha")),

@@ -97,6 +97,36 @@ CATALOGUE: dict[str, Entry] = {
         "A file the step's `Artifacts` section lists does not exist after the step ran.",
         "Produce {artifact}, or remove it from the step's Artifacts section.",
     ),
+    "step.description_too_short": Entry(
+        "warning",
+        "planning",
+        "A step file says next to nothing beyond its headings (a guardrail: app/domain/qa_guardrails.py).",
+        "Say in {step_file} what to change, where, and how to tell it is done.",
+    ),
+    "step.description_vague": Entry(
+        "warning",
+        "planning",
+        "A step file names no file, path or command and states no acceptance criterion.",
+        "Name in {step_file} the files or commands involved, or add how to tell the step is done.",
+    ),
+    "qa.pass_contradicted": Entry(
+        "warning",
+        "qa",
+        "QA passed the step, yet its own finding or summary says something failed or is not done.",
+        "Read the QA report ({where} says {phrase!r}): retry the step, or approve it if the pass stands.",
+    ),
+    "qa.summary_names_no_file": Entry(
+        "warning",
+        "qa",
+        "The QA verdict names none of the files the step's commit changed: it may not have read them.",
+        "Check the change yourself ({files}), then approve or retry the step, or run its QA again.",
+    ),
+    "qa.second_opinion_unavailable": Entry(
+        "warning",
+        "qa",
+        "The step is critical, but no second QA engine or model differs from the first: one QA decided.",
+        "Set `qa.second_opinion` to another engine, or the same engine with a model other than {first}.",
+    ),
     "policy.repo_local_invalid": Entry(
         "warning",
         "planning",

@@ -143,6 +143,7 @@ class StepRun(Record):
     summary: str | None
     last_error: str | None
     operator_note: str | None = None
+    critical: bool = False  # the operator asked for a second QA opinion (app/domain/second_opinion.py)
     lease: str | None = None
     started_at: datetime | None
     finished_at: datetime | None

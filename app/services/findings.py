@@ -25,6 +25,7 @@ from app.domain import findings as rules
 from app.domain.events import NewEvent
 from app.domain.findings import Finding
 from app.domain.protocol_files import PLAN_FILE, step_index_of
+from app.domain.qa_guardrails import check_step_descriptions
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
@@ -154,7 +155,8 @@ class PlanReview:
 
 
 async def review_plan(svc: Services, run_id: int, worktree: Path, protocol_name: str) -> PlanReview:
-    """Evaluate plan.md and the step files of a run as committed (read in a worker thread)."""
+    """Evaluate plan.md and the step files of a run as committed (read in a worker thread), with
+    the guardrails on step descriptions (app.domain.qa_guardrails)."""
     policy = await policy_for_run(svc, run_id)
 
     def read(folder: ProtocolFolder) -> tuple[str, dict[str, str]]:
@@ -162,7 +164,8 @@ async def review_plan(svc: Services, run_id: int, worktree: Path, protocol_name:
         return folder.read(PLAN_FILE), {name: folder.read(name) for name in names}
 
     plan_md, step_files = await in_folder(worktree, protocol_name, read)
-    return PlanReview(policy, rules.evaluate_protocol(policy.policy, plan_md, step_files))
+    found = rules.evaluate_protocol(policy.policy, plan_md, step_files) + check_step_descriptions(step_files)
+    return PlanReview(policy, found)
 
 
 async def apply_plan_review(

@@ -185,12 +185,7 @@ step_runs = Table(
     "step_runs",
     metadata,
     _id(),
-    Column(
-        "protocol_run_id",
-        BigInteger,
-        ForeignKey("protocol_runs.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    Column("protocol_run_id", BigInteger, ForeignKey("protocol_runs.id", ondelete="CASCADE"), nullable=False),
     Column("step_index", Integer, nullable=False),
     Column("name", Text, nullable=False),
     Column("step_file", Text, nullable=False),
@@ -209,6 +204,7 @@ step_runs = Table(
     Column("last_error", Text),
     # What the operator asked for when retrying (the next execution's prompt carries it, then it goes).
     Column("operator_note", Text),
+    Column("critical", Boolean, nullable=False, server_default=text("false")),  # QA takes two opinions
     # Which execution holds the step: a job taking it over writes its own, fencing off a worker that
     # froze and came back (app/store/steps.py: hold_lease).
     Column("lease", Text),

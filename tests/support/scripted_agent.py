@@ -55,7 +55,10 @@ def answer(structured=None, message="done"):
 if stage == "planning":
     count = int(os.environ.get("AGENT_PLAN_STEPS", "2"))
     steps = [
-        {"filename": f"{i:02d}-part-{i}.md", "content": f"# Part {i}\n\n## Goal\nWrite part {i}.\n"}
+        {
+            "filename": f"{i:02d}-part-{i}.md",
+            "content": f"# Part {i}\n\n## Goal\nWrite part {i} in `work/{i:02d}.txt`.\n",
+        }
         for i in range(1, count + 1)
     ]
     answer(
@@ -108,7 +111,7 @@ elif stage == "qa":
     answer(
         {
             "verdict": verdict,
-            "summary": f"step {number}: {verdict}" + os.environ.get("AGENT_LEAK_QA", ""),
+            "summary": f"step {number}: {verdict} ({work})" + os.environ.get("AGENT_LEAK_QA", ""),
             "findings": findings if verdict == "fail" else [],
         }
     )

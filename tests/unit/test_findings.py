@@ -22,6 +22,8 @@ from app.domain.findings import (
     missing_sections,
     path_matches,
 )
+from app.domain.qa import read_verdict
+from app.domain.qa_guardrails import check_step_descriptions, check_verdict
 
 POLICY: dict[str, Any] = {
     "plan": {"required_sections": ["Goal", "Risks"], "max_steps": 2},
@@ -122,6 +124,32 @@ CASES: list[tuple[str, Any, list[str]]] = [
             "policy.pack_invalid",
             "policy.unknown_engine",
         ],
+    ),
+    (
+        "guardrails on step descriptions",
+        lambda: check_step_descriptions(
+            {"01-a.md": "# A\n\nDo it.\n", "02-b.md": "# B\n\nMake it nicer please.\n"}
+        ),
+        ["step.description_too_short", "step.description_vague"],
+    ),
+    (
+        "guardrails on a QA verdict",
+        lambda: check_verdict(
+            read_verdict(
+                {
+                    "verdict": "pass",
+                    "summary": "looks fine",
+                    "findings": [{"severity": "warning", "message": "test_login fails", "file": None}],
+                }
+            ),
+            ["app/login.py"],
+        ),
+        ["qa.pass_contradicted", "qa.summary_names_no_file"],
+    ),
+    (
+        "a critical step without a distinct second opinion",
+        lambda: [finding("qa.second_opinion_unavailable", "none distinct", first="codex")],
+        ["qa.second_opinion_unavailable"],
     ),
     ("empty policy finds nothing to require", lambda: evaluate_protocol({}, "", {"01-a.md": ""}), []),
 ]

@@ -236,6 +236,10 @@ RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
         "step.approved",
         lambda w: _step_action(w, "approve", P.RUNNING, S.NEEDS_QA, note="fine"),
     ),
+    ("POST", "/steps/{step_id}/actions/mark_critical"): (
+        "step.marked_critical",  # unmarking needs no second QA choice configured
+        lambda w: _step_action(w, "mark_critical", P.RUNNING, S.NEEDS_QA, critical=False),
+    ),
     ("POST", "/projects/{project_id}/budget/raise"): (
         "budget.raised",
         lambda w: _project_call(w, "POST", "/budget/raise", {"scope": "project", "amount": 5}),

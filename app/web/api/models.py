@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.config import EngineName
 from app.domain.refnames import BranchName
@@ -91,6 +91,12 @@ class ProtocolCreate(EngineChoices):
 
 class Approval(Strict):
     note: VisibleText = Field("", max_length=2000)
+
+
+class Critical(Strict):
+    critical: StrictBool = Field(
+        True, description="True: QA takes a second opinion (another engine or model); false: one QA again."
+    )
 
 
 class Retry(Strict):

@@ -11,7 +11,7 @@ from app.errors import IllegalTransitionError, StaleWriteError
 from app.services import controls, planning, quality
 from app.web import views
 from app.web.api.common import if_match, services
-from app.web.api.models import Approval, Page, ProtocolCreate, ProtocolPageQuery, Retry
+from app.web.api.models import Approval, Critical, Page, ProtocolCreate, ProtocolPageQuery, Retry
 from app.web.api.registry import Api
 from app.web.idempotency import claim_of
 
@@ -222,4 +222,21 @@ async def retry(request: web.Request, step_id: int, body: Retry) -> StepRun:
 async def approve(request: web.Request, step_id: int, body: Approval) -> StepRun:
     return await quality.approve_step(
         services(request), step_id, by="api", note=body.note, expected_version=if_match(request)
+    )
+
+
+@api.route(
+    "POST",
+    "/steps/{step_id}/actions/mark_critical",
+    summary="Mark a step critical: its QA takes a second opinion, and a disagreement waits for a person",
+    tag="actions",
+    scope=tenant(),
+    body=Critical,
+    response=StepRun,
+    errors=ACTION_ERRORS,
+    headers=IF_MATCH,
+)
+async def mark_critical(request: web.Request, step_id: int, body: Critical) -> StepRun:
+    return await quality.mark_critical(
+        services(request), step_id, critical=body.critical, by="api", expected_version=if_match(request)
     )

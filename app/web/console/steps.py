@@ -52,7 +52,7 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         plan = await steps.list_for_protocol(conn, run.id)
         runs = await agent_runs.list_for_step(conn, step.id)
         logs = {r.id: agent_log(await agent_runs.read_log(conn, r.id)) for r in runs}
-        verdicts = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict", limit=1)
+        verdicts = await events.recent(conn, step_run_id=step.id, type_prefix="qa.verdict", limit=2)
         commits = await events.recent(conn, step_run_id=step.id, type_prefix="step.committed", limit=1)
     return {
         "step": step,
@@ -60,10 +60,19 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         "project": project,
         "agent_runs": runs,
         "logs": logs,
-        "qa": verdicts[0].payload if verdicts else None,
+        "qa_reports": qa_reports([v.payload for v in verdicts]),
         "diff": commits[0].payload if commits else None,
         "actions": {a.value: ACTIONS[a] for a in allowed_step_actions(step, run.status, plan)},
     }
+
+
+def qa_reports(newest_first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The reports of the step's last QA: both opinions of a critical step, in order, or the one."""
+    if not newest_first:
+        return []
+    if newest_first[0].get("opinion") == "second" and len(newest_first) > 1:
+        return [newest_first[1], newest_first[0]]
+    return newest_first[:1]
 
 
 @routes.post("/steps/{step_id}/actions/{action}")
