@@ -136,7 +136,7 @@ async def run_suite(
     """Every (variant, task, repeat) in order, one at a time. An engine that is not available, or an
     agent that cannot start, is a ConfigError before (or instead of) any result: no run could pass."""
     for variant in loaded.suite.variants:
-        pick(evaluator.engines, variant.engine)
+        pick(evaluator.engines, variant.engine.value)
     plan = [
         (variant, task, number)
         for variant in loaded.suite.variants
@@ -218,7 +218,7 @@ async def _run_agent(
         timeout_seconds=evaluator.settings.agent_timeout_seconds,
     )
     try:
-        result = await pick(evaluator.engines, variant.engine).run(request)
+        result = await pick(evaluator.engines, variant.engine.value).run(request)
     except TasksGodzillaError as exc:  # its message may quote the agent (a CLI's stderr)
         exc.message = redactor(exc.message)
         exc.args = (exc.message,)
