@@ -185,6 +185,7 @@ class EvalRun(BaseModel):
     repeat: int
     passed: bool
     agent_status: str
+    prompt_version: str  # `execution@3f2a9c1b0d4e`: the exact words the agent was given
     tokens: int  # as the engine reported them (usage.total_tokens)
     cost_usd: Decimal | None  # None: unknown (the engine did not say and no price is configured)
     duration_ms: int  # the agent's and the checker's time

@@ -86,10 +86,12 @@ def _template(root: Path, variant: EvalVariant, sample: EvalTask) -> prompts.Pro
         raise InvalidInputError(
             f"variant {variant.name}: prompt {variant.prompt} is not a file", field="prompt"
         )
-    template = prompts.PromptTemplate(name=f"eval-{variant.name}", text=path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8", errors="replace")
+    template = prompts.PromptTemplate(name=f"eval-{variant.name}", text=text)
     try:
-        template.render(**prompt_values(sample))
-    except ValueError as error:  # an unknown $placeholder, or a stray $
+        if not template.render(**prompt_values(sample)).strip():
+            raise ValueError("it is empty")
+    except ValueError as error:  # an unknown $placeholder, a stray $, or nothing to say
         raise InvalidInputError(
             f"variant {variant.name}: prompt {variant.prompt}: {error}", field="prompt"
         ) from None
@@ -164,7 +166,11 @@ async def run_one(
         await asyncio.to_thread(_lay_out, loaded.folder / task.repo, repo, task)
         await _commit_fixture(evaluator, repo, task)
         result = await _run_agent(evaluator, loaded, variant, task, repo)
-        check: tuple[int | None, int, str | None] = (None, 0, f"agent {result.status}: {result.error}")
+        check: tuple[int | None, int, str | None] = (
+            None,
+            0,
+            f"agent {result.status}: {result.error or 'no detail'}",
+        )
         if result.succeeded:
             check = await _check(evaluator, task, repo)
         code, check_ms, error = check
@@ -174,6 +180,7 @@ async def run_one(
             repeat=repeat,
             passed=result.succeeded and code == 0,
             agent_status=str(result.status),
+            prompt_version=loaded.templates[variant.name].version,
             tokens=result.usage.total_tokens,
             cost_usd=result.cost_usd,
             duration_ms=result.duration_ms + check_ms,

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from app import prompts
 from app.cli.main import cli
 from app.config import Settings
 from app.errors import ConfigError
@@ -108,11 +109,12 @@ async def test_codex_variants_pass_and_fail_as_their_agent_works(
         ("codex", True, "succeeded"),
         ("codex-terse", False, "succeeded"),
     ]
-    prompts = fake_openai.prompts()
-    assert any(".protocols/0001-readme-line/01-readme-line.md" in p for p in prompts), "the shipped prompt"
-    assert any(
-        p.startswith("You work in the git repository") and "`python3 -m unittest`" in p for p in prompts
-    )
+    versions = [run["prompt_version"] for run in report["runs"]]
+    assert versions[0] == prompts.load("execution").version
+    assert versions[1].startswith("eval-codex-terse@")
+    asked = fake_openai.prompts()
+    assert any(".protocols/0001-readme-line/01-readme-line.md" in p for p in asked), "the shipped prompt"
+    assert any(p.startswith("You work in the git repository") and "`python3 -m unittest`" in p for p in asked)
 
 
 def _in_process(*args: str) -> Result:
@@ -142,6 +144,15 @@ def test_a_bad_suite_is_a_clear_error(tmp_path):
     result = _in_process(str(suite))
     assert result.exit_code == 65
     assert "tasks.0.repo: Value error, must be a relative path inside the suite folder" in result.stderr
+
+    (suite / "suite.yaml").write_text(
+        'tasks:\n  - {name: t, repo: fixtures, task: do it, check: ["true"]}\n'
+        "variants:\n  - {name: v, engine: codex, prompt: p.md}\n"
+    )
+    (suite / "p.md").write_text("Do $task in $where\n")
+    result = _in_process(str(suite))
+    assert result.exit_code == 65
+    assert "error: variant v: prompt p.md: prompt 'eval-v' needs a value for 'where'" in result.stderr
 
     (suite / "suite.yaml").write_text("tasks: [oops\n")
     result = _in_process(str(suite))

@@ -24,6 +24,7 @@ def _run(variant: str, passed: bool, tokens: int = 100, cost: str | None = "0.01
         repeat=1,
         passed=passed,
         agent_status="succeeded",
+        prompt_version="execution@000000000000",
         tokens=tokens,
         cost_usd=None if cost is None else Decimal(cost),
         duration_ms=ms,
