@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +137,7 @@ async def run_suite(
 ) -> list[EvalRun]:
     """Every (variant, task, repeat) in order, one at a time. An engine that is not available, or an
     agent that cannot start, is a ConfigError before (or instead of) any result: no run could pass."""
-    for variant in loaded.suite.variants:
-        pick(evaluator.engines, variant.engine.value)
+    await check_engines(evaluator, loaded.suite.variants)
     plan = [
         (variant, task, number)
         for variant in loaded.suite.variants
@@ -154,6 +153,19 @@ async def run_suite(
         if finished is not None:
             finished(index, len(plan), run)
     return runs
+
+
+async def check_engines(evaluator: Evaluator, variants: Sequence[EvalVariant]) -> None:
+    """Each engine the variants use is configured and its executable runs; else a ConfigError that
+    names the variant and the setting to fix, before any run is spent."""
+    for name in dict.fromkeys(variant.engine.value for variant in variants):
+        found = await pick(evaluator.engines, name).check()
+        if found.status == "error":
+            users = ", ".join(variant.name for variant in variants if variant.engine.value == name)
+            raise ConfigError(
+                f"engine {name} (variant {users}) cannot run: {found.error} (check {found.setting})",
+                setting=found.setting,
+            )
 
 
 async def run_one(

@@ -183,3 +183,15 @@ async def test_a_variant_whose_engine_is_not_configured_is_refused_before_any_ru
     ):
         await run_suite(Evaluator.from_settings(settings), loaded, started=lambda *run: started.append(run))
     assert started == []
+
+
+async def test_a_variant_whose_engine_cannot_run_is_refused_before_any_run(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", claude_bin=str(tmp_path / "no-claude"))
+    loaded = load_suite(SAMPLE)
+    loaded = dataclasses.replace(loaded, suite=loaded.suite.selected(["claude"], []))
+    started = []
+    with pytest.raises(
+        ConfigError, match=r"engine claude \(variant claude\) cannot run: .*TASKSGODZILLA_CLAUDE_BIN"
+    ):
+        await run_suite(Evaluator.from_settings(settings), loaded, started=lambda *run: started.append(run))
+    assert started == []
