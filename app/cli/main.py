@@ -10,6 +10,7 @@ from app import __version__
 from app.cli.audit import audit
 from app.cli.budgets import budget
 from app.cli.common import forget_environment, reports_errors, settings_for_command
+from app.cli.evals import evaluate
 from app.cli.organisations import org
 from app.cli.policy import policy
 from app.cli.projects import project
@@ -97,6 +98,7 @@ cli.add_command(policy)
 cli.add_command(budget)
 cli.add_command(audit)
 cli.add_command(tui)
+cli.add_command(evaluate)
 
 
 def main() -> None:

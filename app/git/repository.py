@@ -104,6 +104,30 @@ class GitRepository(BranchTravel, IndexScrubbing):
                 raise
         return repo
 
+    @classmethod
+    async def init(
+        cls,
+        path: Path,
+        *,
+        timeout: float,  # noqa: ASYNC109 - the deadline of each git command, as in the constructor
+        author_name: str,
+        author_email: str,
+        base_env: Mapping[str, str] | None = None,
+        branch: str = "main",
+    ) -> GitRepository:
+        """A new repository with no commit, on `branch`, in the existing folder `path` (no template:
+        nothing, hooks included, is copied in from a template folder)."""
+        check_branch_name(branch)
+        repo = cls(
+            path, timeout=timeout, author_name=author_name, author_email=author_email, base_env=base_env
+        )
+        async with repository_lock(repo.path / ".git"):
+            await repo.runner.run(
+                ["init", "--quiet", "--template=", f"--initial-branch={branch}", "--", str(repo.path)],
+                cwd=repo.path,
+            )
+        return repo
+
     # --- remotes -----------------------------------------------------------------------------------
 
     async def fetch(self, remote: str = "origin") -> None:

@@ -78,7 +78,7 @@ CA_CONFIG = (("SSL_CERT_FILE", "http.sslCAInfo"), ("SSL_CERT_DIR", "http.sslCAPa
 COMMANDS = frozenset(
     {
         "add", "bundle", "cat-file", "check-ref-format", "clean", "clone", "commit", "config", "diff",
-        "fetch", "log", "ls-files", "ls-remote", "ls-tree", "merge-base", "push", "remote", "reset",
+        "fetch", "init", "log", "ls-files", "ls-remote", "ls-tree", "merge-base", "push", "remote", "reset",
         "rev-parse", "status", "update-ref", "worktree",
     }
 )  # fmt: skip

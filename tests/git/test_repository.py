@@ -296,3 +296,19 @@ async def test_worktree_add_finds_the_branch_where_another_worktree_holds_it(
     assert found.path == worktree.path
     assert await found.head_sha() == sha
     assert not other_root.exists()
+
+
+async def test_init_makes_an_empty_repository_on_main_with_nothing_from_a_template(tmp_path: Path, base_env):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+
+    repo = await GitRepository.init(
+        folder, timeout=20, author_name="a", author_email="a@b", base_env=base_env
+    )
+    sha = await repo.commit_all("first")
+
+    assert sha == await repo.head_sha()
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=folder) == "main"
+    assert git("show", "--name-only", "--format=%s", "HEAD", cwd=folder).split() == ["first", "a.txt"]
+    assert not (folder / ".git" / "hooks").exists(), "no template (its sample hooks, say) copied in"
