@@ -15,7 +15,6 @@ from app.store import agent_runs
 from app.store.tables import agent_runs as agent_runs_table
 
 DAY_1 = datetime(2026, 11, 3, 23, 30, tzinfo=UTC)  # late in the day: a UTC day, not the server's
-DAY_3 = DAY_1 + timedelta(days=2, hours=1)
 
 
 async def _agent_run(
@@ -60,15 +59,18 @@ async def _agent_run(
         )
 
 
-async def seed_usage(svc: Services, run: ProtocolRun, steps: list[StepRun]) -> None:
-    """Planning on day 1 (priced), each step's execution (priced) and QA (unpriced) on day 3, one run
-    still going; QA failed the first step once, then passed every step."""
+async def seed_usage(
+    svc: Services, run: ProtocolRun, steps: list[StepRun], *, day_1: datetime = DAY_1
+) -> None:
+    """Planning on `day_1` (priced); 49 hours later each step's execution (priced) and QA (unpriced),
+    and one run still going; QA failed the first step once, then passed every step."""
+    day_3 = day_1 + timedelta(days=2, hours=1)
     await _agent_run(
         svc,
         run,
         None,
         Stage.PLANNING,
-        DAY_1,
+        day_1,
         model="gpt-5.1",
         cost="0.5",
         tokens=(1000, 100, 200, 50),
@@ -80,7 +82,7 @@ async def seed_usage(svc: Services, run: ProtocolRun, steps: list[StepRun]) -> N
             run,
             step,
             Stage.EXECUTION,
-            DAY_3,
+            day_3,
             model="gpt-5.1",
             cost="1.25",
             tokens=(2000, 0, 300, 0),
@@ -91,7 +93,7 @@ async def seed_usage(svc: Services, run: ProtocolRun, steps: list[StepRun]) -> N
             run,
             step,
             Stage.QA,
-            DAY_3,
+            day_3,
             model=None,
             cost=None,
             tokens=(500, 0, 100, 0),
@@ -102,7 +104,7 @@ async def seed_usage(svc: Services, run: ProtocolRun, steps: list[StepRun]) -> N
         run,
         steps[0],
         Stage.EXECUTION,
-        DAY_3,
+        day_3,
         model="gpt-5.1",
         cost=None,
         tokens=(0, 0, 0, 0),
