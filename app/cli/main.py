@@ -14,6 +14,7 @@ from app.cli.organisations import org
 from app.cli.policy import policy
 from app.cli.projects import project
 from app.cli.protocols import protocol
+from app.cli.usage import usage
 from app.config import load_settings
 from app.config_display import masked_settings, settings_reference
 from app.logs import configure_logging
@@ -95,6 +96,7 @@ cli.add_command(protocol)
 cli.add_command(policy)
 cli.add_command(budget)
 cli.add_command(audit)
+cli.add_command(usage)
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ async def seeded(database_url, aiohttp_client, tmp_path):
                 {"step_index": 2, "name": "second", "step_file": "02.md"},
             ],
         )
-    await seed_usage(svc, run, plan, day_1=datetime.now(UTC) - timedelta(days=3))
+    await seed_usage(svc.database, run, plan, day_1=datetime.now(UTC) - timedelta(days=3))
     await sign_in(client, TOKEN)
     return client, project, run
 

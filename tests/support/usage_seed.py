@@ -9,16 +9,16 @@ from decimal import Decimal
 from sqlalchemy import update
 
 from app.domain.records import AgentRunStatus, ProtocolRun, Stage, StepRun
-from app.services.context import Services
 from app.services.events import record
 from app.store import agent_runs
+from app.store.database import Database
 from app.store.tables import agent_runs as agent_runs_table
 
 DAY_1 = datetime(2026, 11, 3, 23, 30, tzinfo=UTC)  # late in the day: a UTC day, not the server's
 
 
 async def _agent_run(
-    svc: Services,
+    database: Database,
     run: ProtocolRun,
     step: StepRun | None,
     stage: Stage,
@@ -30,7 +30,7 @@ async def _agent_run(
     duration_ms: int,
     status: AgentRunStatus = AgentRunStatus.SUCCEEDED,
 ) -> None:
-    async with svc.database.transaction() as conn:
+    async with database.transaction() as conn:
         opened = await agent_runs.start(
             conn,
             project_id=run.project_id,
@@ -60,13 +60,13 @@ async def _agent_run(
 
 
 async def seed_usage(
-    svc: Services, run: ProtocolRun, steps: list[StepRun], *, day_1: datetime = DAY_1
+    database: Database, run: ProtocolRun, steps: list[StepRun], *, day_1: datetime = DAY_1
 ) -> None:
     """Planning on `day_1` (priced); 49 hours later each step's execution (priced) and QA (unpriced),
     and one run still going; QA failed the first step once, then passed every step."""
     day_3 = day_1 + timedelta(days=2, hours=1)
     await _agent_run(
-        svc,
+        database,
         run,
         None,
         Stage.PLANNING,
@@ -78,7 +78,7 @@ async def seed_usage(
     )
     for number, step in enumerate(steps, start=1):
         await _agent_run(
-            svc,
+            database,
             run,
             step,
             Stage.EXECUTION,
@@ -89,7 +89,7 @@ async def seed_usage(
             duration_ms=4000 * number,
         )
         await _agent_run(
-            svc,
+            database,
             run,
             step,
             Stage.QA,
@@ -100,7 +100,7 @@ async def seed_usage(
             duration_ms=1000,
         )
     await _agent_run(
-        svc,
+        database,
         run,
         steps[0],
         Stage.EXECUTION,
@@ -111,7 +111,7 @@ async def seed_usage(
         duration_ms=0,
         status=AgentRunStatus.RUNNING,
     )
-    async with svc.database.transaction() as conn:
+    async with database.transaction() as conn:
         verdicts = [(steps[0], "fail")] + [(step, "pass") for step in steps]
         for step, verdict in verdicts:
             await record(

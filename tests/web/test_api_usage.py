@@ -29,7 +29,7 @@ async def world(database_url, aiohttp_client, tmp_path):
             conn, a.run.id, [{"step_index": 2, "name": "part two", "step_file": "02.md"}]
         )
     # Besides the tenant's own execution run (finished without usage: its cost is unknown).
-    await seed_usage(svc, a.run, [a.step, second])
+    await seed_usage(svc.database, a.run, [a.step, second])
     return client, a, b
 
 
