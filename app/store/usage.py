@@ -93,7 +93,7 @@ async def for_project(
     query = select(key, *_total_columns()).where(_a.project_id == project_id, _FINISHED)
     if since is not None:
         query = query.where(_a.started_at >= _midnight(since))
-    if until is not None:
+    if until is not None and until < date.max:  # the last day there is bounds nothing
         query = query.where(_a.started_at < _midnight(until + timedelta(days=1)))
     query = query.group_by(key).order_by(key.asc().nulls_first())
     return [(row.key, _totals(row)) for row in await conn.execute(query)]

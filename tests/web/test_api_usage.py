@@ -84,6 +84,7 @@ async def test_a_projects_usage_by_day_month_engine_and_model(world) -> None:
     ]
     assert await rows("group=day&since=2026-11-04&until=2026-11-06") == [("2026-11-06", 4, 2, Decimal("2.5"))]
     assert await rows("group=day&since=2026-11-04&until=2026-11-05") == []
+    assert len(await rows("group=month&since=0001-01-01&until=9999-12-31")) == 2, "the ends of the calendar"
     months = await rows("group=month")
     assert months[0] == ("2026-11", 5, 2, Decimal("3"))
     assert sum(runs for _, runs, _, _ in months) == 6
