@@ -13,6 +13,7 @@ from html import escape
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 40  # room for the axes' labels
 MAX_X_LABELS = 8
+MAX_BAR_WIDTH = 48  # a few bars stay bars, not blocks
 
 
 class Kind(StrEnum):
@@ -79,7 +80,7 @@ def render_svg(chart: Chart) -> str:
         x = x0 + step * (i + 0.5)
         y = y0 - (y0 - y1) * max(point.value, 0.0) / top
         coords.append((x, y))
-        if i % every == 0 or i == count - 1:
+        if (count - 1 - i) % every == 0:  # counted from the last point, which is always labelled
             parts.append(
                 f'<text class="x-label" x="{x:.1f}" y="{y0 + 16}" text-anchor="middle" font-size="11">'
                 f"{escape(point.label)}</text>"
@@ -90,7 +91,7 @@ def render_svg(chart: Chart) -> str:
     for (x, y), point in zip(coords, chart.points, strict=True):
         hover = f"<title>{escape(point.hover)}</title>"
         if chart.kind is Kind.BAR:
-            width = max(step * 0.7, 1.0)
+            width = min(max(step * 0.7, 1.0), MAX_BAR_WIDTH)
             parts.append(
                 f'<rect class="point" x="{x - width / 2:.1f}" y="{y:.1f}" width="{width:.1f}"'
                 f' height="{y0 - y:.1f}" fill="currentColor" opacity="0.7">{hover}</rect>'
