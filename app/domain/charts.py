@@ -34,6 +34,7 @@ class Chart:
     y_label: str
     points: tuple[Point, ...]
     kind: Kind = Kind.LINE
+    x_label: str = "item"  # what a point is (a day, a step): the heading of its column in a table
 
     @property
     def summary(self) -> str:

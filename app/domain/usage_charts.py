@@ -35,14 +35,14 @@ def daily_cost(usage: ProjectUsage) -> Chart:
     points = tuple(
         Point(day[5:], float(t.cost_usd or 0), f"{day}: {dollars(t)} ({_runs(t)})") for day, t in _days(usage)
     )
-    return Chart("Cost per day (known prices)", "US dollars", points)
+    return Chart("Cost per day (known prices)", "US dollars", points, x_label="day")
 
 
 def daily_tokens(usage: ProjectUsage) -> Chart:
     points = tuple(
         Point(day[5:], float(t.tokens), f"{day}: {t.tokens} tokens ({_runs(t)})") for day, t in _days(usage)
     )
-    return Chart("Tokens per day (input + output)", "tokens", points)
+    return Chart("Tokens per day (input + output)", "tokens", points, x_label="day")
 
 
 def step_durations(plan: Sequence[StepRun], by_step: dict[tuple[int, Stage], Totals]) -> Chart:
@@ -57,7 +57,7 @@ def step_durations(plan: Sequence[StepRun], by_step: dict[tuple[int, Stage], Tot
             f" ({work.duration_ms / 1000:.1f} s execution, {qa.duration_ms / 1000:.1f} s QA)"
         )
         points.append(Point(f"{step.step_index:02d}", seconds, hover))
-    return Chart("Agent time per step", "seconds", tuple(points), Kind.BAR)
+    return Chart("Agent time per step", "seconds", tuple(points), Kind.BAR, "step")
 
 
 def qa_pass_rate(plan: Sequence[StepRun], verdicts: dict[int, tuple[int, int]]) -> Chart:
@@ -69,7 +69,7 @@ def qa_pass_rate(plan: Sequence[StepRun], verdicts: dict[int, tuple[int, int]]) 
             rate = 100 * passed / total
             hover = f"step {step.step_index} {step.name}: {passed} of {total} verdicts passed ({rate:.0f}%)"
             points.append(Point(f"{step.step_index:02d}", rate, hover))
-    return Chart("QA pass rate per step", "% passed", tuple(points), Kind.BAR)
+    return Chart("QA pass rate per step", "% passed", tuple(points), Kind.BAR, "step")
 
 
 def run_pass_rate(verdicts: dict[int, tuple[int, int]]) -> str:
@@ -87,4 +87,4 @@ def queue_depth(waiting: Sequence[tuple[str, int, float]]) -> Chart:
         Point(queue, float(count), f"{queue}: {count} waiting, the oldest for {oldest:.0f} s")
         for queue, count, oldest in waiting
     )
-    return Chart("Jobs waiting per queue now", "jobs", points, Kind.BAR)
+    return Chart("Jobs waiting per queue now", "jobs", points, Kind.BAR, "queue")

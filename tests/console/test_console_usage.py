@@ -66,6 +66,8 @@ async def test_the_project_usage_fragment_charts_days_and_queues(seeded) -> None
     assert "2 runs of unknown cost" in cost, "a day's hover says what is not priced"
     assert len(POINT.findall(queues)) == 2, "one bar per queue this project's jobs go to"
     assert html.count("as a table</summary>") == 3
+    assert html.count("<th>Day</th>") == 2
+    assert "<th>Queue</th>" in html
     assert "$3 + 2 runs of unknown cost" in html
     assert 'data-group="model"' in html
     assert "(engine default)" in html
@@ -84,6 +86,7 @@ async def test_the_protocol_usage_fragment_has_stages_steps_and_qa(seeded) -> No
     assert "unknown" in qa_row.group(0)
     assert "$0<" not in qa_row.group(0)
     assert "2 of 3 verdicts passed (67%)" in html
+    assert html.count("<th>Step</th>") == 2, "each chart's table names what its rows are"
     durations, rates = _svgs(html)
     assert len(POINT.findall(durations)) == 2
     assert len(POINT.findall(rates)) == 2
