@@ -16,6 +16,7 @@ from app.cli.policy import policy
 from app.cli.projects import project
 from app.cli.protocols import protocol
 from app.cli.tui import tui
+from app.cli.usage import usage
 from app.config import load_settings
 from app.config_display import masked_settings, settings_reference
 from app.logs import configure_logging
@@ -99,6 +100,7 @@ cli.add_command(budget)
 cli.add_command(audit)
 cli.add_command(tui)
 cli.add_command(evaluate)
+cli.add_command(usage)
 
 
 def main() -> None:

@@ -19,23 +19,29 @@ from app.cli.common import (
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, read_new, read_run, tail
 from app.cli.refs import find_protocol, parse_protocol, run_label
+from app.cli.usage import protocol_usage_lines
 from app.domain.events import EVENT_KINDS
 from app.domain.records import Project, ProtocolRun, StepRun
+from app.domain.totals import ProtocolUsage
 from app.errors import InvalidInputError
+from app.services import usage as usage_service
 
 
-def status_view(project: Project, run: ProtocolRun, steps: list[StepRun]) -> dict[str, Any]:
-    """What `status --json` prints: the run, its label and project, and its steps in order."""
+def status_view(
+    project: Project, run: ProtocolRun, steps: list[StepRun], usage: ProtocolUsage
+) -> dict[str, Any]:
+    """What `status --json` prints: the run, its label and project, its steps in order, its usage."""
     return {
         "ref": run_label(project, run),
         "project": project.name,
         "protocol": run.model_dump(mode="json"),
         "steps": [step.model_dump(mode="json") for step in steps],
+        "usage": usage.model_dump(mode="json"),
     }
 
 
 def status_lines(project: Project, run: ProtocolRun, steps: list[StepRun]) -> list[str]:
-    """The run in a few lines, then one row per step."""
+    """The run in a few lines, then one row per step (its usage follows, from protocol_usage_lines)."""
     lines = [f"{run_label(project, run)}  {run.title}  [{run.status}]"]
     facts = [f"id {run.id}", f"name {run.name}"]
     if run.branch_name:
@@ -67,20 +73,20 @@ def status_lines(project: Project, run: ProtocolRun, steps: list[StepRun]) -> li
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @reports_errors
 def status(protocol_ref: str, as_json: bool) -> None:
-    """Show PROTOCOL and its steps: status, attempts, commit, QA verdict."""
+    """Show PROTOCOL, its steps (status, attempts, commit, QA verdict), its tokens and cost per stage."""
     ref = parse_protocol(protocol_ref)
 
-    async def load(session: Session) -> tuple[Project, ProtocolRun, list[StepRun]]:
+    async def load(session: Session) -> tuple[Project, ProtocolRun, list[StepRun], ProtocolUsage]:
         async with session.services.database.transaction() as conn:
             project, run = await find_protocol(conn, ref)
         run, steps = await read_run(session.services, run.id)
-        return project, run, steps
+        return project, run, steps, await usage_service.for_protocol(session.services, run.id)
 
-    project, run, steps = run_session(operator_settings(), load)
+    project, run, steps, usage = run_session(operator_settings(), load)
     if as_json:
-        click.echo(json.dumps(status_view(project, run, steps), indent=2))
+        click.echo(json.dumps(status_view(project, run, steps, usage), indent=2))
         return
-    for line in status_lines(project, run, steps):
+    for line in [*status_lines(project, run, steps), "", *protocol_usage_lines(usage)]:
         click.echo(line)
 
 

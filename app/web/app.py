@@ -13,7 +13,18 @@ from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
 from app.tracing import Tracing
 from app.web import webhooks
-from app.web.api import audit, budgets, events, findings, organisations, policy, projects, protocols, runs
+from app.web.api import (
+    audit,
+    budgets,
+    events,
+    findings,
+    organisations,
+    policy,
+    projects,
+    protocols,
+    runs,
+    usage,
+)
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
@@ -32,7 +43,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    for module in (organisations, projects, policy, protocols, events, audit, runs, findings, budgets):
+    for module in (organisations, projects, policy, protocols, events, audit, runs, findings, budgets, usage):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints

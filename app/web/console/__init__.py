@@ -16,7 +16,7 @@ from app.config import Settings
 from app.domain.scopes import PUBLIC
 from app.domain.throttle import FailedSignIns
 from app.store.migrate import resource_dir
-from app.web.console import activity, login, policy, projects, protocols, steps
+from app.web.console import activity, login, policy, projects, protocols, steps, usage
 from app.web.console.base import CODEC, PREFIX, SIGN_INS
 from app.web.console.format import FILTERS, markdown
 from app.web.console.guard import console_guard
@@ -39,8 +39,9 @@ def console_app(settings: Settings) -> web.Application:
         lstrip_blocks=True,
     )
     environment.filters.update(FILTERS)
+    environment.filters.update(usage.FILTERS)
     environment.filters["markdown"] = markdown
-    for module in (login, projects, policy, protocols, steps, activity):
+    for module in (login, projects, policy, protocols, steps, activity, usage):
         console.router.add_routes(module.routes)
     return console
 
