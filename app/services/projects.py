@@ -48,7 +48,11 @@ async def register_project(
     with the project)."""
     check_project_name(name, field="name")
     if not git_url and not local_path:
-        raise InvalidInputError("a git URL or a local path is required", field="git_url")
+        raise InvalidInputError(
+            "a git URL or a local path is required: give `git_url` (CLI: --git-url) or "
+            "`local_path` (CLI: --local-path)",
+            field="git_url",
+        )
     credential = None
     if git_url:
         check_remote_url(
@@ -106,7 +110,9 @@ def _check_branch_pattern(svc: Services, name: str) -> None:
     try:
         protocol_branch_name(svc.settings.branch_pattern, number=1, slug="task", project=name)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"the name makes no valid branch name: {exc.message}", field="name") from None
+        raise InvalidInputError(
+            f"the name makes no valid branch name: {exc.message}; choose another name", field="name"
+        ) from None
 
 
 async def _refuse_sharing(
@@ -122,11 +128,15 @@ async def _refuse_sharing(
         return
     if local_path is not None and other.local_path == local_path:
         raise ConflictError(
-            f"project {other.name!r} uses {local_path} already", field="local_path", project_id=other.id
+            f"project {other.name!r} uses {local_path} already: give this project a folder of its own "
+            f"(a clone), or delete project {other.name!r} first",
+            field="local_path",
+            project_id=other.id,
         )
     raise ConflictError(
         f"project {other.name!r} uses this git URL already and TASKSGODZILLA_BRANCH_PATTERN has no "
-        "{project}: their protocol branches would collide",
+        "{project}: their protocol branches would collide; add {project} to the pattern "
+        "(the default is tasksgodzilla/{project}/{name}) or use project " + repr(other.name),
         field="git_url",
         project_id=other.id,
     )
@@ -168,7 +178,11 @@ async def setup_project(svc: Services, project_id: int) -> Project:
     repository = await ensure_clone(svc, project)
     await repository.check_remote()  # a registered folder's origin is checked like any git URL
     if not await repository.has_branch(project.base_branch):
-        raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
+        raise InvalidInputError(
+            f"the repository has no branch {project.base_branch!r}: change the project's base_branch "
+            "(PATCH /projects/{id}) to one it has, then re-run setup",
+            field="base_branch",
+        )
     await require_project_engines(svc, project, repository.path)
     chosen = {stage: await engine_for(svc, stage, project) for stage in (Stage.EXECUTION, Stage.QA)}
     questions = recommendations(svc, repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
