@@ -185,7 +185,7 @@ async def setup_project(svc: Services, project_id: int) -> Project:
         )
     await require_project_engines(svc, project, repository.path)
     chosen = {stage: await engine_for(svc, stage, project) for stage in (Stage.EXECUTION, Stage.QA)}
-    questions = recommendations(svc, repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
+    questions = recommendations(repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
     questions += pack_questions((await policy_for_project(svc, project.id)).policy, questions)
     if svc.settings.setup_discovery:
         await _discover(svc, project, repository.path)
@@ -256,6 +256,32 @@ ANSWERABLE = frozenset(
 
 
 MAX_ANSWER_CHARS = 500
+ENGINES = frozenset(value.value for value in EngineName)
+CI_PROVIDERS = ("github", "gitlab", "none")
+DEFAULT_MODEL = "default"  # the answer that leaves the engine's own default model
+
+
+def stored_answer(key: str, value: str) -> dict[str, str | None]:
+    """The project's fields an answer to setting `key` sets, as what it means: `none` CI and the
+    `default` model are no value (never the text), and `engine:model` sets both fields."""
+    if key == "ci_provider":
+        if value not in CI_PROVIDERS:
+            raise InvalidInputError(f"ci_provider must be one of {', '.join(CI_PROVIDERS)}", field=key)
+        return {key: None if value == "none" else value}
+    if key.endswith("_engine"):
+        if value not in ENGINES:
+            raise InvalidInputError(f"{key} must be one of {', '.join(sorted(ENGINES))}", field=key)
+        return {key: value}
+    if key.endswith("_model"):
+        engine, colon, model = value.partition(":")
+        if colon and engine in ENGINES:  # the `engine:model` form
+            return {key.replace("_model", "_engine"): engine, key: _model(model)}
+        return {key: _model(value)}
+    return {key: value}
+
+
+def _model(value: str) -> str | None:
+    return None if value.strip() in ("", DEFAULT_MODEL, "None") else value.strip()
 
 
 async def answer_clarifications(
@@ -276,11 +302,10 @@ async def answer_clarifications(
         check_visible_text(value, field=key)
         if len(value) > MAX_ANSWER_CHARS:
             raise InvalidInputError(f"{key}: at most {MAX_ANSWER_CHARS} characters", field=key)
-    engines = {value.value for value in EngineName}
+    settings: dict[str, str | None] = {}
     for key, value in answers.items():
-        if key in ANSWERABLE and key.endswith("_engine") and value not in engines:
-            raise InvalidInputError(f"{key} must be one of {', '.join(sorted(engines))}", field=key)
-    settings = {key: value for key, value in answers.items() if key in ANSWERABLE}
+        if key in ANSWERABLE:
+            settings.update(stored_answer(key, value))
     async with svc.database.read() as conn:
         project = await projects.get(conn, project_id)
     _, holding = await review_onboarding(svc, project, answers)
@@ -327,9 +352,7 @@ def pack_questions(
     ]
 
 
-def recommendations(
-    svc: Services, repo: Path, execution: EngineChoice, qa: EngineChoice
-) -> list[dict[str, str]]:
+def recommendations(repo: Path, execution: EngineChoice, qa: EngineChoice) -> list[dict[str, str]]:
     """Questions for the operator, each with the answer we would pick, from what the repository shows
     and the engines the project's stages would use now (`execution`, `qa`: from engine_for)."""
     if (repo / ".github" / "workflows").is_dir():
@@ -338,23 +361,21 @@ def recommendations(
         ci = "gitlab"
     else:
         ci = "none"
-    settings = svc.settings
     return [
         {"key": "ci_provider", "question": "Which CI reports on protocol branches?", "recommended": ci},
+        *_engine_questions("execution", "executes steps", execution),
+        *_engine_questions("qa", "checks steps", qa),
+    ]
+
+
+def _engine_questions(stage: str, does: str, choice: EngineChoice) -> list[dict[str, str]]:
+    """Two questions, each answered into its own field (an engine is no model)."""
+    return [
+        {"key": f"{stage}_engine", "question": f"Which engine {does}?", "recommended": str(choice.engine)},
         {
-            "key": "execution_model",
-            "question": "Which model executes steps?",
-            "recommended": f"{execution.engine}:{execution.model}",
-        },
-        {
-            "key": "qa_model",
-            "question": "Which model checks steps?",
-            "recommended": f"{qa.engine}:{qa.model}",
-        },
-        {
-            "key": "branch_pattern",
-            "question": "How are protocol branches named?",
-            "recommended": settings.branch_pattern,
+            "key": f"{stage}_model",
+            "question": f"Which model {does} (`{DEFAULT_MODEL}`: the engine's own)?",
+            "recommended": choice.model or DEFAULT_MODEL,
         },
     ]
 
