@@ -176,6 +176,9 @@ async def setup_project(svc: Services, project_id: int) -> Project:
         )
         await record(conn, project.id, "project.setup_started", "setup started", attempt=1)
     repository = await ensure_clone(svc, project)
+    if svc.settings.setup_git_config:
+        # A clone's origin is its git URL already; a folder's is made so when the project names one.
+        await repository.configure(origin=project.git_url if project.local_path else None)
     await repository.check_remote()  # a registered folder's origin is checked like any git URL
     if not await repository.has_branch(project.base_branch):
         raise InvalidInputError(
