@@ -156,6 +156,11 @@ class Settings(BaseSettings):
     setup_wait_for_answers: bool = Field(
         False, description="A new project waits for the operator to answer its setup questions."
     )
+    setup_git_config: bool = Field(
+        False,
+        description="Setup writes the commit identity (GIT_USER_NAME/EMAIL) into the repository's config "
+        "and points a folder's `origin` at the project's git URL, when it has one.",
+    )
     auto_qa_after_exec: bool = Field(True, description="Queue QA as soon as a step has executed.")
     auto_qa_on_ci: bool = Field(False, description="Queue QA when a CI success webhook arrives.")
     job_max_attempts: int = Field(3, ge=1, le=20, description="Tries of a job before it fails.")

@@ -19,6 +19,7 @@ from app.cli.progress import Console, Follower, follow_protocol, read_new, read_
 from app.cli.refs import ProtocolRef, find_project, find_protocol, parse_project, parse_protocol, run_label
 from app.cli.views import events, status
 from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
+from app.domain.ci import waits_for_ci
 from app.domain.naming import check_task_title
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
@@ -113,6 +114,7 @@ def run_protocol(protocol_ref: str, follow: bool, worker: bool | None) -> None:
     ref = parse_protocol(protocol_ref)
     settings = operator_settings()
     auto_qa = settings.auto_qa_after_exec
+    qa_on_ci = settings.auto_qa_on_ci
 
     async def go(session: Session) -> None:
         label, run, follower = await _open(session.services, ref)
@@ -124,7 +126,8 @@ def run_protocol(protocol_ref: str, follow: bool, worker: bool | None) -> None:
         resting = functools.partial(is_resting, session.services, auto_qa=auto_qa)
         run, steps = await follow_protocol(session, run.id, follower, resting)
         if run.status is not P.COMPLETED:
-            raise ConflictError(stopped_message(label, run, steps, auto_qa=auto_qa), status=str(run.status))
+            said = stopped_message(label, run, steps, auto_qa=auto_qa, qa_on_ci=qa_on_ci)
+            raise ConflictError(said, status=str(run.status))
         head = f" at {run.head_sha[:10]}" if run.head_sha else ""
         follower.console.line(f"{label} completed: {count(steps)} on branch {run.branch_name}{head}")
 
@@ -187,8 +190,11 @@ async def is_resting(svc: Services, run: ProtocolRun, steps: list[StepRun], *, a
     return True
 
 
-def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool) -> str:
-    """One line: where the run rests, why, and the command that moves it on."""
+def stopped_message(
+    label: str, run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool, qa_on_ci: bool = False
+) -> str:
+    """One line: where the run rests, why, and the command that moves it on (`qa_on_ci`: CI
+    success queues QA, so a step CI has not reported on waits for CI, not for a person)."""
     step = waiting_step(steps, auto_qa=auto_qa)
     text = f"{label} is {run.status}"
     if step is not None:
@@ -205,6 +211,13 @@ def stopped_message(label: str, run: ProtocolRun, steps: list[StepRun], *, auto_
         }
         allowed = allowed_step_actions(step, run.status, steps)
         offered = [hint for action, hint in hints.items() if action in allowed]
+        if waits_for_ci(step, qa_on_ci=qa_on_ci):
+            commit = f" on {step.commit_sha[:10]}" if step.commit_sha else ""
+            text += (
+                f", waiting for CI to report{commit} (TASKSGODZILLA_AUTO_QA_ON_CI: QA starts when CI "
+                "passes); if CI never reports, check that its webhook reaches this service, or"
+            )
+            return text + (" " + ", or ".join(offered) if offered else " wait")
         return text + ("; " + ", or ".join(offered) if offered else "")
     if run.status is P.PAUSED:
         return text + f"; carry on with `protocol run {label}`"

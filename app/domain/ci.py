@@ -198,6 +198,11 @@ def repeats_a_result(step: StepRun, signal: CiSignal, recorded: Sequence[Mapping
     )
 
 
+def waits_for_ci(step: StepRun, *, qa_on_ci: bool) -> bool:
+    """A step waiting for QA that CI success will queue, CI not having reported on it yet."""
+    return qa_on_ci and step.status is StepStatus.NEEDS_QA and step.ci_status is None
+
+
 def wants_qa_after_ci(step: StepRun, *, qa_on_ci: bool) -> bool:
     """A step waiting for QA whose commit CI passed, when CI success is what queues QA."""
     return qa_on_ci and step.status is StepStatus.NEEDS_QA and step.ci_status == CiResult.PASSED

@@ -75,6 +75,12 @@ STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
 PROTOCOL_TERMINAL = frozenset(s for s, targets in PROTOCOL_TRANSITIONS.items() if not targets)
 STEP_TERMINAL = frozenset(s for s, targets in STEP_TRANSITIONS.items() if not targets)
 
+# Statuses that mean "moved on": reaching one clears the row's `last_error`, so a run that completed
+# after a QA failure does not keep showing it. A step keeps its error while it runs again: the fix-CI
+# prompt is built from it.
+PROTOCOL_MOVED_ON = frozenset({P.PLANNING, P.PLANNED, P.RUNNING, P.COMPLETED})
+STEP_MOVED_ON = frozenset({S.NEEDS_QA, S.COMPLETED})
+
 
 def _sources(table: dict, target: StrEnum) -> frozenset:
     return frozenset(source for source, targets in table.items() if target in targets)

@@ -44,7 +44,7 @@ from app.git.remote_guard import RemoteGuard
 from app.git.runner import failure
 from app.git.scrubbing import IndexScrubbing, Scrub
 from app.git.travel import BranchTravel
-from app.git.validation import check_remote_name, check_revision
+from app.git.validation import check_remote_name, check_remote_url, check_revision
 
 
 def _real(path: Path) -> Path:
@@ -192,6 +192,25 @@ class GitRepository(BranchTravel, IndexScrubbing):
                 remote=remote,
             )
         return True
+
+    async def configure(self, *, origin: str | None) -> None:
+        """Write the commit identity into the repository's own config (so commits made there by hand
+        match the agents'), and point `origin` at `origin` (added when missing), checked like any git
+        URL first. Asked for by TASKSGODZILLA_SETUP_GIT_CONFIG; never done otherwise."""
+        if origin is not None:
+            check_remote_url(
+                origin,
+                allow_local=self.runner.allow_local_remotes,
+                allow_private=self.remote_guard.allow_private,
+            )
+        async with self._locked():
+            for key, value in (("user.name", self.author_name), ("user.email", self.author_email)):
+                await self._git("config", "--local", "--end-of-options", key, value)
+            if origin is None:
+                return
+            found = await self._git("remote", "get-url", "--end-of-options", "origin", ok_codes=(0, 2, 128))
+            verb = "set-url" if found.exit_code == 0 else "add"
+            await self._git("remote", verb, "--end-of-options", "origin", origin)
 
     async def check_remote(self, remote: str = "origin") -> None:
         """Refuse (UnsafeRepositoryError) a remote whose fetch or push URLs may not be used, their hosts

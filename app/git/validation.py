@@ -22,6 +22,12 @@ from app.errors import InvalidInputError
 URL_MAX = 2048
 DEFAULT_PORTS = {"https": 443, "ssh": 22}
 PRIVATE_SETTING = "TASKSGODZILLA_GIT_ALLOW_PRIVATE_REMOTES"
+LOCAL_SETTING = "TASKSGODZILLA_GIT_ALLOW_LOCAL_REMOTES"
+# What a refused local remote is told: the two ways to use a repository on this machine.
+LOCAL_FIX = (
+    f"set {LOCAL_SETTING}=true to let git use a repository on this machine, or register a "
+    "project's folder with `local_path` (CLI: --local-path) instead of `git_url`"
+)
 
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*|\[[0-9A-Fa-f:.]+\]")
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9_][A-Za-z0-9._-]*)@(?P<host>[^/:@]+):(?P<path>[^:].*)")
@@ -56,11 +62,16 @@ def check_remote_url(url: str, *, allow_local: bool, allow_private: bool = False
         raise InvalidInputError("a git URL is required", field="git_url")
     if len(url) > URL_MAX or url.startswith("-") or _has_unsafe_chars(url) or "\x00" in url:
         raise InvalidInputError(
-            "git URL must not start with '-' or contain whitespace, control or invisible characters",
+            "git URL must not start with '-' or contain whitespace, control or invisible characters: "
+            "copy the repository's clone URL as the forge shows it",
             field="git_url",
         )
     if _TRANSPORT_PREFIX.match(url):
-        raise InvalidInputError("git URL must not name a transport helper (`<transport>::`)", field="git_url")
+        raise InvalidInputError(
+            "git URL must not name a transport helper (`<transport>::`): "
+            "use https://, ssh:// or user@host:path",
+            field="git_url",
+        )
     endpoint = remote_endpoint(url, allow_local=allow_local)
     if endpoint is not None:
         check_host_reach(endpoint.host, allow_private=allow_private)
@@ -75,7 +86,9 @@ def remote_endpoint(url: str, *, allow_local: bool = True) -> RemoteEndpoint | N
         return _scheme_endpoint(url, scheme.group("scheme").lower(), allow_local)
     if (scp := _SCP_LIKE.fullmatch(url)) is not None:
         if not _HOST.fullmatch(scp.group("host")):
-            raise InvalidInputError("git URL has no valid host name", field="git_url")
+            raise InvalidInputError(
+                "git URL has no valid host name: write it as git@host:owner/repo.git", field="git_url"
+            )
         return RemoteEndpoint("ssh", scp.group("host"), DEFAULT_PORTS["ssh"])
     _check_local_path(url, allow_local)
     return None
@@ -87,7 +100,8 @@ def check_host_reach(host: str, *, allow_private: bool, address: str | None = No
     said = f"{host} resolves to {address}" if address is not None else f"{host} is"
     if reach is Reach.FORBIDDEN:
         raise InvalidInputError(
-            f"git URL host {said} a link-local, cloud metadata or reserved address: never allowed",
+            f"git URL host {said} a link-local, cloud metadata or reserved address: never allowed; "
+            "use the repository's public https or ssh address",
             field="git_url",
         )
     if reach is Reach.PRIVATE and not allow_private:
@@ -100,7 +114,9 @@ def check_host_reach(host: str, *, allow_private: bool, address: str | None = No
 def _scheme_endpoint(url: str, scheme: str, allow_local: bool) -> RemoteEndpoint | None:
     if scheme == "file":
         if not allow_local:
-            raise InvalidInputError("local repositories (file://) are not allowed here", field="git_url")
+            raise InvalidInputError(
+                f"local repositories (file://) are not allowed here: {LOCAL_FIX}", field="git_url"
+            )
         return None
     if scheme not in DEFAULT_PORTS:
         raise InvalidInputError(
@@ -110,24 +126,34 @@ def _scheme_endpoint(url: str, scheme: str, allow_local: bool) -> RemoteEndpoint
         parts = urlsplit(url)
         port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError:
-        raise InvalidInputError("git URL is malformed", field="git_url") from None
+        raise InvalidInputError(
+            "git URL is malformed: write it as https://host/owner/repo.git or ssh://git@host/owner/repo.git",
+            field="git_url",
+        ) from None
     host = parts.netloc.rpartition("@")[2]
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     if not _HOST.fullmatch(host):
-        raise InvalidInputError("git URL has no valid host name", field="git_url")
+        raise InvalidInputError(
+            "git URL has no valid host name: write it as https://host/owner/repo.git", field="git_url"
+        )
     if not parts.path.strip("/"):
-        raise InvalidInputError("git URL names no repository path", field="git_url")
+        raise InvalidInputError(
+            "git URL names no repository path: add it, as in https://host/owner/repo.git", field="git_url"
+        )
     return RemoteEndpoint(scheme, host, port)
 
 
 def _check_local_path(url: str, allow_local: bool) -> None:
     if not allow_local:
         raise InvalidInputError(
-            "git URL must be https://, ssh:// or user@host:path; local paths are not allowed here",
+            "git URL must be https://, ssh:// or user@host:path; "
+            f"local paths are not allowed here: {LOCAL_FIX}",
             field="git_url",
         )
     if not Path(url).is_absolute():
-        raise InvalidInputError("a local git remote must be an absolute path", field="git_url")
+        raise InvalidInputError(
+            "a local git remote must be an absolute path: give it from the root (/...)", field="git_url"
+        )
 
 
 def check_remote_name(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import procrastinate
@@ -23,6 +24,27 @@ from app.tracing import RunKey, trace_id_hex
 
 log = get_logger(__name__)
 SERVICES_KEY = "services"
+
+
+class GaveUp(str):
+    """A job's result when it gave up (its failure recorded on its subject): Procrastinate sees a
+    job that returned, so `GaveUpOutcome` rewrites its "Success" line."""
+
+
+class GaveUpOutcome(logging.Filter):
+    """Procrastinate logs a job that returned as "ended with status: Success"; one that gave up is
+    said to have given up, as a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "action", None) == "job_success" and isinstance(
+            getattr(record, "result", None), GaveUp
+        ):
+            record.msg = str(record.msg).replace("ended with status: Success", "gave up", 1)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+GAVE_UP_OUTCOME = GaveUpOutcome()  # one instance: adding it to a logger twice is a no-op
 
 
 def services_of(context: JobContext) -> Services:
@@ -56,8 +78,9 @@ async def guarded(
     action: Callable[[Services], Awaitable[object]],
     give_up: Callable[[Services, str, bool], Awaitable[None]],
     subject: tuple[str, int],
-) -> None:
-    """Run `action`; a recoverable failure is retried until the last try, then `give_up` records it."""
+) -> GaveUp | None:
+    """Run `action`; a recoverable failure is retried until the last try, then `give_up` records it
+    (and the job returns why it gave up)."""
     svc = services_of(context)
     job = context.job
     assert job.id is not None
@@ -96,7 +119,7 @@ async def guarded(
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
             if await _taken_over(context, reason):
-                return
+                return None
             recoverable = worth_retrying(exc)
             if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 await record_retry(svc, subject, job.task_name, job.attempts + 1, reason)
@@ -104,6 +127,8 @@ async def guarded(
             _gave_up(exc, reason, recoverable=recoverable)
             await give_up(svc, reason, is_terminal(exc))  # a budget's refusal blocks, never fails
             await record_gave_up(svc, subject, job.task_name, job.attempts + 1, reason, is_terminal(exc))
+            return GaveUp(reason)
+    return None
 
 
 # The subjects that belong to a protocol run, and how its trace key is found from their id.
@@ -129,9 +154,10 @@ def register_tasks(app: procrastinate.App, retry: RetryPolicy) -> None:
     for name, (argument, kind, action, give_up) in JOBS.items():
         app.task(name=name.value, pass_context=True, retry=retry)(_task(argument, kind, action, give_up))
     app.task(name=JobName.APPLY_WEBHOOK.value, pass_context=True, retry=retry)(apply_webhook)
+    logging.getLogger("procrastinate.worker").addFilter(GAVE_UP_OUTCOME)
 
 
-async def apply_webhook(context: JobContext, delivery_id: int) -> None:
+async def apply_webhook(context: JobContext, delivery_id: int) -> GaveUp | None:
     """Apply one recorded webhook delivery; after the last try, the delivery is marked failed."""
     svc = services_of(context)
     job = context.job
@@ -141,18 +167,22 @@ async def apply_webhook(context: JobContext, delivery_id: int) -> None:
         except Exception as exc:
             reason = exc.message if isinstance(exc, TasksGodzillaError) else f"{type(exc).__name__}: {exc}"
             if await _taken_over(context, reason):
-                return
+                return None
             recoverable = worth_retrying(exc)
             if recoverable and job.attempts + 1 < svc.settings.job_max_attempts:
                 raise
             _gave_up(exc, reason, recoverable=recoverable, delivery=delivery_id)
             await webhooks.fail_delivery(svc, delivery_id, reason)
+            return GaveUp(reason)
+    return None
 
 
-def _task(argument: str, kind: str, action: Action, give_up: GiveUp) -> Callable[..., Awaitable[None]]:
-    async def task(context: JobContext, **ids: int) -> None:
+def _task(
+    argument: str, kind: str, action: Action, give_up: GiveUp
+) -> Callable[..., Awaitable[GaveUp | None]]:
+    async def task(context: JobContext, **ids: int) -> GaveUp | None:
         entity_id = ids[argument]
-        await guarded(
+        return await guarded(
             context,
             lambda svc: action(svc, entity_id),
             lambda svc, reason, terminal: give_up(svc, entity_id, reason, terminal=terminal),

@@ -29,6 +29,7 @@ from app.services.policy import policy_for_run, record_run_policy
 from app.services.progress import defer_next_work
 from app.services.travel import keep_head, pack_head
 from app.services.workspace import branch_for, ensure_worktree
+from app.store import events as event_store
 from app.store import idempotency as idempotency_keys
 from app.store import jobs, projects, protocols, steps
 from app.store.idempotency import Claim
@@ -58,6 +59,10 @@ async def create_protocol(
     async with svc.database.transaction() as conn:
         if (earlier := await idempotency_keys.claim(conn, idempotency)) is not None:
             return await protocols.get(conn, earlier)
+        project = await projects.get(conn, project_id)
+        if project.status is ProjectStatus.FAILED:
+            # A run waiting for setup to finish may be created; one on a failed setup could never start.
+            raise await _not_ready(conn, project)
         run = await protocols.create(
             conn, project_id, title=title, slug=slugify(title), description=description, **choices
         )
@@ -84,9 +89,7 @@ async def start_protocol(svc: Services, run_id: int, *, expected_version: int | 
         run = await protocols.get(conn, run_id)
         project = await projects.get(conn, run.project_id)
         if project.status is not ProjectStatus.READY:
-            raise ConflictError(
-                f"project {project.name} is {project.status}, not ready", status=str(project.status)
-            )
+            raise await _not_ready(conn, project)
         plan = await steps.list_for_protocol(conn, run.id)
         refusal = run_action_refusal(RunAction.START, run.status, plan)
         if refusal is not None and plan:  # else the status machine refuses it below, as a typed 409
@@ -99,6 +102,26 @@ async def start_protocol(svc: Services, run_id: int, *, expected_version: int | 
             run = await move_protocol(conn, run.id, P.PLANNING, expected_version=version, reason="started")
             await jobs.defer(conn, plan_work(run.id))
     return run
+
+
+async def _not_ready(conn: AsyncConnection, project: Project) -> ConflictError:
+    """Why the project takes no work yet, and what makes it ready."""
+    said = f"project {project.name} is {project.status}, not ready"
+    if project.status is ProjectStatus.FAILED:
+        failed = await event_store.recent(
+            conn, project_id=project.id, type_prefix="project.setup_failed", limit=1
+        )
+        reason = failed[0].payload.get("reason") if failed else None
+        fix = (
+            f"; fix the cause, then re-run setup: POST /projects/{project.id}/actions/setup "
+            f"or `tasksgodzilla project setup {project.id}`"
+        )
+        said = f"project {project.name}'s setup failed" + (f": {reason}" if reason else "") + fix
+    elif project.status is ProjectStatus.AWAITING_ANSWERS:
+        said += f"; answer its setup questions (POST /projects/{project.id}/clarifications)"
+    else:
+        said += "; its setup is under way: start the run once the project is ready"
+    return ConflictError(said, status=str(project.status), project_id=project.id)
 
 
 async def plan_protocol(svc: Services, run_id: int) -> ProtocolRun:

@@ -48,7 +48,11 @@ async def register_project(
     with the project)."""
     check_project_name(name, field="name")
     if not git_url and not local_path:
-        raise InvalidInputError("a git URL or a local path is required", field="git_url")
+        raise InvalidInputError(
+            "a git URL or a local path is required: give `git_url` (CLI: --git-url) or "
+            "`local_path` (CLI: --local-path)",
+            field="git_url",
+        )
     credential = None
     if git_url:
         check_remote_url(
@@ -106,7 +110,9 @@ def _check_branch_pattern(svc: Services, name: str) -> None:
     try:
         protocol_branch_name(svc.settings.branch_pattern, number=1, slug="task", project=name)
     except InvalidInputError as exc:
-        raise InvalidInputError(f"the name makes no valid branch name: {exc.message}", field="name") from None
+        raise InvalidInputError(
+            f"the name makes no valid branch name: {exc.message}; choose another name", field="name"
+        ) from None
 
 
 async def _refuse_sharing(
@@ -122,11 +128,15 @@ async def _refuse_sharing(
         return
     if local_path is not None and other.local_path == local_path:
         raise ConflictError(
-            f"project {other.name!r} uses {local_path} already", field="local_path", project_id=other.id
+            f"project {other.name!r} uses {local_path} already: give this project a folder of its own "
+            f"(a clone), or delete project {other.name!r} first",
+            field="local_path",
+            project_id=other.id,
         )
     raise ConflictError(
         f"project {other.name!r} uses this git URL already and TASKSGODZILLA_BRANCH_PATTERN has no "
-        "{project}: their protocol branches would collide",
+        "{project}: their protocol branches would collide; add {project} to the pattern "
+        "(the default is tasksgodzilla/{project}/{name}) or use project " + repr(other.name),
         field="git_url",
         project_id=other.id,
     )
@@ -166,12 +176,19 @@ async def setup_project(svc: Services, project_id: int) -> Project:
         )
         await record(conn, project.id, "project.setup_started", "setup started", attempt=1)
     repository = await ensure_clone(svc, project)
+    if svc.settings.setup_git_config:
+        # A clone's origin is its git URL already; a folder's is made so when the project names one.
+        await repository.configure(origin=project.git_url if project.local_path else None)
     await repository.check_remote()  # a registered folder's origin is checked like any git URL
     if not await repository.has_branch(project.base_branch):
-        raise InvalidInputError(f"the repository has no branch {project.base_branch!r}", field="base_branch")
+        raise InvalidInputError(
+            f"the repository has no branch {project.base_branch!r}: change the project's base_branch "
+            "(PATCH /projects/{id}) to one it has, then re-run setup",
+            field="base_branch",
+        )
     await require_project_engines(svc, project, repository.path)
     chosen = {stage: await engine_for(svc, stage, project) for stage in (Stage.EXECUTION, Stage.QA)}
-    questions = recommendations(svc, repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
+    questions = recommendations(repository.path, chosen[Stage.EXECUTION], chosen[Stage.QA])
     questions += pack_questions((await policy_for_project(svc, project.id)).policy, questions)
     if svc.settings.setup_discovery:
         await _discover(svc, project, repository.path)
@@ -242,6 +259,32 @@ ANSWERABLE = frozenset(
 
 
 MAX_ANSWER_CHARS = 500
+ENGINES = frozenset(value.value for value in EngineName)
+CI_PROVIDERS = ("github", "gitlab", "none")
+DEFAULT_MODEL = "default"  # the answer that leaves the engine's own default model
+
+
+def stored_answer(key: str, value: str) -> dict[str, str | None]:
+    """The project's fields an answer to setting `key` sets, as what it means: `none` CI and the
+    `default` model are no value (never the text), and `engine:model` sets both fields."""
+    if key == "ci_provider":
+        if value not in CI_PROVIDERS:
+            raise InvalidInputError(f"ci_provider must be one of {', '.join(CI_PROVIDERS)}", field=key)
+        return {key: None if value == "none" else value}
+    if key.endswith("_engine"):
+        if value not in ENGINES:
+            raise InvalidInputError(f"{key} must be one of {', '.join(sorted(ENGINES))}", field=key)
+        return {key: value}
+    if key.endswith("_model"):
+        engine, colon, model = value.partition(":")
+        if colon and engine in ENGINES:  # the `engine:model` form
+            return {key.replace("_model", "_engine"): engine, key: _model(model)}
+        return {key: _model(value)}
+    return {key: value}
+
+
+def _model(value: str) -> str | None:
+    return None if value.strip() in ("", DEFAULT_MODEL, "None") else value.strip()
 
 
 async def answer_clarifications(
@@ -262,11 +305,10 @@ async def answer_clarifications(
         check_visible_text(value, field=key)
         if len(value) > MAX_ANSWER_CHARS:
             raise InvalidInputError(f"{key}: at most {MAX_ANSWER_CHARS} characters", field=key)
-    engines = {value.value for value in EngineName}
+    settings: dict[str, str | None] = {}
     for key, value in answers.items():
-        if key in ANSWERABLE and key.endswith("_engine") and value not in engines:
-            raise InvalidInputError(f"{key} must be one of {', '.join(sorted(engines))}", field=key)
-    settings = {key: value for key, value in answers.items() if key in ANSWERABLE}
+        if key in ANSWERABLE:
+            settings.update(stored_answer(key, value))
     async with svc.database.read() as conn:
         project = await projects.get(conn, project_id)
     _, holding = await review_onboarding(svc, project, answers)
@@ -313,9 +355,7 @@ def pack_questions(
     ]
 
 
-def recommendations(
-    svc: Services, repo: Path, execution: EngineChoice, qa: EngineChoice
-) -> list[dict[str, str]]:
+def recommendations(repo: Path, execution: EngineChoice, qa: EngineChoice) -> list[dict[str, str]]:
     """Questions for the operator, each with the answer we would pick, from what the repository shows
     and the engines the project's stages would use now (`execution`, `qa`: from engine_for)."""
     if (repo / ".github" / "workflows").is_dir():
@@ -324,23 +364,21 @@ def recommendations(
         ci = "gitlab"
     else:
         ci = "none"
-    settings = svc.settings
     return [
         {"key": "ci_provider", "question": "Which CI reports on protocol branches?", "recommended": ci},
+        *_engine_questions("execution", "executes steps", execution),
+        *_engine_questions("qa", "checks steps", qa),
+    ]
+
+
+def _engine_questions(stage: str, does: str, choice: EngineChoice) -> list[dict[str, str]]:
+    """Two questions, each answered into its own field (an engine is no model)."""
+    return [
+        {"key": f"{stage}_engine", "question": f"Which engine {does}?", "recommended": str(choice.engine)},
         {
-            "key": "execution_model",
-            "question": "Which model executes steps?",
-            "recommended": f"{execution.engine}:{execution.model}",
-        },
-        {
-            "key": "qa_model",
-            "question": "Which model checks steps?",
-            "recommended": f"{qa.engine}:{qa.model}",
-        },
-        {
-            "key": "branch_pattern",
-            "question": "How are protocol branches named?",
-            "recommended": settings.branch_pattern,
+            "key": f"{stage}_model",
+            "question": f"Which model {does} (`{DEFAULT_MODEL}`: the engine's own)?",
+            "recommended": choice.model or DEFAULT_MODEL,
         },
     ]
 

@@ -64,25 +64,34 @@ def checked_local_path(settings: Settings, local_path: str) -> Path:
     check_visible_text(local_path, field="local_path")
     path = Path(local_path)
     if not path.is_absolute() or ".." in path.parts:
-        raise InvalidInputError("the local path must be absolute, without '..'", field="local_path")
+        raise InvalidInputError(
+            "local_path must be absolute (from /) and without '..': give the folder's full path",
+            field="local_path",
+        )
     real = path.resolve()
     roots = home_folder() if settings.local_path_roots is None else settings.local_path_roots
     if not roots:
         raise InvalidInputError(
-            "projects cannot be registered by local path here (TASKSGODZILLA_LOCAL_PATH_ROOTS is empty)",
+            "projects cannot be registered by local path here (TASKSGODZILLA_LOCAL_PATH_ROOTS is empty): "
+            "name the allowed folders in it, or register the project by its git URL",
             field="local_path",
         )
     if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise InvalidInputError(
-            "the local path is outside the allowed folders (TASKSGODZILLA_LOCAL_PATH_ROOTS)",
+            "the local path is outside the allowed folders: add its folder to "
+            "TASKSGODZILLA_LOCAL_PATH_ROOTS (comma-separated), or register the project by its git URL",
             field="local_path",
         )
     if any(where.is_relative_to(system) for where in (path, real) for system in SYSTEM_FOLDERS):
-        raise InvalidInputError("the local path must not be in /proc, /sys or /dev", field="local_path")
+        raise InvalidInputError(
+            "the local path must not be in /proc, /sys or /dev: give the repository's folder",
+            field="local_path",
+        )
     for own in (settings.data_dir.resolve(), settings.resolved_projects_root.resolve(), *SYSTEM_FOLDERS):
         if real.is_relative_to(own) or own.is_relative_to(real):
             raise InvalidInputError(
-                f"the local path must not be, hold or lie inside {own} (the service's own or the system's)",
+                f"the local path must not be, hold or lie inside {own} (the service's own or the "
+                "system's): give a repository folder of its own, outside it",
                 field="local_path",
             )
     return real

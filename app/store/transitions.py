@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.events import NewEvent, protocol_status_event, step_status_event
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import (
+    PROTOCOL_MOVED_ON,
+    STEP_MOVED_ON,
     ProtocolStatus,
     StepStatus,
     check_protocol_transition,
@@ -49,6 +51,7 @@ class _Machine:
     event_type: Callable[[Any], str]
     started: StrEnum
     finished: frozenset
+    moved_on: frozenset
 
 
 PROTOCOL = _Machine(
@@ -60,6 +63,7 @@ PROTOCOL = _Machine(
     protocol_status_event,
     ProtocolStatus.RUNNING,
     FINISHED_PROTOCOL,
+    PROTOCOL_MOVED_ON,
 )
 STEP = _Machine(
     step_runs,
@@ -70,6 +74,7 @@ STEP = _Machine(
     step_status_event,
     StepStatus.RUNNING,
     FINISHED_STEP,
+    STEP_MOVED_ON,
 )
 
 
@@ -124,6 +129,8 @@ async def _move(
     changes: Mapping[str, Any],
 ) -> tuple[Any, StrEnum]:
     table = machine.table
+    if target in machine.moved_on:
+        changes = {"last_error": None, **changes}
     # The status before the write, read from the same row in the same statement.
     previous = select(table.c.status).where(table.c.id == row_id).scalar_subquery().label("previous_status")
     statement = (

@@ -72,6 +72,33 @@ async def test_a_legal_move_bumps_the_version_stamps_times_and_records_an_event(
     assert recorded[0].step_run_id is None
 
 
+async def test_moving_on_clears_the_last_error_and_stopping_keeps_it(database, run):
+    """A run blocked by QA that later ran again and completed no longer says `QA failed step 2`;
+    a step keeps its error while it runs again (the fix-CI prompt quotes it) until QA or completion."""
+    async with database.transaction() as conn:
+        await move_protocol(conn, run.id, P.PLANNING, expected_version=1)
+        await move_protocol(conn, run.id, P.PLANNED, expected_version=2)
+        await move_protocol(conn, run.id, P.RUNNING, expected_version=3)
+        blocked = await move_protocol(
+            conn, run.id, P.BLOCKED, expected_version=4, changes={"last_error": "QA failed step 2"}
+        )
+        resumed = await move_protocol(conn, run.id, P.RUNNING, expected_version=5)
+        done = await move_protocol(conn, run.id, P.COMPLETED, expected_version=6)
+        step = (await steps.list_for_protocol(conn, run.id))[0]
+        step = await move_step(conn, step.id, S.RUNNING, expected_version=step.version)
+        step = await move_step(
+            conn, step.id, S.BLOCKED, expected_version=step.version, changes={"last_error": "CI failed"}
+        )
+        again = await move_step(conn, step.id, S.PENDING, expected_version=step.version)
+        again = await move_step(conn, step.id, S.RUNNING, expected_version=again.version)
+        checked = await move_step(conn, step.id, S.NEEDS_QA, expected_version=again.version)
+    assert blocked.last_error == "QA failed step 2"
+    assert resumed.last_error is None
+    assert done.last_error is None
+    assert again.last_error == "CI failed"
+    assert checked.last_error is None
+
+
 async def test_an_illegal_move_raises_and_writes_nothing(database, run):
     with pytest.raises(IllegalTransitionError, match="from pending to running"):
         async with database.transaction() as conn:

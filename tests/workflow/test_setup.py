@@ -42,7 +42,7 @@ async def test_a_git_url_is_cloned_under_the_projects_root(database_url, tmp_pat
     assert project.local_path is None  # a clone's place is derived on each machine, never stored
     assert (expected / "README.md").read_text() == "demo\n"
     keys = [q["key"] for q in clarifications.payload["questions"]]
-    assert keys == ["ci_provider", "execution_model", "qa_model", "branch_pattern"]
+    assert keys == ["ci_provider", "execution_engine", "execution_model", "qa_engine", "qa_model"]
     assert clarifications.payload["blocking"] is False
     assert "README.md" in discovery.payload["report"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from app.domain.agents import AgentRequest, AgentResult
+from app.domain.workflow import JobName
 from app.engines.probe import EngineCheck
 from app.services import planning, projects
 from app.store import events, protocols
@@ -28,7 +30,14 @@ class BuggyEngine:
         return EngineCheck("ok", "(in process)", version="buggy")
 
 
-async def test_a_bug_fails_the_job_at_once_with_its_reason(database_url, tmp_path):
+def _outcomes(caplog, task: str) -> list[logging.LogRecord]:
+    """Procrastinate's line on how each `task` job ended."""
+    return [r for r in caplog.records if r.name == "procrastinate.worker" and f"Job {task}[" in r.getMessage()
+            and getattr(r, "action", "").startswith("job_")]  # fmt: skip
+
+
+async def test_a_bug_fails_the_job_at_once_with_its_reason(database_url, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="procrastinate.worker")
     repos = make_repos(tmp_path)
     settings = workflow_settings(tmp_path, job_max_attempts=3)
     engine = BuggyEngine()
@@ -49,6 +58,12 @@ async def test_a_bug_fails_the_job_at_once_with_its_reason(database_url, tmp_pat
             return (current, kinds) if current.status.value in ("failed", "blocked") else None
 
         current, kinds = await wait_for(settled, seconds=60, what="planning to give up")
+
+        async def outcome_logged():
+            return _outcomes(caplog, JobName.PLAN_PROTOCOL.value)
+
+        # The job returned after recording its failure: its line says it gave up, not "Success".
+        [outcome] = await wait_for(outcome_logged, seconds=30, what="the planning job's outcome line")
         async with svc.database.transaction() as conn:
             gave_up = await events.list_page(conn, protocol_run_id=run.id, event_types=["job.gave_up"])
     assert engine.runs == 1, "the bug was not retried"
@@ -56,3 +71,7 @@ async def test_a_bug_fails_the_job_at_once_with_its_reason(database_url, tmp_pat
     assert current.status.value == "failed", "a bug is terminal"
     assert current.last_error == "KeyError: 'usage'"
     assert [(e.payload["attempt"], e.payload["terminal"]) for e in gave_up] == [(1, True)]
+    assert outcome.levelno == logging.WARNING
+    assert "gave up" in outcome.getMessage()
+    assert "Success" not in outcome.getMessage()
+    assert "KeyError: 'usage'" in outcome.getMessage()

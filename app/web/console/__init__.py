@@ -48,11 +48,16 @@ def console_app(settings: Settings) -> web.Application:
 
 def install_console(app: web.Application, settings: Settings) -> None:
     """Mount the console; `/` and `/console` lead to it."""
-    app.add_subapp(PREFIX + "/", console_app(settings))
 
     @scoped(PUBLIC)
     async def home(request: web.Request) -> web.Response:
         return web.Response(status=302, headers={"Location": PREFIX + "/"})
 
+    @scoped(PUBLIC)
+    async def bare(request: web.Request) -> web.Response:
+        return web.Response(status=308, headers={"Location": PREFIX + "/"})
+
     app.router.add_get("/", home)
-    app.router.add_get(PREFIX, home)
+    # Before the sub-application, which would take `/console` for its own and answer 404.
+    app.router.add_get(PREFIX, bare)
+    app.add_subapp(PREFIX + "/", console_app(settings))
