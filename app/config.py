@@ -10,11 +10,11 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app import config_checks as checks
 from app.config_paths import default_data_dir
 from app.domain.cron import interval_cron
 from app.domain.fallbacks import StageFallbacks
@@ -295,12 +295,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
-            return None
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in POSTGRES_SCHEMES:
-            raise ValueError(f"must be a PostgreSQL URL (postgresql://…), not {scheme or 'no'} scheme")
-        return value
+        return checks.postgres_url(value, POSTGRES_SCHEMES)
 
     @field_validator("local_path_roots")
     @classmethod
@@ -334,12 +329,7 @@ class Settings(BaseSettings):
     @field_validator("github_api_url", "gitlab_api_url", "api_base", "otlp_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
+        return checks.http_url(value)
 
     @field_validator("scheduler_interval_seconds")
     @classmethod
@@ -350,10 +340,7 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
-        level = value.upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
-        return level
+        return checks.log_level(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> Settings:
@@ -390,15 +377,4 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else ""
-        inside = ".".join(str(part) for part in error["loc"][1:])
-        where = f"{env_name(field)} ({inside})" if inside else env_name(field)
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if field else message)
-    return "invalid setting " + "; ".join(problems)
+        raise ConfigError(checks.describe(exc, env_name)) from None
