@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 
 import click
 import procrastinate
+from sqlalchemy.engine import make_url
 
 from app.acting import acting_as
+from app.cli.remote import refuse_remote, remote_of
 from app.cli.scrub import wipe_from_environ_block
 from app.config import Settings, load_settings
 from app.config_environment import forget_our_variables
@@ -131,7 +133,12 @@ class Session:
 
 
 def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *, worker: bool = False) -> T:
-    """Provision and migrate the database, then run `action` in a session (with a worker when asked)."""
+    """Provision and migrate the database, then run `action` in a session (with a worker when asked).
+    Refused in remote mode: a command that got here has no remote form yet."""
+    if (remote := remote_of(settings)) is not None:
+        refuse_remote(remote)
+    # Said before opening it: a second terminal without the server's settings opens another database.
+    click.echo(f"local mode: {database_description(settings)}", err=True)
     with provision_database(settings) as url:
         if settings.migrate_on_start:
             from app.store import migrate  # Alembic costs a tenth of a second to import: only when used
@@ -163,6 +170,14 @@ async def _session(
         finally:
             if session.worker is not None:
                 await stop_worker(session.worker)
+
+
+def database_description(settings: Settings) -> str:
+    """Which database a local command opens, without its password."""
+    if settings.database_url is None:
+        return f"embedded database under {settings.embedded_pgdata}"
+    shown = make_url(settings.database_url.get_secret_value()).set(password=None)
+    return f"database {shown.render_as_string(hide_password=False)}"
 
 
 def os_user() -> str:
