@@ -40,7 +40,9 @@ def remote_of(settings: Settings) -> Remote | None:
     if not base:
         return None
     if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
-        raise InvalidInputError(f"server {base!r}: give an http(s) URL such as http://host:8011", field="server")
+        raise InvalidInputError(
+            f"server {base!r}: give an http(s) URL such as http://host:8011", field="server"
+        )
     token = settings.api_token.get_secret_value() if settings.api_token else None
     return Remote(base.rstrip("/"), token)
 
