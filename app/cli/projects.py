@@ -18,12 +18,12 @@ from app.cli.common import Session, operator_settings, reports_errors, run_sessi
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, follow_setup, read_new, setup_outcome
 from app.cli.refs import ProjectRef, find_project, parse_project
-from app.cli.remote import over_http, project_at, remote_of
+from app.cli.remote import organisation_at, over_http, project_at, remote_of
 from app.cli.remote_follow import events_after, follow_setup_over_http
 from app.config import Settings
 from app.domain.records import Event, Project
 from app.domain.refnames import check_branch_name
-from app.errors import ConflictError, InvalidInputError, NotFoundError
+from app.errors import ConflictError, InvalidInputError
 from app.services import project_actions
 from app.services import projects as project_service
 from app.store import organisations as organisation_store
@@ -74,7 +74,7 @@ def add(
         async def register_remotely(api: ApiClient) -> None:
             where = "/projects"
             if org_ref is not None:
-                where = f"/organisations/{await _organisation_id(api, org_ref)}/projects"
+                where = f"/organisations/{(await organisation_at(api, org_ref)).id}/projects"
             created = Project.model_validate(await api.post(where, fields))
             console.line(f"project {created.name} registered (id {created.id}); setup queued")
             if wait:
@@ -95,13 +95,6 @@ def add(
             await _await_setup(session, created, Follower(console))
 
     run_session(settings, register, worker=wait and wants_worker(settings, worker))
-
-
-async def _organisation_id(api: ApiClient, org_ref: str) -> int:
-    async for item in api.pages("/organisations"):
-        if org_ref in (item["slug"], str(item["id"])):
-            return int(item["id"])
-    raise NotFoundError(f"no organisation {org_ref!r}", field="organisation")
 
 
 @project.command("setup")

@@ -19,7 +19,7 @@ import click
 from app.api_client import ApiClient
 from app.cli.refs import ProjectRef, ProtocolRef, StepRef, run_label
 from app.config import Settings
-from app.domain.records import Project, ProtocolRun, StepRun
+from app.domain.records import Organisation, Project, ProtocolRun, StepRun
 from app.errors import InvalidInputError, NotFoundError, UnavailableError
 
 SERVER = "tasksgodzilla.server"  # where the group's --server option leaves its value (click's ctx.meta)
@@ -64,6 +64,14 @@ def refuse_remote(remote: Remote) -> NoReturn:
         f"{name} is not available over HTTP yet (server {remote.base_url}); run it where the service's "
         "database is, without --server and TASKSGODZILLA_API_BASE"
     )
+
+
+async def organisation_at(api: ApiClient, ref: str) -> Organisation:
+    """The organisation of this slug or id; NotFoundError when there is none."""
+    async for item in api.pages("/organisations", limit=PAGE):
+        if ref in (item["slug"], str(item["id"])):
+            return Organisation.model_validate(item)
+    raise NotFoundError(f"no organisation {ref!r}", field="organisation")
 
 
 async def project_at(api: ApiClient, ref: ProjectRef) -> Project:

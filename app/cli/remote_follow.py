@@ -68,3 +68,15 @@ async def follow_run_over_http(
             return run, plan
         follower.tick()
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def tail_over_http(api: ApiClient, run_id: int, follower: Follower, *, follow: bool) -> None:
+    """Print the run's events from its first; with `follow`, then each new one until interrupted."""
+    path = f"/protocols/{run_id}/events"
+    batch, cursor = await events_after(api, path, None)
+    follower.show(batch)
+    while follow:
+        follower.tick()
+        await asyncio.sleep(POLL_SECONDS)
+        batch, cursor = await events_after(api, path, cursor)
+        follower.show(batch)

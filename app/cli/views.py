@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import (
     Session,
     operator_settings,
@@ -19,6 +20,8 @@ from app.cli.common import (
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, read_new, read_run, tail
 from app.cli.refs import find_protocol, parse_protocol, run_label
+from app.cli.remote import over_http, protocol_at, remote_of, steps_of
+from app.cli.remote_follow import tail_over_http
 from app.domain.events import EVENT_KINDS
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.errors import InvalidInputError
@@ -69,6 +72,11 @@ def status_lines(project: Project, run: ProtocolRun, steps: list[StepRun]) -> li
 def status(protocol_ref: str, as_json: bool) -> None:
     """Show PROTOCOL and its steps: status, attempts, commit, QA verdict."""
     ref = parse_protocol(protocol_ref)
+    settings = operator_settings()
+
+    async def load_remotely(api: ApiClient) -> tuple[Project, ProtocolRun, list[StepRun]]:
+        project, run = await protocol_at(api, ref)
+        return project, run, await steps_of(api, run.id)
 
     async def load(session: Session) -> tuple[Project, ProtocolRun, list[StepRun]]:
         async with session.services.database.transaction() as conn:
@@ -76,7 +84,8 @@ def status(protocol_ref: str, as_json: bool) -> None:
         run, steps = await read_run(session.services, run.id)
         return project, run, steps
 
-    project, run, steps = run_session(operator_settings(), load)
+    remote = remote_of(settings)
+    project, run, steps = over_http(remote, load_remotely) if remote else run_session(settings, load)
     if as_json:
         click.echo(json.dumps(status_view(project, run, steps), indent=2))
         return
@@ -100,6 +109,15 @@ def events(
     if unknown:
         raise InvalidInputError(f"unknown event type {unknown[0]!r} (known: {', '.join(EVENT_KINDS)})")
     settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def show_remotely(api: ApiClient) -> None:
+            _, run = await protocol_at(api, ref)
+            follower = Follower(Console(), as_json=as_json, types=frozenset(types))
+            await tail_over_http(api, run.id, follower, follow=follow)
+
+        over_http(remote, show_remotely)
+        return
 
     async def show(session: Session) -> None:
         async with session.services.database.transaction() as conn:
