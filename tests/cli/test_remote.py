@@ -5,6 +5,7 @@ the same lines and exit codes as local mode, refusals as the server's error clas
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -64,6 +65,10 @@ async def ok(remote, *args: str, **kwargs) -> str:
     return done.stdout
 
 
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
 async def test_project_commands_over_http(remote, tmp_path):
     repos = make_repos(tmp_path / "repos")
     # A relative --local-path is the operator's folder's, made absolute before it is sent.
@@ -93,9 +98,9 @@ async def test_project_commands_over_http(remote, tmp_path):
 
 
 async def test_a_command_without_a_remote_form_refuses_rather_than_open_a_database(remote):
-    refused = await tg(remote, "org", "token", "default")
+    refused = await tg(remote, "policy", "list")
     assert refused.code == 69, refused
-    assert "not available over HTTP yet" in refused.stderr
+    assert "`tasksgodzilla policy list` is not available over HTTP yet" in refused.stderr
 
 
 async def test_a_wrong_token_or_no_server_fails_with_the_servers_refusal(remote):
@@ -106,3 +111,51 @@ async def test_a_wrong_token_or_no_server_fails_with_the_servers_refusal(remote)
     gone = await tg(("http://127.0.0.1:9", env), "project", "list")
     assert gone.code == 69, gone
     assert "cannot reach the server" in gone.stderr
+
+
+async def test_protocol_org_budget_and_audit_commands_over_http(remote, tmp_path):
+    repos = make_repos(tmp_path / "repos")
+    await ok(remote, "project", "add", "demo", "--local-path", str(repos.local))
+    assert (await ok(remote, "protocol", "new", "demo", "Write two parts")).startswith("created demo/0001 ")
+
+    out = (await ok(remote, "protocol", "run", "demo/0001")).splitlines()
+    assert out[0].split()[1] == "protocol.created"  # the run's history first
+    assert out[1] == "demo/0001: started"
+    assert [line.split()[1] for line in out[2:-1]].count("step.completed") == 2
+    assert out[-1].startswith(
+        "demo/0001 completed: 2 steps on branch tasksgodzilla/demo/0001-write-two-parts"
+    )
+
+    shown = json.loads(await ok(remote, "protocol", "status", "demo/0001", "--json"))
+    assert shown["protocol"]["status"] == "completed"
+    assert [s["status"] for s in shown["steps"]] == ["completed", "completed"]
+    table = (await ok(remote, "protocol", "status", "demo/0001")).splitlines()
+    assert table[0] == "demo/0001  Write two parts  [completed]"
+    events = [
+        json.loads(line) for line in (await ok(remote, "protocol", "events", "1", "--json")).splitlines()
+    ]
+    assert events[0]["event_type"] == "protocol.created"
+    assert events[-1]["event_type"] == "protocol.completed"
+    cancelled = await tg(remote, "protocol", "cancel", "demo/0001")
+    assert cancelled.code == 75, cancelled  # the server's IllegalTransitionError, as in local mode
+    assert "cannot go from completed to cancelled" in cancelled.stderr
+    assert (await tg(remote, "protocol", "status", "demo/0009")).code == 66
+
+    assert "organisation acme created" in await ok(remote, "org", "add", "Acme", "--slug", "acme")
+    assert "acme" in await ok(remote, "org", "list")
+    token = await tg(remote, "org", "token", "acme")
+    assert token.code == 0, token
+    assert "shown once" in token.stderr
+    assert token.stdout.strip()
+
+    raised = await ok(remote, "budget", "raise", "project", "5", "--project", "demo")
+    assert raised.startswith("project budget raised by 5")
+
+    trail = [
+        json.loads(line) for line in (await ok(remote, "audit", "export", "--project", "demo")).splitlines()
+    ]
+    kinds = [row["event_type"] for row in trail]
+    assert "project.created" in kinds
+    assert "budget.raised" in kinds
+    # Acting through the API, the CLI is the operator of the token it sent, not a local OS user.
+    assert {(row["actor_kind"], row["via"]) for row in trail} == {("operator", "api")}
