@@ -12,8 +12,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from app.cli.common import Session, reports_errors, run_session
+from app.cli.remote import SERVER
+from app.config import Settings
 from app.web.app import create_app
 from tests.support.workflow import make_repos, workflow_settings
 
@@ -89,6 +94,12 @@ async def test_project_commands_over_http(remote, tmp_path):
     back = await ok(remote, "project", "edit", "demo", "--base-branch", "main", "--setup")
     assert "project demo ready" in back
 
+    assert "strict" in await ok(remote, "policy", "list")
+    assert json.loads(await ok(remote, "policy", "show", "strict"))[0]["pack"]["auto_merge"] is False
+    put = await ok(remote, "policy", "set", "demo", "--pack", "strict@1.0", "--strict")
+    assert put.strip() == "project demo: pack strict@1.0, strict True"
+    assert json.loads(await ok(remote, "policy", "effective", "demo"))["pack"] == "strict@1.0"
+
     missing = await tg(remote, "project", "edit", "999999", "--ci-provider", "github")
     assert missing.code == 66, missing  # NotFoundError's exit code, as in local mode
     assert missing.stderr.startswith("error: ")
@@ -97,10 +108,27 @@ async def test_project_commands_over_http(remote, tmp_path):
     assert "no projects yet" in await ok(remote, "project", "list")
 
 
-async def test_a_command_without_a_remote_form_refuses_rather_than_open_a_database(remote):
-    refused = await tg(remote, "policy", "list")
-    assert refused.code == 69, refused
-    assert "`tasksgodzilla policy list` is not available over HTTP yet" in refused.stderr
+def test_a_command_without_a_remote_form_refuses_rather_than_open_a_database(tmp_path):
+    """Every command has its remote form; one added without it refuses in remote mode."""
+
+    @click.group()
+    @click.pass_context
+    def group(context: click.Context) -> None:
+        context.meta[SERVER] = "http://127.0.0.1:9"
+
+    @group.command("local-only")
+    @reports_errors
+    def local_only() -> None:
+        run_session(Settings(data_dir=tmp_path / "never"), _never)
+
+    refused = CliRunner().invoke(group, ["local-only"])
+    assert refused.exit_code == 69, refused.output
+    assert "`group local-only` is not available over HTTP yet" in refused.output
+    assert not (tmp_path / "never").exists()
+
+
+async def _never(session: Session) -> None:
+    raise AssertionError("a remote command opened a local database")
 
 
 async def test_a_wrong_token_or_no_server_fails_with_the_servers_refusal(remote):
