@@ -38,6 +38,7 @@ from app.services.context import Services
 from app.store.provision import provision_database
 
 log = get_logger("app.cli")
+_SAID: set[str] = set()  # which database this process said it opened
 T = TypeVar("T")
 
 
@@ -155,8 +156,11 @@ def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *
     Refused in remote mode: a command that got here has no remote form yet."""
     if (remote := remote_of(settings)) is not None:
         refuse_remote(remote)
-    # Said before opening it: a second terminal without the server's settings opens another database.
-    click.echo(f"local mode: {database_description(settings)}", err=True)
+    # Said before opening it, once: a second terminal without the server's settings opens another
+    # database (`project edit --setup` opens one twice).
+    if (said := f"local mode: {database_description(settings)}") not in _SAID:
+        click.echo(said, err=True)
+        _SAID.add(said)
     with provision_database(settings) as url:
         if settings.migrate_on_start:
             from app.store import migrate  # Alembic costs a tenth of a second to import: only when used
