@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     port: int = Field(8011, ge=1, le=65535, description="Port `serve` listens on.")
     api_base: str | None = Field(
         None,
-        description="Public base URL of this service: PR/MR descriptions link to the run's console page.",
+        description="Public base URL of this service: PR/MR descriptions link to the run's console page, "
+        "and the CLI (but serve, worker, migrate, config) acts through its API, not a local database.",
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
     api_cache_entries: int = Field(

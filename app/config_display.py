@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr
+from pydantic_settings import NoDecode
 
 from app.config import Settings, env_name
 
@@ -22,8 +23,10 @@ def masked_settings(settings: Settings) -> dict[str, str]:
             text = mask_url(value.get_secret_value()) if field == "database_url" else "********"
         elif isinstance(value, bool):
             text = str(value).lower()
+        elif isinstance(value, list) and NoDecode in type(settings).model_fields[field].metadata:
+            text = ",".join(plain[field])  # read back split at commas: its items hold none
         elif isinstance(value, list):
-            text = ",".join(plain[field])
+            text = json.dumps(plain[field])  # read back as JSON: its items may hold commas
         elif isinstance(value, dict):
             text = json.dumps(plain[field], separators=(",", ":"))
         else:

@@ -7,8 +7,10 @@ from datetime import datetime
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, reports_errors, run_session
 from app.cli.refs import find_project, parse_project
+from app.cli.remote import over_http, project_at, remote_of
 from app.errors import InvalidInputError
 from app.services.audit import audit_page
 from app.store.audit import AuditFilter
@@ -34,6 +36,19 @@ def export(project_ref: str | None, since: str | None, kind: str | None) -> None
     """Print every matching action, oldest first, one JSON object a line."""
     ref = parse_project(project_ref) if project_ref is not None else None
     start = _time(since) if since is not None else None
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def dump_remotely(api: ApiClient) -> None:
+            project_id = None
+            if ref is not None:  # an id is not looked up: a deleted project's trail stays
+                project_id = ref.project_id or (await project_at(api, ref)).id
+            when = start.isoformat() if start is not None else None
+            async for row in api.pages("/audit", limit=_PAGE, project=project_id, since=when, kind=kind):
+                click.echo(json.dumps(row, ensure_ascii=False))
+
+        over_http(remote, dump_remotely)
+        return
 
     async def dump(session: Session) -> None:
         project_id = None
@@ -53,7 +68,7 @@ def export(project_ref: str | None, since: str | None, kind: str | None) -> None
                 return
             after = end
 
-    run_session(operator_settings(), dump)
+    run_session(settings, dump)
 
 
 def _time(text: str) -> datetime:

@@ -6,8 +6,10 @@ import getpass
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, reports_errors, run_session
 from app.cli.refs import find_project, find_protocol, find_step, parse_project, parse_protocol, parse_step
+from app.cli.remote import over_http, project_at, protocol_at, remote_of, step_at
 from app.domain.budgets import SCOPES
 from app.errors import InvalidInputError
 from app.services import budgets
@@ -40,6 +42,26 @@ def raise_budget(
     if len(given) != 1:
         raise InvalidInputError("name exactly one of --project, --protocol, --step", field="project")
     who = by or _operator()
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def apply_remotely(api: ApiClient) -> str:
+            if step_ref is not None:
+                _, _, step = await step_at(api, parse_step(step_ref))
+                where = f"/steps/{step.id}"
+            elif protocol_ref is not None:
+                _, run = await protocol_at(api, parse_protocol(protocol_ref))
+                where = f"/protocols/{run.id}"
+            else:
+                assert project_ref is not None
+                where = f"/projects/{(await project_at(api, parse_project(project_ref))).id}"
+            # The server records its caller as who raised it (--by is for local mode).
+            raised = await api.post(f"{where}/budget/raise", {"scope": scope, "amount": amount})
+            month = f" for {raised['month']}" if raised.get("month") else ""
+            return f"{scope} budget raised by {amount:g}{month}"
+
+        click.echo(over_http(remote, apply_remotely))
+        return
 
     async def apply(session: Session) -> str:
         svc = session.services
@@ -59,7 +81,7 @@ def raise_budget(
             f" for {raised['month']}" if raised["month"] else ""
         )
 
-    click.echo(run_session(operator_settings(), apply))
+    click.echo(run_session(settings, apply))
 
 
 def _operator() -> str:

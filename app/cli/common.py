@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import getpass
+import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import procrastinate
 
 from app.acting import acting_as
+from app.cli.remote import refuse_remote, remote_of
 from app.cli.scrub import wipe_from_environ_block
 from app.config import Settings, load_settings
+from app.config_display import mask_url
 from app.config_environment import forget_our_variables
 from app.domain.actors import cli_actor
 from app.domain.text import printable
@@ -34,6 +38,7 @@ from app.services.context import Services
 from app.store.provision import provision_database
 
 log = get_logger("app.cli")
+_SAID: set[str] = set()  # which database this process said it opened
 T = TypeVar("T")
 
 
@@ -81,14 +86,30 @@ def forget_environment() -> None:
 
 
 def operator_settings() -> Settings:
-    """Settings for the project/protocol commands: quiet logs (warnings up) unless a level was set."""
+    """Settings for the project/protocol commands: quiet logs (warnings up) unless a level was set;
+    a lower level set is written to a log file (said once), stderr keeping warnings and up."""
     settings = load_settings()
     forget_environment()
     if "log_level" not in settings.model_fields_set:
         # Their output is the progress itself; INFO lines from the worker would drown it.
         settings = settings.model_copy(update={"log_level": "WARNING"})
     configure_logging(settings)
+    if logging.getLogger().level < logging.WARNING and remote_of(settings) is None:
+        _chatty_logs_to_file(settings.data_dir / "logs" / "cli.log")
     return settings
+
+
+def _chatty_logs_to_file(path: Path) -> None:
+    """Log lines below warnings go to `path`: between the progress lines they would interleave with
+    the feed (the in-process worker logs each job)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    for handler in root.handlers:
+        to_file.setFormatter(handler.formatter)
+        handler.setLevel(logging.WARNING)
+    root.addHandler(to_file)
+    click.echo(f"logs below WARNING go to {path}", err=True)
 
 
 def wants_worker(settings: Settings, flag: bool | None) -> bool:
@@ -131,7 +152,15 @@ class Session:
 
 
 def run_session(settings: Settings, action: Callable[[Session], Awaitable[T]], *, worker: bool = False) -> T:
-    """Provision and migrate the database, then run `action` in a session (with a worker when asked)."""
+    """Provision and migrate the database, then run `action` in a session (with a worker when asked).
+    Refused in remote mode: a command that got here has no remote form yet."""
+    if (remote := remote_of(settings)) is not None:
+        refuse_remote(remote)
+    # Said before opening it, once: a second terminal without the server's settings opens another
+    # database (`project edit --setup` opens one twice).
+    if (said := f"local mode: {database_description(settings)}") not in _SAID:
+        click.echo(said, err=True)
+        _SAID.add(said)
     with provision_database(settings) as url:
         if settings.migrate_on_start:
             from app.store import migrate  # Alembic costs a tenth of a second to import: only when used
@@ -163,6 +192,13 @@ async def _session(
         finally:
             if session.worker is not None:
                 await stop_worker(session.worker)
+
+
+def database_description(settings: Settings) -> str:
+    """Which database a local command opens, without its password."""
+    if settings.database_url is None:
+        return f"embedded database under {settings.embedded_pgdata}"
+    return f"database {mask_url(settings.database_url.get_secret_value())}"
 
 
 def os_user() -> str:

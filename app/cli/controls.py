@@ -1,16 +1,21 @@
 """Operator controls on a run or a step: queue QA, approve, mark critical, retry, pause, resume, cancel.
 
 Each queues or records and returns; `tasksgodzilla protocol run` (or any worker) carries the work on.
+In remote mode each is the API's action route (`remote`: its last path segment and body); the server
+records its caller as who acted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, os_user, reports_errors, run_session
 from app.cli.refs import find_protocol, find_step, parse_protocol, parse_step, run_label
+from app.cli.remote import over_http, protocol_at, remote_of, step_at
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.visible import check_visible_text
 from app.services import controls, quality
@@ -20,8 +25,19 @@ StepAction = Callable[[Services, StepRun], Awaitable[StepRun]]
 RunAction = Callable[[Services, ProtocolRun], Awaitable[ProtocolRun]]
 
 
-def _on_step(step_ref: str, action: StepAction, done: str) -> None:
+def _on_step(step_ref: str, action: StepAction, done: str, remote: tuple[str, dict[str, Any] | None]) -> None:
     ref = parse_step(step_ref)
+    settings = operator_settings()
+    if (server := remote_of(settings)) is not None:
+
+        async def act_remotely(api: ApiClient) -> str:
+            project, run, step = await step_at(api, ref)
+            name, body = remote
+            step = StepRun.model_validate(await api.post(f"/steps/{step.id}/actions/{name}", body))
+            return f"step {step.step_index:02d} of {run_label(project, run)} {done} (now {step.status})"
+
+        click.echo(over_http(server, act_remotely))
+        return
 
     async def act(session: Session) -> None:
         async with session.services.database.transaction() as conn:
@@ -29,11 +45,21 @@ def _on_step(step_ref: str, action: StepAction, done: str) -> None:
         step = await action(session.services, step)
         click.echo(f"step {step.step_index:02d} of {run_label(project, run)} {done} (now {step.status})")
 
-    run_session(operator_settings(), act)
+    run_session(settings, act)
 
 
-def _on_run(protocol_ref: str, action: RunAction) -> None:
+def _on_run(protocol_ref: str, action: RunAction, remote: str) -> None:
     ref = parse_protocol(protocol_ref)
+    settings = operator_settings()
+    if (server := remote_of(settings)) is not None:
+
+        async def act_remotely(api: ApiClient) -> str:
+            project, run = await protocol_at(api, ref)
+            run = ProtocolRun.model_validate(await api.post(f"/protocols/{run.id}/actions/{remote}"))
+            return f"{run_label(project, run)} is {run.status}"
+
+        click.echo(over_http(server, act_remotely))
+        return
 
     async def act(session: Session) -> None:
         async with session.services.database.transaction() as conn:
@@ -41,7 +67,7 @@ def _on_run(protocol_ref: str, action: RunAction) -> None:
         run = await action(session.services, run)
         click.echo(f"{run_label(project, run)} is {run.status}")
 
-    run_session(operator_settings(), act)
+    run_session(settings, act)
 
 
 @click.command("qa")
@@ -49,7 +75,7 @@ def _on_run(protocol_ref: str, action: RunAction) -> None:
 @reports_errors
 def qa(step_ref: str) -> None:
     """Queue QA of STEP (a step waiting for it)."""
-    _on_step(step_ref, lambda svc, step: controls.run_qa(svc, step.id), "queued for QA")
+    _on_step(step_ref, lambda svc, step: controls.run_qa(svc, step.id), "queued for QA", ("run_qa", None))
 
 
 @click.command("approve")
@@ -67,6 +93,7 @@ def approve(step_ref: str, note: str, by: str | None) -> None:
             svc, step.id, by=who, note=note, expected_version=step.version
         ),
         f"approved by {who}",
+        ("approve", {"note": note}),
     )
 
 
@@ -85,6 +112,7 @@ def critical(step_ref: str, off: bool, by: str | None) -> None:
             svc, step.id, critical=not off, by=who, expected_version=step.version
         ),
         f"{'no longer ' if off else ''}marked critical by {who}",
+        ("mark_critical", {"critical": not off}),
     )
 
 
@@ -104,6 +132,7 @@ def retry(step_ref: str, note: str) -> None:
         step_ref,
         lambda svc, step: controls.retry_step(svc, step.id, expected_version=step.version, note=note, by=who),
         "queued again",
+        ("retry", {"note": note}),
     )
 
 
@@ -112,7 +141,7 @@ def retry(step_ref: str, note: str) -> None:
 @reports_errors
 def pause(protocol_ref: str) -> None:
     """Pause PROTOCOL after its current step."""
-    _on_run(protocol_ref, lambda svc, run: controls.pause(svc, run.id, expected_version=run.version))
+    _on_run(protocol_ref, lambda svc, run: controls.pause(svc, run.id, expected_version=run.version), "pause")
 
 
 @click.command("resume")
@@ -120,7 +149,9 @@ def pause(protocol_ref: str) -> None:
 @reports_errors
 def resume(protocol_ref: str) -> None:
     """Carry on a paused or blocked PROTOCOL (queues its next job; follow it with `protocol run`)."""
-    _on_run(protocol_ref, lambda svc, run: controls.resume(svc, run.id, expected_version=run.version))
+    _on_run(
+        protocol_ref, lambda svc, run: controls.resume(svc, run.id, expected_version=run.version), "resume"
+    )
 
 
 @click.command("cancel")
@@ -128,4 +159,6 @@ def resume(protocol_ref: str) -> None:
 @reports_errors
 def cancel(protocol_ref: str) -> None:
     """Cancel PROTOCOL and its unfinished steps, stopping the agent working on it."""
-    _on_run(protocol_ref, lambda svc, run: controls.cancel(svc, run.id, expected_version=run.version))
+    _on_run(
+        protocol_ref, lambda svc, run: controls.cancel(svc, run.id, expected_version=run.version), "cancel"
+    )

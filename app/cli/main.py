@@ -15,6 +15,7 @@ from app.cli.organisations import org
 from app.cli.policy import policy
 from app.cli.projects import project
 from app.cli.protocols import protocol
+from app.cli.remote import SERVER
 from app.cli.tui import tui
 from app.cli.usage import usage
 from app.config import load_settings
@@ -26,8 +27,16 @@ __all__ = ["cli", "main", "reports_errors", "settings_for_command"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tasksgodzilla")
-def cli() -> None:
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Act through this running service's HTTP API (token: TASKSGODZILLA_API_TOKEN) "
+    "[TASKSGODZILLA_API_BASE; unset: local mode, on the database of this machine's settings].",
+)
+@click.pass_context
+def cli(context: click.Context, server: str | None) -> None:
     """TasksGodzilla: orchestrate AI coding agents over git repositories."""
+    context.meta[SERVER] = server
 
 
 @cli.command()

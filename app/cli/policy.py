@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, reports_errors, run_session, table
 from app.cli.refs import find_project, parse_project
+from app.cli.remote import over_http, project_at, remote_of
 from app.domain.policy_file import MAX_BYTES
 from app.domain.records import PolicyPack
 from app.errors import InvalidInputError
@@ -25,8 +28,17 @@ def policy() -> None:
 @reports_errors
 def list_packs() -> None:
     """List every pack version, with its status."""
-    found = run_session(operator_settings(), lambda session: policy_service.catalogue(session.services))
-    rows = [[p.key, p.version, p.status, p.description[:70]] for p in found]
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+        packs = over_http(remote, lambda api: api.get("/policy_packs"))["items"]
+        rows = [
+            [pack["key"], v["version"], v["status"], pack["description"][:70]]
+            for pack in packs
+            for v in pack["versions"]
+        ]
+    else:
+        found = run_session(settings, lambda session: policy_service.catalogue(session.services))
+        rows = [[p.key, p.version, p.status, p.description[:70]] for p in found]
     for line in table(["key", "version", "status", "description"], rows):
         click.echo(line)
 
@@ -40,8 +52,13 @@ def show(key: str) -> None:
     async def versions(session: Session) -> list[PolicyPack]:
         return await policy_service.pack_versions(session.services, key)
 
-    found = run_session(operator_settings(), versions)
-    click.echo(json.dumps([p.model_dump(mode="json") for p in found], indent=2))
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+        # The API's versions: the same fields but the row's own id and update time.
+        shown = over_http(remote, lambda api: api.get(f"/policy_packs/{quote(key, safe='')}"))["items"]
+    else:
+        shown = [p.model_dump(mode="json") for p in run_session(settings, versions)]
+    click.echo(json.dumps(shown, indent=2))
 
 
 @policy.command("set")
@@ -66,6 +83,24 @@ def set_policy(
     ref = parse_project(project_ref)
     key, _, version = pack_ref.partition("@")
     overrides = _read_overrides(overrides_file) if overrides_file is not None else None
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def apply_remotely(api: ApiClient) -> str:
+            found = await project_at(api, ref)
+            now = await api.get(f"/projects/{found.id}/policy")  # what is left unchanged stays
+            body = {
+                "pack_key": key,
+                "pack_version": version or None,
+                "overrides": now["overrides"] if overrides is None else overrides,
+                "strict": now["strict"] if strict is None else strict,
+                "repo_local_enabled": now["repo_local_enabled"] if repo_local is None else repo_local,
+            }
+            put = await api.request("PUT", f"/projects/{found.id}/policy", body=body)
+            return f"project {found.name}: pack {key}@{version or 'latest active'}, strict {put['strict']}"
+
+        click.echo(over_http(remote, apply_remotely))
+        return
 
     async def apply(session: Session) -> str:
         async with session.services.database.read() as conn:
@@ -83,7 +118,7 @@ def set_policy(
             f"project {project.name}: pack {key}@{version or 'latest active'}, strict {project.policy_strict}"
         )
 
-    click.echo(run_session(operator_settings(), apply))
+    click.echo(run_session(settings, apply))
 
 
 @policy.command("effective")
@@ -92,6 +127,18 @@ def set_policy(
 def effective(project_ref: str) -> None:
     """Print PROJECT's effective central policy (pack and overrides) and its hash, as JSON."""
     ref = parse_project(project_ref)
+    settings = operator_settings()
+
+    async def resolve_remotely(api: ApiClient) -> dict[str, Any]:
+        found = await project_at(api, ref)
+        got = await api.get(f"/projects/{found.id}/policy/effective")
+        return {
+            "pack": f"{got['pack_key']}@{got['pack_version']}",
+            "hash": got["hash"],
+            "strict": got["strict"],
+            "policy": got["policy"],
+            "problems": [{"code": p["code"], "message": p["message"]} for p in got["problems"]],
+        }
 
     async def resolve(session: Session) -> dict[str, Any]:
         async with session.services.database.read() as conn:
@@ -105,7 +152,9 @@ def effective(project_ref: str) -> None:
             "problems": [{"code": p.code, "message": p.message} for p in resolved.problems],
         }
 
-    click.echo(json.dumps(run_session(operator_settings(), resolve), indent=2))
+    remote = remote_of(settings)
+    shown = over_http(remote, resolve_remotely) if remote else run_session(settings, resolve)
+    click.echo(json.dumps(shown, indent=2))
 
 
 def _read_overrides(path: Path) -> dict[str, Any]:

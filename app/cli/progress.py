@@ -29,9 +29,12 @@ SPINNER = "|/-\\"
 
 
 def event_line(event: Event) -> str:
-    """`12:04:31  step.completed         step run 7: needs_qa → completed (QA pass)`."""
+    """`12:04:31  step.completed         step run 7: needs_qa → completed (QA pass)`; a message of
+    several lines (git's errors) goes on in lines indented under its first, control characters escaped."""
     when = event.created_at.astimezone().strftime("%H:%M:%S")
-    return f"{when}  {event.event_type:<22} {printable(event.message)}"
+    head = f"{when}  {event.event_type:<22} "
+    first, *more = event.message.replace("\r\n", "\n").rstrip("\n").split("\n")
+    return "\n".join([head + printable(first), *(" " * len(head) + printable(line) for line in more)])
 
 
 def event_json(event: Event) -> str:

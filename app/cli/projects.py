@@ -1,20 +1,30 @@
-"""`tasksgodzilla project …`: register a repository, set it up (again), list them."""
+"""`tasksgodzilla project …`: register a repository, set it up (again), change, delete and list them.
+
+Each command acts on the local database, or through a running service's API in remote mode
+(app/cli/remote.py); both print the same lines.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, reports_errors, run_session, table, wants_worker
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, follow_setup, read_new, setup_outcome
-from app.cli.refs import find_project, parse_project
-from app.domain.records import Project
+from app.cli.refs import ProjectRef, find_project, parse_project
+from app.cli.remote import organisation_at, over_http, project_at, remote_of
+from app.cli.remote_follow import events_after, follow_setup_over_http
+from app.config import Settings
+from app.domain.records import Event, Project
 from app.domain.refnames import check_branch_name
 from app.errors import ConflictError, InvalidInputError
+from app.services import project_actions
 from app.services import projects as project_service
 from app.store import organisations as organisation_store
 from app.store import projects as project_store
@@ -55,21 +65,31 @@ def add(
     settings = operator_settings()
     # The service wants an absolute path; an operator naturally types one relative to here.
     path = str(Path(local_path).expanduser().resolve()) if local_path else None
-    choices: dict[str, Any] = {"ci_provider": ci_provider} if ci_provider else {}
+    fields = {"name": name, "git_url": git_url, "local_path": path, "base_branch": base_branch}
+    fields = {key: value for key, value in {**fields, "ci_provider": ci_provider}.items() if value}
     console = Console()
 
+    if (remote := remote_of(settings)) is not None:
+
+        async def register_remotely(api: ApiClient) -> None:
+            where = "/projects"
+            if org_ref is not None:
+                where = f"/organisations/{(await organisation_at(api, org_ref)).id}/projects"
+            created = Project.model_validate(await api.post(where, fields))
+            console.line(f"project {created.name} registered (id {created.id}); setup queued")
+            if wait:
+                event = await follow_setup_over_http(api, created.id, Follower(console), None)
+                _setup_ended(created, event, console)
+
+        over_http(remote, register_remotely)
+        return
+
     async def register(session: Session) -> None:
+        choices: dict[str, Any] = dict(fields)
         if org_ref is not None:
             async with session.services.database.read() as conn:
                 choices["organisation_id"] = (await organisation_store.find(conn, org_ref)).id
-        created = await project_service.register_project(
-            session.services,
-            name=name,
-            git_url=git_url,
-            local_path=path,
-            base_branch=base_branch,
-            **choices,
-        )
+        created = await project_service.register_project(session.services, **choices)
         console.line(f"project {created.name} registered (id {created.id}); setup queued")
         if wait:
             await _await_setup(session, created, Follower(console))
@@ -86,9 +106,14 @@ def setup(project_ref: str, worker: bool | None) -> None:
 
     Exits 0 once the project is ready; 75 when its setup failed or awaits answers.
     """
-    ref = parse_project(project_ref)
-    settings = operator_settings()
+    setup_again(operator_settings(), parse_project(project_ref), worker)
+
+
+def setup_again(settings: Settings, ref: ProjectRef, worker: bool | None) -> None:
     console = Console()
+    if (remote := remote_of(settings)) is not None:
+        over_http(remote, lambda api: _setup_again_remotely(api, ref, console))
+        return
 
     async def again(session: Session) -> None:
         svc = session.services
@@ -105,8 +130,21 @@ def setup(project_ref: str, worker: bool | None) -> None:
     run_session(settings, again, worker=wants_worker(settings, worker))
 
 
+async def _setup_again_remotely(api: ApiClient, ref: ProjectRef, console: Console) -> None:
+    found = await project_at(api, ref)
+    # Only what happens from now on tells how this setup ends.
+    _, now = await events_after(api, f"/projects/{found.id}/events", None)
+    await api.post(f"/projects/{found.id}/actions/setup")
+    console.line(f"setup of project {found.name} queued")
+    _setup_ended(found, await follow_setup_over_http(api, found.id, Follower(console), now), console)
+
+
 async def _await_setup(session: Session, project: Project, follower: Follower) -> None:
-    event = await follow_setup(session, project.id, follower)
+    _setup_ended(project, await follow_setup(session, project.id, follower), follower.console)
+
+
+def _setup_ended(project: Project, event: Event, console: Console) -> None:
+    """Say how the setup ended: a line when ready, else a ConflictError naming what to do."""
     outcome = setup_outcome(event)
     if outcome == "awaiting_answers":
         keys = " ".join(
@@ -121,13 +159,13 @@ async def _await_setup(session: Session, project: Project, follower: Follower) -
         reason = event.payload.get("reason") or event.message
         raise ConflictError(f"setup of project {project.name} failed: {reason}", status="failed")
     where = event.payload.get("local_path") or project.local_path or project.git_url
-    follower.console.line(f"project {project.name} ready ({where})")
+    console.line(f"project {project.name} ready ({where})")
 
 
 @project.command("answer")
 @click.argument("project_ref", metavar="PROJECT")
 @click.argument("answers", nargs=-1, required=True, metavar="KEY=VALUE...")
-@click.option("--by", "by", default="operator", show_default=True, help="Who answers.")
+@click.option("--by", "by", default="operator", show_default=True, help="Who answers (local mode).")
 @reports_errors
 def answer(project_ref: str, answers: tuple[str, ...], by: str) -> None:
     """Answer PROJECT's setup questions (ci_provider=github ...); a project waiting for them is ready."""
@@ -135,15 +173,114 @@ def answer(project_ref: str, answers: tuple[str, ...], by: str) -> None:
     pairs = [text.partition("=") for text in answers]
     if bad := [text for text, (key, sign, _) in zip(answers, pairs, strict=True) if not sign or not key]:
         raise InvalidInputError(f"answer {bad[0]!r}: give KEY=VALUE", field="answers")
+    values = {key: value for key, _, value in pairs}
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
 
-    async def apply(session: Session) -> Project:
-        async with session.services.database.transaction() as conn:
-            found = await find_project(conn, ref)
-        values = {key: value for key, _, value in pairs}
-        return await project_service.answer_clarifications(session.services, found.id, values, by=by)
+        async def answer_remotely(api: ApiClient) -> Project:
+            found = await project_at(api, ref)
+            body = {"answers": values}  # the server records its caller as who answered
+            return Project.model_validate(await api.post(f"/projects/{found.id}/clarifications", body))
 
-    updated = run_session(operator_settings(), apply)
+        updated = over_http(remote, answer_remotely)
+    else:
+
+        async def apply(session: Session) -> Project:
+            async with session.services.database.transaction() as conn:
+                found = await find_project(conn, ref)
+            return await project_service.answer_clarifications(session.services, found.id, values, by=by)
+
+        updated = run_session(settings, apply)
     click.echo(f"project {updated.name} is {updated.status}")
+
+
+@project.command("edit")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--base-branch", help="Branch protocols start from (the setup should then run again).")
+@click.option("--ci-provider", type=click.Choice(["github", "gitlab"]), help="CI that reports on branches.")
+@click.option("--forge-repo", help="The forge's name of the repository (owner/name) for PRs and CI.")
+@click.option("--fix-ci-attempts", type=int, help="Times an agent may fix a failing CI run.")
+@click.option(
+    "--setup/--no-setup",
+    "run_setup",
+    default=None,
+    help="After a base branch change: run the setup again (asked on a terminal when not given).",
+)
+@reports_errors
+def edit(
+    project_ref: str,
+    base_branch: str | None,
+    ci_provider: str | None,
+    forge_repo: str | None,
+    fix_ci_attempts: int | None,
+    run_setup: bool | None,
+) -> None:
+    """Change PROJECT's settings; a new base branch offers to run its setup again."""
+    ref = parse_project(project_ref)
+    given = {"base_branch": base_branch, "ci_provider": ci_provider, "forge_repo": forge_repo}
+    changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if fix_ci_attempts is not None:
+        changes["fix_ci_attempts"] = fix_ci_attempts
+    if not changes:
+        raise InvalidInputError("give at least one setting to change (see --help)", field="project")
+    if base_branch is not None:
+        check_branch_name(base_branch, field="base_branch")
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def change_remotely(api: ApiClient) -> Project:
+            found = await project_at(api, ref)
+            return Project.model_validate(await api.patch(f"/projects/{found.id}", changes))
+
+        changed = over_http(remote, change_remotely)
+    else:
+
+        async def change(session: Session) -> Project:
+            async with session.services.database.read() as conn:
+                found = await find_project(conn, ref)
+            return await project_service.change_project(session.services, found.id, changes)
+
+        changed = run_session(settings, change)
+    click.echo(f"project {changed.name} changed: {', '.join(sorted(changes))}")
+    if base_branch is None:
+        return
+    # The clone was checked against the old branch (the API's answer links to the setup for this).
+    if run_setup is None and sys.stdin.isatty():
+        run_setup = click.confirm("the setup should run again to check the new base branch: run it now?")
+    if run_setup:
+        setup_again(settings, ProjectRef(project_id=changed.id), None)
+    else:
+        click.echo(f"run the setup again with `tasksgodzilla project setup {changed.name}`")
+
+
+@project.command("delete")
+@click.argument("project_ref", metavar="PROJECT")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reports_errors
+def delete(project_ref: str, yes: bool) -> None:
+    """Delete PROJECT with its runs and events (its audit trail stays; its clone is left on disk)."""
+    ref = parse_project(project_ref)
+    if not yes and not click.confirm(f"delete project {project_ref} with its runs and events?"):
+        raise ConflictError("not deleted (confirm, or pass --yes)")
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def delete_remotely(api: ApiClient) -> Project:
+            found = await project_at(api, ref)
+            await api.delete(f"/projects/{found.id}")
+            return found
+
+        gone = over_http(remote, delete_remotely)
+    else:
+
+        async def remove(session: Session) -> Project:
+            async with session.services.database.read() as conn:
+                found = await find_project(conn, ref)
+            await project_actions.delete_project(session.services, found.id)
+            return found
+
+        gone = run_session(settings, remove)
+    click.echo(f"project {gone.name} deleted (id {gone.id})")
 
 
 @project.command("list")
@@ -151,7 +288,15 @@ def answer(project_ref: str, answers: tuple[str, ...], by: str) -> None:
 @reports_errors
 def list_projects(as_json: bool) -> None:
     """List the projects, oldest first."""
-    found = run_session(operator_settings(), _all_projects)
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def every(api: ApiClient) -> list[Project]:
+            return [Project.model_validate(item) async for item in api.pages("/projects", limit=500)]
+
+        found = sorted(over_http(remote, every), key=lambda p: p.id)
+    else:
+        found = run_session(settings, _all_projects)
     if as_json:
         click.echo(json.dumps([p.model_dump(mode="json") for p in found], indent=2))
         return

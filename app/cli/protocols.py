@@ -12,14 +12,25 @@ import functools
 
 import click
 
+from app.cli import protocols_remote
 from app.cli.common import Session, operator_settings, reports_errors, run_session, wants_worker
 from app.cli.common import worker_option as with_worker_option
 from app.cli.controls import approve, cancel, critical, pause, qa, resume, retry
 from app.cli.progress import Console, Follower, follow_protocol, read_new, read_run
 from app.cli.refs import ProtocolRef, find_project, find_protocol, parse_project, parse_protocol, run_label
+from app.cli.remote import over_http, remote_of
+from app.cli.run_states import (
+    HAS_PLAN,
+    RESTING,
+    RESUME,
+    START,
+    count,
+    move_done,
+    next_move,
+    stopped_message,
+    waiting_step,
+)
 from app.cli.views import events, status
-from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
-from app.domain.ci import waits_for_ci
 from app.domain.naming import check_task_title
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
@@ -30,9 +41,6 @@ from app.errors import ConflictError
 from app.services import controls as control_service
 from app.services import planning
 from app.services.context import Services
-
-RESTING = frozenset({P.COMPLETED, P.BLOCKED, P.FAILED, P.CANCELLED, P.PAUSED})
-HAS_PLAN = frozenset({P.PLANNED, P.RUNNING, P.PAUSED, P.COMPLETED})
 
 
 @click.group("protocol")
@@ -58,6 +66,12 @@ def new(project_ref: str, title: str, description: str, start: bool) -> None:
     ref = parse_project(project_ref)
     check_task_title(title)
     check_visible_text(description, field="description", multiline=True)
+    settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+        click.echo(
+            over_http(remote, lambda api: protocols_remote.create(api, ref, title, description, start))
+        )
+        return
 
     async def create(session: Session) -> None:
         svc = session.services
@@ -69,7 +83,7 @@ def new(project_ref: str, title: str, description: str, start: bool) -> None:
         queued = "; planning queued" if start else ""
         click.echo(f"created {run_label(project, run)} ({run.name}, id {run.id}){queued}")
 
-    run_session(operator_settings(), create)
+    run_session(settings, create)
 
 
 @protocol.command("plan")
@@ -83,9 +97,12 @@ def plan(protocol_ref: str, worker: bool | None) -> None:
     """
     ref = parse_protocol(protocol_ref)
     settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+        over_http(remote, lambda api: protocols_remote.plan(api, ref))
+        return
 
     async def go(session: Session) -> None:
-        label, run, follower = await _open(session.services, ref)
+        label, run, follower = await _open(session.services, ref, history=False)
         if run.status in HAS_PLAN:
             follower.console.line(f"{label} is planned already ({run.status})")
             return
@@ -115,9 +132,15 @@ def run_protocol(protocol_ref: str, follow: bool, worker: bool | None) -> None:
     settings = operator_settings()
     auto_qa = settings.auto_qa_after_exec
     qa_on_ci = settings.auto_qa_on_ci
+    if (remote := remote_of(settings)) is not None:
+        over_http(
+            remote,
+            lambda api: protocols_remote.run(api, ref, follow=follow, auto_qa=auto_qa, qa_on_ci=qa_on_ci),
+        )
+        return
 
     async def go(session: Session) -> None:
-        label, run, follower = await _open(session.services, ref)
+        label, run, follower = await _open(session.services, ref, history=True)
         _, steps = await read_run(session.services, run.id)
         action = await set_going(session.services, label, run, steps)
         follower.console.line(f"{label}: {action}")
@@ -134,42 +157,25 @@ def run_protocol(protocol_ref: str, follow: bool, worker: bool | None) -> None:
     run_session(settings, go, worker=follow and wants_worker(settings, worker))
 
 
-async def _open(svc: Services, ref: ProtocolRef) -> tuple[str, ProtocolRun, Follower]:
-    """The run, its label, and a follower past its history (but aware of agents already running)."""
+async def _open(svc: Services, ref: ProtocolRef, *, history: bool) -> tuple[str, ProtocolRun, Follower]:
+    """The run, its label, and a follower past its history: printed first (`history`), else passed
+    over (but noting the agents already running)."""
     async with svc.database.transaction() as conn:
         project, run = await find_protocol(conn, ref)
     follower = Follower(Console())
-    follower.skip(await read_new(svc, follower, {"protocol_run_id": run.id}))
+    past = await read_new(svc, follower, {"protocol_run_id": run.id})
+    (follower.show if history else follower.skip)(past)
     return run_label(project, run), run, follower
 
 
 async def set_going(svc: Services, label: str, run: ProtocolRun, steps: list[StepRun]) -> str:
     """Start, resume or just follow the run, by its status; what was done, in a few words."""
-    status = run.status
-    if status in (P.PENDING, P.PLANNED) or (status is P.BLOCKED and not steps):
+    move = next_move(label, run, steps)
+    if move == START:
         await planning.start_protocol(svc, run.id, expected_version=run.version)
-        return "started"
-    if status is P.PAUSED or (status is P.BLOCKED and waiting_step(steps, auto_qa=True) is None):
+    elif move == RESUME:
         await control_service.resume(svc, run.id, expected_version=run.version)
-        return "resumed"
-    if status in (P.BLOCKED, P.FAILED, P.CANCELLED):
-        raise ConflictError(stopped_message(label, run, steps, auto_qa=True), status=str(status))
-    return f"already {status}" if status is P.COMPLETED else f"{status}, following"
-
-
-def count(steps: list[StepRun]) -> str:
-    return f"{len(steps)} step" + ("" if len(steps) == 1 else "s")
-
-
-def waiting_step(steps: list[StepRun], *, auto_qa: bool) -> StepRun | None:
-    """The first unfinished step when it waits for a person (failed, blocked, or QA by hand)."""
-    for step in sorted(steps, key=lambda s: s.step_index):
-        if step.status is S.COMPLETED:
-            continue
-        if step.status in (S.FAILED, S.BLOCKED) or (step.status is S.NEEDS_QA and not auto_qa):
-            return step
-        return None
-    return None
+    return move_done(move, run)
 
 
 async def _planned(run: ProtocolRun, _: list[StepRun]) -> bool:
@@ -188,41 +194,3 @@ async def is_resting(svc: Services, run: ProtocolRun, steps: list[StepRun], *, a
         lock = quality_work(step).queueing_lock
         return lock not in await svc.queue.pending_locks([lock])
     return True
-
-
-def stopped_message(
-    label: str, run: ProtocolRun, steps: list[StepRun], *, auto_qa: bool, qa_on_ci: bool = False
-) -> str:
-    """One line: where the run rests, why, and the command that moves it on (`qa_on_ci`: CI
-    success queues QA, so a step CI has not reported on waits for CI, not for a person)."""
-    step = waiting_step(steps, auto_qa=auto_qa)
-    text = f"{label} is {run.status}"
-    if step is not None:
-        text += f": step {step.step_index:02d} is {step.status}"
-    if run.last_error and run.status in (P.BLOCKED, P.FAILED):
-        text += f" ({run.last_error.splitlines()[0][:200]})"
-    if run.status in (P.FAILED, P.CANCELLED):
-        return text + "; it cannot run again"
-    if step is not None:  # only what the operator rules allow now
-        hints = {
-            StepAction.RUN_QA: f"queue its QA with `protocol qa {step.id}`",
-            StepAction.APPROVE: f"pass it: `protocol approve {step.id}`",
-            StepAction.RETRY: f"redo it: `protocol retry {step.id} [--note …]`",
-        }
-        allowed = allowed_step_actions(step, run.status, steps)
-        offered = [hint for action, hint in hints.items() if action in allowed]
-        if waits_for_ci(step, qa_on_ci=qa_on_ci):
-            commit = f" on {step.commit_sha[:10]}" if step.commit_sha else ""
-            text += (
-                f", waiting for CI to report{commit} (TASKSGODZILLA_AUTO_QA_ON_CI: QA starts when CI "
-                "passes); if CI never reports, check that its webhook reaches this service, or"
-            )
-            return text + (" " + ", or ".join(offered) if offered else " wait")
-        return text + ("; " + ", or ".join(offered) if offered else "")
-    if run.status is P.PAUSED:
-        return text + f"; carry on with `protocol run {label}`"
-    if run.status is P.BLOCKED and RunAction.START in allowed_run_actions(run.status, steps):
-        return text + f"; plan it again with `protocol plan {label}`"
-    if run.status is P.BLOCKED:
-        return text + f"; see `protocol status {label}`"
-    return text

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import (
     Session,
     operator_settings,
@@ -19,6 +20,8 @@ from app.cli.common import (
 from app.cli.common import worker_option as with_worker_option
 from app.cli.progress import Console, Follower, read_new, read_run, tail
 from app.cli.refs import find_protocol, parse_protocol, run_label
+from app.cli.remote import over_http, protocol_at, remote_of, steps_of
+from app.cli.remote_follow import tail_over_http
 from app.cli.usage import protocol_usage_lines
 from app.domain.events import EVENT_KINDS
 from app.domain.records import Project, ProtocolRun, StepRun
@@ -75,6 +78,12 @@ def status_lines(project: Project, run: ProtocolRun, steps: list[StepRun]) -> li
 def status(protocol_ref: str, as_json: bool) -> None:
     """Show PROTOCOL, its steps (status, attempts, commit, QA verdict), its tokens and cost per stage."""
     ref = parse_protocol(protocol_ref)
+    settings = operator_settings()
+
+    async def load_remotely(api: ApiClient) -> tuple[Project, ProtocolRun, list[StepRun], ProtocolUsage]:
+        project, run = await protocol_at(api, ref)
+        usage = ProtocolUsage.model_validate(await api.get(f"/protocols/{run.id}/usage"))
+        return project, run, await steps_of(api, run.id), usage
 
     async def load(session: Session) -> tuple[Project, ProtocolRun, list[StepRun], ProtocolUsage]:
         async with session.services.database.transaction() as conn:
@@ -82,7 +91,8 @@ def status(protocol_ref: str, as_json: bool) -> None:
         run, steps = await read_run(session.services, run.id)
         return project, run, steps, await usage_service.for_protocol(session.services, run.id)
 
-    project, run, steps, usage = run_session(operator_settings(), load)
+    remote = remote_of(settings)
+    project, run, steps, usage = over_http(remote, load_remotely) if remote else run_session(settings, load)
     if as_json:
         click.echo(json.dumps(status_view(project, run, steps, usage), indent=2))
         return
@@ -106,6 +116,15 @@ def events(
     if unknown:
         raise InvalidInputError(f"unknown event type {unknown[0]!r} (known: {', '.join(EVENT_KINDS)})")
     settings = operator_settings()
+    if (remote := remote_of(settings)) is not None:
+
+        async def show_remotely(api: ApiClient) -> None:
+            _, run = await protocol_at(api, ref)
+            follower = Follower(Console(), as_json=as_json, types=frozenset(types))
+            await tail_over_http(api, run.id, follower, follow=follow)
+
+        over_http(remote, show_remotely)
+        return
 
     async def show(session: Session) -> None:
         async with session.services.database.transaction() as conn:

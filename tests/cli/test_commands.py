@@ -16,10 +16,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
+from app.config_display import mask_url
 from tests.support.workflow import SCRIPTED_AGENT, git, make_repos
 
 CLI = shutil.which("tasksgodzilla", path=str(Path(sys.executable).parent)) or "tasksgodzilla"
@@ -78,10 +80,14 @@ def ok(env: dict[str, str], *args: str) -> str:
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    """One line of error on stderr (after the line naming the database, when one was opened)."""
     assert result.returncode == code, result.stderr
-    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
-    assert result.stderr.startswith("error: ")
-    assert text in result.stderr
+    said = result.stderr.strip().splitlines()
+    if said and said[0].startswith("local mode: "):
+        said = said[1:]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith("error: ")
+    assert text in said[0]
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -112,9 +118,21 @@ def test_a_protocol_runs_to_completion_printing_its_events(project_env):
     assert [(p["name"], p["status"]) for p in projects] == [("demo", "ready")]
     assert ok(env, "protocol", "new", "demo", "Write two parts").startswith("created demo/0001 ")
 
-    out = ok(env, "protocol", "run", "demo/0001")
+    # Asked for INFO logs, the in-process worker's lines go to a file: none between the feed's lines.
+    chatty = tg({**env, "TASKSGODZILLA_LOG_LEVEL": "INFO"}, "protocol", "run", "demo/0001")
+    assert chatty.returncode == 0, chatty.stderr
+    log_file = Path(env["TASKSGODZILLA_DATA_DIR"]) / "logs" / "cli.log"
+    assert chatty.stderr.splitlines() == [
+        f"logs below WARNING go to {log_file}",
+        f"local mode: database {mask_url(env['TASKSGODZILLA_DATABASE_URL'])}",
+    ]
+    assert urlsplit(env["TASKSGODZILLA_DATABASE_URL"]).password not in chatty.stderr
+    assert "job" in log_file.read_text()
+    out = chatty.stdout
     lines = out.splitlines()
-    assert lines[0] == "demo/0001: started"
+    assert lines[0].split()[1] == "protocol.created"  # its history first, then what happens now
+    assert lines[1] == "demo/0001: started"
+    lines = lines[1:]
     printed = [line.split()[1] for line in lines[1:-1]]
     assert printed[:4] == ["protocol.planning", "policy.applied", "agent.started", "agent.finished"]
     assert printed.count("step.completed") == 2
@@ -146,9 +164,12 @@ def test_a_protocol_runs_to_completion_printing_its_events(project_env):
 
     table = ok(env, "protocol", "status", "demo/0001").splitlines()
     assert table[0] == "demo/0001  Write two parts  [completed]"
-    assert ok(env, "protocol", "run", "demo/0001").splitlines() == [
-        "demo/0001: already completed",
-        lines[-1],
+    again = ok(env, "protocol", "run", "demo/0001").splitlines()
+    assert again[-2:] == ["demo/0001: already completed", lines[-1]]
+    # The whole history, each event once, before the line that says where the run is.
+    assert [line.split()[1] for line in again[:-2]] == [
+        "protocol.created",
+        *(line.split()[1] for line in lines[1:-1]),
     ]
     result = tg(env, "protocol", "cancel", "demo/0001")
     assert_one_line_error(result, 75, "cannot go from completed to cancelled")

@@ -203,3 +203,17 @@ def test_every_setting_is_read_by_the_service():
             continue
         unread.append(name)
     assert unread == []
+
+
+def test_config_prints_each_list_so_it_reads_back_the_same(monkeypatch):
+    """A JSON list's items may hold commas: printed joined by commas, they would read back split."""
+    settings = Settings(
+        codex_config=['model_reasoning_effort="high"', "sandbox_permissions=[a,b]"],
+        agent_env_passthrough=["PATH", "HOME"],
+    )
+    shown = masked_settings(settings)
+    for variable in ("TASKSGODZILLA_CODEX_CONFIG", "TASKSGODZILLA_AGENT_ENV_PASSTHROUGH"):
+        monkeypatch.setenv(variable, shown[variable])
+    read_back = load_settings()
+    assert read_back.codex_config == settings.codex_config
+    assert read_back.agent_env_passthrough == ["PATH", "HOME"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.config import Settings
 from app.domain.actors import fingerprint
@@ -140,6 +140,13 @@ async def _org_project(w: World) -> Any:
     return await w.client.post(f"/organisations/{await _org(w)}/projects", json=body, headers=AUTH)
 
 
+async def _setup_again(w: World) -> Any:
+    project = await w.project()
+    async with w.svc.database.transaction() as conn:  # as if the worker had taken its first setup
+        await conn.execute(text("DELETE FROM procrastinate_jobs WHERE status = 'todo'"))
+    return await w.client.post(f"/projects/{project['id']}/actions/setup", headers=AUTH)
+
+
 async def _run_action(w: World, action: str, status: P | None, *steps: S, branch: bool = False) -> Any:
     run = await w.run(status, *steps, branch=branch)
     return await w.client.post(f"/protocols/{run.id}/actions/{action}", headers=AUTH)
@@ -182,6 +189,7 @@ RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
         "project.updated",
         lambda w: _project_call(w, "PATCH", "", {"ci_provider": "github"}),
     ),
+    ("POST", "/projects/{project_id}/actions/setup"): ("project.setup_requested", _setup_again),
     ("DELETE", "/projects/{project_id}"): ("project.deleted", lambda w: _project_call(w, "DELETE", "")),
     ("DELETE", "/projects/{project_id}/branches/{branch}"): ("branch.deleted", _branch_to_delete),
     ("POST", "/projects/{project_id}/clarifications"): (

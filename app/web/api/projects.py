@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from app.domain.records import Project
+from app.domain.records import Project, ProjectStatus
 from app.domain.scopes import Level, tenant
-from app.errors import InvalidInputError
+from app.errors import ConflictError, InvalidInputError
 from app.services import project_actions
 from app.services import projects as project_service
 from app.services.workspace import existing_repository
@@ -15,7 +15,7 @@ from app.store import projects as store
 from app.web import views
 from app.web.api.common import if_match, others_unnamed, services
 from app.web.api.models import Answers, BranchDelete, Page, ProjectCreate, ProjectPageQuery, ProjectPatch
-from app.web.api.registry import Api
+from app.web.api.registry import Api, respond
 from app.web.idempotency import claim_of
 from app.web.scope import resolved
 
@@ -83,7 +83,7 @@ async def get_project(request: web.Request, project_id: int) -> Project:
 @api.route(
     "PATCH",
     "/projects/{project_id}",
-    summary="Change a project (If-Match: its ETag)",
+    summary="Change a project (If-Match: its ETag); a new base branch answers with a `Link` to re-run setup",
     tag="projects",
     scope=tenant(),
     body=ProjectPatch,
@@ -91,11 +91,34 @@ async def get_project(request: web.Request, project_id: int) -> Project:
     response=Project,
     errors=(404, 409, 422),
 )
-async def patch_project(request: web.Request, project_id: int, body: ProjectPatch) -> Project:
+async def patch_project(request: web.Request, project_id: int, body: ProjectPatch) -> web.Response:
     changes = body.model_dump(exclude_unset=True, mode="json")
-    return await project_service.change_project(
+    changed = await project_service.change_project(
         services(request), project_id, changes, expected_version=if_match(request)
     )
+    # The clone was checked against the old branch: the setup should run again to check the new one.
+    link = f'</projects/{project_id}/actions/setup>; rel="setup"'
+    return respond(changed, headers={"Link": link} if "base_branch" in changes else {})
+
+
+@api.route(
+    "POST",
+    "/projects/{project_id}/actions/setup",
+    summary="Run the project's setup again (clone or find, check, ask); 409 while one is queued or running",
+    tag="projects",
+    scope=tenant(),
+    response=Project,
+    status=202,
+    errors=(404, 409),
+)
+async def rerun_setup(request: web.Request, project_id: int) -> Project:
+    svc = services(request)
+    project = await views.project(svc, project_id)
+    if project.status is ProjectStatus.SETTING_UP:
+        raise ConflictError(f"project {project.name} is being set up already", status=str(project.status))
+    if not await project_service.request_setup(svc, project_id):
+        raise ConflictError(f"the setup of project {project.name} is queued already", status="queued")
+    return await views.project(svc, project_id)
 
 
 @api.route(
