@@ -364,9 +364,11 @@ async def run_step_agent(
     stage: Stage,
     workdir: Path,
     output_schema: dict[str, Any] | None = None,
+    choice: EngineChoice | None = None,
     **values: str,
 ) -> tuple[AgentRun, AgentResult]:
-    """An agent working on one step: its stage's prompt, filled with the step's facts and `values`."""
+    """An agent working on one step: its stage's prompt, filled with the step's facts and `values`;
+    on the stage's engine for this step, or on `choice` (a second QA opinion's)."""
     template = prompts.load(str(stage))
     prompt = template.render(
         branch_name=run.branch_name or "",
@@ -380,7 +382,7 @@ async def run_step_agent(
         svc,
         Subject(project.id, run.id, step.id),
         stage=stage,
-        choice=await engine_for(svc, stage, project, run, step),
+        choice=choice or await engine_for(svc, stage, project, run, step),
         prompt=prompt,
         prompt_version=template.version,
         workdir=workdir,

@@ -22,7 +22,7 @@ from app.domain.statuses import StepStatus as S
 from app.domain.visible import check_visible_text
 from app.errors import AgentError, ConflictError
 from app.git import DiffStats, GitRepository
-from app.services.agents import Subject, run_agent, run_step_agent
+from app.services.agents import run_step_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
@@ -203,6 +203,10 @@ class _Judge:
         return {"diff_summary": changes or "(none)", "qa_policy": self.qa_policy}
 
     async def first(self) -> Opinion:
+        return await self.with_choice(None)
+
+    async def with_choice(self, choice: EngineChoice | None) -> Opinion:
+        """The opinion of a QA agent on `choice` (None: the stage's engine for this step)."""
         record_, result = await run_step_agent(
             self.svc,
             self.step,
@@ -211,30 +215,8 @@ class _Judge:
             stage=Stage.QA,
             workdir=self.worktree.path,
             output_schema=QA_OUTPUT_SCHEMA,
-            **self._values,
-        )
-        return self._opinion(record_, result)
-
-    async def with_choice(self, choice: EngineChoice) -> Opinion:
-        template = prompts.load(str(Stage.QA))
-        run, step = self.run, self.step
-        prompt = template.render(
-            branch_name=run.branch_name or "",
-            protocol_name=run.name,
-            step_file=step.step_file,
-            step_number=f"{step.step_index:02d}",
-            step_title=step.name,
-            **self._values,
-        )
-        record_, result = await run_agent(
-            self.svc,
-            Subject(self.project.id, run.id, step.id),
-            stage=Stage.QA,
             choice=choice,
-            prompt=prompt,
-            prompt_version=template.version,
-            workdir=self.worktree.path,
-            output_schema=QA_OUTPUT_SCHEMA,
+            **self._values,
         )
         return self._opinion(record_, result)
 
