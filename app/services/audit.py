@@ -9,6 +9,7 @@ from app.domain.events import NewEvent
 from app.domain.records import AuditEvent
 from app.services.context import Services
 from app.store import audit
+from app.store import projects as project_store
 from app.store.audit_table import append_audit
 from app.store.events import START, Position, acting_now
 
@@ -32,15 +33,20 @@ async def record_session(
     organisation_id: int | None = None,
     project_id: int | None = None,
 ) -> None:
-    """A console session began or ended (`console.signed_in` / `console.signed_out`): audit trail only."""
+    """A console session began or ended (`console.signed_in` / `console.signed_out`): audit trail only,
+    under the organisation (a project token's: its project's, named in the payload)."""
     async with svc.database.transaction() as conn:
         with acting_as(actor):
             named = await acting_now(conn) or actor  # an organisation's or project's name looked up
+        payload: dict[str, object] = {"actor": named.as_payload()}
+        if project_id is not None:
+            organisation_id = (await project_store.get(conn, project_id)).organisation_id
+            payload["project_id"] = project_id
         event = NewEvent(
-            project_id=project_id,
+            project_id=None,  # not a project's event: it stays out of the project's feed
             organisation_id=organisation_id,
             event_type=kind,
             message=message,
-            payload={"actor": named.as_payload()},
+            payload=payload,
         )
         await append_audit(conn, named, event)

@@ -17,7 +17,10 @@ import pytest
 
 from app.errors import TasksGodzillaError
 from app.git import GitRepository
+from app.git import plumbing as plumbing_module
+from app.git import remotes as remotes_module
 from app.git import repository as repository_module
+from app.git import travel as travel_module
 from app.git.config_file import GitDirs
 from app.git.config_guard import RepositoryConfig
 from tests.git.gitutil import git
@@ -362,6 +365,14 @@ async def test_a_worktree_only_config_runs_nothing(clone: GitRepository, tmp_pat
 
 
 # Every case a `-c` override or the transport allow-list neutralises on its own.
+def _blind(monkeypatch: pytest.MonkeyPatch, blind: RepositoryConfig) -> None:
+    """Every repository operation's config check sees `blind` (as if the config were read before
+    a hostile write), wherever app/git imported the check."""
+    for module in (repository_module, plumbing_module, remotes_module, travel_module):
+        if hasattr(module, "check_repository"):
+            monkeypatch.setattr(module, "check_repository", lambda work_tree: blind)
+
+
 RACED = [case for case in CASES if not case.startswith(("filter.", "include."))]
 
 
@@ -375,7 +386,7 @@ async def test_keys_written_after_the_check_are_still_not_obeyed(
     await CASES[case](clone, marker, tmp_path)
     marker.unlink(missing_ok=True)
     blind = RepositoryConfig(GitDirs(clone.path / ".git", clone.path / ".git"), ())
-    monkeypatch.setattr(repository_module, "check_repository", lambda work_tree: blind)
+    _blind(monkeypatch, blind)
     monkeypatch.setattr(repository_module, "check_nested_repositories", lambda *args: None)
 
     await every_operation(clone, tmp_path)
@@ -391,7 +402,7 @@ async def test_core_worktree_written_after_the_check_still_moves_nothing(
     (victim / "precious.txt").write_text("keep me\n")
     git("config", "core.worktree", str(victim), cwd=clone.path)
     blind = RepositoryConfig(GitDirs(clone.path / ".git", clone.path / ".git"), ())
-    monkeypatch.setattr(repository_module, "check_repository", lambda work_tree: blind)
+    _blind(monkeypatch, blind)
 
     await every_operation(clone, tmp_path)
 

@@ -426,11 +426,17 @@ async def test_console_sign_in_and_out_are_in_the_trail_naming_who(client):
     )
     assert signed_out.status == 303, await signed_out.text()
     await console_sign_in(client, TOKEN)  # the operator
-    rows = await _settled(client, AUTH, "?kind=console.", 3)
+    client.session.cookie_jar.clear()  # another browser
+    await console_sign_in(client, a.project_token)
+    rows = await _settled(client, AUTH, "?kind=console.", 4)
     assert [(r["event_type"], r["actor_kind"], r["actor_label"], r["via"]) for r in rows] == [
         ("console.signed_in", "organisation", a.organisation.name, "console"),
         ("console.signed_out", "organisation", a.organisation.name, "console"),
         ("console.signed_in", "operator", f"operator {fingerprint(TOKEN)}", "console"),
+        ("console.signed_in", "project", a.project.name, "console"),
     ]
     assert rows[0]["organisation_id"] == a.organisation.id
-    assert all(TOKEN not in str(r) and a.organisation_token not in str(r) for r in rows)
+    # A project token's sign-in is its organisation's record, naming the project, not project news.
+    assert (rows[3]["organisation_id"], rows[3]["payload"]["project_id"]) == (a.organisation.id, a.project.id)
+    tokens = (TOKEN, a.organisation_token, a.project_token)
+    assert all(token not in str(r) for r in rows for token in tokens)

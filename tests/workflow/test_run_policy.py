@@ -111,7 +111,7 @@ async def test_a_run_executes_on_the_engine_its_pack_names_when_nothing_nearer_d
             )
 
     recommended = {q["key"]: q["recommended"] for q in asked.payload["questions"]}
-    assert recommended["execution_model"] == "command:model-from-pack"
+    assert (recommended["execution_engine"], recommended["execution_model"]) == ("command", "model-from-pack")
     executed = [(r.engine, r.model) for r in used if r.stage == "execution"]
     assert executed == [("command", "model-from-pack")] * 2
     assert {r.engine for r in used} == {"command"}
