@@ -8,8 +8,10 @@ from datetime import date, datetime
 
 import click
 
+from app.api_client import ApiClient
 from app.cli.common import Session, operator_settings, printable, reports_errors, run_session, table
 from app.cli.refs import find_project, parse_project
+from app.cli.remote import over_http, project_at, remote_of
 from app.domain.totals import ProjectUsage, ProtocolUsage, Totals, UsageGroup, dollars
 from app.errors import InvalidInputError
 from app.services import usage as usage_service
@@ -79,7 +81,14 @@ def usage(project_ref: str, group: str, since: str | None, until: str | None, as
             session.services, project.id, UsageGroup(group), since=first, until=last
         )
 
-    found = run_session(operator_settings(), load)
+    async def load_remotely(api: ApiClient) -> ProjectUsage:
+        project = await project_at(api, ref)
+        query = {"group": group, "since": first, "until": last}
+        return ProjectUsage.model_validate(await api.get(f"/projects/{project.id}/usage", **query))
+
+    settings = operator_settings()
+    remote = remote_of(settings)
+    found = over_http(remote, load_remotely) if remote else run_session(settings, load)
     if as_json:
         click.echo(json.dumps(found.model_dump(mode="json"), indent=2))
         return

@@ -157,8 +157,12 @@ async def test_protocol_org_budget_and_audit_commands_over_http(remote, tmp_path
     shown = json.loads(await ok(remote, "protocol", "status", "demo/0001", "--json"))
     assert shown["protocol"]["status"] == "completed"
     assert [s["status"] for s in shown["steps"]] == ["completed", "completed"]
+    assert shown["usage"]["total"]["runs"] >= 5  # planning, two executions, two QA
     table = (await ok(remote, "protocol", "status", "demo/0001")).splitlines()
     assert table[0] == "demo/0001  Write two parts  [completed]"
+    by_engine = json.loads(await ok(remote, "usage", "demo", "--group", "engine", "--json"))
+    assert [row["key"] for row in by_engine["rows"]] == ["command"]
+    assert by_engine["total"]["runs"] == shown["usage"]["total"]["runs"]
     events = [
         json.loads(line) for line in (await ok(remote, "protocol", "events", "1", "--json")).splitlines()
     ]
