@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from app.domain.records import Stage
+from app.domain.records import AgentRun, Stage
 
 
 class UsageGroup(StrEnum):
@@ -93,6 +93,20 @@ def totals_of(
         reasoning_tokens=reasoning_tokens,
         cost_usd=(known_cost or Decimal(0)) if priced > 0 or runs == 0 else None,
         duration_ms=duration_ms,
+    )
+
+
+def totals_of_run(run: AgentRun) -> Totals:
+    """One finished agent run's totals (its cost unknown when it has none)."""
+    return totals_of(
+        runs=1,
+        unknown_cost_runs=int(run.cost_usd is None),
+        input_tokens=run.input_tokens,
+        cached_input_tokens=run.cached_input_tokens,
+        output_tokens=run.output_tokens,
+        reasoning_tokens=run.reasoning_tokens,
+        known_cost=run.cost_usd,
+        duration_ms=run.duration_ms or 0,
     )
 
 

@@ -8,36 +8,15 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from app.api_client import ApiClient, StreamedEvent
 from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
 from app.domain.records import AgentRun, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus
+from app.domain.totals import ProtocolUsage, Totals, sum_totals, totals_of_run
 
 HISTORY_KEPT = 200
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a step's agent runs (execution and QA) spent together."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: Decimal | None = None
-
-    @classmethod
-    def of(cls, runs: Sequence[AgentRun]) -> Usage:
-        return sum((cls(r.input_tokens, r.output_tokens, r.cost_usd) for r in runs), cls())
-
-    def __add__(self, other: Usage) -> Usage:
-        both = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            sum(both, Decimal(0)) if both else None,  # unknown stays unknown, not $0
-        )
 
 
 @dataclass(frozen=True)
@@ -46,16 +25,14 @@ class RunView:
 
     run: ProtocolRun
     steps: list[StepRun]
-    usage: dict[int, Usage] = field(default_factory=dict)
+    usage: ProtocolUsage  # planning, execution and QA together, and per stage
+    by_step: dict[int, Totals] = field(default_factory=dict)
 
     def run_actions(self) -> list[RunAction]:
         return allowed_run_actions(self.run.status, self.steps, has_branch=bool(self.run.branch_name))
 
     def step_actions(self, step: StepRun) -> list[StepAction]:
         return allowed_step_actions(step, self.run.status, self.steps)
-
-    def total(self) -> Usage:
-        return sum(self.usage.values(), Usage())
 
 
 class TuiApi:
@@ -72,16 +49,20 @@ class TuiApi:
         return [ProtocolRun.model_validate(run) async for run in pages]
 
     async def run_view(self, run_id: int) -> RunView:
-        run, page = await asyncio.gather(
-            self.client.get(f"/protocols/{run_id}"), self.client.get(f"/protocols/{run_id}/steps")
+        run, page, usage = await asyncio.gather(
+            self.client.get(f"/protocols/{run_id}"),
+            self.client.get(f"/protocols/{run_id}/steps"),
+            self.client.get(f"/protocols/{run_id}/usage"),
         )
         steps = sorted((StepRun.model_validate(s) for s in page["items"]), key=lambda s: s.step_index)
         agent_runs = await asyncio.gather(*(self.client.get(f"/steps/{s.id}/agent_runs") for s in steps))
-        usage = {
-            step.id: Usage.of([AgentRun.model_validate(r) for r in runs["items"]])
+        by_step = {
+            step.id: sum_totals(
+                totals_of_run(AgentRun.model_validate(r)) for r in runs["items"] if r["status"] != "running"
+            )
             for step, runs in zip(steps, agent_runs, strict=True)
         }
-        return RunView(ProtocolRun.model_validate(run), steps, usage)
+        return RunView(ProtocolRun.model_validate(run), steps, ProtocolUsage.model_validate(usage), by_step)
 
     async def history(self, run_id: int) -> tuple[list[dict[str, Any]], str | None]:
         """The run's latest events, oldest first, and the cursor after the last one (to follow on)."""

@@ -14,7 +14,8 @@ from textual.widgets import Footer, Header, Log, Static
 from app.domain.actions import RunAction, StepAction
 from app.domain.records import StepRun
 from app.domain.text import printable, printable_lines
-from app.tui.api import RunView, Usage
+from app.domain.totals import Totals, dollars
+from app.tui.api import RunView
 from app.tui.base import TuiScreen, new_table
 from app.tui.prompts import ConfirmScreen, NoteScreen
 
@@ -71,10 +72,14 @@ class RunScreen(TuiScreen):
         self.view = view
         run = view.run
         self.title = f"{run.name}: {run.title}"
-        total = view.total()
+        total = view.usage.total
+        stages = "   ".join(
+            f"{stage} {t.tokens} tokens, {dollars(t)}" for stage, t in view.usage.by_stage.items() if t.runs
+        )
         lines = [
             f"status {run.status}   branch {run.branch_name or '-'}   PR {run.pr_url or '-'}",
-            f"tokens in/out {total.input_tokens}/{total.output_tokens}   cost {_cost(total)}",
+            f"tokens in/out {total.input_tokens}/{total.output_tokens}   cost {dollars(total)}",
+            stages or "no agent has finished yet",
         ]
         if run.last_error:
             lines.append(f"last error: {run.last_error}")
@@ -85,10 +90,11 @@ class RunScreen(TuiScreen):
     def _fill_steps(self, view: RunView) -> None:
         rows = []
         for step in view.steps:
-            usage = view.usage.get(step.id, Usage())
+            usage = view.by_step.get(step.id, Totals())
+            cost = dollars(usage) if usage.runs else "-"
             cells = [
                 str(step.step_index), printable(step.name), str(step.status), step.qa_verdict or "-",
-                str(step.attempts), f"{usage.input_tokens}/{usage.output_tokens}", _cost(usage),
+                str(step.attempts), f"{usage.input_tokens}/{usage.output_tokens}", cost,
             ]  # fmt: skip
             rows.append((str(step.id), cells))
         self.refill("steps", rows)
@@ -174,7 +180,3 @@ class RunScreen(TuiScreen):
         when = str(event.get("created_at", ""))[11:19]
         line = f"{when} {event.get('event_type', '?')}: {event.get('message', '')}"
         self.query_one("#feed", Log).write_line(printable(line))
-
-
-def _cost(usage: Usage) -> str:
-    return "-" if usage.cost_usd is None else f"${usage.cost_usd:.4f}"

@@ -10,12 +10,12 @@ import pytest
 
 from app.api_client import ApiClient
 from app.config import Settings
-from app.domain.records import AgentRunStatus, Project, ProjectStatus, ProtocolRun, StepRun
+from app.domain.records import AgentRunStatus, Project, ProjectStatus, ProtocolRun, Stage, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.services import planning
 from app.services.context import Services
-from app.store import projects, protocols, steps
+from app.store import agent_runs, projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
 from app.tui.api import TuiApi
 from app.tui.app import TasksGodzillaTui
@@ -76,6 +76,17 @@ async def seeded(server) -> Seeded:
         await seed.agent_run(
             conn, reviewing, made["check1"], status=AgentRunStatus.SUCCEEDED,
             input_tokens=1200, output_tokens=340, cost_usd=Decimal("0.0425"),
+        )  # fmt: skip
+        await seed.agent_run(  # a model without a price: its cost is unknown, not $0
+            conn, reviewing, made["check2"], status=AgentRunStatus.FAILED, input_tokens=50, output_tokens=5
+        )
+        planned = await agent_runs.start(  # planning spends too, on no step
+            conn, project_id=project.id, protocol_run_id=reviewing.id, step_run_id=None,
+            stage=Stage.PLANNING, engine="command", model=None, prompt_version=None,
+        )  # fmt: skip
+        await agent_runs.finish(
+            conn, planned.id, status=AgentRunStatus.SUCCEEDED, input_tokens=500, output_tokens=100,
+            cost_usd=Decimal("0.01"),
         )  # fmt: skip
     return Seeded(svc, project, pending, running, reviewing, made)
 

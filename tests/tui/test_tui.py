@@ -79,7 +79,11 @@ async def test_projects_runs_with_filters_and_a_runs_timeline_usage_and_offered_
             ["2", "check two", "failed", "-"],
         ]
         assert rows[0][5:] == ["1200/340", "$0.0425"]  # tokens in/out and cost, from its agent run
-        assert "tokens in/out 1200/340" in str(screen.query_one("#summary", Static).render())
+        assert rows[1][5:] == ["50/5", "unknown"]  # an unpriced run is not free
+        summary = str(screen.query_one("#summary", Static).render())
+        # The run's total counts planning too (on no step), and says what it cannot price.
+        assert "tokens in/out 1750/445   cost $0.0525 + 1 run of unknown cost" in summary
+        assert "planning 600 tokens, $0.01" in summary
         feed = screen.query_one("#feed", Log)
         await wait_for(lambda: any("step.needs_qa" in line for line in feed.lines), what="the history")
         # Step 1 waits for QA: run QA and approve are offered; retry, start, resume, next step are not.
