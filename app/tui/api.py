@@ -14,7 +14,14 @@ from app.api_client import ApiClient, StreamedEvent
 from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
 from app.domain.records import AgentRun, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus
-from app.domain.totals import ProtocolUsage, Totals, sum_totals, totals_of_run
+from app.domain.totals import (
+    ProjectUsage,
+    ProtocolUsage,
+    Totals,
+    UsageGroup,
+    sum_totals,
+    totals_of_run,
+)
 
 HISTORY_KEPT = 200
 
@@ -63,6 +70,12 @@ class TuiApi:
             for step, runs in zip(steps, agent_runs, strict=True)
         }
         return RunView(ProtocolRun.model_validate(run), steps, ProtocolUsage.model_validate(usage), by_step)
+
+    async def project_usage(self, project_id: int, group: UsageGroup) -> ProjectUsage:
+        """The project's tokens and cost, by UTC month or day, engine or model."""
+        return ProjectUsage.model_validate(
+            await self.client.get(f"/projects/{project_id}/usage", group=group)
+        )
 
     async def history(self, run_id: int) -> tuple[list[dict[str, Any]], str | None]:
         """The run's latest events, oldest first, and the cursor after the last one (to follow on)."""

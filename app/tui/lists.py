@@ -9,6 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header
 
 from app.domain.statuses import ProtocolStatus as P
+from app.domain.totals import UsageGroup, dollars
 from app.tui.base import TuiScreen, new_table
 from app.tui.run import RunScreen
 
@@ -66,6 +67,7 @@ class RunsScreen(TuiScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open"),
         *(Binding(key, f"filter('{key}')", label.capitalize()) for key, (label, _) in FILTERS.items()),
+        Binding("u", "usage", "Usage by"),
         Binding("g", "reload", "Reload"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
@@ -74,14 +76,21 @@ class RunsScreen(TuiScreen):
         super().__init__()
         self.project = project
         self.filter = "0"
+        self.usage_group = USAGE_GROUPS[0]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield new_table("runs", "#", "Name", "Title", "Status", "Branch", "Updated")
+        yield new_table("usage", "Usage by", "Runs", "Tokens", "Cost")
         yield Footer()
 
     async def on_screen_resume(self) -> None:
         await self.action_reload()  # shown first, or back from a run whose status may have changed
+
+    async def action_usage(self) -> None:
+        """The project's tokens and cost by the next grouping: month, day, engine, model."""
+        self.usage_group = USAGE_GROUPS[(USAGE_GROUPS.index(self.usage_group) + 1) % len(USAGE_GROUPS)]
+        await self.action_reload()
 
     async def action_filter(self, key: str) -> None:
         self.filter = key
@@ -101,6 +110,20 @@ class RunsScreen(TuiScreen):
             for run in runs
         ]  # fmt: skip
         self.refill("runs", rows)
+        usage = await self.tui.attempt(self.tui.api.project_usage(self.project["id"], self.usage_group))
+        if usage is not None:
+            table = [
+                (r.key, [r.key, str(r.totals.runs), str(r.totals.tokens), dollars(r.totals)])
+                for r in usage.rows
+            ]
+            total = usage.total
+            table.append(
+                (
+                    "total",
+                    [f"total by {self.usage_group}", str(total.runs), str(total.tokens), dollars(total)],
+                )
+            )
+            self.refill("usage", table)
 
     def action_open(self) -> None:
         key = self.selected_key("runs")
@@ -109,6 +132,9 @@ class RunsScreen(TuiScreen):
 
     def on_data_table_row_selected(self) -> None:
         self.action_open()
+
+
+USAGE_GROUPS = (UsageGroup.MONTH, UsageGroup.DAY, UsageGroup.ENGINE, UsageGroup.MODEL)
 
 
 def _repository(project: dict[str, Any]) -> str:

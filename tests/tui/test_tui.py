@@ -3,6 +3,8 @@ each checked on the server's side, refusals shown in the server's words, and the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from textual.widgets import DataTable, Input, Log, Static
 
 from app.api_client import ApiClient
@@ -67,6 +69,14 @@ async def test_projects_runs_with_filters_and_a_runs_timeline_usage_and_offered_
         assert [(r[2], r[3]) for r in _rows(app, "runs")] == [
             ("Check it", "running"), ("Build it", "running"), ("Plan me", "pending"),
         ]  # fmt: skip
+        # The project's usage: this month, then (u, u) by engine; planning's and unpriced runs count.
+        month = datetime.now(UTC).strftime("%Y-%m")
+        whole = ["3", "2195", "$0.0525 + 1 run of unknown cost"]
+        await wait_for(
+            lambda: _rows(app, "usage") == [[month, *whole], ["total by month", *whole]], what="usage"
+        )
+        await pilot.press("u", "u")
+        await wait_for(lambda: _rows(app, "usage")[:1] == [["command", *whole]], what="usage by engine")
         await pilot.press("3")  # completed: none yet
         await wait_for(lambda: "completed" in app.screen.title and not _rows(app, "runs"), what="filter")
         await pilot.press("1")  # active: all three
