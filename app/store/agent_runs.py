@@ -302,20 +302,3 @@ async def _close(conn: AsyncConnection, run_id: int, reason: str) -> int:
 
 async def project_of(conn: AsyncConnection, run_id: int) -> int | None:
     return await conn.scalar(select(agent_runs.c.project_id).where(agent_runs.c.id == run_id))
-
-
-async def usage_by_step(conn: AsyncConnection, protocol_run_id: int) -> dict[int, tuple[int, Decimal]]:
-    """Per step of a run: tokens (input + output) and cost of all its agent runs."""
-    query = (
-        select(
-            agent_runs.c.step_run_id,
-            func.sum(agent_runs.c.input_tokens + agent_runs.c.output_tokens),
-            func.coalesce(func.sum(agent_runs.c.cost_usd), 0),
-        )
-        .where(agent_runs.c.protocol_run_id == protocol_run_id, agent_runs.c.step_run_id.is_not(None))
-        .group_by(agent_runs.c.step_run_id)
-    )
-    return {
-        step_id: (int(tokens or 0), Decimal(cost))
-        for step_id, tokens, cost in (await conn.execute(query)).all()
-    }

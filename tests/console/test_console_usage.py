@@ -95,3 +95,13 @@ async def test_the_protocol_usage_fragment_has_stages_steps_and_qa(seeded) -> No
     assert "<b>bold" not in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp;amp; co" not in html
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in durations
+
+
+async def test_the_step_timeline_counts_unpriced_runs_apart(seeded) -> None:
+    client, _, run = seeded
+    html = await (await client.get(f"/console/protocols/{run.id}/live")).text()
+    rows = re.findall(r"<tr data-step-id=.*?</tr>", html, re.S)
+    assert len(rows) == 2
+    for row in rows:  # execution priced, QA not: never shown as if QA were free
+        assert "<td>2,900</td>" in row
+        assert "<td>$1.25 + 1 run of unknown cost</td>" in row

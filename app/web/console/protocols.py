@@ -10,11 +10,13 @@ from aiohttp import web
 from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
 from app.domain.scopes import tenant
+from app.domain.totals import Totals
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.artifacts import read_artifact
 from app.services.context import Services
-from app.store import agent_runs, events, projects, protocols, steps
+from app.store import events, projects, protocols, steps
+from app.store import usage as usage_store
 from app.web import views
 from app.web.console.base import done, entity_id, form, form_version, params, render, services, stream_start
 from app.web.console.findings import findings_by_scope
@@ -69,7 +71,10 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         run = await protocols.get(conn, entity_id(request, "protocol_id"))
         plan = await steps.list_for_protocol(conn, run.id)
         project = await projects.get(conn, run.project_id)
-        usage = await agent_runs.usage_by_step(conn, run.id)
+        by_step = await usage_store.by_step(conn, run.id)
+    usage: dict[int, Totals] = {}
+    for (step_id, _), totals in by_step.items():  # execution and QA together, unknown cost kept apart
+        usage[step_id] = usage.get(step_id, Totals()) + totals
     ci = next((s.ci_status for s in reversed(plan) if s.ci_status), None)
     allowed = allowed_run_actions(run.status, plan, has_branch=bool(run.branch_name))
     offered = {a.value: ACTIONS[a.value][0] for a in allowed}
