@@ -191,6 +191,12 @@ class Settings(BaseSettings):
     agent_timeout_seconds: int = Field(
         3600, ge=1, description="Wall-clock limit of one agent run; the process group is killed."
     )
+    agent_silence_seconds: int = Field(
+        900,
+        ge=0,
+        description="An agent that prints nothing for this long is stalled: killed and retried with the "
+        "reason, while a long run that keeps talking goes on (0: no limit).",
+    )
     agent_max_output_bytes: int = Field(
         16 * 1024 * 1024, ge=65536, description="Most output kept from one agent run; the rest is cut."
     )
