@@ -100,8 +100,7 @@ async def test_a_silent_child_is_stalled_and_killed_before_its_deadline(tmp_path
 async def test_a_long_run_that_keeps_talking_is_not_stalled(tmp_path: Path) -> None:
     # Longer than the silence limit in all, never silent that long: on stdout, then on stderr only.
     script = (
-        "for i in $(seq 8); do echo $i; sleep 0.2; done; "
-        "for i in $(seq 8); do echo $i >&2; sleep 0.2; done"
+        "for i in $(seq 8); do echo $i; sleep 0.2; done; for i in $(seq 8); do echo $i >&2; sleep 0.2; done"
     )
     outcome = await run(script, tmp_path, silence_seconds=2.5)
     assert not outcome.silent
