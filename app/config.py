@@ -191,6 +191,12 @@ class Settings(BaseSettings):
     agent_timeout_seconds: int = Field(
         3600, ge=1, description="Wall-clock limit of one agent run; the process group is killed."
     )
+    worktree_retention_hours: int = Field(
+        168,
+        ge=0,
+        description="A finished run's worktree is removed from each machine's disk this long after the "
+        "run finished; its branch stays (0: keep worktrees).",
+    )
     agent_silence_seconds: int = Field(
         900,
         ge=0,
