@@ -15,11 +15,11 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 API_MEASURES = (
     "ceiling: bare aiohttp, constant JSON",
     "reference: bare aiohttp + asyncpg, one row",
+    "reference: bare aiohttp + asyncpg, 50 rows",
     "GET /protocols/{id}",
+    "GET /protocols/{id}, If-None-Match: 304",
     "GET /projects/{id}/protocols, first page",
     "GET /projects/{id}/protocols, deep page",
-    "GET /protocols/{id}, cache off",
-    "GET /projects/{id}/protocols, cache off",
 )
 QUEUE_MEASURES = (
     "raw queue: no-op jobs drained",
@@ -36,14 +36,13 @@ QUEUE_MEASURES = (
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
-    "GET /projects/{id}/protocols?limit=50, cache off",
 )
 
 
 @pytest.mark.parametrize(
     ("script", "measures", "closing"),
     [
-        ("api.py", API_MEASURES, "targets ("),
+        ("api.py", API_MEASURES, "targets: "),
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
     ],

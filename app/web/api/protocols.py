@@ -62,7 +62,6 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     query=ProtocolPageQuery,
     response=Page[ProtocolRun],
     errors=(404,),
-    cache=lambda ids: [("project_protocols", ids["project_id"])],
 )
 async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
     return await views.protocol_list(services(request), project_id, query)
@@ -76,7 +75,6 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     scope=tenant(),
     response=ProtocolRun,
     errors=(404,),
-    cache=lambda ids: [("protocol", ids["protocol_id"])],
 )
 async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
     return await views.protocol_run(services(request), protocol_id)
