@@ -23,6 +23,7 @@ from pydantic_core import to_json
 from app.domain.conditional import none_match
 from app.domain.scopes import Scope
 from app.errors import InvalidInputError
+from app.web.api.models import encode_cursor
 from app.web.idempotency import idempotent
 from app.web.scope import RESOLVED, scoped
 
@@ -143,6 +144,20 @@ def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = 
         response.headers["ETag"] = f'"{version}"'
     response.headers.update(headers or {})
     return response
+
+
+def respond_row(row: dict[str, Any]) -> web.Response:
+    """JSON of a row read as a dict (app/store/run_reads.py), with its version as the ETag: the
+    same bytes as its record through `respond`, without building the record."""
+    response = web.Response(body=to_json(row), content_type="application/json")
+    response.headers["ETag"] = f'"{row["version"]}"'
+    return response
+
+
+def respond_page(rows: list[dict[str, Any]], limit: int) -> web.Response:
+    """A page of rows read as dicts, as `page_of` pages records."""
+    cursor = encode_cursor(rows[-1]["id"]) if rows and len(rows) == limit else None
+    return web.Response(body=to_json({"items": rows, "next_cursor": cursor}), content_type="application/json")
 
 
 def _text(value: str, name: str) -> str:
