@@ -42,7 +42,7 @@ async def run_row(database: Database, run_id: int) -> Row | None:
     """Protocol run `run_id` as a dict of `ProtocolRun`'s fields; None when there is none."""
     async with database.driver_read() as conn:
         row = await conn.fetchrow(ONE, run_id)
-    return None if row is None else dict(row)
+    return None if row is None else dict(zip(COLUMNS, row, strict=True))
 
 
 async def page_rows(
@@ -66,4 +66,4 @@ async def page_rows(
     sql = page_sql(statuses=bool(statuses), before=before_id is not None, search=bool(search))
     async with database.driver_read() as conn:
         rows = await conn.fetch(sql, *arguments)
-    return [dict(row) for row in rows]
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rows]  # faster than dict(row)
