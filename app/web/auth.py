@@ -40,8 +40,7 @@ async def principal_for_token(database: Database, offered: str) -> Principal | N
     of a dummy's hash when nothing usable was offered."""
     usable = 0 < len(offered) <= MAX_TOKEN_LENGTH
     digest = token_hash(offered if usable else _NO_TOKEN)
-    async with database.read() as conn:
-        found = await tenancy.principal_for_token_hash(conn, digest)
+    found = await tenancy.principal_for_token_hash(database, digest)
     return found if usable else None
 
 
