@@ -87,10 +87,11 @@ REFERENCE = "reference: bare aiohttp + asyncpg, one row"
 REFERENCE_PAGE = "reference: bare aiohttp + asyncpg, 50 rows"
 GET_ONE = "GET /protocols/{id}"
 NOT_MODIFIED = "GET /protocols/{id}, If-None-Match: 304"
+TENANT = "GET /protocols/{id}, project token"
 FIRST_PAGE = "GET /projects/{id}/protocols, first page"
 DEEP_PAGE = "GET /projects/{id}/protocols, deep page"
-MEASURES = (CEILING, REFERENCE, REFERENCE_PAGE, GET_ONE, NOT_MODIFIED, FIRST_PAGE, DEEP_PAGE)
-API_MEASURES = (GET_ONE, NOT_MODIFIED, FIRST_PAGE, DEEP_PAGE)  # ours (p99 target)
+MEASURES = (CEILING, REFERENCE, REFERENCE_PAGE, GET_ONE, NOT_MODIFIED, TENANT, FIRST_PAGE, DEEP_PAGE)
+API_MEASURES = (GET_ONE, NOT_MODIFIED, TENANT, FIRST_PAGE, DEEP_PAGE)  # ours (p99 target)
 PAGE_MEASURES = (FIRST_PAGE, DEEP_PAGE)
 EXPECTED_STATUS = {NOT_MODIFIED: 304}  # every other measure: 200
 
@@ -185,6 +186,7 @@ class Target:
     path: str
     ids: tuple[int, int] | None = None
     headers: tuple[tuple[str, str], ...] = ()  # besides the bearer token
+    bearer: bool = True  # send the service's bearer token (else `headers` hold the credential)
 
     def url(self, rng: random.Random) -> str:
         if self.ids is None:
@@ -237,7 +239,8 @@ async def python_load(
     """`connections` workers on keep-alive connections, each sending its next request on an answer."""
     import aiohttp
 
-    headers = {"Authorization": f"Bearer {token}", **dict(target.headers)}
+    headers = {"Authorization": f"Bearer {token}"} if target.bearer else {}
+    headers |= dict(target.headers)
     latencies: list[float] = []
     counts = {"bad": 0, "errors": 0}
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
@@ -310,10 +313,11 @@ def wrk_load(target: Target, token: str, connections: int, duration: float) -> R
 
 
 def _wrk(target: Target, token: str, connections: int, seconds: int, script: str) -> Result:
-    headers = [arg for name, value in target.headers for arg in ("-H", f"{name}: {value}")]
+    bearer = {"Authorization": f"Bearer {token}"} if target.bearer else {}
+    sent = (*bearer.items(), *target.headers)
+    headers = [arg for name, value in sent for arg in ("-H", f"{name}: {value}")]
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-        "-H", f"Authorization: Bearer {token}", *headers, "-s", script,
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", *headers, "-s", script,
         target.base + target.path.replace("{id}", "1"),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=False)
@@ -466,9 +470,11 @@ def wait_until_up(url: str, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def check_targets(api: str, token: str, project_id: int, ids: list[int], deep_page: int) -> tuple[str, str]:
+def check_targets(
+    api: str, token: str, project_id: int, ids: list[int], deep_page: int
+) -> tuple[str, str, str]:
     """Check each URL answers what it should; the cursor of the deep page, as the API gives it out,
-    and the ETag every seeded run has."""
+    the ETag every seeded run has, and a token of the listed project."""
     from app.web.api.models import encode_cursor
 
     def expect(ok: bool, what: str, answer: object) -> None:
@@ -493,7 +499,14 @@ def check_targets(api: str, token: str, project_id: int, ids: list[int], deep_pa
     cursor = encode_cursor(ids[offset - 1])
     status, deep = get_json(f"{listing}&cursor={cursor}", token)
     expect(status == 200 and [r["id"] for r in deep["items"]] == ids[offset : offset + PAGE], "deep", status)
-    return cursor, etag
+    issued = urllib.request.Request(
+        f"{api}/projects/{project_id}/token", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(issued, timeout=10) as answer:
+        project_token = json.loads(answer.read())["token"]
+    status, mine = get_json(f"{api}/protocols/{ids[0]}", headers={"X-Project-Token": project_token})
+    expect(status == 200 and mine["id"] == ids[0], "a project token reads its own run", (status, mine))
+    return cursor, etag, project_token
 
 
 def profile_summary(path: str, top: int) -> None:
@@ -575,7 +588,8 @@ def measure(args: argparse.Namespace) -> int:
             wait_until_up(f"{baseline}/", time.monotonic() + 30)
             wait_until_up(f"{api}/health", time.monotonic() + 60)
             wait_until_up(f"{reference}/protocols/{next(iter(ids.values()))[0]}", time.monotonic() + 30)
-            cursor, etag = check_targets(api, token, project_id, ids[project_id], args.deep_page)
+            listed = ids[project_id]
+            cursor, etag, project_token = check_targets(api, token, project_id, listed, args.deep_page)
             all_ids = sorted(i for project in ids.values() for i in project)
             id_range = (all_ids[0], all_ids[-1])
             list_path = f"/projects/{project_id}/protocols?limit={PAGE}"
@@ -591,6 +605,16 @@ def measure(args: argparse.Namespace) -> int:
                 NOT_MODIFIED: (
                     api_server.pid,
                     Target(api, "/protocols/{id}", id_range, (("If-None-Match", etag),)),
+                ),
+                # A tenant: the token looked up, the run's project checked, each request.
+                TENANT: (
+                    api_server.pid,
+                    Target(
+                        api,
+                        f"/protocols/{ids[project_id][0]}",
+                        headers=(("X-Project-Token", project_token),),
+                        bearer=False,
+                    ),
                 ),
                 FIRST_PAGE: (api_server.pid, Target(api, list_path)),
                 DEEP_PAGE: (api_server.pid, Target(api, f"{list_path}&cursor={cursor}")),
@@ -788,6 +812,7 @@ def main() -> None:
                     target["path"],
                     tuple(target["ids"]) if target["ids"] else None,
                     tuple((name, value) for name, value in target["headers"]),
+                    target["bearer"],
                 ),
                 os.environ["TG_APIBENCH_TOKEN"],
                 args.connections,

@@ -212,7 +212,7 @@ async def measure(args: argparse.Namespace, url: str, root: Path, token: str) ->
             server.wait()
         if os.environ.get("TG_SERVELOAD_LOG"):
             log.seek(0)
-            Path(os.environ["TG_SERVELOAD_LOG"]).write_bytes(log.read())
+            Path(os.environ["TG_SERVELOAD_LOG"]).write_bytes(log.read())  # noqa: ASYNC240 - after timing
         if server.returncode not in (0, -signal.SIGINT):
             log.seek(0)
             print(f"serve exited {server.returncode}: {log.read()[-3000:].decode(errors='replace')}")

@@ -85,3 +85,41 @@ def test_an_agent_dies_with_the_worker_that_started_it(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_serve_loop_forks_every_child_off_the_loop(monkeypatch, tmp_path):
+    """git and every other `create_subprocess_exec` of `serve` and `worker` (their loop comes from
+    `spawn.new_event_loop`): the same pipes, exit codes and cancellation as asyncio's own."""
+    import asyncio
+
+    forked_in: list[threading.Thread] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        forked_in.append(threading.current_thread())
+        return real_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    marker = sleep_marker()
+
+    async def main() -> tuple[bytes, bytes, int | None]:
+        child = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", "read x; echo out $x; echo err >&2; exit 5",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await child.communicate(b"in\n")
+        starting = asyncio.create_subprocess_exec("/bin/sleep", marker, start_new_session=True)
+        slow = asyncio.create_task(starting)
+        await asyncio.sleep(0)  # the spawn is under way in the spawning thread
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        return out, err, child.returncode
+
+    with asyncio.Runner(loop_factory=spawn.new_event_loop) as runner:
+        out, err, code = runner.run(main())
+    assert (out, err, code) == (b"out in\n", b"err\n", 5)
+    if sys.version_info < (3, 12):
+        assert forked_in
+        assert all(thread is not threading.main_thread() for thread in forked_in)
+    assert not survivors(marker), "a child whose start was cancelled was left running"
