@@ -21,6 +21,7 @@ is met (1 when the benchmark itself failed), unless `--fail-on-miss`.
 
     .venv/bin/python bench/serve_load.py [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
     .venv/bin/python bench/serve_load.py --quick      # smoke run, < 60 s
+    .venv/bin/python bench/serve_load.py --loop-report  # + what held serve's event loop, and where
 
 Without `--database-url` an embedded PostgreSQL runs in a temporary folder.
 """
@@ -158,8 +159,9 @@ async def measure(args: argparse.Namespace, url: str, root: Path, token: str) ->
     paths = [make_repos(root / f"repo-{i}") for i in range(args.protocols)]
     env = serve_environment(url, root, token, port, args.steps, args.concurrency)
     command = [str(Path(sys.executable).parent / "tasksgodzilla"), "serve"]
-    if os.environ.get("TG_SERVELOAD_COMMAND"):  # a diagnosis: serve under a wrapper
-        command = json.loads(os.environ["TG_SERVELOAD_COMMAND"])
+    if args.loop_report:  # the same serve, its loop's callbacks timed (bench/loop_probe.py)
+        command = [sys.executable, str(HERE / "loop_probe.py")]
+        env |= {"TG_LOOP_PROBE_OUT": str(root / "loop.json"), "PYTHONPATH": str(ROOT)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the server is gone
     server = subprocess.Popen(command, env=env, stdout=log, stderr=log)  # noqa: ASYNC220 - before any timing
     headers = {"Authorization": f"Bearer {token}"}
@@ -210,15 +212,15 @@ async def measure(args: argparse.Namespace, url: str, root: Path, token: str) ->
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        if os.environ.get("TG_SERVELOAD_LOG"):
-            log.seek(0)
-            Path(os.environ["TG_SERVELOAD_LOG"]).write_bytes(log.read())  # noqa: ASYNC240 - after timing
         if server.returncode not in (0, -signal.SIGINT):
             log.seek(0)
             print(f"serve exited {server.returncode}: {log.read()[-3000:].decode(errors='replace')}")
         log.close()
     steps = args.protocols * args.steps
-    return idle, busy, {"steps": steps, "steps_per_s": steps / pipeline_seconds, "seconds": pipeline_seconds}
+    pipeline = {"steps": steps, "steps_per_s": steps / pipeline_seconds, "seconds": pipeline_seconds}
+    if args.loop_report:
+        pipeline["loop"] = json.loads((root / "loop.json").read_text())
+    return idle, busy, pipeline
 
 
 async def wait_until_up(session: aiohttp.ClientSession, base: str, server: subprocess.Popen) -> None:
@@ -259,6 +261,8 @@ def report(args: argparse.Namespace, idle: Phase, busy: Phase, pipeline: dict, w
         f"pipeline (with the reads): {pipeline['steps']} steps in {pipeline['seconds']:.1f} s, "
         f"{pipeline['steps_per_s']:.2f} steps/s"
     )
+    if "loop" in pipeline:
+        loop_report(pipeline["loop"])
     met = busy.p(0.99) < TARGET_P99_MS
     print(f"target (p99 < {TARGET_P99_MS:g} ms while the pipeline runs): " + ("met" if met else "MISSED"))
     print(
@@ -266,6 +270,21 @@ def report(args: argparse.Namespace, idle: Phase, busy: Phase, pipeline: dict, w
         "latency: from sending the request to the last byte of the answer, client side"
     )
     return met
+
+
+def loop_report(loop: dict) -> None:
+    """What held serve's event loop, over the whole run (set-up, idle and busy phases)."""
+    slow = sorted(loop["slow"], key=lambda row: -row[2])
+    print(
+        f"\nserve's event loop: {loop['callbacks']:,} callbacks, {loop['cpu']:.2f} s CPU; those over "
+        f"3 ms CPU or 10 ms wall, by where (wall ≫ CPU: waiting for a CPU or blocked in a system call)"
+    )
+    print(f"  {'n':>5} {'CPU ms':>8} {'wall ms':>8} {'max CPU':>8} {'max wall':>8}  where")
+    for where, count, cpu, wall, max_cpu, max_wall in slow[:12]:
+        print(
+            f"  {count:5} {cpu * 1000:8.1f} {wall * 1000:8.1f} {max_cpu * 1000:8.1f} {max_wall * 1000:8.1f}  "
+            f"{where[:90]}"
+        )
 
 
 def main() -> None:
@@ -281,6 +300,9 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of reads before the pipeline")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 runs × 2 steps, 1 s idle")
     parser.add_argument("--fail-on-miss", action="store_true", help="exit 1 when the target is missed")
+    parser.add_argument(
+        "--loop-report", action="store_true", help="time serve's event-loop callbacks (bench/loop_probe.py)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.protocols, args.steps, args.idle = 2, 2, 1.0
