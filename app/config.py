@@ -85,12 +85,6 @@ class Settings(BaseSettings):
         "and the CLI (but serve, worker, migrate, config) acts through its API, not a local database.",
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
-    api_cache_entries: int = Field(
-        20_000,
-        ge=0,
-        description="GET answers for protocol runs kept in memory, each dropped as soon as a row behind it "
-        "changes (LISTEN/NOTIFY); 0 turns the cache off.",
-    )
 
     # --- security ------------------------------------------------------------------------------
     api_token: SecretStr | None = Field(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.engines import spawn
 from app.engines.agent_user import AgentUser
 from app.engines.process_tree import kill_processes_in, kill_tree, signal_group
 from app.errors import AgentError, ConfigError
@@ -191,7 +192,7 @@ async def _spawn(
     piped_stdin: bool,
     setting: str | None,
     user: AgentUser | None,
-) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
+) -> tuple[asyncio.subprocess.Process | spawn.Child, asyncio.Event]:
     loop = asyncio.get_running_loop()
     fix = f" (check {setting})" if setting else ""
     as_user: dict[str, Any] = {}
@@ -199,18 +200,24 @@ async def _spawn(
         # The credentials change before `preexec_fn` runs, so the parent-death signal it sets survives.
         as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
         fix = f" by user {user.name}{fix}"
+    options: dict[str, Any] = {
+        "cwd": cwd,
+        "env": dict(env),
+        "stdin": asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
+        "start_new_session": True,
+        "preexec_fn": _dying_with(os.getpid()),
+        **as_user,
+    }
     try:
+        if spawn.AVAILABLE:  # forked off the event loop (app/engines/spawn.py)
+            child = await spawn.spawn(argv, **options)
+            return child, child.exited
         transport, protocol = await loop.subprocess_exec(
             lambda: _ExitNotifyingProtocol(loop),
             *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_dying_with(os.getpid()),
-            **as_user,
+            **options,
         )
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:
@@ -330,7 +337,7 @@ async def _until_exit(
 
 
 async def _drain(
-    process: asyncio.subprocess.Process, exited: asyncio.Event, readers: asyncio.Future[Any]
+    process: asyncio.subprocess.Process | spawn.Child, exited: asyncio.Event, readers: asyncio.Future[Any]
 ) -> None:
     """Read what is left after the leader exited; children still holding the pipes are killed."""
     await asyncio.wait({readers}, timeout=DRAIN_SECONDS)
