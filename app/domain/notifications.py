@@ -175,6 +175,7 @@ TITLES = {
     "run.completed": "Run completed",
     "run.failed": "Run failed",
     "run.cancelled": "Run cancelled",
+    "test": "Test message",
 }
 
 

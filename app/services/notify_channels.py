@@ -20,8 +20,8 @@ from app.errors import InvalidInputError, NotFoundError
 from app.notify.http import refusal
 from app.services.context import Services
 from app.services.events import record
+from app.store import events, projects
 from app.store import notifications as store
-from app.store import projects
 from app.store.secrets import secret_box
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -170,6 +170,7 @@ async def add_channel(
         if await store.channel_named(conn, project_id, name) is not None:
             raise InvalidInputError(f"the project has a channel named {name} already", field="name")
         channel = await store.add_channel(conn, **values)
+        await store.ensure_cursor(conn, await events.horizon(conn))
         await record(
             conn,
             project_id,

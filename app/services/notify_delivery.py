@@ -19,6 +19,8 @@ one notification carries the same `X-TasksGodzilla-Delivery` id for the receiver
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import NewEvent
@@ -43,6 +45,7 @@ from app.domain.workflow import JobName, Work
 from app.notify import mail
 from app.notify.http import DeliveryError, Post, post
 from app.services.context import Services
+from app.services.notify_channels import channel_of
 from app.store import events, jobs, projects, protocols, steps
 from app.store import notifications as store
 from app.store.events import Placed
@@ -231,3 +234,26 @@ async def _event(
             payload=payload,
         ),
     )
+
+
+async def send_test(svc: Services, project_id: int, channel_id: int) -> str | None:
+    """Send a test message on a channel now; None when it arrived, else why not."""
+    channel = await channel_of(svc, project_id, channel_id)
+    async with svc.database.read() as conn:
+        project = await projects.get(conn, project_id)
+    message = compose(
+        kind="test",
+        event_id=0,
+        event_type="notification.test",
+        event_message="a test message: this channel works",
+        at=datetime.now(UTC).isoformat(),
+        project=(project.id, project.name),
+        run=None,
+        step=None,
+        public_url=svc.settings.public_url,
+    )
+    try:
+        await send(svc, channel, message, 0)
+    except DeliveryError as exc:
+        return svc.redactor(exc.message)
+    return None

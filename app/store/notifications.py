@@ -93,17 +93,22 @@ async def delete_channel(conn: AsyncConnection, project_id: int, channel_id: int
     return bool((await conn.execute(statement)).rowcount)
 
 
-async def locked_cursor(conn: AsyncConnection, start: Position) -> Position:
-    """The scan's cursor, locked until the transaction ends (two scans never route the same events);
-    made at `start` when there is none yet."""
+async def ensure_cursor(conn: AsyncConnection, start: Position) -> None:
+    """Make the scan's cursor at `start` unless it exists (the first channel's creation makes it, so
+    the scan starts with the events recorded after it)."""
     await conn.execute(
         insert(notification_cursor)
         .values(id=1, txid=start.txid, event_id=start.id)
         .on_conflict_do_nothing(index_elements=["id"])
     )
-    row = (
-        await conn.execute(select(notification_cursor).where(notification_cursor.c.id == 1).with_for_update())
-    ).one()
+
+
+async def locked_cursor(conn: AsyncConnection, start: Position) -> Position:
+    """The scan's cursor, locked until the transaction ends (two scans never route the same events);
+    made at `start` when there is none yet."""
+    await ensure_cursor(conn, start)
+    query = select(notification_cursor).where(notification_cursor.c.id == 1).with_for_update()
+    row = (await conn.execute(query)).one()
     return Position(row.txid, row.event_id)
 
 
