@@ -195,7 +195,7 @@ async def delete_channel(svc: Services, project_id: int, channel_id: int) -> Non
     async with svc.database.transaction() as conn:
         channel = await store.channel(conn, channel_id)
         if channel is None or channel.project_id != project_id:
-            raise NotFoundError(f"notification channel {channel_id} not found", field="channel_id")
+            raise NotFoundError(f"notification channel {channel_id} not found", field="channel")
         await store.delete_channel(conn, project_id, channel_id)
         await record(
             conn, project_id, "notification.channel_deleted", f"notification channel {channel.name} deleted",
@@ -207,5 +207,5 @@ async def channel_of(svc: Services, project_id: int, channel_id: int) -> store.C
     async with svc.database.read() as conn:
         channel = await store.channel(conn, channel_id)
     if channel is None or channel.project_id != project_id:
-        raise NotFoundError(f"notification channel {channel_id} not found", field="channel_id")
+        raise NotFoundError(f"notification channel {channel_id} not found", field="channel")
     return channel

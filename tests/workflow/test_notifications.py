@@ -95,7 +95,7 @@ async def test_a_json_webhook_gets_a_signed_body_naming_project_run_step_and_a_c
         HttpReceiver("webhook", SECRET) as receiver,
         running_worker(settings_for(tmp_path), database_url) as svc,
     ):
-        run, step = await seed(svc)
+        run, _step = await seed(svc)
         channel = await notify_channels.add_channel(
             svc,
             run.project_id,
@@ -121,7 +121,8 @@ async def test_a_json_webhook_gets_a_signed_body_naming_project_run_step_and_a_c
         assert receiver.refused == []
 
         sent = await wait_for(lambda: event_rows(svc, run, "notification.sent"), what="notification.sent")
-        assert sent[0].payload["host"] == "127.0.0.1" and sent[0].payload["channel"] == "ops"
+        assert sent[0].payload["host"] == "127.0.0.1"
+        assert sent[0].payload["channel"] == "ops"
         every = await event_rows(svc, run, "notification.sent") + await event_rows(
             svc, run, "notification.channel_added"
         )
@@ -137,15 +138,18 @@ async def test_a_wrong_secret_is_refused_by_the_receiver_and_recorded_failed_for
         channel = await notify_channels.add_channel(
             svc, run.project_id, name="ops", channel_type="webhook", kinds=["run.failed"], url=receiver.url
         )
-        assert channel.secret is not None and channel.secret != SECRET  # made by the service, shown once
+        assert channel.secret is not None
+        assert channel.secret != SECRET
         await happen(svc, run, None, ("protocol.failed", {"from": "running", "to": "failed"}))
         await notify_delivery.route_new_events(svc)
         failed = await wait_for(
             lambda: event_rows(svc, run, "notification.failed"), what="notification.failed"
         )
         # 401 is not worth retrying: one try, final; its error names the host, never the URL's token.
-        assert failed[0].payload["final"] is True and "401" in failed[0].payload["error"]
-        assert receiver.refused == ["signature"] and receiver.received == []
+        assert failed[0].payload["final"] is True
+        assert "401" in failed[0].payload["error"]
+        assert receiver.refused == ["signature"]
+        assert receiver.received == []
         [delivery] = await deliveries(svc, channel.id)
         assert (delivery.status, delivery.attempts) == ("failed", 1)
         no_secret_in(failed, "s3cr3t-path-token", channel.secret)
@@ -169,7 +173,8 @@ async def test_a_slack_webhook_gets_text_and_blocks_as_slack_documents(
         await wait_for(lambda: receiver.received, what="the Slack delivery")
         payload = receiver.received[0].json()
         assert set(payload) == {"text", "blocks"}
-        assert "PR ready for review" in payload["text"] and run.name in payload["text"]
+        assert "PR ready for review" in payload["text"]
+        assert run.name in payload["text"]
         assert [b["type"] for b in payload["blocks"]] == ["header", "section", "actions"]
         assert payload["blocks"][2]["elements"][0]["url"] == f"{PUBLIC}/console/protocols/{run.id}"
         assert receiver.refused == []
@@ -206,9 +211,12 @@ async def test_an_email_reaches_the_smtp_server_with_its_headers_and_body(
             assert mail["From"] == "tasksgodzilla@example.test"
             assert mail["To"] == "dev@example.test, lead@example.test"
             assert mail["Subject"] == f"[shop] CI failed (no fix attempt left): {run.name}"
-            assert mail["X-TasksGodzilla-Kind"] == "ci.gave_up" and mail["Message-ID"] and mail["Date"]
+            assert mail["X-TasksGodzilla-Kind"] == "ci.gave_up"
+            assert mail["Message-ID"]
+            assert mail["Date"]
             text = mail.get_payload(decode=True).decode()
-            assert "Step: 1: login-form" in text and f"{PUBLIC}/console/protocols/{run.id}" in text
+            assert "Step: 1: login-form" in text
+            assert f"{PUBLIC}/console/protocols/{run.id}" in text
             assert smtp.logins[0].login == SMTP_USER.encode()
             sent = await wait_for(lambda: event_rows(svc, run, "notification.sent"), what="notification.sent")
             assert sent[0].payload["kind"] == "ci.gave_up"
@@ -243,7 +251,8 @@ async def test_a_receiver_that_fails_twice_gets_it_on_the_third_try(
         assert all("500" in e.payload["error"] for e in failed)
         [delivery] = await deliveries(svc, channel.id)
         assert (delivery.status, delivery.attempts) == ("sent", 3)
-        assert receiver.calls == 3 and len(receiver.received) == 1
+        assert receiver.calls == 3
+        assert len(receiver.received) == 1
 
 
 async def test_an_email_the_server_defers_twice_is_sent_on_the_third_try(
@@ -260,7 +269,8 @@ async def test_an_email_the_server_defers_twice_is_sent_on_the_third_try(
             await happen(svc, run, None, ("protocol.cancelled", {"from": "running", "to": "cancelled"}))
             await notify_delivery.route_new_events(svc)
             await wait_for(lambda: event_rows(svc, run, "notification.sent"), what="the third try")
-            assert smtp.calls == 3 and len(smtp.envelopes) == 1
+            assert smtp.calls == 3
+            assert len(smtp.envelopes) == 1
             assert [e.payload["attempt"] for e in await event_rows(svc, run, "notification.failed")] == [1, 2]
 
 
@@ -335,4 +345,5 @@ async def test_a_stop_between_event_and_send_neither_loses_nor_repeats(
             assert await notify_delivery.deliver(svc, delivery.id, attempt=2, last_try=False) is True
             async with svc.database.read() as conn:
                 rows = (await conn.execute(notification_deliveries.select())).all()
-        assert len(rows) == 1 and receiver.calls == 1
+        assert len(rows) == 1
+        assert receiver.calls == 1

@@ -73,8 +73,9 @@ class TestResult(BaseModel):
 
 
 def _channel_id(raw: str) -> int:
+    """The channel's id from the path (checked against the path's project by the service)."""
     if not raw.isdigit() or len(raw) > 18:
-        raise NotFoundError(f"notification channel {raw[:40]!r} not found", field="channel_id")
+        raise NotFoundError(f"notification channel {raw[:40]!r} not found", field="channel")
     return int(raw)
 
 
@@ -110,28 +111,28 @@ async def add_channel(request: web.Request, project_id: int, body: ChannelCreate
 
 @api.route(
     "DELETE",
-    "/projects/{project_id}/notifications/{channel_id}",
+    "/projects/{project_id}/notifications/{channel}",
     summary="Delete a notification channel",
     tag=TAG,
     scope=tenant(),
     status=204,
     errors=(404,),
 )
-async def delete_channel(request: web.Request, project_id: int, channel_id: str) -> web.Response:
-    await notify_channels.delete_channel(services(request), project_id, _channel_id(channel_id))
+async def delete_channel(request: web.Request, project_id: int, channel: str) -> web.Response:
+    await notify_channels.delete_channel(services(request), project_id, _channel_id(channel))
     return web.Response(status=204)
 
 
 @api.route(
     "POST",
-    "/projects/{project_id}/notifications/{channel_id}/test",
+    "/projects/{project_id}/notifications/{channel}/test",
     summary="Send a test message on a channel now (not queued, not retried)",
     tag=TAG,
     scope=tenant(),
     response=TestResult,
     errors=(404,),
 )
-async def test_channel(request: web.Request, project_id: int, channel_id: str) -> TestResult:
+async def test_channel(request: web.Request, project_id: int, channel: str) -> TestResult:
     svc = services(request)
-    error = await notify_delivery.send_test(svc, project_id, _channel_id(channel_id))
+    error = await notify_delivery.send_test(svc, project_id, _channel_id(channel))
     return TestResult(delivered=error is None, error=error)
