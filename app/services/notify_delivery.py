@@ -42,6 +42,7 @@ from app.domain.notifications import (
 )
 from app.domain.records import Event
 from app.domain.workflow import JobName, Work
+from app.errors import ConfigError
 from app.notify import mail
 from app.notify.http import DeliveryError, Post, post
 from app.services.context import Services
@@ -202,7 +203,10 @@ async def deliver(svc: Services, delivery_id: int, *, attempt: int, last_try: bo
         "host": channel.host,
     }
     try:
-        await send(svc, channel, message, delivery.id)
+        try:
+            await send(svc, channel, message, delivery.id)
+        except ConfigError as exc:  # its URL or secret stored under another key: no try will do
+            raise DeliveryError(exc.message, retryable=False) from None
     except DeliveryError as exc:
         final = last_try or not exc.retryable
         error = svc.redactor(exc.message)[:500]
