@@ -41,24 +41,19 @@ from app.domain.notifications import (
     whole_transactions,
 )
 from app.domain.records import Event
-from app.domain.workflow import JobName, Work
+from app.domain.workflow import JobName
 from app.errors import ConfigError
 from app.notify import mail
 from app.notify.http import DeliveryError, Post, post
 from app.services.context import Services
 from app.services.notify_channels import channel_of
-from app.store import events, jobs, projects, protocols, steps
+from app.store import events, projects, protocols, steps
 from app.store import notifications as store
 from app.store.events import Placed
 from app.store.secrets import secret_box
 
 PAGE = 500
 MAX_PAGES = 20  # per pass: a backlog is worked through over several ticks
-
-
-def delivery_work(delivery_id: int) -> Work:
-    lock = f"notification:{delivery_id}"
-    return Work(JobName.DELIVER_NOTIFICATION, (("delivery_id", delivery_id),), lock=lock, queueing_lock=lock)
 
 
 async def route_new_events(svc: Services) -> int:
@@ -104,8 +99,7 @@ async def _route(svc: Services, conn: AsyncConnection, taken: list[Seen], placed
             ):
                 rows.append((channel.id, event.id, notice.kind))
     added = await store.add_deliveries(conn, rows)
-    for delivery_id in added:
-        await jobs.defer(conn, delivery_work(delivery_id))
+    await store.defer_deliveries(conn, added, task=JobName.DELIVER_NOTIFICATION.value)
     return len(added)
 
 

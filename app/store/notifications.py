@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Event
 from app.store.events import Position
+from app.store.jobs import QUEUE
 from app.store.notification_tables import notification_channels, notification_cursor, notification_deliveries
 from app.store.rows import to_record
 from app.store.tables import events
@@ -167,3 +168,20 @@ async def event(conn: AsyncConnection, event_id: int) -> Event | None:
     """The event a delivery is about (None when its project, and so its log, was deleted)."""
     row = (await conn.execute(select(events).where(events.c.id == event_id))).first()
     return to_record(Event, row) if row is not None else None
+
+
+# The delivery jobs of many deliveries in one statement (as app/store/jobs.py defers one: in the
+# caller's transaction, so a delivery and its job commit together). They go to the shared queue:
+# sending needs no project's disk.
+_DEFER_DELIVERIES = text(
+    "INSERT INTO procrastinate_jobs (queue_name, task_name, priority, lock, queueing_lock, args) "
+    "SELECT :queue, :task, 0, 'notification:' || id, 'notification:' || id, "
+    "jsonb_build_object('delivery_id', id) FROM unnest(CAST(:ids AS bigint[])) AS id "
+    "ON CONFLICT (queueing_lock) WHERE status = 'todo' DO NOTHING"
+)
+
+
+async def defer_deliveries(conn: AsyncConnection, delivery_ids: Sequence[int], *, task: str) -> None:
+    """Queue one `task` job per delivery, in the caller's transaction."""
+    if delivery_ids:
+        await conn.execute(_DEFER_DELIVERIES, {"queue": QUEUE, "task": task, "ids": list(delivery_ids)})
