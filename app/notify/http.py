@@ -46,8 +46,8 @@ def refusal(host: str, reach: Reach, *, allow_private: bool) -> str | None:
 class CheckedResolver(AbstractResolver):
     """The system resolver, refusing any answer the policy forbids."""
 
-    def __init__(self, *, allow_private: bool) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, *, allow_private: bool, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
         self._allow_private = allow_private
 
     async def resolve(
@@ -73,14 +73,17 @@ class Post:
     headers: dict[str, str]
 
 
-async def post(request: Post, *, allow_private: bool, timeout_seconds: float) -> int:
+async def post(
+    request: Post, *, allow_private: bool, timeout_seconds: float, resolver: AbstractResolver | None = None
+) -> int:
     """POST the body; the receiver's status when it is 2xx, else DeliveryError (retryable on a
     network failure, a timeout, 408, 429 or a 5xx)."""
     host = urlsplit(request.url).hostname or ""
     why = refusal(host, host_reach(host), allow_private=allow_private)
     if why is not None:
         raise DeliveryError(f"notification host {why}", retryable=False)
-    connector = aiohttp.TCPConnector(resolver=CheckedResolver(allow_private=allow_private), force_close=True)
+    checked = CheckedResolver(allow_private=allow_private, inner=resolver)
+    connector = aiohttp.TCPConnector(resolver=checked, force_close=True)
     timeout = aiohttp.ClientTimeout(total=timeout_seconds)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **request.headers}
     try:
