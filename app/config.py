@@ -299,6 +299,18 @@ class Settings(BaseSettings):
         0, ge=0, le=10, description="Automatic fix-CI runs of a step (per project too)."
     )
 
+    # --- notifications -------------------------------------------------------------------------
+    public_url: str | None = Field(None, description="The service's address in notification links.")
+    notify_allow_private_urls: bool = Field(False, description="Allow webhooks on private addresses.")
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Limit of one sending.")
+    notify_max_attempts: int = Field(5, ge=1, le=20, description="Tries of one notification.")
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port (`tls`: often 465).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field("starttls", description="SMTP TLS.")
+    smtp_user: str | None = Field(None, description="SMTP login (unset: no login).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str | None = Field(None, description="From address of e-mail notifications.")
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:

@@ -236,6 +236,23 @@ _KINDS = [
         "PR/MR waits for a person's merge.",
         ("provider", "number", "sha", "reason"),
     ),
+    # notifications
+    EventKind(
+        "notification.sent",
+        "A notification of `kind` about event `event_id` reached channel `channel` (its host only).",
+        ("channel", "channel_type", "kind", "event_id", "delivery", "attempt", "host"),
+    ),
+    EventKind(
+        "notification.failed",
+        "A notification's try failed (`final`: no try is left); `error` never holds the URL or a secret.",
+        ("channel", "channel_type", "kind", "event_id", "delivery", "attempt", "host", "error", "final"),
+    ),
+    EventKind(
+        "notification.channel_added",
+        "A person added a notification channel for `kinds`.",
+        ("channel", "channel_type", "kinds", "host"),
+    ),
+    EventKind("notification.channel_deleted", "A person deleted a notification channel.", ("channel",)),
     EventKind(
         "webhook.ignored",
         "A forge delivery about this run changed nothing, and why.",

@@ -24,6 +24,7 @@ class JobName(StrEnum):
     OPEN_PR = "open_pr_job"
     AUTO_MERGE = "auto_merge_job"
     APPLY_WEBHOOK = "apply_webhook_job"
+    DELIVER_NOTIFICATION = "deliver_notification_job"
 
 
 @dataclass(frozen=True)

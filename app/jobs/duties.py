@@ -25,7 +25,7 @@ from procrastinate import JobContext
 from app.domain.cron import interval_cron
 from app.jobs.tasks import services_of
 from app.logs import correlation_scope, get_logger
-from app.services import scheduler
+from app.services import notify_delivery, scheduler
 from app.services.agents import close_abandoned_runs
 from app.services.context import Services
 
@@ -130,6 +130,7 @@ def duties(scan_seconds: int) -> list[Duty]:
         Duty("requeue_missing_work", every, lambda _, s: scheduler.requeue_missing_work(s)),
         Duty("fail_stuck_steps", every, lambda _, s: scheduler.fail_stuck_steps(s)),
         Duty("close_abandoned_agent_runs", every, lambda _, s: close_abandoned_runs(s)),
+        Duty("route_notifications", every, lambda _, s: notify_delivery.route_new_events(s)),
         Duty(
             "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
         ),

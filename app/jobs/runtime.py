@@ -33,6 +33,7 @@ from app.engines.base import Engine
 from app.jobs.duties import DUTY_QUEUE, duties, register_duties
 from app.jobs.fencing import FencedJobManager
 from app.jobs.housekeeping import tidy_this_machine
+from app.jobs.notify import register_notifications
 from app.jobs.queue import ProcrastinateQueue
 from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
@@ -109,6 +110,12 @@ def create_job_app(settings: Settings, database_url: str, **pool_options: Any) -
         cap_seconds=settings.retry_backoff_max_seconds,
     )
     register_tasks(app, policy)
+    notify_retry = RetryPolicy(
+        max_attempts=settings.notify_max_attempts,
+        base_seconds=settings.retry_backoff_seconds,
+        cap_seconds=settings.retry_backoff_max_seconds,
+    )
+    register_notifications(app, notify_retry)
     register_duties(app, settings.scheduler_interval_seconds)
     return app
 

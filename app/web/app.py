@@ -18,6 +18,7 @@ from app.web.api import (
     budgets,
     events,
     findings,
+    notifications,
     organisations,
     policy,
     projects,
@@ -42,7 +43,19 @@ STATIC = Path(__file__).resolve().parent / "static"
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    for module in (organisations, projects, policy, protocols, events, audit, runs, findings, budgets, usage):
+    for module in (
+        organisations,
+        projects,
+        policy,
+        protocols,
+        events,
+        audit,
+        runs,
+        findings,
+        budgets,
+        usage,
+        notifications,
+    ):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints

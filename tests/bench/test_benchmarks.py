@@ -82,3 +82,17 @@ def test_workers_quick_run_prints_the_scaling_table_and_the_travel_cost(postgres
     table = done.stdout.split("workers   steps/s   ratio")[1].split("travel per step")[0]
     assert [line.split()[0] for line in table.strip().splitlines()[1:]] == ["1", "2"]
     assert "travel per step: " in done.stdout
+
+
+def test_notify_quick_run_routes_every_notifying_event_to_every_channel(postgres_server_url, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "notify.py"), "--quick", "--database-url", postgres_server_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| baseline: read the watched events |" in done.stdout
+    assert "| routing pass (rules, deliveries, jobs, cursor) |" in done.stdout
+    assert "deliveries routed: 1,000 " in done.stdout  # 500 notifying events x 2 channels
