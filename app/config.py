@@ -292,6 +292,18 @@ class Settings(BaseSettings):
     fix_ci_attempts: int = Field(
         0, ge=0, le=10, description="Automatic fix-CI runs of a step (per project too)."
     )
+    ci_log_tail_chars: int = Field(
+        8000, ge=0, le=200_000,
+        description="How much of a failed CI job's log (its end) the fix-CI prompt gets; 0 fetches none.",
+    )  # fmt: skip
+    review_rounds: int = Field(
+        3, ge=0, le=20,
+        description="Review-comment fix rounds per run; past it the run blocks for a person.",
+    )  # fmt: skip
+    review_text_max_chars: int = Field(
+        12_000, ge=500, le=200_000,
+        description="How much of reviewers' comments (all of one round) a fix prompt gets.",
+    )  # fmt: skip
 
     @field_validator("database_url")
     @classmethod

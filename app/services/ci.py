@@ -17,17 +17,21 @@ from app.domain.ci import (
     IgnoredSignal,
     MergeSignal,
     Provider,
+    RunCiSignal,
     WebhookDelivery,
     ci_action,
     ci_target,
     fix_ci_limit,
     merge_refusal,
+    project_repository,
     repeats_a_result,
     serves_repository,
 )
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.errors import NotFoundError
+from app.services.ci_logs import failed_job_facts
 from app.services.context import Services
 from app.services.events import record
 from app.services.progress import defer_auto_merge
@@ -52,12 +56,14 @@ class Applied:
 async def apply_signal(
     conn: AsyncConnection,
     svc: Services,
-    signal: CiSignal | MergeSignal | IgnoredSignal,
+    signal: CiSignal | MergeSignal | IgnoredSignal | RunCiSignal,
     delivery: WebhookDelivery,
 ) -> Applied:
     """Apply one delivery's signal inside the caller's transaction."""
     if isinstance(signal, IgnoredSignal):
         return Applied(DeliveryOutcome.IGNORED, signal.reason)
+    if isinstance(signal, RunCiSignal):
+        return await _apply_run_ci(conn, svc, signal, delivery)
     owners = await _projects_for(conn, signal.provider, signal.repository)
     if not owners:
         return Applied(
@@ -100,6 +106,58 @@ async def _apply_ci(
     # Recorded on the run it was nearest to, so an operator sees why CI had no effect.
     await _ignored_event(conn, runs[0], delivery, first_reason, sha=signal.sha)
     return Applied(DeliveryOutcome.IGNORED, first_reason, runs[0].project_id, runs[0].id)
+
+
+async def _apply_run_ci(
+    conn: AsyncConnection, svc: Services, signal: RunCiSignal, delivery: WebhookDelivery
+) -> Applied:
+    """The original project's report.sh: no commit, so the result goes to the run's head step (the
+    step whose commit is the run's head), and the event says it was mapped so."""
+    try:
+        run = await protocols.get(conn, signal.protocol_run_id)
+    except NotFoundError:
+        return Applied(DeliveryOutcome.IGNORED, f"no protocol run {signal.protocol_run_id}")
+    project = await projects.get(conn, run.project_id)
+    if project.ci_provider not in (None, signal.provider.value):
+        reason = f"{run.name}'s project reports CI from {project.ci_provider or 'no forge'}"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    if signal.branch is not None and signal.branch != run.branch_name:
+        reason = f"branch {signal.branch} is not {run.name}'s branch {run.branch_name}"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    plan = await steps.list_for_protocol(conn, run.id)
+    head = [s for s in plan if run.head_sha and s.commit_sha == run.head_sha]
+    if not head:
+        reason = f"{run.name} has no committed head step to apply CI to"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    step = max(head, key=lambda s: s.step_index)
+    sha = run.head_sha or ""
+    await record(
+        conn,
+        project.id,
+        "ci.mapped_to_head",
+        f"the original report.sh gave no commit: its {signal.result} is applied to step "
+        f"{step.step_index}, the run's head at {sha[:12]}",
+        step=step,
+        provider=str(signal.provider),
+        protocol_run_id=run.id,
+        sha=sha,
+        delivery=delivery.delivery_id,
+    )
+    as_ci = CiSignal(
+        provider=signal.provider,
+        repository=project_repository(project) or "",
+        branches=(run.branch_name,) if run.branch_name else (),
+        sha=sha,
+        result=signal.result,
+        source="origin-report",
+        name="report.sh (protocol_run_id)",
+        summary=f"the original report.sh reported {signal.result}",
+        url=signal.url,
+    )
+    return await _apply_result(conn, svc, project, run, step, as_ci, delivery)
 
 
 async def _apply_result(
@@ -199,6 +257,8 @@ async def _request_fix(
     if done >= limit:
         return False
     attempt = done + 1
+    # The failed job's name and log end, for the fix prompt (app.services.execution reads them back).
+    log = await failed_job_facts(svc, project, run, step, sha)
     step = await move_step(
         conn, step.id, S.PENDING, expected_version=step.version, reason=f"fix CI ({attempt} of {limit})"
     )
@@ -212,6 +272,7 @@ async def _request_fix(
         attempt=attempt,
         limit=limit,
         sha=sha,
+        **log,
     )
     return True
 
