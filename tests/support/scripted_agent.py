@@ -93,7 +93,8 @@ elif stage == "execution":
         answer(message=f"step {number}: nothing needed changing")
         sys.exit(0)
     reviewed = re.findall(r'<reviewer-comment id="(\d+)">', prompt)
-    fixed = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt or bool(reviewed)
+    reworked = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
+    fixed = reworked or bool(reviewed)
     Path("work").mkdir(exist_ok=True)
     leak = os.environ.get("AGENT_LEAK_FILES", "")
     Path("work", f"{number}.txt").write_text(f"step {number}{' fixed' if fixed else ''}\n{leak}")

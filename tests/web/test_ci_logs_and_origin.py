@@ -62,14 +62,16 @@ async def test_the_failed_job_s_name_and_log_tail_reach_the_fix_prompt_redacted(
     assert len(tail) <= 600
     assert "FAILED tests/test_login.py::test_empty_password" in tail
     assert "collecting tests ... line 0\n" not in tail  # only the end
-    assert GITHUB_TOKEN not in tail and "https://x:********@api.github.com" in tail
+    assert GITHUB_TOKEN not in tail
+    assert "https://x:********@api.github.com" in tail
     assert "\x1b" not in tail
     if provider == "github":
         # The log lives on a storage host: the forge's token never goes there.
         [seen] = forge.extras.log_requests
         assert "Authorization" not in seen
         paths = [c.path for c in forge.calls("GET")]
-        assert "/repos/acme/shop/actions/runs" in paths and "/repos/acme/shop/actions/runs/100/jobs" in paths
+        assert "/repos/acme/shop/actions/runs" in paths
+        assert "/repos/acme/shop/actions/runs/100/jobs" in paths
     else:
         assert any(c.path.endswith("/trace") for c in forge.calls("GET"))
 
@@ -135,7 +137,8 @@ async def test_the_origin_script_s_report_is_applied_to_the_run_s_head_step(
         )
     assert step.ci_status == "passed"
     assert [e.event_type for e in found] == ["ci.mapped_to_head", "ci.passed"]
-    assert found[0].payload["sha"] == SECOND and found[0].step_run_id == step.id
+    assert found[0].payload["sha"] == SECOND
+    assert found[0].step_run_id == step.id
     assert found[1].payload["source"] == "origin-report"
 
 
@@ -168,4 +171,5 @@ async def test_the_origin_script_without_a_run_id_is_refused_saying_how_to_switc
     response = await client.post("/webhooks/github", **_origin_github(ORIGIN_GITHUB))
     assert response.status == 422
     body = await response.json()
-    assert "scripts/ci/report.sh" in json.dumps(body) and "protocol_run_id" in json.dumps(body)
+    assert "scripts/ci/report.sh" in json.dumps(body)
+    assert "protocol_run_id" in json.dumps(body)
