@@ -237,7 +237,7 @@ _KINDS = [
     EventKind(
         "review.answered",
         "The agent's answer to each review comment it was given (done, clarification, disagreement).",
-        ("replies", "unanswered", "sha"),
+        ("replies", "unanswered", "received", "sha", "provider", "number"),
     ),
     EventKind(
         "review.replied",

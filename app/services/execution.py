@@ -24,7 +24,7 @@ from app.services.events import record
 from app.services.findings import record_step_review, review_step
 from app.services.policy import policy_for_run
 from app.services.progress import defer_next_work
-from app.services.reviews import record_answers
+from app.services.reviews import settle_review
 from app.services.rework_context import rework_context
 from app.services.travel import keep_head, pack_head
 from app.services.workspace import ensure_worktree
@@ -136,9 +136,9 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         )
         if pushed:
             await record_push(conn, run, sha)
-        if more.review is not None and result is not None:
+        if result is not None:  # answers to review comments; reviews that came meanwhile
             output = result.structured_output
-            await record_answers(svc, conn, run, step, more.review, output, sha=sha, pushed=pushed)
+            await settle_review(svc, conn, run, step, more.review, output, sha=sha, pushed=pushed)
         await defer_next_work(svc, conn, run.id)
     return step
 

@@ -49,6 +49,7 @@ class PendingReview:
     comments: list[dict[str, Any]] = field(default_factory=list)
     provider: str = ""
     number: int = 0
+    received: list[int] = field(default_factory=list)  # the `review.received` events it answers
 
     @property
     def ids(self) -> list[int]:
@@ -103,7 +104,10 @@ async def apply_review(
         return _note(
             applied, f"step {head.step_index}'s agent is at work: the review waits for its next round"
         )
-    return await _request_round(conn, svc, project, run, head, signal, applied)
+    requested = await request_round(conn, svc, run, head, str(signal.provider), signal.pr_number)
+    return Applied(
+        DeliveryOutcome.APPLIED, requested.detail, project.id, run.id, head.id, next_work=requested.queued
+    )
 
 
 def _note(applied: Applied, detail: str) -> Applied:
@@ -142,24 +146,25 @@ def head_step(run: ProtocolRun, plan: list[StepRun]) -> StepRun | None:
     return max(at_head, key=lambda s: s.step_index) if at_head else None
 
 
-async def _request_round(
-    conn: AsyncConnection,
-    svc: Services,
-    project: Project,
-    run: ProtocolRun,
-    step: StepRun,
-    signal: ReviewSignal,
-    applied: Applied,
-) -> Applied:
+@dataclass(frozen=True)
+class Round:
+    detail: str
+    queued: bool  # the step was sent back to its agent (else the run was blocked for a person)
+
+
+async def request_round(
+    conn: AsyncConnection, svc: Services, run: ProtocolRun, step: StepRun, provider: str, number: int
+) -> Round:
+    """Send the head step back to its agent for a review round, or, the rounds used up, block the run."""
     limit = svc.settings.review_rounds
     done = len(await events.list_page(conn, protocol_run_id=run.id, event_types=[FIX_REQUESTED], limit=500))
-    facts: dict[str, Any] = {"provider": str(signal.provider), "number": signal.pr_number}
+    facts: dict[str, Any] = {"provider": provider, "number": number}
     if done >= limit:
         reason = (
             f"review rounds used up ({done} of {limit}, TASKSGODZILLA_REVIEW_ROUNDS): "
             "a person must answer the review"
         )
-        await record(conn, project.id, "review.limit_reached", reason, run=run, limit=limit, **facts)
+        await record(conn, run.project_id, "review.limit_reached", reason, run=run, limit=limit, **facts)
         if run.status is P.RUNNING:
             await move_protocol(
                 conn,
@@ -169,7 +174,7 @@ async def _request_round(
                 reason=reason,
                 changes={"last_error": reason},
             )
-        return _note(applied, reason)
+        return Round(reason, queued=False)
     reason = f"review round {done + 1} of {limit}"
     if step.status in (S.COMPLETED, S.NEEDS_QA):
         step = await move_step(
@@ -181,30 +186,53 @@ async def _request_round(
             conn, run.id, P.RUNNING, expected_version=run.version, reason="answering a review"
         )
     message = f"step {step.step_index} goes back to its agent to answer the review ({reason})"
-    await record(conn, project.id, FIX_REQUESTED, message, step=step, round=done + 1, limit=limit, **facts)
-    return Applied(DeliveryOutcome.APPLIED, message, project.id, run.id, step.id, next_work=True)
+    await record(
+        conn, run.project_id, FIX_REQUESTED, message, step=step, round=done + 1, limit=limit, **facts
+    )
+    return Round(message, queued=True)
 
 
 # --- the fix round: what the agent is given, what it answered ---------------------------------------
 
 
 async def pending_review(conn: AsyncConnection, step: StepRun) -> PendingReview | None:
-    """The comments recorded on this step since its last answered round; None when there are none."""
+    """The reviews recorded on this step that no answered round took in (one that came while its
+    agent was at work is still pending after it); None when there are none."""
     found = await events.list_page(conn, step_run_id=step.id, event_types=[RECEIVED, ANSWERED], limit=500)
-    since = [e for e in found[_after_last(found, ANSWERED) :] if e.event_type == RECEIVED]
-    comments = [c for e in since for c in e.payload.get("comments") or []]
-    if not since:
+    taken = {i for e in found if e.event_type == ANSWERED for i in e.payload.get("received") or []}
+    waiting = [e for e in found if e.event_type == RECEIVED and e.id not in taken]
+    if not waiting:
         return None
-    last = since[-1].payload
-    return PendingReview(comments, str(last.get("provider") or ""), int(last.get("number") or 0))
+    comments = [c for e in waiting for c in e.payload.get("comments") or []]
+    last = waiting[-1].payload
+    number = int(last.get("number") or 0)
+    return PendingReview(comments, str(last.get("provider") or ""), number, [e.id for e in waiting])
 
 
-def _after_last(found: list[Any], kind: str) -> int:
-    positions = [i for i, e in enumerate(found) if e.event_type == kind]
-    return positions[-1] + 1 if positions else 0
+async def settle_review(
+    svc: Services,
+    conn: AsyncConnection,
+    run: ProtocolRun,
+    step: StepRun,
+    pending: PendingReview | None,
+    output: dict[str, Any] | None,
+    *,
+    sha: str,
+    pushed: bool,
+) -> None:
+    """After a step's agent committed: its answers to the round's comments recorded (`pending`, when
+    it had a round) and their replies queued once pushed; then, if reviews came in while the agent was
+    at work (in a review round or a fix-CI run), another round, while the run has one left."""
+    if pending is not None:
+        await _record_answers(svc, conn, run, step, pending, output, sha=sha, pushed=pushed)
+    waiting = await pending_review(conn, step)
+    if waiting is not None:
+        step = await steps.get(conn, step.id)
+        run = await protocols.get(conn, run.id)
+        await request_round(conn, svc, run, step, waiting.provider, waiting.number)
 
 
-async def record_answers(
+async def _record_answers(
     svc: Services,
     conn: AsyncConnection,
     run: ProtocolRun,
@@ -238,12 +266,19 @@ async def record_answers(
         step=step,
         replies=replies,
         unanswered=unanswered,
+        received=pending.received,
         sha=sha,
         provider=pending.provider,
         number=pending.number,
     )
     if replies and pushed:
         await jobs.defer(conn, review_replies_work(run.id))
+    # Reviews that came while the agent was at work: another round, if the run has one left.
+    if await pending_review(conn, step) is not None:
+        step = await steps.get(conn, step.id)
+        await request_round(
+            conn, svc, await protocols.get(conn, run.id), step, pending.provider, pending.number
+        )
 
 
 # --- posting the replies ----------------------------------------------------------------------------

@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 
 from app.config import Settings
+from app.domain.ci import Provider
 from app.domain.statuses import StepStatus as S
 from app.forges.github_client import GitHubClient
 from app.forges.gitlab_client import GitLabClient
 from app.services import reviews, webhooks
 from app.services.rework_context import rework_context
-from app.store import events, protocols, steps
+from app.store import deliveries, events, protocols, steps
 from app.store.transitions import move_step
 from app.web.app import create_app
 from app.web.keys import SERVICES
@@ -205,7 +206,7 @@ async def test_the_answers_are_posted_as_replies_once_each(database_url, databas
                 {"comment_id": 999, "answer": "done", "text": "not a comment of this round"},
             ]
         }
-        await reviews.record_answers(svc, conn, run, step, pending, output, sha=SECOND, pushed=True)
+        await reviews.settle_review(svc, conn, run, step, pending, output, sha=SECOND, pushed=True)
 
     await reviews.post_replies(svc, seeded.run.id)
     await reviews.post_replies(svc, seeded.run.id)  # a retried job posts nothing twice
@@ -240,7 +241,7 @@ async def test_gitlab_replies_go_to_the_note_s_discussion(database_url, database
         pending = await reviews.pending_review(conn, step)
         assert pending is not None
         output = {"replies": [{"comment_id": 1244, "answer": "clarification", "text": "Which name?"}]}
-        await reviews.record_answers(svc, conn, run, step, pending, output, sha=SECOND, pushed=True)
+        await reviews.settle_review(svc, conn, run, step, pending, output, sha=SECOND, pushed=True)
     await reviews.post_replies(svc, seeded.run.id)
     [reply] = forge.extras.replies
     assert reply["discussion_id"] == "6a9c1750b37d513a43987b574953fceb50b03ce7"
@@ -249,3 +250,36 @@ async def test_gitlab_replies_go_to_the_note_s_discussion(database_url, database
         "/api/v4/projects/acme%2Fshop/merge_requests/1/discussions/6a9c1750b37d513a43987b574953fceb50b03ce7/notes"
     )
     assert posted.body["body"].startswith("**Clarification** (TasksGodzilla's agent): Which name?")
+
+
+async def test_a_review_that_comes_while_the_agent_works_gets_the_next_round(
+    database_url, database, aiohttp_client, forge
+):
+    seeded = await published(database, forge)
+    client = await app_client(aiohttp_client, database_url, forge)
+    svc = client.app[SERVICES]
+    async with database.transaction() as conn:  # the head step runs again (a fix-CI run, say)
+        step = await steps.get(conn, seeded.steps[1].id)
+        step = await move_step(conn, step.id, S.BLOCKED, expected_version=step.version)
+        step = await move_step(conn, step.id, S.PENDING, expected_version=step.version)
+        step = await move_step(conn, step.id, S.RUNNING, expected_version=step.version)
+    comment = payload("github", "pull_request_review_comment.created", sha=SECOND)
+    await deliver(client, "github", "pull_request_review_comment", comment, "r-1")
+    async with database.read() as conn:
+        [delivery] = [d for d in [await deliveries.find(conn, Provider.GITHUB, "r-1")] if d is not None]
+    assert delivery.detail == "step 2's agent is at work: the review waits for its next round"
+    assert [e.event_type for e in await kinds(database, seeded.run.id)] == ["review.received"]
+
+    async with database.transaction() as conn:  # its agent committed; the run's job settles the review
+        step = await move_step(conn, step.id, S.NEEDS_QA, expected_version=step.version)
+        run = await protocols.get(conn, seeded.run.id)
+        await reviews.settle_review(svc, conn, run, step, None, None, sha=SECOND, pushed=True)
+    assert [e.event_type for e in await kinds(database, seeded.run.id)] == [
+        "review.received", "review.fix_requested"
+    ]  # fmt: skip
+    step = await head(database, seeded)
+    assert step.status is S.PENDING
+    async with database.read() as conn:
+        pending = await reviews.pending_review(conn, step)
+    assert pending is not None
+    assert pending.ids == [2001]
