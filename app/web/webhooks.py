@@ -6,6 +6,8 @@ In order: no secret configured → 503 (never accept-all); a body past TASKSGODZ
 → 413 (read with our own cap, before anything else looks at it); a missing, malformed or wrong
 signature → 401, before the body is parsed. A verified delivery is recorded once under its delivery id
 and its effect queued: 202. A redelivery is 200 and does nothing; so is one that can change nothing.
+Review deliveries (app.forges.reviews) and the original project's report.sh (app.forges.origin_report:
+accepted with `?protocol_run_id=`, else a 422 saying how to switch) are read before the CI parsers.
 """
 
 from __future__ import annotations
