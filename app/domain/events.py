@@ -242,7 +242,7 @@ _KINDS = [
     EventKind(
         "review.replied",
         "The agent's answer to one review comment was posted on the PR/MR.",
-        ("provider", "number", "comment_id", "answer", "answered"),
+        ("provider", "number", "comment_id", "key", "answer", "answered"),
     ),
     EventKind(
         "review.reply_failed",

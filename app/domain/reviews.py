@@ -43,7 +43,7 @@ REPLY_SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "required": ["comment_id", "answer", "text"],
                 "properties": {
-                    "comment_id": {"type": "integer"},
+                    "comment_id": {"type": "string"},
                     "answer": {"type": "string", "enum": [a.value for a in Answer]},
                     "text": {"type": "string"},
                 },
@@ -79,8 +79,8 @@ def review_instructions(comments: Sequence[Mapping[str, Any]], *, limit: int) ->
     for comment in comments:
         where = f" on `{comment['path']}`" + (f" line {comment['line']}" if comment.get("line") else "")
         block = (
-            f"### Comment {comment['id']} by @{comment['author']}{where if comment.get('path') else ''}\n\n"
-            f'<reviewer-comment id="{comment["id"]}">\n{comment["body"]}\n</reviewer-comment>'
+            f"### Comment {comment['key']} by @{comment['author']}{where if comment.get('path') else ''}\n\n"
+            f'<reviewer-comment id="{comment["key"]}">\n{comment["body"]}\n</reviewer-comment>'
         )
         if used + len(block) > limit:
             left_out += 1
@@ -102,16 +102,16 @@ def review_instructions(comments: Sequence[Mapping[str, Any]], *, limit: int) ->
     )
 
 
-def parse_replies(output: Mapping[str, Any] | None, ids: Iterable[int]) -> dict[int, tuple[Answer, str]]:
-    """The agent's replies to the comments `ids` (others dropped); a missing one is absent."""
-    wanted = set(ids)
-    found: dict[int, tuple[Answer, str]] = {}
+def parse_replies(output: Mapping[str, Any] | None, keys: Iterable[str]) -> dict[str, tuple[Answer, str]]:
+    """The agent's replies to the comments `keys` (others dropped); a missing one is absent."""
+    wanted = set(keys)
+    found: dict[str, tuple[Answer, str]] = {}
     for item in (output or {}).get("replies") or []:
         if not isinstance(item, Mapping):
             continue
         comment_id, answer, text = item.get("comment_id"), item.get("answer"), item.get("text")
         known = isinstance(answer, str) and answer in Answer._value2member_map_
-        if comment_id in wanted and known and isinstance(text, str):
+        if isinstance(comment_id, str) and comment_id in wanted and known and isinstance(text, str):
             found[comment_id] = (Answer(str(answer)), text)
     return found
 
@@ -126,10 +126,20 @@ def reply_body(answer: Answer, text: str) -> str:
     return f"**{label}** (TasksGodzilla's agent): {shown(text, REPLY_MAX)}\n\n{MARKER}"
 
 
+def comment_key(kind: str, comment_id: int) -> str:
+    """A comment's id in the prompt and the agent's answer: the forge's id, qualified by its kind
+    (a review's id and a review comment's id come from different sequences and may be equal)."""
+    return f"{KEY_PREFIX.get(kind, kind)}-{comment_id}"
+
+
+KEY_PREFIX = {"review_comment": "comment", "review": "review", "note": "note"}
+
+
 def comment_facts(comment: ReviewComment, author: str) -> dict[str, Any]:
     """What a recorded comment keeps (the event payload): its text shown visibly and capped."""
     return {
         "id": comment.id,
+        "key": comment_key(comment.kind, comment.id),
         "kind": comment.kind,
         "author": author,
         "body": shown(comment.body),

@@ -52,8 +52,8 @@ class PendingReview:
     received: list[int] = field(default_factory=list)  # the `review.received` events it answers
 
     @property
-    def ids(self) -> list[int]:
-        return [c["id"] for c in self.comments]
+    def keys(self) -> list[str]:
+        return [c["key"] for c in self.comments]
 
 
 async def apply_review(
@@ -244,19 +244,20 @@ async def _record_answers(
     pushed: bool,
 ) -> None:
     """The agent's answers to the round's comments, recorded; their replies queued once pushed."""
-    answers = parse_replies(output, pending.ids)
+    answers = parse_replies(output, pending.keys)
     replies = [
         {
             "comment_id": c["id"],
+            "key": c["key"],
             "kind": c["kind"],
             "discussion_id": c.get("discussion_id"),
-            "answer": str(answers[c["id"]][0]),
-            "text": answers[c["id"]][1],
+            "answer": str(answers[c["key"]][0]),
+            "text": answers[c["key"]][1],
         }
         for c in pending.comments
-        if c["id"] in answers
+        if c["key"] in answers
     ]
-    unanswered = [i for i in pending.ids if i not in answers]
+    unanswered = [key for key in pending.keys if key not in answers]
     await record(
         conn,
         run.project_id,
@@ -293,9 +294,7 @@ async def post_replies(svc: Services, run_id: int) -> None:
         found = await events.list_page(
             conn, protocol_run_id=run.id, event_types=[ANSWERED, REPLIED], limit=500
         )
-    posted = {
-        (e.payload.get("answered"), e.payload.get("comment_id")) for e in found if e.event_type == REPLIED
-    }
+    posted = {(e.payload.get("answered"), e.payload.get("key")) for e in found if e.event_type == REPLIED}
     rounds = [e for e in found if e.event_type == ANSWERED]
     if not rounds or run.pr_number is None:
         return
@@ -305,7 +304,7 @@ async def post_replies(svc: Services, run_id: int) -> None:
     try:
         for answered in rounds:
             for reply in answered.payload.get("replies") or []:
-                if (answered.id, reply["comment_id"]) in posted:
+                if (answered.id, reply["key"]) in posted:
                     continue
                 await forge.reply(
                     run.pr_number,
@@ -325,6 +324,7 @@ async def post_replies(svc: Services, run_id: int) -> None:
                         provider=str(forge.provider),
                         number=run.pr_number,
                         comment_id=reply["comment_id"],
+                        key=reply["key"],
                         answer=reply["answer"],
                         answered=answered.id,
                     )

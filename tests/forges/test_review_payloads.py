@@ -93,7 +93,8 @@ def test_the_origin_script_s_shapes_need_a_run_id_and_a_known_state():
 def test_hidden_characters_are_shown_and_the_round_is_capped():
     assert shown("a\u202eb\u200bc") == "a<U+202E>b<U+200B>c"
     comments = [
-        {"id": i, "author": "octocat", "body": "x" * 300, "path": None, "line": None} for i in range(1, 11)
+        {"id": i, "key": f"note-{i}", "author": "octocat", "body": "x" * 300, "path": None, "line": None}
+        for i in range(1, 11)
     ]
     prompt = review_instructions(comments, limit=1000)
     assert prompt.count("<reviewer-comment ") == 2
@@ -103,13 +104,14 @@ def test_hidden_characters_are_shown_and_the_round_is_capped():
 def test_only_replies_to_the_round_s_comments_with_a_known_answer_are_kept():
     output = {
         "replies": [
-            {"comment_id": 1, "answer": "done", "text": "ok"},
-            {"comment_id": 2, "answer": "maybe", "text": "?"},
-            {"comment_id": 3, "answer": "disagreement", "text": "no"},
+            {"comment_id": "note-1", "answer": "done", "text": "ok"},
+            {"comment_id": "note-2", "answer": "maybe", "text": "?"},
+            {"comment_id": "note-3", "answer": "disagreement", "text": "no"},
+            {"comment_id": 1, "answer": "done", "text": "an id without its kind"},
         ]
     }
-    assert parse_replies(output, [1, 2]) == {1: (Answer.DONE, "ok")}
-    assert parse_replies(None, [1]) == {}
+    assert parse_replies(output, ["note-1", "note-2"]) == {"note-1": (Answer.DONE, "ok")}
+    assert parse_replies(None, ["note-1"]) == {}
 
 
 def test_a_log_tail_is_redacted_before_it_is_cut():

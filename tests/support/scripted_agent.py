@@ -92,7 +92,7 @@ elif stage == "execution":
     if listed("AGENT_NO_CHANGE", number):
         answer(message=f"step {number}: nothing needed changing")
         sys.exit(0)
-    reviewed = re.findall(r'<reviewer-comment id="(\d+)">', prompt)
+    reviewed = re.findall(r'<reviewer-comment id="([a-z]+-\d+)">', prompt)
     reworked = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
     fixed = reworked or bool(reviewed)
     Path("work").mkdir(exist_ok=True)
@@ -102,7 +102,7 @@ elif stage == "execution":
         Path("work", f"{number}.bin").write_bytes(b"\xff\0" + leak.encode() + b"\0")
     with open(f".protocols/{folder}/log.md", "a") as log:
         log.write(f"- step {number} done\n")
-    replies = [{"comment_id": int(i), "answer": "done", "text": f"changed as asked in {i}"} for i in reviewed]
+    replies = [{"comment_id": i, "answer": "done", "text": f"changed as asked in {i}"} for i in reviewed]
     answer({"replies": replies} if reviewed else None, message=f"step {number} written")
 elif stage == "discovery":
     print(f"# Repository\n\nFiles: {', '.join(sorted(p.name for p in Path('.').iterdir()))}")

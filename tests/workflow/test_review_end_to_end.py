@@ -92,7 +92,7 @@ async def test_a_review_comment_is_answered_and_a_ci_failure_s_log_reaches_the_f
         await wait_for(has("review.replied"), seconds=90, what="the fix round and its reply")
         [reply] = forge.extras.replies
         assert (reply["number"], reply["in_reply_to_id"]) == (1, 2001)
-        assert reply["body"].startswith("**Done** (TasksGodzilla's agent): changed as asked in 2001")
+        assert reply["body"].startswith("**Done** (TasksGodzilla's agent): changed as asked in comment-2001")
         second = await committed(after=first)
         assert second is not None
         assert second != first
@@ -113,7 +113,7 @@ async def test_a_review_comment_is_answered_and_a_ci_failure_s_log_reaches_the_f
     assert len(executions) == 3
     review_prompt, fix_prompt = executions[1], executions[2]
     assert (
-        '<reviewer-comment id="2001">\nThis line should say which part it is.\n</reviewer-comment>'
+        '<reviewer-comment id="comment-2001">\nThis line should say which part it is.\n</reviewer-comment>'
         in review_prompt
     )
     assert "## The failed CI job: test (3.11)" in fix_prompt
