@@ -31,8 +31,8 @@ from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import NotFoundError
-from app.services.ci_logs import failed_job_facts
 from app.services.context import Services
+from app.services.delivery_facts import ForgeFacts
 from app.services.events import record
 from app.services.progress import defer_auto_merge
 from app.store import events, projects, protocols, steps
@@ -58,12 +58,15 @@ async def apply_signal(
     svc: Services,
     signal: CiSignal | MergeSignal | IgnoredSignal | RunCiSignal,
     delivery: WebhookDelivery,
+    facts: ForgeFacts | None = None,
 ) -> Applied:
-    """Apply one delivery's signal inside the caller's transaction."""
+    """Apply one delivery's signal inside the caller's transaction (`facts`: what the forge said,
+    asked before it)."""
+    facts = facts or ForgeFacts()
     if isinstance(signal, IgnoredSignal):
         return Applied(DeliveryOutcome.IGNORED, signal.reason)
     if isinstance(signal, RunCiSignal):
-        return await _apply_run_ci(conn, svc, signal, delivery)
+        return await _apply_run_ci(conn, svc, signal, delivery, facts)
     owners = await _projects_for(conn, signal.provider, signal.repository)
     if not owners:
         return Applied(
@@ -71,7 +74,7 @@ async def apply_signal(
         )
     if isinstance(signal, MergeSignal):
         return await _apply_merge(conn, owners, signal, delivery)
-    return await _apply_ci(conn, svc, owners, signal, delivery)
+    return await _apply_ci(conn, svc, owners, signal, delivery, facts)
 
 
 async def _projects_for(conn: AsyncConnection, provider: Provider, repository: str) -> dict[int, Project]:
@@ -92,6 +95,7 @@ async def _apply_ci(
     owners: dict[int, Project],
     signal: CiSignal,
     delivery: WebhookDelivery,
+    facts: ForgeFacts,
 ) -> Applied:
     runs = await protocols.on_branches(conn, list(owners), list(signal.branches), pr_number=signal.pr_number)
     if not runs:
@@ -101,7 +105,9 @@ async def _apply_ci(
         plan = await steps.list_for_protocol(conn, run.id)
         target = ci_target(run, plan, signal.sha)
         if target.step is not None:
-            return await _apply_result(conn, svc, owners[run.project_id], run, target.step, signal, delivery)
+            project = owners[run.project_id]
+            log = facts.ci_logs.get(project.id, {})
+            return await _apply_result(conn, svc, project, run, target.step, signal, delivery, log)
         first_reason = first_reason or target.reason
     # Recorded on the run it was nearest to, so an operator sees why CI had no effect.
     await _ignored_event(conn, runs[0], delivery, first_reason, sha=signal.sha)
@@ -109,7 +115,7 @@ async def _apply_ci(
 
 
 async def _apply_run_ci(
-    conn: AsyncConnection, svc: Services, signal: RunCiSignal, delivery: WebhookDelivery
+    conn: AsyncConnection, svc: Services, signal: RunCiSignal, delivery: WebhookDelivery, facts: ForgeFacts
 ) -> Applied:
     """The original project's report.sh: no commit, so the result goes to the run's head step (the
     step whose commit is the run's head), and the event says it was mapped so."""
@@ -157,7 +163,9 @@ async def _apply_run_ci(
         summary=f"the original report.sh reported {signal.result}",
         url=signal.url,
     )
-    return await _apply_result(conn, svc, project, run, step, as_ci, delivery)
+    return await _apply_result(
+        conn, svc, project, run, step, as_ci, delivery, facts.ci_logs.get(project.id, {})
+    )
 
 
 async def _apply_result(
@@ -168,6 +176,7 @@ async def _apply_result(
     step: StepRun,
     signal: CiSignal,
     delivery: WebhookDelivery,
+    log: dict[str, Any],
 ) -> Applied:
     action = ci_action(step, signal.result, qa_on_ci=svc.settings.auto_qa_on_ci)
     facts: dict[str, Any] = {
@@ -186,7 +195,7 @@ async def _apply_result(
             note = f"CI {signal.result} ({signal.name}) on {signal.sha[:12]} was recorded already"
             return replace(applied, outcome=DeliveryOutcome.IGNORED, detail=note)
     if action is CiAction.BLOCK:
-        return await _block(conn, svc, project, run, step, signal, facts, applied)
+        return await _block(conn, svc, project, run, step, signal, facts, applied, log)
     step = await steps.update_fields(
         conn, step.id, expected_version=step.version, ci_status=str(signal.result)
     )
@@ -218,6 +227,7 @@ async def _block(
     signal: CiSignal,
     facts: dict[str, Any],
     applied: Applied,
+    log: dict[str, Any],
 ) -> Applied:
     """CI failed on the step's head commit: block the step and its run; maybe send it back to fix it."""
     failure = (
@@ -243,22 +253,27 @@ async def _block(
         reason=f"CI failed on step {step.step_index}",
         changes={"last_error": failure[:2000]},
     )
-    if await _request_fix(conn, svc, project, run, step, signal.sha):
+    if await _request_fix(conn, svc, project, run, step, signal.sha, log):
         return replace(applied, detail=f"{note}; the step runs again to fix it", next_work=True)
     return replace(applied, detail=f"{note}; step and run blocked")
 
 
 async def _request_fix(
-    conn: AsyncConnection, svc: Services, project: Project, run: ProtocolRun, step: StepRun, sha: str
+    conn: AsyncConnection,
+    svc: Services,
+    project: Project,
+    run: ProtocolRun,
+    step: StepRun,
+    sha: str,
+    log: dict[str, Any],
 ) -> bool:
-    """Send the step back to its agent, with the failure as context, if fix-CI runs remain."""
+    """Send the step back to its agent, with the failure (and `log`, the failed job's name and log
+    end, for app.services.execution to read back) as context, if fix-CI runs remain."""
     limit = fix_ci_limit(project, svc.settings.fix_ci_attempts)
     done = len(await events.list_page(conn, step_run_id=step.id, event_types=[FIX_REQUESTED], limit=500))
     if done >= limit:
         return False
     attempt = done + 1
-    # The failed job's name and log end, for the fix prompt (app.services.execution reads them back).
-    log = await failed_job_facts(svc, project, run, step, sha)
     step = await move_step(
         conn, step.id, S.PENDING, expected_version=step.version, reason=f"fix CI ({attempt} of {limit})"
     )

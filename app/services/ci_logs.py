@@ -1,12 +1,13 @@
-"""Fetching the failed CI job's log for the fix-CI prompt, by the job that queues the fix (the webhook
-request only records the delivery): the forge's jobs API, its end only, secrets redacted."""
+"""Fetching the failed CI job's log for the fix-CI prompt, by the job that applies the failure (the
+webhook request only records the delivery; app.services.delivery_facts asks before the job's
+transaction): the forge's jobs API, the log's end only, secrets redacted."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from app.domain.ci_logs import log_tail
-from app.domain.records import Project, ProtocolRun, StepRun
+from app.domain.records import Project
 from app.errors import TasksGodzillaError
 from app.services.agents import Subject, redactor_for
 from app.services.context import Services
@@ -15,9 +16,7 @@ from app.services.forges import forge_for
 BYTES_PER_CHAR = 4  # UTF-8's widest: the bytes fetched always hold `limit` characters
 
 
-async def failed_job_facts(
-    svc: Services, project: Project, run: ProtocolRun, step: StepRun, sha: str
-) -> dict[str, Any]:
+async def failed_job_facts(svc: Services, project: Project, sha: str) -> dict[str, Any]:
     """The `ci.fix_requested` payload's log fields: `failed_job`, `job_url`, `log_tail`; or, when they
     could not be had, `log_problem` saying why (the fix goes ahead with the summary alone)."""
     limit = svc.settings.ci_log_tail_chars
@@ -32,7 +31,7 @@ async def failed_job_facts(
         await forge.close()
     if job is None:
         return {"log_problem": f"the forge lists no failed CI job on {sha[:12]}"}
-    redactor = await redactor_for(svc, Subject(project.id, run.id, step.id))
+    redactor = await redactor_for(svc, Subject(project.id))
     return {
         "failed_job": job.name[:200],
         "job_url": job.url,

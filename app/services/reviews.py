@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.ci import DeliveryOutcome, Provider, ReviewSignal, WebhookDelivery, serves_repository
-from app.domain.records import Project, ProtocolRun, StepRun
+from app.domain.records import ProtocolRun, StepRun
 from app.domain.reviews import (
     Answer,
     comment_facts,
@@ -30,9 +30,9 @@ from app.domain.reviews import (
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.domain.workflow import review_replies_work
-from app.forges.gitlab_client import GitLabClient
 from app.services.ci import Applied
 from app.services.context import Services
+from app.services.delivery_facts import ForgeFacts
 from app.services.events import record
 from app.services.forges import forge_for
 from app.store import events, jobs, projects, protocols, steps
@@ -57,9 +57,15 @@ class PendingReview:
 
 
 async def apply_review(
-    conn: AsyncConnection, svc: Services, signal: ReviewSignal, delivery: WebhookDelivery
+    conn: AsyncConnection,
+    svc: Services,
+    signal: ReviewSignal,
+    delivery: WebhookDelivery,
+    facts: ForgeFacts | None = None,
 ) -> Applied:
-    """Apply one review delivery inside the caller's transaction."""
+    """Apply one review delivery inside the caller's transaction (`facts`: the GitLab reviewer's
+    access level, asked before it)."""
+    asked = facts or ForgeFacts()
     candidates = await projects.forge_candidates(conn, signal.repository)
     owners = {p.id: p for p in candidates if serves_repository(p, signal.provider, signal.repository)}
     runs = await protocols.on_branches(conn, list(owners), [signal.branch], pr_number=signal.pr_number)
@@ -68,16 +74,16 @@ async def apply_review(
         reason = f"#{signal.pr_number} of {signal.repository} is no protocol run's PR/MR"
         return Applied(DeliveryOutcome.IGNORED, reason)
     project = owners[run.project_id]
-    facts: dict[str, Any] = {
+    about: dict[str, Any] = {
         "provider": str(signal.provider),
         "number": signal.pr_number,
         "delivery": delivery.delivery_id,
     }
-    refusal = await _refusal(svc, project, run, signal)
+    refusal = _refusal(run, signal, asked.access.get(project.id))
     if refusal is not None:
         note = f"review by @{signal.author} on #{signal.pr_number} ignored: {refusal}"
         await record(
-            conn, project.id, "review.ignored", note, run=run, author=signal.author, reason=refusal, **facts
+            conn, project.id, "review.ignored", note, run=run, author=signal.author, reason=refusal, **about
         )
         return Applied(DeliveryOutcome.IGNORED, refusal, project.id, run.id)
     plan = await steps.list_for_protocol(conn, run.id)
@@ -95,7 +101,7 @@ async def apply_review(
         state=signal.state,
         comments=comments,
         url=signal.url,
-        **facts,
+        **about,
     )
     applied = Applied(DeliveryOutcome.APPLIED, "", project.id, run.id, head.id)
     if head.status is S.PENDING:
@@ -114,30 +120,16 @@ def _note(applied: Applied, detail: str) -> Applied:
     return Applied(applied.outcome, detail, applied.project_id, applied.protocol_run_id, applied.step_run_id)
 
 
-async def _refusal(svc: Services, project: Project, run: ProtocolRun, signal: ReviewSignal) -> str | None:
+def _refusal(run: ProtocolRun, signal: ReviewSignal, gitlab_level: int | None) -> str | None:
     """Why this review is not acted on, or None."""
     if signal.provider is Provider.GITHUB and not may_review_on_github(signal.association):
         return f"@{signal.author} has no write access (author_association {signal.association or 'none'})"
-    if signal.provider is Provider.GITLAB:
-        level = await _gitlab_access(svc, project, signal.author_id)
-        if not may_review_on_gitlab(level):
-            shown_level = "none" if level is None else str(level)
-            return f"@{signal.author} has no write access (access level {shown_level})"
+    if signal.provider is Provider.GITLAB and not may_review_on_gitlab(gitlab_level):
+        shown_level = "none" if gitlab_level is None else str(gitlab_level)
+        return f"@{signal.author} has no write access (access level {shown_level})"
     if run.status not in (P.RUNNING, P.BLOCKED):
         return f"{run.name} is {run.status}"
     return None
-
-
-async def _gitlab_access(svc: Services, project: Project, user_id: int | None) -> int | None:
-    forge = forge_for(svc, project)
-    if user_id is None or not isinstance(forge, GitLabClient):
-        if forge is not None:
-            await forge.close()
-        return None
-    try:
-        return await forge.access_level(user_id)
-    finally:
-        await forge.close()
 
 
 def head_step(run: ProtocolRun, plan: list[StepRun]) -> StepRun | None:

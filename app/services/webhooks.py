@@ -18,6 +18,7 @@ from app.errors import ConflictError
 from app.logs import get_logger
 from app.services.ci import Applied, apply_signal
 from app.services.context import Services
+from app.services.delivery_facts import forge_facts
 from app.services.progress import defer_next_work
 from app.services.reviews import apply_review
 from app.services.traces import run_key
@@ -83,6 +84,12 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
     run it applied to (known only once applied)."""
     started_ns = time.time_ns()
     applied: Applied | None = None
+    async with svc.database.read() as conn:
+        recorded = await deliveries.get(conn, delivery_id)
+    if recorded.outcome is not None:
+        return None
+    # The forge is asked before the transaction: a slow forge never holds the run's rows locked.
+    facts = await forge_facts(svc, SIGNAL.validate_python(recorded.signal))
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             async with svc.database.transaction() as conn:
@@ -91,9 +98,9 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
                     return None
                 signal = SIGNAL.validate_python(delivery.signal)
                 if isinstance(signal, ReviewSignal):
-                    applied = await apply_review(conn, svc, signal, delivery)
+                    applied = await apply_review(conn, svc, signal, delivery, facts)
                 else:
-                    applied = await apply_signal(conn, svc, signal, delivery)
+                    applied = await apply_signal(conn, svc, signal, delivery, facts)
                 await deliveries.finish(
                     conn,
                     delivery.id,
