@@ -298,6 +298,18 @@ class Settings(BaseSettings):
     fix_ci_attempts: int = Field(
         0, ge=0, le=10, description="Automatic fix-CI runs of a step (per project too)."
     )
+    ci_log_tail_chars: int = Field(
+        8000, ge=0, le=200_000,
+        description="How much of a failed CI job's log (its end) the fix-CI prompt gets; 0 fetches none.",
+    )  # fmt: skip
+    review_rounds: int = Field(
+        3, ge=0, le=20,
+        description="Review-comment fix rounds per run; past it the run blocks for a person.",
+    )  # fmt: skip
+    review_text_max_chars: int = Field(
+        12_000, ge=500, le=200_000,
+        description="How much of reviewers' comments (all of one round) a fix prompt gets.",
+    )  # fmt: skip
 
     # --- notifications -------------------------------------------------------------------------
     public_url: str | None = Field(None, description="The service's address in notification links.")
@@ -319,19 +331,13 @@ class Settings(BaseSettings):
     @field_validator("local_path_roots")
     @classmethod
     def _absolute_roots(cls, value: list[Path] | None) -> list[Path] | None:
-        relative = [str(root) for root in value or () if not root.is_absolute()]
-        if relative:
-            raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
-        return value
+        return checks.absolute_folders(value)
 
     @field_validator("api_token", "session_secret", "webhook_token", "github_webhook_secret",
                      "gitlab_webhook_token", "secret_key")  # fmt: skip
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty value would silently mean "no token" (an open API, an unsigned console): refuse it.
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
-        return value
+        return checks.strong_secret(value, MIN_SECRET_LENGTH)
 
     @field_validator("agent_env_passthrough", "claude_allowed_tools", "local_path_roots", mode="before")
     @classmethod
@@ -363,14 +369,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _ordered(self) -> Settings:
-        if self.stalled_after_seconds <= 2 * self.worker_heartbeat_seconds:
-            raise ValueError(
-                f"{ENV_PREFIX}STALLED_AFTER_SECONDS must exceed twice {ENV_PREFIX}WORKER_HEARTBEAT_SECONDS"
-            )
-        if self.retry_backoff_max_seconds < self.retry_backoff_seconds:
-            raise ValueError(
-                f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
-            )
+        checks.ordered(self, ENV_PREFIX)
         return self
 
     @property

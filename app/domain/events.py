@@ -211,8 +211,49 @@ _KINDS = [
     ),
     EventKind(
         "ci.fix_requested",
-        "A CI failure sent the step back to its agent, with the failure as context.",
-        ("attempt", "limit", "sha"),
+        "A CI failure sent the step back to its agent, with the failure as context: the failed job's "
+        "name and the end of its log (capped, secrets redacted) when the forge gave them.",
+        ("attempt", "limit", "sha", "failed_job", "job_url", "log_tail", "log_problem"),
+    ),
+    EventKind(
+        "ci.mapped_to_head",
+        "The original project's report.sh gave no commit: its result was applied to the run's head step.",
+        ("provider", "protocol_run_id", "sha", "delivery"),
+    ),
+    EventKind(
+        "review.received",
+        "A reviewer with write access commented on (or requested changes to) the run's PR/MR.",
+        ("provider", "number", "author", "state", "comments", "url", "delivery"),
+    ),
+    EventKind(
+        "review.ignored",
+        "A review of the run's PR/MR was not acted on, and why (no write access, the run's state).",
+        ("provider", "number", "author", "reason", "delivery"),
+    ),
+    EventKind(
+        "review.fix_requested",
+        "Review comments sent the run's head step back to its agent (round `round` of `limit`).",
+        ("provider", "number", "round", "limit"),
+    ),
+    EventKind(
+        "review.limit_reached",
+        "The run had its review rounds (TASKSGODZILLA_REVIEW_ROUNDS): it waits for a person.",
+        ("provider", "number", "limit"),
+    ),
+    EventKind(
+        "review.answered",
+        "The agent's answer to each review comment it was given (done, clarification, disagreement).",
+        ("replies", "unanswered", "received", "sha", "provider", "number"),
+    ),
+    EventKind(
+        "review.replied",
+        "The agent's answer to one review comment was posted on the PR/MR.",
+        ("provider", "number", "comment_id", "key", "answer", "answered"),
+    ),
+    EventKind(
+        "review.reply_failed",
+        "Posting the agent's answers on the PR/MR gave up.",
+        ("reason",),
     ),
     EventKind(
         "pr.opened", "A PR/MR was opened for the protocol branch.", ("provider", "number", "url", "sha")

@@ -15,7 +15,7 @@ from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaErr
 from app.jobs.fencing import holds
 from app.jobs.retry import RetryPolicy
 from app.logs import correlation_scope, get_logger
-from app.services import auto_merge, execution, planning, projects, publishing, quality, webhooks
+from app.services import auto_merge, execution, planning, projects, publishing, quality, reviews, webhooks
 from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
@@ -146,6 +146,7 @@ JOBS: dict[JobName, tuple[str, str, Action, GiveUp]] = {
     JobName.RUN_QUALITY: ("step_run_id", "step", quality.run_quality, execution.fail_step),
     JobName.OPEN_PR: ("protocol_run_id", "protocol", publishing.open_pr, publishing.fail_publishing),
     JobName.AUTO_MERGE: ("protocol_run_id", "protocol", auto_merge.auto_merge, auto_merge.fail_auto_merge),
+    JobName.REVIEW_REPLIES: ("protocol_run_id", "protocol", reviews.post_replies, reviews.fail_replies),
 }
 
 

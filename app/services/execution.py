@@ -24,6 +24,8 @@ from app.services.events import record
 from app.services.findings import record_step_review, review_step
 from app.services.policy import policy_for_run
 from app.services.progress import defer_next_work
+from app.services.reviews import settle_review
+from app.services.rework_context import rework_context
 from app.services.travel import keep_head, pack_head
 from app.services.workspace import ensure_worktree
 from app.store import events, projects, protocols, steps
@@ -48,17 +50,19 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         else:
             step = await steps.update_fields(conn, step.id, expected_version=step.version, lease=lease)
         qa = await _failed_verdict(conn, step)
+        more = await rework_context(conn, svc, step)  # a failed CI job's log, review comments to answer
     worktree = await ensure_worktree(svc, project, run)
     # A commit carrying this step's tag means a previous attempt got that far: never commit twice,
     # unless that very commit was rejected (CI, QA) or the operator asked for another go.
     sha = await worktree.find_step_commit(run.number, step.step_index)
-    worked = sha is None or must_work_again(step, sha)
+    worked = sha is None or must_work_again(step, sha) or more.review is not None
     result: AgentResult | None = None
     if worked:
         # Policy findings (issue 14): the step file before its agent runs; strict mode may block it.
         if (stopped := await _policy_gate(svc, run, step, worktree)) is not None:
             return stopped
-        result = await _run_agent(svc, project, run, step, worktree, rework_instructions(step, qa))
+        instructions = "\n\n".join(p for p in (rework_instructions(step, qa), more.instructions) if p)
+        result = await _run_agent(svc, project, run, step, worktree, instructions, more.output_schema)
         number, index = run.number, step.step_index
         scrubbed: dict[str, list[str]] = {}  # path → names of the secrets found in the file
         redactor = await redactor_for(svc, Subject(project.id, run.id, step.id))
@@ -132,6 +136,9 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         )
         if pushed:
             await record_push(conn, run, sha)
+        if result is not None:  # answers to review comments; reviews that came meanwhile
+            output = result.structured_output
+            await settle_review(svc, conn, run, step, more.review, output, sha=sha, pushed=pushed)
         await defer_next_work(svc, conn, run.id)
     return step
 
@@ -164,6 +171,7 @@ async def _run_agent(
     step: StepRun,
     worktree: GitRepository,
     instructions: str,
+    output_schema: dict[str, Any] | None = None,
 ) -> AgentResult:
     _, result = await run_step_agent(
         svc,
@@ -173,6 +181,7 @@ async def _run_agent(
         stage=Stage.EXECUTION,
         workdir=worktree.path,
         extra_instructions=instructions,
+        output_schema=output_schema,
         policy_requirements=execution_requirements((await policy_for_run(svc, run.id)).policy),
     )
     if not result.succeeded:
