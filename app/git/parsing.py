@@ -164,3 +164,42 @@ def parse_ls_tree_long(out: bytes) -> list[TreeEntry]:
         mode, kind, sha, size = meta.decode("ascii").split()
         entries.append(TreeEntry(mode, kind, sha, int(size) if size.isdigit() else None, os.fsdecode(path)))
     return entries
+
+
+@dataclass(frozen=True)
+class WorktreeState:
+    """`git status --porcelain=v2 --branch`: the commit HEAD is on (None before the first commit) and
+    whether anything is uncommitted (staged, modified, unmerged or untracked)."""
+
+    head: str | None
+    clean: bool
+
+
+def parse_status_v2(data: bytes) -> WorktreeState:
+    """`git status --porcelain=v2 --branch -z`: `# branch.oid <sha>` among the headers; any record that
+    is not a header is a change."""
+    head: str | None = None
+    clean = True
+    for record in data.split(b"\0"):
+        if record.startswith(b"# branch.oid "):
+            oid = record[len(b"# branch.oid ") :].decode("ascii", "replace")
+            head = None if oid == "(initial)" else oid
+        elif record and not record.startswith(b"# "):
+            clean = False
+    return WorktreeState(head, clean)
+
+
+def bundle_refs(data: bytes) -> dict[str, str]:
+    """The refs (name → sha) a git bundle's header lists (v2 and v3 headers; prerequisites and
+    capabilities skipped); empty when `data` is not a bundle."""
+    header, _, _ = data.partition(b"\n\n")
+    lines = header.split(b"\n")
+    if not lines or not lines[0].startswith(b"# v") or not lines[0].endswith(b" git bundle"):
+        return {}
+    refs = {}
+    for line in lines[1:]:
+        if line.startswith((b"-", b"@")) or b" " not in line:
+            continue
+        sha, name = line.split(b" ", 1)
+        refs[name.decode("utf-8", "replace")] = sha.decode("ascii", "replace")
+    return refs

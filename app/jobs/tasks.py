@@ -19,6 +19,7 @@ from app.services import auto_merge, execution, planning, projects, publishing, 
 from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
+from app.services.job_memo import job_memo
 from app.store import protocols
 from app.tracing import RunKey, trace_id_hex
 
@@ -101,6 +102,7 @@ async def guarded(
             **({"trace_id": trace_id_hex(run)} if run is not None else {}),
         ),
         running_job(job.id, job.attempts, job.worker_id),
+        job_memo(),  # what the job reads once (a run's recorded policy, a credential)
         svc.tracing.span(
             f"job {job.task_name}",
             run=run,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.records import Project
 from app.git.credentials import CredentialSource, GitCredential
 from app.services.context import Services
+from app.services.job_memo import forget, memoised
 from app.store import secrets
 from app.store.secrets import SecretBox, secret_box
 
@@ -37,16 +38,22 @@ async def store_git_credential(
         {"host": credential.host, "username": credential.username, "password": credential.password}
     )
     await secrets.save(conn, project_id, GIT_CREDENTIAL, box_of(svc).encrypt(plaintext))
+    forget((GIT_CREDENTIAL, project_id))
 
 
 async def git_credential(svc: Services, project_id: int) -> GitCredential | None:
-    """The project's stored git credential, decrypted; None for a project registered without one."""
-    async with svc.database.read() as conn:
-        stored = await secrets.load(conn, project_id, GIT_CREDENTIAL)
-    if stored is None:
-        return None
-    fields = json.loads(box_of(svc).decrypt(stored))
-    return GitCredential(fields["host"], fields["username"], fields["password"])
+    """The project's stored git credential, decrypted; None for a project registered without one.
+    Read once per job (app.services.job_memo): its redactor and its pushes share it."""
+
+    async def load() -> GitCredential | None:
+        async with svc.database.read() as conn:
+            stored = await secrets.load(conn, project_id, GIT_CREDENTIAL)
+        if stored is None:
+            return None
+        fields = json.loads(box_of(svc).decrypt(stored))
+        return GitCredential(fields["host"], fields["username"], fields["password"])
+
+    return await memoised((GIT_CREDENTIAL, project_id), load)
 
 
 def credential_source(svc: Services, project: Project) -> CredentialSource:

@@ -17,7 +17,7 @@ from app.domain.rework import must_work_again, rework_instructions
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import AgentError
-from app.git import GitRepository
+from app.git import DiffStats, GitRepository
 from app.services.agents import Subject, redactor_for, run_step_agent
 from app.services.context import Services
 from app.services.events import record
@@ -43,7 +43,12 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             if step.attempts >= svc.settings.step_max_attempts:
                 return await _give_up_attempts(conn, svc, step)
             step = await move_step(
-                conn, step.id, S.RUNNING, expected_version=step.version, changes={"lease": lease}
+                conn,
+                step.id,
+                S.RUNNING,
+                expected_version=step.version,
+                changes={"lease": lease},
+                project_id=project.id,
             )
         else:
             step = await steps.update_fields(conn, step.id, expected_version=step.version, lease=lease)
@@ -54,6 +59,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     sha = await worktree.find_step_commit(run.number, step.step_index)
     worked = sha is None or must_work_again(step, sha)
     result: AgentResult | None = None
+    stats: DiffStats | None = None  # what the commit changed, when this attempt made it
     if worked:
         # Policy findings (issue 14): the step file before its agent runs; strict mode may block it.
         if (stopped := await _policy_gate(svc, run, step, worktree)) is not None:
@@ -74,7 +80,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             # A worker that froze while its job was taken over must not commit over the new owner.
             await steps.hold_lease(conn, step.id, lease)
             cid = run.correlation_id
-            sha = await worktree.commit_all(
+            sha, stats = await worktree.commit_all_with_stats(
                 with_correlation(format_step_commit("feat", step.name, number=number, step_index=index), cid),
                 # An agent that rightly changed nothing (a verification step) still leaves the
                 # step's commit: QA judges it, CI tests it, and a retried job finds it.
@@ -96,7 +102,8 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     assert sha is not None
     # The head only moves forward: a fresh commit sits on top of it; a found one is checked.
     advances = worked or run.head_sha is None or await worktree.is_ancestor(run.head_sha, sha)
-    stats = await worktree.diff_stats(f"{sha}^", sha)
+    if stats is None:  # a commit an earlier attempt made
+        stats = await worktree.diff_stats(f"{sha}^", sha)
     # Policy findings (issue 14): what the step did (checks run, paths touched, artifacts), before QA.
     done = {"commands_passed": result.commands_passed if result else None, "files_changed": stats.paths}
     if (stopped := await _policy_gate(svc, run, step, worktree, ran=True, **done)) is not None:
@@ -112,10 +119,12 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         if worked:
             changes["operator_note"] = None  # the note was this attempt's
             changes["prompt_version"] = prompts.load("execution").version  # what its agent was told
-        step = await move_step(conn, step.id, S.NEEDS_QA, expected_version=step.version, changes=changes)
+        step = await move_step(
+            conn, step.id, S.NEEDS_QA, expected_version=step.version, changes=changes, project_id=project.id
+        )
         run = await protocols.get(conn, run.id)
         if advances and sha != run.head_sha:
-            await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
+            run = await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
             if travelling is not None:
                 await keep_head(conn, run, travelling)
         await record(
@@ -132,7 +141,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         )
         if pushed:
             await record_push(conn, run, sha)
-        await defer_next_work(svc, conn, run.id)
+        await defer_next_work(svc, conn, run.id, run=run)  # the run as this transaction left it
     return step
 
 
@@ -185,6 +194,8 @@ async def _policy_gate(
 ) -> StepRun | None:
     """Record the step's policy findings; the step, blocked, when strict mode lets one block it."""
     found, blocker = await review_step(svc, run, step, worktree.path, **what)
+    if not found:  # nothing to record, nothing that blocks: no transaction (blocker comes from found)
+        return None
     async with svc.database.transaction() as conn:
         await steps.hold_lease(conn, step.id, step.lease or "")
         reason = await record_step_review(conn, run, step, found, blocker)

@@ -81,7 +81,13 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
         if target is S.BLOCKED:
             changes["last_error"] = reason[:2000]
         step = await move_step(
-            conn, step.id, target, expected_version=step.version, reason=reason, changes=changes
+            conn,
+            step.id,
+            target,
+            expected_version=step.version,
+            reason=reason,
+            changes=changes,
+            project_id=project.id,
         )
         if target is not S.COMPLETED:
             await block_run(
