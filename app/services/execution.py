@@ -20,24 +20,24 @@ from app.errors import AgentError
 from app.git import DiffStats, GitRepository
 from app.services.agents import Subject, redactor_for, run_step_agent
 from app.services.context import Services
+from app.services.credentials import prefetch_git_credential
 from app.services.events import record
 from app.services.findings import record_step_review, review_step
-from app.services.policy import policy_for_run
+from app.services.policy import policy_for_run, prefetch_run_policy
 from app.services.progress import defer_next_work
 from app.services.travel import keep_head, pack_head
 from app.services.workspace import ensure_worktree
-from app.store import events, projects, protocols, steps
+from app.store import events, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
 
 async def execute_step(svc: Services, step_id: int) -> StepRun:
     """Run a pending step (or resume one a dead worker left running), commit, push, hand it to QA."""
     async with svc.database.transaction() as conn:
-        step = await steps.get(conn, step_id)
-        run = await protocols.get(conn, step.protocol_run_id)
-        project = await projects.get(conn, run.project_id)
+        step, run, project = await steps.get_in_context(conn, step_id)
         if run.status is not P.RUNNING or step.status not in (S.PENDING, S.RUNNING):
             return step  # paused, cancelled, or done meanwhile
+        await prefetch_job_reads(svc, conn, run.id, project.id)
         lease = uuid.uuid4().hex  # this execution's; a takeover (a retried job) writes its own
         if step.status is S.PENDING:
             if step.attempts >= svc.settings.step_max_attempts:
@@ -112,7 +112,7 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
     travelling = await pack_head(worktree, run, sha) if moves_head else None
     pushed = await push_branch(svc, worktree, run)
     async with svc.database.transaction() as conn:
-        step = await steps.get(conn, step.id)
+        step, run, _ = await steps.get_in_context(conn, step.id)  # as they are now, in one read
         changes: dict[str, object] = {"commit_sha": sha}
         if sha != step.commit_sha:  # neither CI nor QA has seen this commit
             changes |= {"ci_status": None, "qa_verdict": None}
@@ -122,7 +122,6 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
         step = await move_step(
             conn, step.id, S.NEEDS_QA, expected_version=step.version, changes=changes, project_id=project.id
         )
-        run = await protocols.get(conn, run.id)
         if advances and sha != run.head_sha:
             run = await protocols.update_fields(conn, run.id, expected_version=run.version, head_sha=sha)
             if travelling is not None:
@@ -143,6 +142,13 @@ async def execute_step(svc: Services, step_id: int) -> StepRun:
             await record_push(conn, run, sha)
         await defer_next_work(svc, conn, run.id, run=run)  # the run as this transaction left it
     return step
+
+
+async def prefetch_job_reads(svc: Services, conn: AsyncConnection, run_id: int, project_id: int) -> None:
+    """What a step's job reads again later (the run's recorded policy, the project's credential),
+    read on the connection of its first transaction: no read of its own each."""
+    await prefetch_run_policy(conn, run_id)
+    await prefetch_git_credential(svc, conn, project_id)
 
 
 async def _failed_verdict(conn: AsyncConnection, step: StepRun) -> dict[str, Any] | None:

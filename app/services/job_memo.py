@@ -41,6 +41,16 @@ async def memoised(
     return value
 
 
+async def prefetch(
+    key: Hashable, load: Callable[[], Awaitable[T]], *, keep: Callable[[T], bool] = lambda _: True
+) -> None:
+    """Within a job, `memoised(key, load)` now (`load` reading on a connection the caller holds
+    anyway, so the job makes no read of its own for it later); outside a job, nothing."""
+    memo = _memo.get()
+    if memo is not None and key not in memo:
+        await memoised(key, load, keep=keep)
+
+
 def forget(key: Hashable) -> None:
     """Drop what this job kept under `key` (it has just changed)."""
     memo = _memo.get()

@@ -23,7 +23,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.git import GitRepository
 from app.services.context import Services
 from app.services.events import record, record_action
-from app.services.job_memo import memoised
+from app.services.job_memo import memoised, prefetch
 from app.store import policy_packs, projects, protocols
 
 DEFAULT_PACK = "default"
@@ -88,6 +88,12 @@ async def policy_for_run(svc: Services, run_id: int) -> RunPolicy:
     return found
 
 
+async def prefetch_run_policy(conn: AsyncConnection, run_id: int) -> None:
+    """Within a job, read the run's recorded policy on the caller's connection, for the job's later
+    `policy_for_run` calls."""
+    await prefetch(("run_policy", run_id), lambda: _run_policy(conn, run_id), keep=lambda found: found[1])
+
+
 async def run_policy(conn: AsyncConnection, run_id: int) -> RunPolicy:
     """policy_for_run, read on the caller's connection (inside its transaction)."""
     return (await _run_policy(conn, run_id))[0]
@@ -95,6 +101,16 @@ async def run_policy(conn: AsyncConnection, run_id: int) -> RunPolicy:
 
 async def _run_policy(conn: AsyncConnection, run_id: int) -> tuple[RunPolicy, bool]:
     """The run's policy, and whether it is the one the run recorded (else its project's now)."""
+    found = await policy_packs.recorded_for_run(conn, run_id)
+    if found is not None and None not in (found.policy, found.pack_key, found.pack_version):
+        recorded_policy = RunPolicy(
+            policy=found.policy,
+            hash=found.hash or policy_hash(found.policy),
+            strict=found.strict,
+            pack_key=found.pack_key,
+            pack_version=found.pack_version,
+        )
+        return recorded_policy, True
     run = await protocols.get(conn, run_id)
     project = await projects.get(conn, run.project_id)
     recorded = await policy_packs.recorded_policy(conn, run_id)
