@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 
@@ -203,3 +204,14 @@ def bundle_refs(data: bytes) -> dict[str, str]:
         sha, name = line.split(b" ", 1)
         refs[name.decode("utf-8", "replace")] = sha.decode("ascii", "replace")
     return refs
+
+
+# `git commit`'s summary line: `[<branch>[ (root-commit)] <sha>] <subject>` (a branch name has no
+# space; a detached HEAD reads `detached HEAD`). Anchored at the start, so a subject cannot fake it.
+_COMMIT_SUMMARY = re.compile(rb"\[(?:detached HEAD|[^\s\]]\S*)(?: \(root-commit\))? ([0-9a-f]{40})\] ")
+
+
+def committed_sha(stdout: bytes) -> str | None:
+    """The full sha `git commit -c core.abbrev=40` printed for the commit it made; None if unread."""
+    found = _COMMIT_SUMMARY.match(stdout)
+    return found.group(1).decode("ascii") if found else None

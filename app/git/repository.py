@@ -26,6 +26,7 @@ from app.git.parsing import (
     TreeEntry,
     Worktree,
     WorktreeState,
+    committed_sha,
     parse_log_subjects,
     parse_ls_tree_long,
     parse_numstat,
@@ -226,13 +227,22 @@ class GitRepository(RemoteOperations, BranchTravel, IndexScrubbing):
             staged = await self._git(
                 "diff", "--cached", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--"
             )
-            options = ["--no-verify", "--quiet", "--file=-"]
+            options = ["--no-verify", "--file=-"]
             if not staged.stdout:
                 if empty_message is None:
                     return None, DiffStats()
                 message, options = empty_message, [*options, "--allow-empty"]
-            await self._git("commit", *options, stdin=message.encode(), config=identity)
-            return await self._head_sha(), parse_numstat(staged.stdout)
+            # Unabbreviated, the summary line names the new commit: no rev-parse after it.
+            said = await self._git(
+                "commit", *options, stdin=message.encode(), config=[*identity, ("core.abbrev", "40")]
+            )
+            sha = committed_sha(said.stdout)
+            if sha is None or check_repository(self.path).values("extensions.objectformat") not in (
+                [],
+                ["sha1"],
+            ):
+                sha = await self._head_sha()  # a summary we cannot read, or longer object names
+            return sha, parse_numstat(staged.stdout)
 
     async def _check_nested_repositories(self) -> None:
         """`git add` runs `git status` inside every checked-out submodule (a repository an agent may
