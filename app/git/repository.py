@@ -36,6 +36,7 @@ from app.git.parsing import (
 )
 from app.git.remote_guard import RemoteGuard
 from app.git.remotes import RemoteOperations
+from app.git.runner import GitResult
 from app.git.scrubbing import IndexScrubbing, Scrub
 from app.git.travel import BranchTravel
 from app.git.validation import check_remote_name, check_revision
@@ -222,11 +223,12 @@ class GitRepository(RemoteOperations, BranchTravel, IndexScrubbing):
         async with self._locked():
             await self._check_nested_repositories()
             await self._git("add", "--all", "--end-of-options")
-            if scrub is not None:
-                await self._scrub_index(scrub)
-            staged = await self._git(
-                "diff", "--cached", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--"
-            )
+            staged = await self._staged_numstat()
+            # Scrubbed from the staged diff's paths; read again only when scrubbing changed a file.
+            if scrub is not None and staged.stdout:
+                paths = parse_numstat(staged.stdout).paths
+                if await self._scrub_index(scrub, paths):
+                    staged = await self._staged_numstat()
             options = ["--no-verify", "--file=-"]
             if not staged.stdout:
                 if empty_message is None:
@@ -243,6 +245,11 @@ class GitRepository(RemoteOperations, BranchTravel, IndexScrubbing):
             ):
                 sha = await self._head_sha()  # a summary we cannot read, or longer object names
             return sha, parse_numstat(staged.stdout)
+
+    async def _staged_numstat(self) -> GitResult:
+        return await self._git(
+            "diff", "--cached", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--"
+        )
 
     async def _check_nested_repositories(self) -> None:
         """`git add` runs `git status` inside every checked-out submodule (a repository an agent may

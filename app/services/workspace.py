@@ -130,6 +130,14 @@ def branch_for(svc: Services, project: Project, run: ProtocolRun) -> str:
 async def ensure_worktree(
     svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
 ) -> GitRepository:
+    """The run's worktree, ready (worktree_at_head)."""
+    worktree, _ = await worktree_at_head(svc, project, run, discard=discard)
+    return worktree
+
+
+async def worktree_at_head(
+    svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
+) -> tuple[GitRepository, str | None]:
     """The run's worktree on its branch at (or ahead of) the run's recorded head: made from the base
     branch, re-attached after a restart, or rebuilt on any machine from the bundles the database keeps
     (app.services.travel).
@@ -138,7 +146,8 @@ async def ensure_worktree(
     that counts, and no commit on it is ever dropped. Jobs that only read or push the committed branch
     may skip that reset. A branch that lost the run's recorded head is a ConflictError. One `git
     status` says both where HEAD is and whether anything is left to discard (reset and clean run
-    only then); without `discard`, one `rev-parse`.
+    only then); without `discard`, one `rev-parse`. Returned with the commit HEAD is on, when it was
+    read (None: no recorded head to check, nothing to discard).
     """
     path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
     branch = run.branch_name or branch_for(svc, project, run)
@@ -162,7 +171,7 @@ async def ensure_worktree(
     if run.head_sha:
         head = await catch_up(svc, worktree, run, head or await worktree.head_sha())
         await _check_head(worktree, run, head)
-    return worktree
+    return worktree, head
 
 
 async def _check_head(worktree: GitRepository, run: ProtocolRun, head: str) -> None:

@@ -31,7 +31,7 @@ from tests.support.workflow import (
 
 STEPS = 3
 # Per step, planning and publishing shared out (the bench's accounting), for a run of STEPS steps.
-GIT_PER_STEP = 17.0
+GIT_PER_STEP = 16.0
 STATEMENTS_PER_STEP = 51.0
 TRANSACTIONS_PER_STEP = 15.0
 
