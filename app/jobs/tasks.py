@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 
 import procrastinate
@@ -21,6 +22,7 @@ from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
 from app.services.job_memo import job_memo
 from app.store import protocols
+from app.store.database import Database
 from app.store.protocols import RunIdentity
 from app.tracing import RunKey, trace_id_hex
 
@@ -133,9 +135,11 @@ async def guarded(
 
 # The subjects that belong to a protocol run, and how its trace key is found from their id.
 _RUN_OF = {"protocol": "protocol_run_id", "step": "step_run_id"}
-# A run's identity (id, creation time, correlation id) never changes: read once per subject in this
-# process (a step's QA job finds what its execution job read); bounded, dropped whole when full.
-_IDENTITIES: dict[tuple[str, int], RunIdentity] = {}
+# A run's identity (id, creation time, correlation id) never changes: read once per subject and
+# database in this process (a step's QA job finds what its execution job read); bounded, dropped
+# whole when full.
+_IDENTITIES: weakref.WeakKeyDictionary[Database, dict[tuple[str, int], RunIdentity]]
+_IDENTITIES = weakref.WeakKeyDictionary()
 _IDENTITIES_MAX = 10_000
 
 
@@ -143,14 +147,15 @@ async def _identity(svc: Services, kind: str, entity_id: int) -> RunIdentity | N
     """The identity of the run a job's subject belongs to (None: not a run's, or gone)."""
     if kind not in _RUN_OF:
         return None
-    found = _IDENTITIES.get((kind, entity_id))
+    known = _IDENTITIES.setdefault(svc.database, {})
+    found = known.get((kind, entity_id))
     if found is None:
         async with svc.database.read() as conn:
             found = await protocols.identity(conn, **{_RUN_OF[kind]: entity_id})
         if found is not None:
-            if len(_IDENTITIES) >= _IDENTITIES_MAX:
-                _IDENTITIES.clear()
-            _IDENTITIES[(kind, entity_id)] = found
+            if len(known) >= _IDENTITIES_MAX:
+                known.clear()
+            known[(kind, entity_id)] = found
     return found
 
 
