@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Project, ProtocolRun, StepRun
@@ -35,20 +35,27 @@ async def get(conn: AsyncConnection, step_id: int) -> StepRun:
     )
 
 
-async def get_in_context(conn: AsyncConnection, step_id: int) -> tuple[StepRun, ProtocolRun, Project]:
-    """A step, its run and the run's project, read in one statement (as `get` of each would)."""
+def _in_context() -> Select:
     parts = (("s", step_runs), ("r", protocol_runs), ("p", projects))
     columns = [column.label(f"{prefix}_{column.name}") for prefix, table in parts for column in table.c]
-    query = (
+    return (
         select(*columns)
         .select_from(
             step_runs.join(protocol_runs, protocol_runs.c.id == step_runs.c.protocol_run_id).join(
                 projects, projects.c.id == protocol_runs.c.project_id
             )
         )
-        .where(step_runs.c.id == step_id)
+        .where(step_runs.c.id == bindparam("step_id"))
     )
-    row = (await conn.execute(query)).first()
+
+
+# Built once: labelling ~100 columns costs more CPU than running the statement.
+_IN_CONTEXT = _in_context()
+
+
+async def get_in_context(conn: AsyncConnection, step_id: int) -> tuple[StepRun, ProtocolRun, Project]:
+    """A step, its run and the run's project, read in one statement (as `get` of each would)."""
+    row = (await conn.execute(_IN_CONTEXT, {"step_id": step_id})).first()
     if row is None:
         raise NotFoundError(f"step run {step_id} not found")
     values = row._mapping
