@@ -211,17 +211,20 @@ async def settle_review(
     *,
     sha: str,
     pushed: bool,
-) -> None:
+) -> bool:
     """After a step's agent committed: its answers to the round's comments recorded (`pending`, when
     it had a round) and their replies queued once pushed; then, if reviews came in while the agent was
-    at work (in a review round or a fix-CI run), another round, while the run has one left."""
+    at work (in a review round or a fix-CI run), another round, while the run has one left. Whether a
+    round was requested (the step and run may then have moved)."""
     if pending is not None:
         await _record_answers(svc, conn, run, step, pending, output, sha=sha, pushed=pushed)
     waiting = await pending_review(conn, step)
-    if waiting is not None:
-        step = await steps.get(conn, step.id)
-        run = await protocols.get(conn, run.id)
-        await request_round(conn, svc, run, step, waiting.provider, waiting.number)
+    if waiting is None:
+        return False
+    step = await steps.get(conn, step.id)
+    run = await protocols.get(conn, run.id)
+    await request_round(conn, svc, run, step, waiting.provider, waiting.number)
+    return True
 
 
 async def _record_answers(

@@ -24,6 +24,7 @@ API_MEASURES = (
 )
 QUEUE_MEASURES = (
     "raw queue: no-op jobs drained",
+    "floor (f): git add/commit/push + 2 agents + 2 hops",
     "pipeline (a): command agent + git",
     "pipeline (a): command agent + git, jobs",
     "pipeline (b): in-process agent + git",

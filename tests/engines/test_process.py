@@ -323,17 +323,22 @@ def test_kill_processes_in_kills_only_what_works_inside_the_folder(tmp_path):
     inside.mkdir(parents=True)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
+    beside = tmp_path / "worktree-2"  # its path starts with the folder's: still outside it
+    beside.mkdir()
     orphan = subprocess.Popen(["sleep", "60"], cwd=inside, start_new_session=True)
-    bystander = subprocess.Popen(["sleep", "60"], cwd=outside, start_new_session=True)
+    bystanders = [
+        subprocess.Popen(["sleep", "60"], cwd=where, start_new_session=True) for where in (outside, beside)
+    ]
     try:
         time.sleep(0.1)
         assert kill_processes_in(tmp_path / "worktree") == 1
         assert orphan.wait(timeout=5) == -9
-        assert bystander.poll() is None
+        assert [bystander.poll() for bystander in bystanders] == [None, None]
     finally:
-        bystander.kill()
+        for bystander in bystanders:
+            bystander.kill()
+            bystander.wait()
         orphan.kill()
-        bystander.wait()
 
 
 async def test_the_tree_is_killed_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
