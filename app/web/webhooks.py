@@ -37,7 +37,7 @@ from app.forges.signatures import (
 from app.services import webhooks
 from app.web.api.registry import unique_keys
 from app.web.keys import SERVICES, SETTINGS
-from app.web.scope import scoped
+from app.web.scope import resolved, scoped
 
 GITHUB_PATH = "/webhooks/github"
 GITLAB_PATH = "/webhooks/gitlab"
@@ -67,7 +67,7 @@ async def github(request: web.Request) -> web.Response:
     delivery = _delivery_id(body, request.headers.get("X-GitHub-Delivery"))
     data = _payload(request, body)
     signal = (
-        origin_signal(Provider.GITHUB, event, data, request.query)
+        origin_signal(Provider.GITHUB, event, data, resolved(request).query)
         or parse_review(Provider.GITHUB, event, data)
         or parse_github(event, data)
     )
@@ -90,7 +90,7 @@ async def gitlab(request: web.Request) -> web.Response:
     delivery = _delivery_id(body, offered)
     data = _payload(request, body)
     signal = (
-        origin_signal(Provider.GITLAB, event, data, request.query)
+        origin_signal(Provider.GITLAB, event, data, resolved(request).query)
         or parse_review(Provider.GITLAB, event, data)
         or parse_gitlab(event, data)
     )
