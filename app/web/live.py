@@ -137,6 +137,11 @@ class LiveHub:
         if feed is not None:
             feed.subscribe(self._on_change)
 
+    @property
+    def joined(self) -> int:
+        """Streams joined to the hub (not catching up from the database)."""
+        return len(self._subscribers)
+
     def _on_change(self, change: Change | None) -> None:
         if change is None or change.table == "events":
             self._wake.set()
@@ -164,8 +169,11 @@ class LiveHub:
                     continue  # the hub stopped meanwhile (it failed): start it again
                 # The tail now covers everything after `position`: join, without a pause in between.
                 subscriber = _Subscriber(interest, position)
-                subscriber.offer(list(self._tail))
+                backlog = [entry for entry in self._tail if subscriber.wants(entry)]
+                if backlog:
+                    subscriber.after = backlog[-1].position
                 self._subscribers.add(subscriber)
+                yield backlog
                 while not subscriber.overflowed:
                     await subscriber.wake.wait()
                     yield subscriber.take()
