@@ -25,7 +25,9 @@ own messages). Goal (the issue): 500 clients, 100 events/s, every event delivere
     .venv/bin/python bench/sse.py --quick          # smoke run, a few seconds
     .venv/bin/python bench/sse.py --no-baseline    # the hub only
 
-Without `--database-url` an embedded PostgreSQL runs in a temporary folder. Exit status 0 whether or
+Without `--database-url` an embedded PostgreSQL runs in a temporary folder: prefer it on a shared
+machine, since an event is handed out only once every older transaction of the whole server has ended
+(app/store/events.py), so another program's long transaction on a shared server holds every event back. Exit status 0 whether or
 not the goal is met (1 when the benchmark itself failed).
 """
 
@@ -45,10 +47,12 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import cProfile
 import json
 import marshal
 import math
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -145,7 +149,16 @@ def serve(port: int, url: str, mode: str) -> None:
 
     app.on_startup.append(instrument)
     app.router.add_get("/bench/counters", scoped(PUBLIC)(counters))
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, shutdown_timeout=2)
+    profile = os.environ.get("TG_SSEBENCH_PROFILE")  # a path: the server's cProfile stats go there
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, shutdown_timeout=2)
+    finally:
+        if profiler is not None and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
 
 
 # --- the clients (child process) ---------------------------------------------------------------------
@@ -156,7 +169,11 @@ def event_id(cursor: bytes) -> int:
     return int(base64.urlsafe_b64decode(cursor + b"=" * (-len(cursor) % 4)).split(b":")[1])
 
 
-async def follow(port: int, path: str, headers: str, log: list[tuple[int, float]], up: list[int]) -> None:
+IDS = re.compile(rb"^id: ([^\r\n]+)", re.MULTILINE)
+
+
+async def follow(port: int, path: str, headers: str, log: list[tuple[bytes, float]], up: list[int]) -> None:
+    """One client: the message ids of a stream as they arrive (decoded later: receiving stays cheap)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{headers}\r\n".encode()
@@ -168,12 +185,14 @@ async def follow(port: int, path: str, headers: str, log: list[tuple[int, float]
     rest = b""
     while chunk := await reader.read(1 << 16):
         now = time.monotonic()
-        *lines, rest = (rest + chunk).split(b"\n")
-        log.extend((event_id(line[4:].strip()), now) for line in lines if line.startswith(b"id: "))
+        buffer = rest + chunk
+        cut = buffer.rfind(b"\n") + 1  # whole lines now, the rest with the next read
+        log.extend((cursor, now) for cursor in IDS.findall(buffer, 0, cut))
+        rest = buffer[cut:]
 
 
 async def run_clients(port: int, count: int, path: str, headers: str) -> dict:
-    logs: list[list[tuple[int, float]]] = [[] for _ in range(count)]
+    logs: list[list[tuple[bytes, float]]] = [[] for _ in range(count)]
     up = [0]
     tasks = [asyncio.create_task(follow(port, path, headers, log, up)) for log in logs]
     while up[0] < count:
@@ -183,7 +202,8 @@ async def run_clients(port: int, count: int, path: str, headers: str) -> dict:
                 raise task.exception()  # type: ignore[misc]
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # until told to stop
-    return {"logs": logs, "cpu": time.process_time()}
+    cpu = time.process_time()
+    return {"logs": [[(event_id(c), at) for c, at in log] for log in logs], "cpu": cpu}
 
 
 # --- orchestration -----------------------------------------------------------------------------------
@@ -269,30 +289,31 @@ def measure(url: str, project_id: int, mode: str, args: argparse.Namespace) -> O
         "--mode",
         mode,
     ]
-    with subprocess.Popen(command, env=env) as server:
+    # The server's stderr is dropped: stopping it with 500 open streams makes aiohttp log every one.
+    # The server's stderr is dropped: stopping it with 500 open streams makes aiohttp log every one.
+    with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as server:
         wait_until_up(f"http://127.0.0.1:{port}/health", time.monotonic() + 60)
         rss_idle = rss_mb(server.pid)
         if args.stream == "console":
             path, headers = f"/console/stream?project_id={project_id}", f"Cookie: {console_cookie(port)}\r\n"
         else:
             path, headers = f"/events/stream?project_id={project_id}", f"Authorization: Bearer {TOKEN}\r\n"
-        with tempfile.NamedTemporaryFile(suffix=".marshal") as out:
-            command = [sys.executable, __file__, "--role", "clients", "--port", str(port)]
-            command += [
-                "--clients",
-                str(args.clients),
-                "--path",
-                path,
-                "--headers",
-                headers,
-                "--out",
-                out.name,
+        with tempfile.TemporaryDirectory() as folder:
+            shares = [
+                len(range(i, args.clients, args.client_processes)) for i in range(args.client_processes)
             ]
-            clients = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            assert clients.stdout is not None
-            assert clients.stdin is not None
-            if clients.stdout.readline().strip() != "ready":
-                raise SystemExit("the clients did not connect")
+            clients = []
+            for i, share in enumerate(shares):
+                command = [sys.executable, __file__, "--role", "clients", "--port", str(port)]
+                command += ["--clients", str(share), "--path", path, "--headers", headers]
+                command += ["--out", f"{folder}/{i}.marshal"]
+                clients.append(
+                    subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                )
+            for process in clients:
+                assert process.stdout is not None
+                if process.stdout.readline().strip() != "ready":
+                    raise SystemExit("the clients did not connect")
             time.sleep(1.0)  # every stream joined
             before = get_json(f"http://127.0.0.1:{port}/bench/counters")[1]
             cpu_before, started = cpu_seconds(server.pid), time.monotonic()
@@ -301,11 +322,15 @@ def measure(url: str, project_id: int, mode: str, args: argparse.Namespace) -> O
             cpu, seconds = cpu_seconds(server.pid) - cpu_before, time.monotonic() - started
             after = get_json(f"http://127.0.0.1:{port}/bench/counters")[1]
             rss_after = rss_mb(server.pid)
-            clients.stdin.write("stop\n")
-            clients.stdin.flush()
-            clients.wait(timeout=120)
-            with open(out.name, "rb") as file:
-                received = marshal.load(file)
+            received: dict = {"logs": [], "cpu": 0.0}
+            for i, process in enumerate(clients):
+                assert process.stdin is not None
+                process.stdin.write("stop\n")
+                process.stdin.flush()
+                process.wait(timeout=120)
+                part = marshal.loads(Path(f"{folder}/{i}.marshal").read_bytes())
+                received["logs"] += part["logs"]
+                received["cpu"] += part["cpu"]
         server.send_signal(signal.SIGINT)
     latencies: list[float] = []
     delivered = repeats = 0
@@ -392,6 +417,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="seconds of writing")
     parser.add_argument("--drain", type=float, default=5.0, help="seconds to wait for the last deliveries")
     parser.add_argument("--stream", choices=("api", "console"), default="api")
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes the clients are spread over"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="the hub only, not the per-client streams")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 20 clients, 20 events/s, 2 s")
     # Internal: the child processes.

@@ -102,8 +102,13 @@ class _Subscriber:
     def wants(self, entry: Entry) -> bool:
         return entry.position > self.after and self.interest.covers(entry)
 
-    def offer(self, entries: list[Entry]) -> None:
-        found = [entry for entry in entries if self.wants(entry)]
+    def offer(self, covered: list[Entry]) -> None:
+        """Events of its interest (`covered`, in order), of which it keeps those after `after`."""
+        found = (
+            covered
+            if not covered or covered[0].position > self.after
+            else [entry for entry in covered if entry.position > self.after]
+        )
         if found:
             self.pending += found
             if len(self.pending) > MAX_PENDING:
@@ -288,6 +293,10 @@ class LiveHub:
         self._tail.extend(entries)
         while len(self._tail) > TAIL:
             self._floor = self._tail.popleft().position
+        covered: dict[Interest, list[Entry]] = {}  # streams that want the same, filtered once
         for subscriber in list(self._subscribers):
-            subscriber.offer(entries)
+            interest = subscriber.interest
+            if (found := covered.get(interest)) is None:
+                found = covered[interest] = [entry for entry in entries if interest.covers(entry)]
+            subscriber.offer(found)
         return batch

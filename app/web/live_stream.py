@@ -2,7 +2,8 @@
 
 Each event's message is built once (`Entry.frame`) and the messages of a batch go out in one write;
 the response itself (headers, the 15 s ping that keeps proxies from closing the connection) is
-aiohttp_sse's. A client that stops reading is cut off after `SEND_TIMEOUT` seconds.
+aiohttp_sse's. A client that stops reading is cut off after `SEND_TIMEOUT` seconds (a write the
+transport takes without pausing, the usual case, skips the timer).
 """
 
 from __future__ import annotations
@@ -43,19 +44,19 @@ async def send_batches(
     client goes."""
     async with sse_response(request) as stream, aclosing(batches):
         async for batch in batches:
-            if not _connected(request, stream):
+            transport = request.transport
+            if transport is None or transport.is_closing() or not stream.is_connected():
                 break
             if not batch:
                 continue
+            data = b"".join(messages(entry) for entry in batch)
             try:
-                async with asyncio.timeout(SEND_TIMEOUT):
-                    await stream.write(b"".join(messages(entry) for entry in batch))
+                if transport.get_write_buffer_size() + len(data) < transport.get_write_buffer_limits()[1]:
+                    await stream.write(data)  # the transport takes it without pausing: no wait
+                else:
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await stream.write(data)
             except (ConnectionResetError, TimeoutError):
-                if request.transport is not None:
-                    request.transport.abort()
+                transport.abort()
                 break
     return stream
-
-
-def _connected(request: web.Request, stream: EventSourceResponse) -> bool:
-    return stream.is_connected() and request.transport is not None and not request.transport.is_closing()
