@@ -27,8 +27,8 @@ own messages). Goal (the issue): 500 clients, 100 events/s, every event delivere
 
 Without `--database-url` an embedded PostgreSQL runs in a temporary folder: prefer it on a shared
 machine, since an event is handed out only once every older transaction of the whole server has ended
-(app/store/events.py), so another program's long transaction on a shared server holds every event back. Exit status 0 whether or
-not the goal is met (1 when the benchmark itself failed).
+(app/store/events.py), so another program's long transaction on a shared server holds every event
+back. Exit status 0 whether or not the goal is met (1 when the benchmark itself failed).
 """
 
 # ruff: noqa: E402 - the imports follow the sys.path fix below

@@ -33,6 +33,7 @@ QUEUE_MEASURES = (
     "latency p50, our worker",
     "latency p99, our worker",
 )
+SSE_MEASURES = ("hub", "per-client")
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
@@ -46,8 +47,9 @@ CONSOLE_MEASURES = (
         ("api.py", API_MEASURES, "targets ("),
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
+        ("sse.py", SSE_MEASURES, "goal (every event to every client"),
     ],
-    ids=["api", "queue", "console"],
+    ids=["api", "queue", "console", "sse"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(
