@@ -31,8 +31,8 @@ def run_server(settings: Settings) -> None:
             location=str(settings.embedded_pgdata) if embedded else "TASKSGODZILLA_DATABASE_URL",
         )
         if settings.migrate_on_start:
-            migrate.upgrade(url)
-            log.info("migrations applied", revision=migrate.head_revision())
+            migrate.upgrade_apart(url)  # the server's memory keeps no Alembic
+            log.info("migrations applied")
         app = create_app(settings, url)
         log.info("listening", url=f"http://{settings.host}:{settings.port}")
         # Children (git, agents) are forked off the loop the API answers from (app/engines/spawn.py).

@@ -31,7 +31,8 @@ from app.web.api.registry import Endpoint
 from app.web.auth import authentication
 from app.web.console import install_console
 from app.web.health import health
-from app.web.keys import CHANGES, DATABASE, SERVICES, SETTINGS
+from app.web.keys import CHANGES, DATABASE, LIVE, SERVICES, SETTINGS
+from app.web.live import LiveHub
 from app.web.metrics import metrics_page
 from app.web.middlewares import request_middleware
 from app.web.scope import declare_resource, scoped, seal
@@ -91,12 +92,14 @@ def create_app(
             app[DATABASE] = services.database
             feed = app[CHANGES] = ChangeFeed(database_url)
             await feed.start()
+            live = app[LIVE] = LiveHub(services.database, feed)
             worker = start_worker(job_app, services) if settings.run_worker else None
             try:
                 yield
             finally:
                 if worker is not None:
                     await stop_worker(worker)
+                await live.stop()
                 await feed.stop()
 
     app.cleanup_ctx.append(runtime_ctx)

@@ -39,6 +39,7 @@ SERVE_LOAD_MEASURES = (
     "GET /protocols/{id}, serve idle",
     "GET /protocols/{id}, serve running the pipeline",
 )
+SSE_MEASURES = ("hub", "per-client")
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
@@ -52,8 +53,9 @@ CONSOLE_MEASURES = (
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
         ("serve_load.py", SERVE_LOAD_MEASURES, "target (p99 < 50 ms"),
+        ("sse.py", SSE_MEASURES, "goal (every event to every client"),
     ],
-    ids=["api", "queue", "console", "serve_load"],
+    ids=["api", "queue", "console", "serve_load", "sse"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(
