@@ -295,6 +295,11 @@ _KINDS = [
     ),
     EventKind("notification.channel_deleted", "A person deleted a notification channel.", ("channel",)),
     EventKind(
+        "notification.tested",
+        "A person sent a test message on a channel (`error`: why it did not arrive, never a secret).",
+        ("channel", "delivered", "error"),
+    ),
+    EventKind(
         "webhook.ignored",
         "A forge delivery about this run changed nothing, and why.",
         ("provider", "event", "reason", "sha", "delivery"),

@@ -46,6 +46,7 @@ from app.errors import ConfigError
 from app.notify import mail
 from app.notify.http import DeliveryError, Post, post
 from app.services.context import Services
+from app.services.events import record
 from app.services.notify_channels import channel_of
 from app.store import events, projects, protocols, steps
 from app.store import notifications as store
@@ -250,8 +251,20 @@ async def send_test(svc: Services, project_id: int, channel_id: int) -> str | No
         step=None,
         public_url=svc.settings.public_url,
     )
+    error: str | None = None
     try:
         await send(svc, channel, message, 0)
     except DeliveryError as exc:
-        return svc.redactor(exc.message)
-    return None
+        error = svc.redactor(exc.message)
+    async with svc.database.transaction() as conn:
+        said = "arrived" if error is None else f"did not arrive: {error}"
+        await record(
+            conn,
+            project_id,
+            "notification.tested",
+            f"test message on channel {channel.name} {said}",
+            channel=channel.name,
+            delivered=error is None,
+            error=error,
+        )
+    return error
