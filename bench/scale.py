@@ -62,7 +62,8 @@ SEED = [
     """INSERT INTO protocol_runs (project_id, number, name, title, description, status, base_branch,
                                   branch_name, protocol_root, correlation_id, created_at, updated_at)
        SELECT pr.id, i / 10 + 1, lpad((i / 10 + 1)::text, 4, '0') || '-scale-task',
-              'Scale task ' || (i / 10 + 1) || ': tidy the ' || (%(words)s::text[])[i %% 100 + 1] || ' module',
+              'Scale task ' || (i / 10 + 1) || ': tidy the '
+              || (%(words)s::text[])[i %% 100 + 1] || ' module',
               'Refactor the module.',
               CASE WHEN i %% 200 < 4 THEN 'running' WHEN i %% 200 < 7 THEN 'planning'
                    WHEN i %% 200 < 9 THEN 'pending' WHEN i %% 200 < 20 THEN 'failed' ELSE 'completed' END,
@@ -120,7 +121,7 @@ def seed(url: str, runs: int) -> dict[str, Any]:
     with psycopg.connect(with_driver(url, None), autocommit=True) as conn:
         for statement in SEED:
             conn.execute(statement, {"runs": runs, "words": WORDS})
-        project_id, count = conn.execute(
+        project_id, _ = conn.execute(
             "SELECT project_id, count(*) FROM protocol_runs GROUP BY 1 ORDER BY 1 LIMIT 1"
         ).fetchone()
         ids = [r for (r,) in conn.execute(
@@ -154,7 +155,9 @@ def targets(given: dict[str, Any]) -> dict[str, str]:
 async def measure_size(url: str, given: dict[str, Any], requests: int, warmup: int) -> dict[str, list[float]]:
     from app.config import Settings
 
-    settings: dict[str, Any] = {"api_cache_entries": 0} if "api_cache_entries" in Settings.model_fields else {}
+    settings: dict[str, Any] = (
+        {"api_cache_entries": 0} if "api_cache_entries" in Settings.model_fields else {}
+    )
     runner, base, app = await start(url, **settings)
     results: dict[str, list[float]] = {}
     bearer = {"Authorization": "Bearer console-bench-token-0123456789"}
@@ -221,12 +224,15 @@ def report(sizes: list[int], results: list[dict[str, list[float]]], setups: list
             f"{name:36}  {pa:11.2f} /{percentile(a, 0.95):9.2f}  {pb:12.2f} /{percentile(b, 0.95):10.2f}"
             f"  {growth:6.2f}x"
         )
-    print(f"goals (growth <= {GROWTH_GOAL}x per paged read; /metrics and each scan pass < {SCAN_GOAL_MS:g} ms "
-          f"at {large:,} runs): {'met' if not slow else 'NOT met: ' + ', '.join(slow)}")  # fmt: skip
+    verdict = "met" if not slow else "NOT met: " + ", ".join(slow)
+    print(f"goals (growth <= {GROWTH_GOAL}x per paged read; /metrics and each scan pass "
+          f"< {SCAN_GOAL_MS:g} ms at {large:,} runs): {verdict}")  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="a server where databases may be created (default: embedded)")
     parser.add_argument("--small", type=int, default=SMALL, help="protocol runs of the small size")
     parser.add_argument("--large", type=int, default=LARGE, help="protocol runs of the large size")

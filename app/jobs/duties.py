@@ -130,6 +130,7 @@ def duties(scan_seconds: int) -> list[Duty]:
         Duty("requeue_missing_work", every, lambda _, s: scheduler.requeue_missing_work(s)),
         Duty("fail_stuck_steps", every, lambda _, s: scheduler.fail_stuck_steps(s)),
         Duty("close_abandoned_agent_runs", every, lambda _, s: close_abandoned_runs(s)),
+        Duty("fold_metric_counts", every, lambda _, s: scheduler.fold_metric_counts(s)),
         Duty(
             "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
         ),

@@ -17,7 +17,7 @@ from app.logs import get_logger
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
-from app.store import deliveries, idempotency, jobs, protocols, steps
+from app.store import deliveries, idempotency, jobs, metric_counts, protocols, steps
 from app.store.transitions import move_step
 
 log = get_logger(__name__)
@@ -118,3 +118,10 @@ async def forget_old_deliveries(svc: Services, *, now: datetime | None = None) -
     """Webhook deliveries are kept a month, then their dedupe records go."""
     async with svc.database.transaction() as conn:
         return await deliveries.forget_before(conn, (now or datetime.now(UTC)) - DELIVERIES_KEEP)
+
+
+async def fold_metric_counts(svc: Services) -> int:
+    """Fold the counts' deltas into their totals, so what a scrape or the projects page reads stays a
+    few hundred rows even when nothing scrapes (app/store/metric_counts.py)."""
+    async with svc.database.transaction() as conn:
+        return int(await metric_counts.fold(conn, metric_counts.JOB_BUCKETS))

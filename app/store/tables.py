@@ -179,6 +179,16 @@ protocol_runs = Table(
     Index(None, "project_id", "status", "id"),
     Index(None, "status", "id"),
     Index(None, "project_id", "branch_name"),
+    # Title and name search (`ILIKE '%q%'`): trigram indexes, so a search reads its hits, not the project.
+    Index(
+        "ix_protocol_runs_title_trgm",
+        "title",
+        postgresql_using="gin",
+        postgresql_ops={"title": "gin_trgm_ops"},
+    ),
+    Index(
+        "ix_protocol_runs_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}
+    ),
 )
 
 step_runs = Table(
@@ -226,7 +236,8 @@ events = Table(
     Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("protocol_run_id", BigInteger),
     Column("step_run_id", BigInteger),
-    Column("event_type", Text, nullable=False),
+    # Compared byte by byte, so a type prefix (`step.`) is a range of its index: app/store/events.py.
+    Column("event_type", Text(collation="C"), nullable=False),
     Column("message", Text, nullable=False, server_default=""),
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("correlation_id", Text),
