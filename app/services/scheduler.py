@@ -27,14 +27,15 @@ SCAN_LIMIT = 500
 
 async def requeue_missing_work(svc: Services) -> int:
     """Defer what running and planning runs need when no job for it waits or runs; how many were
-    queued. Every active run is looked at, a page of SCAN_LIMIT at a time (two queries a page)."""
+    queued. Every active run is looked at, a page of SCAN_LIMIT at a time: its runs, the one step of
+    each that decides what comes next (one set query), and which of those jobs wait already."""
     queued, after_id = 0, 0
     while True:
         async with svc.database.transaction() as conn:
             active = await protocols.list_by_status(
                 conn, [P.RUNNING, P.PLANNING], after_id=after_id, limit=SCAN_LIMIT
             )
-            plans = await steps.list_for_protocols(conn, [r.id for r in active if r.status is P.RUNNING])
+            plans = await steps.next_of(conn, [r.id for r in active if r.status is P.RUNNING])
         if not active:
             return queued
         after_id = active[-1].id
