@@ -8,9 +8,10 @@ issue's: 100,000 runs, 500,000 steps, 200,000 agent runs, 1,000,000 events, 50,0
 
 One server in this process per size: `create_app` as `serve` builds it (worker off, bearer token on),
 plus a timing middleware first in the chain, so the figures are server time, from the request's
-arrival to its answer. Requests are sequential, interleaved between the measures, after a warm-up.
-The periodic scans (app/jobs/duties.py) are called directly, one pass each, timed the same way
-(the missing-work scan after one unmeasured pass that queues what the seeded runs lack).
+arrival to its answer. Requests are sequential, interleaved between the measures and the sizes (a
+busy moment of a shared machine hits both sizes alike), after a warm-up. The periodic scans
+(app/jobs/duties.py) are called directly, one pass each, timed the same way (the missing-work scan
+after one unmeasured pass that queues what the seeded runs lack).
 
 Printed: p50 and p95 per measure at each size, and the growth (large p50 over small p50). Goals (the
 issue): growth <= 1.5x for every paged read; /metrics and each scan pass under 1 s at the large size.
@@ -34,11 +35,12 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -108,7 +110,7 @@ SEED = [
        SELECT j.id, t.type::procrastinate_job_event_type, now() - interval '1 day' + t.offset_
          FROM procrastinate_jobs j,
               (VALUES ('started', interval '0 s'), ('succeeded', interval '12 s')) t(type, offset_)""",
-    "ANALYZE",
+    "VACUUM ANALYZE",  # as autovacuum does after a while (visibility map, GIN pending lists)
 ]
 
 
@@ -152,60 +154,86 @@ def targets(given: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def measure_size(url: str, given: dict[str, Any], requests: int, warmup: int) -> dict[str, list[float]]:
+async def settle(url: str) -> None:
+    """Fold the kept counts once, as the periodic duty would have done all along (where they exist)."""
+    try:
+        from app.store import metric_counts
+    except ImportError:
+        return  # counted at each scrape: nothing kept
+    from app.store.database import Database
+
+    database = Database(url)
+    try:
+        async with database.transaction() as conn:
+            await metric_counts.fold(conn, metric_counts.JOB_BUCKETS)
+    finally:
+        await database.engine.dispose()
+
+
+async def measure(
+    sizes: list[tuple[str, dict[str, Any]]], requests: int, warmup: int
+) -> list[dict[str, list[float]]]:
+    """Every measure at every size, interleaved request by request, so that a busy moment of the
+    machine (other processes share it) hits each size alike."""
     from app.config import Settings
 
     settings: dict[str, Any] = (
         {"api_cache_entries": 0} if "api_cache_entries" in Settings.model_fields else {}
     )
-    runner, base, app = await start(url, **settings)
-    results: dict[str, list[float]] = {}
+    results: list[dict[str, list[float]]] = [{} for _ in sizes]
+    servers = []
     bearer = {"Authorization": "Bearer console-bench-token-0123456789"}
     try:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-            await sign_in(session, base)
+            for url, _ in sizes:
+                await settle(url)
+                servers.append(await start(url, **settings))
+                await sign_in(session, servers[-1][1])  # the cookie is per host and port
             for i in range(warmup + requests):
-                for name, path in targets(given).items():
-                    app[TIMES].clear()
-                    async with session.get(base + path, headers=bearer, allow_redirects=False) as answer:
-                        body = await answer.read()
-                        if answer.status != 200:
-                            raise SystemExit(f"FAILED: {name} answered {answer.status}: {body[:300]!r}")
-                    if i >= warmup:
-                        results.setdefault(name, []).append(app[TIMES][-1])
-        results.update(await measure_scans(url, max(3, requests // 5)))
+                for name in targets(sizes[0][1]):
+                    for (_, given), (_, base, app), found in zip(sizes, servers, results, strict=True):
+                        app[TIMES].clear()
+                        path = targets(given)[name]
+                        async with session.get(base + path, headers=bearer, allow_redirects=False) as answer:
+                            body = await answer.read()
+                            if answer.status != 200:
+                                raise SystemExit(f"FAILED: {name} answered {answer.status}: {body[:300]!r}")
+                        if i >= warmup:
+                            found.setdefault(name, []).append(app[TIMES][-1])
     finally:
-        await runner.cleanup()
+        for runner, _, _ in servers:
+            await runner.cleanup()
+    await measure_scans([url for url, _ in sizes], max(3, requests // 4), results)
     return results
 
 
-async def measure_scans(url: str, passes: int) -> dict[str, list[float]]:
-    """One pass of each periodic scan, `passes` times, with the services a worker has."""
+async def measure_scans(urls: list[str], passes: int, results: list[dict[str, list[float]]]) -> None:
+    """One pass of each periodic scan (the hourly retention duties apart), `passes` times per size,
+    interleaved, with the services a worker has."""
     from app.config import Settings
     from app.jobs import duties
     from app.jobs.runtime import open_runtime
 
-    results: dict[str, list[float]] = {}
-    async with open_runtime(Settings(run_worker=False, log_level="WARNING"), url) as (job_app, svc):
-        scans: dict[str, Callable[[], Awaitable[int]]] = {
-            duty.name: (lambda d=duty: d.call(job_app, svc))
-            for duty in duties.duties(60)
-            if duty.cron == duties.interval_cron(60)  # the scans; the hourly retention duties apart
-        }
-        await scans["requeue_missing_work"]()  # queues what the seeded active runs lack, once
+    settings = Settings(run_worker=False, log_level="WARNING")
+    async with contextlib.AsyncExitStack() as stack:
+        runtimes = [await stack.enter_async_context(open_runtime(settings, url)) for url in urls]
+        scans = [duty for duty in duties.duties(60) if duty.cron == duties.interval_cron(60)]
+        for job_app, svc in runtimes:  # queues what the seeded active runs lack, once
+            await next(d for d in scans if d.name == "requeue_missing_work").call(job_app, svc)
         for _ in range(passes):
-            for name, scan in scans.items():
-                started = time.perf_counter()
-                await scan()
-                results.setdefault(f"scan: {name}", []).append((time.perf_counter() - started) * 1000)
-    return results
+            for duty in scans:
+                for (job_app, svc), found in zip(runtimes, results, strict=True):
+                    started = time.perf_counter()
+                    await duty.call(job_app, svc)
+                    found.setdefault(f"scan: {duty.name}", []).append((time.perf_counter() - started) * 1000)
 
 
 def report(sizes: list[int], results: list[dict[str, list[float]]], setups: list[float]) -> None:
     small, large = sizes
     print(
         f"settings: {PROJECTS} projects; per run 5 steps, 2 agent runs, 10 events, 0.5 webhook deliveries, "
-        "3 finished jobs; 3.5 % of runs active; server time (timing middleware), sequential requests"
+        "3 finished jobs; 3.5 % of runs active; server time (timing middleware); sequential requests, "
+        "sizes interleaved"
     )
     print(f"sizes: {small:,} and {large:,} protocol runs; setup {setups[0]:.1f} s and {setups[1]:.1f} s; "
           f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
@@ -245,17 +273,31 @@ def main() -> None:
     from app.store.scratch import migrated_database
 
     quiet_logs()
-    results, setups = [], []
-    with tempfile.TemporaryDirectory(prefix="tg-scalebench-") as scratch:
+    sizes, setups = [], []
+    with tempfile.TemporaryDirectory(prefix="tg-scalebench-") as scratch, contextlib.ExitStack() as stack:
+        server_url, where = args.database_url, "given server"
+        if server_url is None:
+            server_url, where = stack.enter_context(embedded(Path(scratch))), "embedded server"
         for runs in (args.small, args.large):
             started = time.monotonic()
             name = f"tg_scalebench_{os.getpid()}_{runs}"
-            with migrated_database(args.database_url, name, Path(scratch) / str(runs)) as (url, where):
-                given = seed(url, runs)
-                setups.append(time.monotonic() - started)
-                results.append(asyncio.run(measure_size(url, given, args.requests, args.warmup)))
-        print(f"PostgreSQL: {where}")
+            url, _ = stack.enter_context(migrated_database(server_url, name, Path(scratch)))
+            sizes.append((url, seed(url, runs)))
+            setups.append(time.monotonic() - started)
+        results = asyncio.run(measure(sizes, args.requests, args.warmup))
+    print(f"PostgreSQL: {where}")
     report([args.small, args.large], results, setups)
+
+
+@contextlib.contextmanager
+def embedded(scratch: Path) -> Iterator[str]:
+    from app.store.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(scratch / "pgdata").start()
+    try:
+        yield server.url()
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":
