@@ -179,16 +179,7 @@ protocol_runs = Table(
     Index(None, "project_id", "status", "id"),
     Index(None, "status", "id"),
     Index(None, "project_id", "branch_name"),
-    # Title and name search (`ILIKE '%q%'`): trigram indexes, so a search reads its hits, not the project.
-    Index(
-        "ix_protocol_runs_title_trgm",
-        "title",
-        postgresql_using="gin",
-        postgresql_ops={"title": "gin_trgm_ops"},
-    ),
-    Index(
-        "ix_protocol_runs_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}
-    ),
+    # (and trigram indexes of title and name for search: app/store/search_indexes.py)
 )
 
 step_runs = Table(

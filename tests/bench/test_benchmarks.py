@@ -33,6 +33,15 @@ QUEUE_MEASURES = (
     "latency p50, our worker",
     "latency p99, our worker",
 )
+SCALE_MEASURES = (
+    "runs, deep page",
+    "runs, title search (no hit)",
+    "console activity, type watchdog.",
+    "GET /metrics",
+    "GET /queue",
+    "scan: requeue_missing_work",
+    "scan: fold_metric_counts",
+)
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
@@ -46,8 +55,9 @@ CONSOLE_MEASURES = (
         ("api.py", API_MEASURES, "targets ("),
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
+        ("scale.py", SCALE_MEASURES, "goals (growth <="),
     ],
-    ids=["api", "queue", "console"],
+    ids=["api", "queue", "console", "scale"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(
