@@ -91,15 +91,19 @@ def _statement_function(table: str) -> str:
         END $$"""
 
 
-def _row_function(table: str) -> str:
-    """An update of a counted column: the old row's contribution out, the new one's in."""
-    moved = "SELECT 1 AS sign, (NEW).* UNION ALL SELECT -1 AS sign, (OLD).*"
+def _row_function(table: str, name: str, rows: str) -> str:
     return f"""
-        CREATE FUNCTION tg_metric_moves_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION {name}_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            {_delta_insert(table, moved)};
+            {_delta_insert(table, rows)};
             RETURN NULL;
         END $$"""
+
+
+# An update of a counted column: the old row's contribution out, the new one's in.
+MOVED = "SELECT 1 AS sign, (NEW).* UNION ALL SELECT -1 AS sign, (OLD).*"
+# The log takes an insert per event; only a QA verdict counts, so only a verdict calls the function.
+VERDICT = "WHEN (NEW.event_type = 'qa.verdict')"
 
 
 def _seed_totals(table: str) -> str:
@@ -142,16 +146,24 @@ def upgrade() -> None:
         "CREATE FUNCTION tg_metric_le(seconds float8, bounds float8[]) RETURNS text IMMUTABLE LANGUAGE sql "
         "AS $$ SELECT coalesce((SELECT min(b) FROM unnest(bounds) b WHERE seconds <= b)::text, '+Inf') $$"
     )
+    op.alter_column("events", "event_type", type_=sa.Text(collation="C"), existing_nullable=False)
     for table in CONTRIBUTIONS:
         op.execute(_statement_function(table))
         for event, transitions in (("INSERT", "NEW TABLE AS new_rows"), ("DELETE", "OLD TABLE AS old_rows")):
+            if table == "events" and event == "INSERT":
+                op.execute(_row_function(table, "tg_metric_added", "SELECT 1 AS sign, (NEW).*"))
+                op.execute(
+                    f"CREATE TRIGGER tg_metric_added AFTER INSERT ON events FOR EACH ROW {VERDICT} "
+                    "EXECUTE FUNCTION tg_metric_added_events()"
+                )
+                continue
             op.execute(
                 f"CREATE TRIGGER tg_metric_deltas_{event.lower()} AFTER {event} ON {table} "
                 f"REFERENCING {transitions} FOR EACH STATEMENT EXECUTE FUNCTION tg_metric_deltas_{table}()"
             )
         if table in COUNTED_COLUMNS:
             columns = COUNTED_COLUMNS[table]
-            op.execute(_row_function(table))
+            op.execute(_row_function(table, "tg_metric_moves", MOVED))
             op.execute(
                 f"CREATE TRIGGER tg_metric_moves AFTER UPDATE ON {table} FOR EACH ROW "
                 f"WHEN ((OLD.{columns.replace(', ', ', OLD.')}) IS DISTINCT FROM "
@@ -178,7 +190,6 @@ def upgrade() -> None:
         "INSERT INTO metric_marks (source, last_id) "
         "SELECT 'procrastinate_events', coalesce(max(id), 0) FROM procrastinate_events"
     )
-    op.alter_column("events", "event_type", type_=sa.Text(collation="C"), existing_nullable=False)
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for column in ("title", "name"):
         op.create_index(
@@ -194,15 +205,17 @@ def downgrade() -> None:
     for column in ("title", "name"):
         op.drop_index(f"ix_protocol_runs_{column}_trgm", table_name="protocol_runs")
     op.execute("DROP EXTENSION IF EXISTS pg_trgm")  # RESTRICT: kept (and this fails) if anything else uses it
-    op.alter_column("events", "event_type", type_=sa.Text(), existing_nullable=False)
     op.execute("DROP TRIGGER IF EXISTS tg_metric_run_steps ON protocol_runs")
     op.execute("DROP FUNCTION tg_metric_run_steps()")
+    op.execute("DROP TRIGGER tg_metric_added ON events")
+    op.execute("DROP FUNCTION tg_metric_added_events()")
     for table in CONTRIBUTIONS:
         for trigger in ("tg_metric_deltas_insert", "tg_metric_deltas_delete", "tg_metric_moves"):
             op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
         op.execute(f"DROP FUNCTION tg_metric_deltas_{table}()")
         if table in COUNTED_COLUMNS:
             op.execute(f"DROP FUNCTION tg_metric_moves_{table}()")
+    op.alter_column("events", "event_type", type_=sa.Text(), existing_nullable=False)
     op.execute("DROP FUNCTION tg_metric_le(float8, float8[])")
     op.execute("DROP FUNCTION tg_metric_agent_bounds()")
     op.drop_table("metric_marks")
