@@ -190,20 +190,26 @@ def upgrade() -> None:
         "INSERT INTO metric_marks (source, last_id) "
         "SELECT 'procrastinate_events', coalesce(max(id), 0) FROM procrastinate_events"
     )
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for column in ("title", "name"):
-        op.create_index(
-            f"ix_protocol_runs_{column}_trgm",
-            "protocol_runs",
-            [column],
-            postgresql_using="gin",
-            postgresql_ops={column: "gin_trgm_ops"},
-        )
+    # A server without the extension (or a role that may not create it) still upgrades: search then
+    # reads every run of a project, as before, and the upgrade says so.
+    op.execute("""
+        DO $$
+        BEGIN
+            BEGIN
+                CREATE EXTENSION IF NOT EXISTS pg_trgm;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'no pg_trgm (%): a run search reads every run of its project', SQLERRM;
+            END;
+            IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+                CREATE INDEX ix_protocol_runs_title_trgm ON protocol_runs USING gin (title gin_trgm_ops);
+                CREATE INDEX ix_protocol_runs_name_trgm ON protocol_runs USING gin (name gin_trgm_ops);
+            END IF;
+        END $$""")
 
 
 def downgrade() -> None:
     for column in ("title", "name"):
-        op.drop_index(f"ix_protocol_runs_{column}_trgm", table_name="protocol_runs")
+        op.execute(f"DROP INDEX IF EXISTS ix_protocol_runs_{column}_trgm")
     op.execute("DROP EXTENSION IF EXISTS pg_trgm")  # RESTRICT: kept (and this fails) if anything else uses it
     op.execute("DROP TRIGGER IF EXISTS tg_metric_run_steps ON protocol_runs")
     op.execute("DROP FUNCTION tg_metric_run_steps()")
