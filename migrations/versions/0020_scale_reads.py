@@ -92,10 +92,13 @@ def _statement_function(table: str) -> str:
 
 
 def _row_function(table: str, name: str, rows: str) -> str:
+    """A row at a time: its contributions appended as they are (no summing: one or two rows)."""
     return f"""
         CREATE FUNCTION {name}_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            {_delta_insert(table, rows)};
+            INSERT INTO metric_deltas (family, labels, vals)
+            SELECT c.family, c.labels, CASE WHEN r.sign > 0 THEN c.vals ELSE tg_metric_neg(c.vals) END
+              FROM ({rows}) r CROSS JOIN LATERAL ({CONTRIBUTIONS[table]}) c(family, labels, vals);
             RETURN NULL;
         END $$"""
 
@@ -142,6 +145,10 @@ def upgrade() -> None:
     )
     op.execute(f"CREATE FUNCTION tg_metric_agent_bounds() RETURNS float8[] IMMUTABLE LANGUAGE sql "
                f"AS 'SELECT ARRAY[{AGENT_BOUNDS}]::float8[]'")  # fmt: skip
+    op.execute(
+        "CREATE FUNCTION tg_metric_neg(vals float8[]) RETURNS float8[] IMMUTABLE LANGUAGE sql "
+        "AS 'SELECT array_agg(-v ORDER BY i) FROM unnest(vals) WITH ORDINALITY u(v, i)'"
+    )
     op.execute(
         "CREATE FUNCTION tg_metric_le(seconds float8, bounds float8[]) RETURNS text IMMUTABLE LANGUAGE sql "
         "AS $$ SELECT coalesce((SELECT min(b) FROM unnest(bounds) b WHERE seconds <= b)::text, '+Inf') $$"
@@ -223,6 +230,7 @@ def downgrade() -> None:
             op.execute(f"DROP FUNCTION tg_metric_moves_{table}()")
     op.alter_column("events", "event_type", type_=sa.Text(), existing_nullable=False)
     op.execute("DROP FUNCTION tg_metric_le(float8, float8[])")
+    op.execute("DROP FUNCTION tg_metric_neg(float8[])")
     op.execute("DROP FUNCTION tg_metric_agent_bounds()")
     op.drop_table("metric_marks")
     op.drop_table("metric_deltas")
