@@ -160,12 +160,18 @@ async def settle(url: str) -> None:
         from app.store import metric_counts
     except ImportError:
         return  # counted at each scrape: nothing kept
+    from sqlalchemy import text
+
     from app.store.database import Database
 
     database = Database(url)
     try:
         async with database.transaction() as conn:
             await metric_counts.fold(conn, metric_counts.JOB_BUCKETS)
+        async with (
+            database.read() as conn
+        ):  # the seed's deltas folded: their dead rows gone, as autovacuum does
+            await conn.execute(text("VACUUM ANALYZE metric_deltas"))
     finally:
         await database.engine.dispose()
 
