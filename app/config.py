@@ -85,12 +85,6 @@ class Settings(BaseSettings):
         "and the CLI (but serve, worker, migrate, config) acts through its API, not a local database.",
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
-    api_cache_entries: int = Field(
-        20_000,
-        ge=0,
-        description="GET answers for protocol runs kept in memory, each dropped as soon as a row behind it "
-        "changes (LISTEN/NOTIFY); 0 turns the cache off.",
-    )
 
     # --- security ------------------------------------------------------------------------------
     api_token: SecretStr | None = Field(
@@ -190,6 +184,18 @@ class Settings(BaseSettings):
     claude_bin: str = Field("claude", min_length=1, description="Claude Code CLI executable.")
     agent_timeout_seconds: int = Field(
         3600, ge=1, description="Wall-clock limit of one agent run; the process group is killed."
+    )
+    worktree_retention_hours: int = Field(
+        168,
+        ge=0,
+        description="A finished run's worktree is removed from each machine's disk this long after the "
+        "run finished; its branch stays (0: keep worktrees).",
+    )
+    agent_silence_seconds: int = Field(
+        900,
+        ge=0,
+        description="An agent that prints nothing for this long is stalled: killed and retried with the "
+        "reason, while a long run that keeps talking goes on (0: no limit).",
     )
     agent_max_output_bytes: int = Field(
         16 * 1024 * 1024, ge=65536, description="Most output kept from one agent run; the rest is cut."

@@ -87,6 +87,12 @@ _KINDS = [
         "out) before its commit (`files`: path → setting names, never values).",
         ("files",),
     ),
+    EventKind(
+        "worktree.removed",
+        "A finished run's worktree was removed from a machine's disk after the retention (its branch "
+        "stays; a later job rebuilds the worktree).",
+        ("machine", "finished_at"),
+    ),
     EventKind("step.run_requested", "A person queued a step's execution.", ("step_index",)),
     EventKind("qa.requested", "A person queued QA of a step.", ("step_index",)),
     EventKind("pr.requested", "A person queued publishing (push and PR/MR) before the last step.", ()),

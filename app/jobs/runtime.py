@@ -32,6 +32,7 @@ from app.config import Settings
 from app.engines.base import Engine
 from app.jobs.duties import DUTY_QUEUE, duties, register_duties
 from app.jobs.fencing import FencedJobManager
+from app.jobs.housekeeping import tidy_this_machine
 from app.jobs.queue import ProcrastinateQueue
 from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
@@ -248,6 +249,7 @@ async def run_worker(
             options = {"name": worker_name, "queues": queues, "concurrency": concurrency[queue], **common}
             make = functools.partial(Worker, app=app, **{**app.worker_defaults, **options})
             workers.create_task(keep_working(make, name=worker_name, stopping=stopping))
+        workers.create_task(tidy_this_machine(svc, stopping))
 
 
 def listened_queues(settings: Settings) -> list[str]:

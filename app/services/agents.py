@@ -96,6 +96,7 @@ async def run_agent(
                     model=current.model,
                     output_schema=output_schema,
                     timeout_seconds=svc.settings.agent_timeout_seconds,
+                    silence_seconds=svc.settings.agent_silence_seconds or None,
                     # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
                     environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
                 ),

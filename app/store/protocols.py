@@ -17,6 +17,7 @@ from app.logs import current_correlation_id, new_correlation_id
 from app.store import metric_counts
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
+from app.store.tables import projects as projects_table
 from app.store.tables import protocol_runs, step_runs
 
 
@@ -185,3 +186,19 @@ async def identity(
         query = query.where(columns.id == protocol_run_id)
     row = (await conn.execute(query)).first()
     return None if row is None else RunIdentity(row.id, row.created_at, row.correlation_id)
+
+
+async def finished_before(
+    conn: AsyncConnection, project_name: str, run_names: list[str], before: datetime
+) -> list[ProtocolRun]:
+    """Of the runs named `run_names` in the project named `project_name`, those finished before `before`."""
+    query = (
+        select(protocol_runs)
+        .join(projects_table, projects_table.c.id == protocol_runs.c.project_id)
+        .where(
+            projects_table.c.name == project_name,
+            protocol_runs.c.name.in_(run_names),
+            protocol_runs.c.finished_at < before,
+        )
+    )
+    return await fetch_all(conn, query, ProtocolRun)

@@ -28,10 +28,9 @@ from app.web.api import (
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
-from app.web.cache import ResponseCache
 from app.web.console import install_console
 from app.web.health import health
-from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
+from app.web.keys import CHANGES, DATABASE, SERVICES, SETTINGS
 from app.web.metrics import metrics_page
 from app.web.middlewares import request_middleware
 from app.web.scope import declare_resource, scoped, seal
@@ -61,7 +60,6 @@ def create_app(
 
     Every route declares its scope (app/web/scope.py): start-up fails if one does not."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
             telemetry_middleware,
@@ -71,7 +69,6 @@ def create_app(
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
-    app[CACHE] = cache
     app[HTTP_LATENCY] = latency_histogram()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -80,7 +77,6 @@ def create_app(
             app[SERVICES] = services
             app[DATABASE] = services.database
             feed = app[CHANGES] = ChangeFeed(database_url)
-            feed.subscribe(lambda change: cache.on_change(change, connected=feed.connected))
             await feed.start()
             worker = start_worker(job_app, services) if settings.run_worker else None
             try:

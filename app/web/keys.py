@@ -8,10 +8,8 @@ from app.config import Settings
 from app.services.context import Services
 from app.store.changes import ChangeFeed
 from app.store.database import Database
-from app.web.cache import ResponseCache
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 SERVICES = web.AppKey("services", Services)
 CHANGES = web.AppKey("changes", ChangeFeed)
-CACHE = web.AppKey("cache", ResponseCache)

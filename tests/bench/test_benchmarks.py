@@ -15,11 +15,12 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 API_MEASURES = (
     "ceiling: bare aiohttp, constant JSON",
     "reference: bare aiohttp + asyncpg, one row",
+    "reference: bare aiohttp + asyncpg, 50 rows",
     "GET /protocols/{id}",
+    "GET /protocols/{id}, If-None-Match: 304",
+    "GET /protocols/{id}, project token",
     "GET /projects/{id}/protocols, first page",
     "GET /projects/{id}/protocols, deep page",
-    "GET /protocols/{id}, cache off",
-    "GET /projects/{id}/protocols, cache off",
 )
 QUEUE_MEASURES = (
     "raw queue: no-op jobs drained",
@@ -42,22 +43,26 @@ SCALE_MEASURES = (
     "scan: requeue_missing_work",
     "scan: fold_metric_counts",
 )
+SERVE_LOAD_MEASURES = (
+    "GET /protocols/{id}, serve idle",
+    "GET /protocols/{id}, serve running the pipeline",
+)
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
-    "GET /projects/{id}/protocols?limit=50, cache off",
 )
 
 
 @pytest.mark.parametrize(
     ("script", "measures", "closing"),
     [
-        ("api.py", API_MEASURES, "targets ("),
+        ("api.py", API_MEASURES, "targets: "),
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
+        ("serve_load.py", SERVE_LOAD_MEASURES, "target (p99 < 50 ms"),
         ("scale.py", SCALE_MEASURES, "goals (growth <="),
     ],
-    ids=["api", "queue", "console", "scale"],
+    ids=["api", "queue", "console", "serve_load", "scale"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(

@@ -88,6 +88,26 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert survivors(marker, pgid=int(outcome.stdout_lines[0])) == []
 
 
+async def test_a_silent_child_is_stalled_and_killed_before_its_deadline(tmp_path: Path) -> None:
+    marker = sleep_marker()
+    outcome = await run(f"echo $$; sleep {marker}", tmp_path, timeout_seconds=60, silence_seconds=1)
+    assert outcome.silent
+    assert not outcome.timed_out
+    assert outcome.exit_code is not None
+    assert survivors(marker, pgid=int(outcome.stdout_lines[0])) == []
+
+
+async def test_a_long_run_that_keeps_talking_is_not_stalled(tmp_path: Path) -> None:
+    # Longer than the silence limit in all, never silent that long: on stdout, then on stderr only.
+    script = (
+        "for i in $(seq 8); do echo $i; sleep 0.2; done; for i in $(seq 8); do echo $i >&2; sleep 0.2; done"
+    )
+    outcome = await run(script, tmp_path, silence_seconds=2.5)
+    assert not outcome.silent
+    assert outcome.exit_code == 0
+    assert outcome.stdout_lines == [str(i) for i in range(1, 9)]
+
+
 async def test_timeout_reaches_children_in_a_session_of_their_own(tmp_path: Path) -> None:
     marker = sleep_marker()
     outcome = await run(f"setsid sleep {marker} & wait", tmp_path, timeout_seconds=0.5)
