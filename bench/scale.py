@@ -181,11 +181,6 @@ async def measure(
 ) -> list[dict[str, list[float]]]:
     """Every measure at every size, interleaved request by request, so that a busy moment of the
     machine (other processes share it) hits each size alike."""
-    from app.config import Settings
-
-    settings: dict[str, Any] = (
-        {"api_cache_entries": 0} if "api_cache_entries" in Settings.model_fields else {}
-    )
     results: list[dict[str, list[float]]] = [{} for _ in sizes]
     servers = []
     bearer = {"Authorization": "Bearer console-bench-token-0123456789"}
@@ -193,7 +188,7 @@ async def measure(
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
             for url, _ in sizes:
                 await settle(url)
-                servers.append(await start(url, **settings))
+                servers.append(await start(url))
                 await sign_in(session, servers[-1][1])  # the cookie is per host and port
             for i in range(warmup + requests):
                 for name in targets(sizes[0][1]):
