@@ -34,9 +34,10 @@ log = get_logger(__name__)
 DUTY_QUEUE = "duties"
 RETENTION_CRON = "17 * * * *"  # hourly: what it removes is kept for a day or more
 FINISHED_DUTIES_KEEP_HOURS = 1
-FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays visible (GET /queue) for a week
-# Work jobs: the runs, steps and events keep the history; the queue keeps a finished job a week for
-# GET /queue and a failed or aborted one a month, so the jobs table stays the size of recent work.
+FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays in Procrastinate's table a week, to look at
+# Work jobs: the runs, steps and events keep the history; the queue keeps a finished job a week and
+# a failed or aborted one a month, so the jobs table stays the size of recent work (GET /queue and
+# /metrics count only the live ones; finished tries are /metrics' job-duration histogram).
 FINISHED_JOBS_KEEP_HOURS = 7 * 24
 FAILED_JOBS_KEEP_HOURS = 30 * 24
 
@@ -131,6 +132,7 @@ def duties(scan_seconds: int) -> list[Duty]:
         Duty("fail_stuck_steps", every, lambda _, s: scheduler.fail_stuck_steps(s)),
         Duty("close_abandoned_agent_runs", every, lambda _, s: close_abandoned_runs(s)),
         Duty("route_notifications", every, lambda _, s: notify_delivery.route_new_events(s)),
+        Duty("fold_metric_counts", every, lambda _, s: scheduler.fold_metric_counts(s)),
         Duty(
             "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
         ),

@@ -1,4 +1,4 @@
-"""The notification tables (migration 0020_notify): channels, deliveries, and the scan cursor."""
+"""The notification tables (migration 0020): channels, deliveries, and the scan cursor."""
 
 from __future__ import annotations
 

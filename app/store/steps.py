@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select
+from sqlalchemy import BigInteger, Select, bindparam, cast, func, insert, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.records import Project, ProtocolRun, StepRun
@@ -78,6 +79,24 @@ async def list_for_protocol(conn: AsyncConnection, protocol_run_id: int) -> list
         .order_by(step_runs.c.step_index)
     )
     return await fetch_all(conn, query, StepRun)
+
+
+async def next_of(conn: AsyncConnection, protocol_run_ids: list[int]) -> dict[int, list[StepRun]]:
+    """What `next_work` needs of each run's plan, in one query: its first unfinished step, or its
+    first step when every one is completed (the steps before the first unfinished one change nothing
+    of what comes next); no step for a run without a plan. Every run id is a key."""
+    ids = func.unnest(cast(protocol_run_ids, ARRAY(BigInteger))).table_valued("id").render_derived(name="run")
+    first = (
+        select(step_runs)
+        .where(step_runs.c.protocol_run_id == ids.c.id)
+        .order_by(step_runs.c.status == StepStatus.COMPLETED.value, step_runs.c.step_index)
+        .limit(1)
+        .lateral("first")
+    )
+    found: dict[int, list[StepRun]] = {run_id: [] for run_id in protocol_run_ids}
+    for step in await fetch_all(conn, select(first).select_from(ids.join(first, true())), StepRun):
+        found[step.protocol_run_id].append(step)
+    return found
 
 
 async def list_for_protocols(conn: AsyncConnection, protocol_run_ids: list[int]) -> dict[int, list[StepRun]]:

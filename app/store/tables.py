@@ -179,6 +179,7 @@ protocol_runs = Table(
     Index(None, "project_id", "status", "id"),
     Index(None, "status", "id"),
     Index(None, "project_id", "branch_name"),
+    # (and trigram indexes of title and name for search: app/store/search_indexes.py)
 )
 
 step_runs = Table(
@@ -226,7 +227,8 @@ events = Table(
     Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("protocol_run_id", BigInteger),
     Column("step_run_id", BigInteger),
-    Column("event_type", Text, nullable=False),
+    # Compared byte by byte, so a type prefix (`step.`) is a range of its index: app/store/events.py.
+    Column("event_type", Text(collation="C"), nullable=False),
     Column("message", Text, nullable=False, server_default=""),
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("correlation_id", Text),

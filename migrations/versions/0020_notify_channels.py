@@ -2,7 +2,7 @@
 kinds each one takes, one delivery row per channel and event (its attempts and outcome), and the
 cursor of the duty that reads the event log for them.
 
-Revision ID: 0020_notify
+Revision ID: 0020
 Revises: 0019
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY
 
-revision: str = "0020_notify"
+revision: str = "0020"
 down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -35,6 +35,15 @@ QUEUE_MEASURES = (
     "latency p50, our worker",
     "latency p99, our worker",
 )
+SCALE_MEASURES = (
+    "runs, deep page",
+    "runs, title search (no hit)",
+    "console activity, type watchdog.",
+    "GET /metrics",
+    "GET /queue",
+    "scan: requeue_missing_work",
+    "scan: fold_metric_counts",
+)
 SERVE_LOAD_MEASURES = (
     "GET /protocols/{id}, serve idle",
     "GET /protocols/{id}, serve running the pipeline",
@@ -54,8 +63,9 @@ CONSOLE_MEASURES = (
         ("console.py", CONSOLE_MEASURES, "target (console page"),
         ("serve_load.py", SERVE_LOAD_MEASURES, "target (p99 < 50 ms"),
         ("sse.py", SSE_MEASURES, "goal (every event to every client"),
+        ("scale.py", SCALE_MEASURES, "goals (growth <="),
     ],
-    ids=["api", "queue", "console", "serve_load", "sse"],
+    ids=["api", "queue", "console", "serve_load", "sse", "scale"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(
