@@ -24,13 +24,13 @@ from app.services.credentials import prefetch_git_credential
 from app.services.events import record
 from app.services.findings import record_step_review, review_step
 from app.services.policy import policy_for_run, prefetch_run_policy
-from app.services.progress import defer_next_work
+from app.services.progress import block_run, defer_next_work
 from app.services.reviews import settle_review
 from app.services.rework_context import rework_context
 from app.services.travel import keep_head, pack_head
 from app.services.workspace import ensure_worktree
 from app.store import events, protocols, steps
-from app.store.transitions import move_protocol, move_step
+from app.store.transitions import move_step
 
 
 async def execute_step(svc: Services, step_id: int) -> StepRun:
@@ -260,17 +260,3 @@ async def fail_step(svc: Services, step_id: int, reason: str, *, terminal: bool)
                 changes={"last_error": reason[:2000]},
             )
         await block_run(conn, step.protocol_run_id, reason)
-
-
-async def block_run(conn: AsyncConnection, protocol_run_id: int, reason: str) -> None:
-    """Block a run that is still moving (its job failed for good)."""
-    run = await protocols.get(conn, protocol_run_id)
-    if run.status in (P.RUNNING, P.PLANNING, P.PAUSED):
-        await move_protocol(
-            conn,
-            run.id,
-            P.BLOCKED,
-            expected_version=run.version,
-            reason=reason,
-            changes={"last_error": reason[:2000]},
-        )

@@ -6,10 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.ci import auto_merge_blocker, awaits_merge
 from app.domain.records import ProtocolRun
+from app.domain.statuses import ProtocolStatus as P
 from app.domain.workflow import auto_merge_work, next_work
 from app.services.context import Services
 from app.services.policy import run_policy
 from app.store import events, jobs, protocols, steps
+from app.store.transitions import move_protocol
 
 # The events of one auto-merge attempt; one attempt per head of a run.
 AUTO_MERGE_EVENTS = ["pr.auto_merge_requested", "pr.auto_merge_refused"]
@@ -56,3 +58,17 @@ async def defer_auto_merge(svc: Services, conn: AsyncConnection, protocol_run_id
     if await auto_merge_attempted(conn, run.id, run.head_sha or ""):
         return False
     return await jobs.defer(conn, auto_merge_work(run.id))
+
+
+async def block_run(conn: AsyncConnection, protocol_run_id: int, reason: str) -> None:
+    """Block a run that is still moving (its job failed for good)."""
+    run = await protocols.get(conn, protocol_run_id)
+    if run.status in (P.RUNNING, P.PLANNING, P.PAUSED):
+        await move_protocol(
+            conn,
+            run.id,
+            P.BLOCKED,
+            expected_version=run.version,
+            reason=reason,
+            changes={"last_error": reason[:2000]},
+        )

@@ -8,8 +8,9 @@ from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
 from app.errors import InvalidInputError
 from app.services.context import Services
-from app.services.execution import block_run, push_branch, record_push
+from app.services.execution import push_branch, record_push
 from app.services.forges import has_forge, publish_pull_request
+from app.services.progress import block_run
 from app.services.workspace import worktree_at_head
 from app.store import projects, protocols, steps
 from app.store.transitions import move_protocol

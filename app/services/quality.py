@@ -26,10 +26,10 @@ from app.services.agents import run_step_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
-from app.services.execution import block_run, prefetch_job_reads
+from app.services.execution import prefetch_job_reads
 from app.services.findings import blocked_reason, record_findings
 from app.services.policy import RunPolicy, policy_for_run
-from app.services.progress import defer_next_work
+from app.services.progress import block_run, defer_next_work
 from app.services.workspace import ensure_worktree
 from app.store import projects, protocols, steps
 from app.store.transitions import move_protocol, move_step

@@ -35,6 +35,7 @@ from app.services.context import Services
 from app.services.delivery_facts import ForgeFacts
 from app.services.events import record
 from app.services.forges import forge_for
+from app.services.progress import block_run
 from app.store import events, jobs, projects, protocols, steps
 from app.store.transitions import move_protocol, move_step
 
@@ -157,15 +158,7 @@ async def request_round(
             "a person must answer the review"
         )
         await record(conn, run.project_id, "review.limit_reached", reason, run=run, limit=limit, **facts)
-        if run.status is P.RUNNING:
-            await move_protocol(
-                conn,
-                run.id,
-                P.BLOCKED,
-                expected_version=run.version,
-                reason=reason,
-                changes={"last_error": reason},
-            )
+        await block_run(conn, run.id, reason)
         return Round(reason, queued=False)
     reason = f"review round {done + 1} of {limit}"
     if step.status in (S.COMPLETED, S.NEEDS_QA):

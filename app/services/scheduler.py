@@ -16,7 +16,7 @@ from app.errors import IllegalTransitionError, StaleWriteError
 from app.logs import get_logger
 from app.services.context import Services
 from app.services.events import record
-from app.services.execution import block_run
+from app.services.progress import block_run
 from app.store import deliveries, idempotency, jobs, metric_counts, protocols, steps
 from app.store.transitions import move_step
 

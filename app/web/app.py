@@ -103,7 +103,9 @@ def create_app(
                 await feed.stop()
 
     app.cleanup_ctx.append(runtime_ctx)
-    app.on_startup.append(seal)
+    # Before the runtime opens (aiohttp starts the cleanup contexts first): a start refused for a
+    # route without a scope leaves no pool, feed or task running.
+    app.on_startup.insert(0, seal)
     app.router.add_get("/health", scoped(PUBLIC)(health))
     app.router.add_get("/metrics", scoped(SERVICE)(metrics_page))
     webhooks.install(app)

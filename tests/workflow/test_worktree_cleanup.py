@@ -14,7 +14,7 @@ from app.services.workspace import ensure_worktree, existing_repository
 from app.services.worktree_cleanup import remove_finished_worktrees
 from app.store import events, protocols
 from app.store import projects as project_store
-from tests.support.workflow import make_repos, running_worker, wait_for, workflow_settings
+from tests.support.workflow import make_repos, project_ready, running_worker, wait_for, workflow_settings
 
 
 async def test_a_finished_runs_worktree_goes_after_the_retention_and_comes_back_when_needed(
@@ -24,12 +24,7 @@ async def test_a_finished_runs_worktree_goes_after_the_retention_and_comes_back_
     settings = workflow_settings(tmp_path).model_copy(update={"worktree_retention_hours": 24})
     async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
-
-        async def ready():
-            async with svc.database.transaction() as conn:
-                return (await project_store.get(conn, project.id)).status == "ready"
-
-        await wait_for(ready, what="project setup")
+        await wait_for(lambda: project_ready(svc, project.id), what="project setup")
         project = await _project(svc, project.id)
         done = await planning.create_protocol(svc, project.id, title="Write two parts")
         await planning.start_protocol(svc, done.id)
