@@ -200,6 +200,8 @@ def answer(project_ref: str, answers: tuple[str, ...], by: str) -> None:
 @click.option("--ci-provider", type=click.Choice(["github", "gitlab"]), help="CI that reports on branches.")
 @click.option("--forge-repo", help="The forge's name of the repository (owner/name) for PRs and CI.")
 @click.option("--fix-ci-attempts", type=int, help="Times an agent may fix a failing CI run.")
+@click.option("--intake-label", help="Open forge issues with this label become protocol runs.")
+@click.option("--intake-blocked-label", help="Labelled issues with this label too wait (default: blocked).")
 @click.option(
     "--setup/--no-setup",
     "run_setup",
@@ -213,11 +215,14 @@ def edit(
     ci_provider: str | None,
     forge_repo: str | None,
     fix_ci_attempts: int | None,
+    intake_label: str | None,
+    intake_blocked_label: str | None,
     run_setup: bool | None,
 ) -> None:
     """Change PROJECT's settings; a new base branch offers to run its setup again."""
     ref = parse_project(project_ref)
     given = {"base_branch": base_branch, "ci_provider": ci_provider, "forge_repo": forge_repo}
+    given |= {"intake_label": intake_label, "intake_blocked_label": intake_blocked_label}
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if fix_ci_attempts is not None:
         changes["fix_ci_attempts"] = fix_ci_attempts

@@ -1,4 +1,5 @@
-"""GitHub's REST API for pull requests: find, open, update, comment on, read, merge."""
+"""GitHub's REST API for pull requests (find, open, update, comment on, read, merge) and issues (list the
+labelled ones, comment on one)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.ci import Provider
+from app.domain.intake import Issue, parse_github_issue
 from app.errors import CIError
-from app.forges.client import MergeAnswer, PullRequest, RestClient
+from app.forges.client import ISSUE_PAGE, MAX_ISSUE_PAGES, MergeAnswer, PullRequest, RestClient
 
 API_VERSION = "2022-11-28"
 # GitHub's refusals of a merge: 405 not mergeable (a conflict, a required check or review missing),
@@ -53,6 +55,24 @@ class GitHubClient(RestClient):
     async def comment(self, number: int, body: str) -> None:
         # PR conversation comments live on the issue that every PR is.
         await self.call("POST", f"{self._repo_path}/issues/{int(number)}/comments", body={"body": body})
+
+    async def comment_issue(self, number: int, body: str) -> None:
+        await self.comment(number, body)  # the same endpoint: every PR is an issue
+
+    async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
+        found: list[Issue] = []
+        for page in range(1, MAX_ISSUE_PAGES + 1):
+            query = {"labels": label, "state": "open", "per_page": str(ISSUE_PAGE), "page": str(page)}
+            entries = await self.call("GET", f"{self._repo_path}/issues", query=query)
+            if not isinstance(entries, list):
+                raise CIError("GET issues: GitHub answered something other than a list")
+            for entry in entries:  # the list holds pull requests too: those are skipped
+                issue = parse_github_issue(entry)
+                if issue is not None:
+                    found.append(issue.model_copy(update={"repository": self.repository}))
+            if len(entries) < ISSUE_PAGE:
+                return found, True
+        return found, False
 
     async def get(self, number: int) -> PullRequest:
         return _pull(await self.call("GET", f"{self._repo_path}/pulls/{int(number)}"))

@@ -3,7 +3,10 @@ Alembic and the migrations' model check read `metadata` from here, so neither ca
 
 from __future__ import annotations
 
-from app.store import audit_table  # noqa: F401 (defines its table on `metadata`)
+from app.store import (
+    audit_table,  # noqa: F401 (defines its table on `metadata`)
+    intake_tables,  # noqa: F401 (issues, schedules, triggers)
+)
 from app.store.tables import metadata
 
 __all__ = ["metadata"]

@@ -32,6 +32,7 @@ from app.forges.signatures import (
 )
 from app.services import webhooks
 from app.web.api.registry import unique_keys
+from app.web.intake_hooks import is_issue_event, receive_issue
 from app.web.keys import SERVICES, SETTINGS
 from app.web.scope import scoped
 
@@ -61,6 +62,8 @@ async def github(request: web.Request) -> web.Response:
     verify_github_signature(secrets, body, request.headers.get(GITHUB_SIGNATURE_HEADER))
     event = _event(request.headers.get("X-GitHub-Event"), "X-GitHub-Event")
     delivery = _delivery_id(body, request.headers.get("X-GitHub-Delivery"))
+    if is_issue_event(Provider.GITHUB, event):  # issue intake
+        return await receive_issue(request, Provider.GITHUB, delivery, event, _payload(request, body))
     signal = parse_github(event, _payload(request, body))
     return await _receive(request, Provider.GITHUB, delivery, event, signal)
 
@@ -79,6 +82,8 @@ async def gitlab(request: web.Request) -> web.Response:
     # GitLab keeps Idempotency-Key across its retries of one delivery; older versions send only the UUID.
     offered = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
     delivery = _delivery_id(body, offered)
+    if is_issue_event(Provider.GITLAB, event):  # issue intake
+        return await receive_issue(request, Provider.GITLAB, delivery, event, _payload(request, body))
     signal = parse_gitlab(event, _payload(request, body))
     return await _receive(request, Provider.GITLAB, delivery, event, signal)
 
