@@ -1,10 +1,10 @@
-"""`POST /webhooks/trigger/{project}`: a signed request creates a run in the project.
+"""`POST /projects/{project}/triggers/webhook`: a signed request creates a run in the project.
 
 Like the forges' webhooks it carries no API token: it proves itself by its signature, HMAC-SHA256 of
 the raw body under the project's trigger secret (POST /projects/{id}/triggers/webhook/secret), sent as
-`X-TasksGodzilla-Signature: sha256=<hex>` and compared in constant time. It lives under /webhooks/, not
-/projects/{id}/, because a public route may not name a resource the scope check would then skip
-(app/domain/scopes.py). In order: an unknown project or one without a secret → 503 (the same answer for
+`X-TasksGodzilla-Signature: sha256=<hex>` and compared in constant time. Its path parameter is
+`project`, not `project_id`: a public route may not name a resource for the scope check (which needs a
+token), so this one checks its project itself, by the project's own secret. In order: an unknown project or one without a secret → 503 (the same answer for
 both); a body past TASKSGODZILLA_WEBHOOK_MAX_BYTES → 413; a missing or wrong signature → 401; a body
 that is not {title, description} → 422 naming the field. A verified delivery creates and starts a run:
 201; the same delivery id again (`X-TasksGodzilla-Delivery`, else the body's hash) → 200 with the run
@@ -33,7 +33,7 @@ from app.web.webhooks import read_capped
 
 SIGNATURE_HEADER = "X-TasksGodzilla-Signature"
 DELIVERY_HEADER = "X-TasksGodzilla-Delivery"
-PATH = "/webhooks/trigger/{project}"
+PATH = "/projects/{project}/triggers/webhook"
 _SIGNATURE = re.compile(r"sha256=[0-9a-f]{64}")
 _DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 _PROJECT = re.compile(r"[1-9][0-9]{0,17}")

@@ -69,17 +69,19 @@ async def add_schedule(request: web.Request, project_id: int, body: ScheduleCrea
 
 @api.route(
     "DELETE",
-    "/projects/{project_id}/schedules/{schedule_id}",
+    "/projects/{project_id}/schedules/{schedule}",
     summary="Delete a cron schedule (the runs it created stay)",
     tag="triggers",
     scope=tenant(),
     status=204,
     errors=(404, 422),
 )
-async def delete_schedule(request: web.Request, project_id: int, schedule_id: str) -> web.Response:
-    if not schedule_id.isascii() or not schedule_id.isdigit() or len(schedule_id) > 18:
-        raise InvalidInputError("schedule_id must be a whole number", field="schedule_id")
-    await schedules.delete_schedule(services(request), project_id, int(schedule_id))
+async def delete_schedule(request: web.Request, project_id: int, schedule: str) -> web.Response:
+    # Named `schedule`, not `schedule_id`: an `_id` parameter must be a resource the scope check
+    # knows; a schedule is found within the project the path names (which is checked).
+    if not schedule.isascii() or not schedule.isdigit() or len(schedule) > 18:
+        raise InvalidInputError("schedule must be a schedule's id (a whole number)", field="schedule")
+    await schedules.delete_schedule(services(request), project_id, int(schedule))
     return web.Response(status=204)
 
 
