@@ -3,12 +3,14 @@
 Like the forges' webhooks it carries no API token: it proves itself by its signature, HMAC-SHA256 of
 the raw body under the project's trigger secret (POST /projects/{id}/triggers/webhook/secret), sent as
 `X-TasksGodzilla-Signature: sha256=<hex>` and compared in constant time. Its path parameter is
-`project`, not `project_id`: a public route may not name a resource for the scope check (which needs a
-token), so this one checks its project itself, by the project's own secret. In order: an unknown project or one without a secret → 503 (the same answer for
-both); a body past TASKSGODZILLA_WEBHOOK_MAX_BYTES → 413; a missing or wrong signature → 401; a body
-that is not {title, description} → 422 naming the field. A verified delivery creates and starts a run:
-201; the same delivery id again (`X-TasksGodzilla-Delivery`, else the body's hash) → 200 with the run
-it created, and nothing else.
+`project`, not `project_id`: a public route may not name a resource for the scope check (which needs
+a token), so this one checks its project itself, by the project's own secret.
+
+In order: an unknown project or one without a secret → 503 (the same answer for both); a body past
+TASKSGODZILLA_WEBHOOK_MAX_BYTES → 413; a missing or wrong signature → 401; a body that is not
+{title, description} → 422 naming the field. A verified delivery creates and starts a run: 201; the
+same delivery id again (`X-TasksGodzilla-Delivery`, else the body's hash) → 200 with the run it
+created, and nothing else.
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ async def test_a_labelled_issue_becomes_one_run_linked_both_ways(
     [run] = await runs_of(database, project.id)
     assert (run.title, run.description, run.status) == ("Fix the login", "Steps:\n1. log in", "pending")
     row = await issue_row(database, project.id, 7)
-    assert row.protocol_run_id == run.id and row.url == issue.get("html_url", issue.get("web_url"))
+    assert row.protocol_run_id == run.id
+    assert row.url == issue.get("html_url", issue.get("web_url"))
 
     # The same delivery again, and another delivery about the same issue (edited): still one run.
     status, answer = await deliver(client, provider, _event(provider, issue), "d-open")
@@ -73,7 +74,8 @@ async def test_a_labelled_issue_becomes_one_run_linked_both_ways(
     svc = client.app[SERVICES]
     assert await intake_progress.post_progress(svc) == 1
     [comment] = forge.issue_comments[(REPO, 7)]
-    assert run.name in comment and f"https://tg.example.test/console/protocols/{run.id}" in comment
+    assert run.name in comment
+    assert f"https://tg.example.test/console/protocols/{run.id}" in comment
     path = (
         "/repos/acme/shop/issues/7/comments"
         if provider == "github"
@@ -199,7 +201,8 @@ async def test_the_poll_takes_in_an_issue_whose_delivery_was_lost_and_cancels_wh
     assert (listing.path, listing.query["labels"], listing.query["state"]) == (
         "/api/v4/projects/acme%2Fshop/issues", LABEL, "opened",
     )  # fmt: skip
-    assert await intake.poll_issues(svc) == 1 and len(await runs_of(database, project.id)) == 1
+    assert await intake.poll_issues(svc) == 1
+    assert len(await runs_of(database, project.id)) == 1
 
     _relabel(forge, "gitlab", 11, (LABEL,), open=False)  # closed; its webhook lost too
     await intake.poll_issues(svc)
