@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.statuses import ProtocolStatus as P
 from app.services import controls, intake, intake_progress
+from app.store import protocols
+from app.store.transitions import move_protocol
 from app.web.keys import SERVICES
 from tests.intake.support import (
     LABEL,
@@ -209,3 +212,57 @@ async def test_the_poll_takes_in_an_issue_whose_delivery_was_lost_and_cancels_wh
     [run] = await runs_of(database, project.id)
     assert run.status == "cancelled"
     assert await kinds(database, project.id) == ["intake.run_created", "intake.run_cancelled"]
+
+
+async def test_the_runs_progress_is_commented_once_per_milestone(
+    database_url, database, aiohttp_client, forge
+):
+    project = await intake_project(database)
+    client = await intake_client(aiohttp_client, database_url, forge)
+    svc = client.app[SERVICES]
+    await deliver(
+        client, "github", github_issue_event(forge.add_issue("github", REPO, 9, labels=(LABEL,))), "d-1"
+    )
+    [run] = await runs_of(database, project.id)
+    await intake_progress.post_progress(svc)
+    async with database.transaction() as conn:
+        for target in (P.PLANNING, P.PLANNED, P.RUNNING):
+            run = await move_protocol(conn, run.id, target, expected_version=run.version)
+        run = await protocols.update_fields(
+            conn,
+            run.id,
+            expected_version=run.version,
+            pr_url="https://github.com/acme/shop/pull/2",
+            pr_number=2,
+        )
+    assert await intake_progress.post_progress(svc) == 2
+    async with database.transaction() as conn:
+        await move_protocol(conn, run.id, P.COMPLETED, expected_version=run.version)
+    assert await intake_progress.post_progress(svc) == 1
+    assert await intake_progress.post_progress(svc) == 0
+    said = forge.issue_comments[(REPO, 9)]
+    assert [line.split(" ", 3)[-1] for line in said[1:]] == [
+        "started.",
+        "opened its pull request: https://github.com/acme/shop/pull/2",
+        "completed.",
+    ]
+    assert await kinds(database, project.id, "intake.commented") == ["intake.commented"] * 4
+
+
+async def test_the_intake_label_is_set_through_the_api(database_url, database, aiohttp_client, forge):
+    project = await intake_project(database, label=None)
+    client = await intake_client(aiohttp_client, database_url, forge)
+    changed = await client.patch(
+        f"/projects/{project.id}", json={"intake_label": "agent", "intake_blocked_label": "wait"}
+    )
+    assert changed.status == 200
+    assert ((await changed.json())["intake_label"], (await changed.json())["intake_blocked_label"]) == (
+        "agent",
+        "wait",
+    )
+    hidden = await client.patch(f"/projects/{project.id}", json={"intake_label": "age\u200bnt"})
+    assert hidden.status == 422
+    assert (await hidden.json())["error"]["details"]["field"] == "intake_label"
+    issue = forge.add_issue("github", REPO, 1, labels=("agent",))
+    assert (await deliver(client, "github", github_issue_event(issue), "d-1"))[0] == 202
+    assert len(await runs_of(database, project.id)) == 1

@@ -10,9 +10,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from app.domain.records import ProjectStatus
 from app.services import schedules
+from app.store import projects
 from app.store.intake_tables import schedule_firings
 from app.web.keys import SERVICES
 from tests.intake.support import intake_client, intake_project, kinds, runs_of
@@ -35,7 +37,9 @@ async def test_schedules_are_added_listed_and_deleted_with_bad_input_named(datab
     assert (await bad.json())["error"]["details"]["field"] == "cron"
     hidden = await client.post(base, json={"cron": "0 6 * * 1", "title": "Update\u202e deps"})
     assert hidden.status == 422
-    created = await client.post(base, json={"cron": "0  6 * * 1", "title": "Update deps", "description": "All."})
+    created = await client.post(
+        base, json={"cron": "0  6 * * 1", "title": "Update deps", "description": "All."}
+    )
     assert created.status == 201
     schedule = await created.json()
     assert (schedule["cron"], schedule["enabled"]) == ("0 6 * * 1", True)
@@ -70,7 +74,10 @@ async def test_each_due_time_creates_one_run_even_with_concurrent_passes(databas
 
 def _signed(secret: str, body: bytes, **headers: str) -> dict:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"data": body, "headers": {"Content-Type": "application/json", SIGNATURE: f"sha256={digest}", **headers}}
+    return {
+        "data": body,
+        "headers": {"Content-Type": "application/json", SIGNATURE: f"sha256={digest}", **headers},
+    }
 
 
 async def test_the_signed_trigger_creates_a_run_once_and_refuses_bad_signatures(database, client):
@@ -101,7 +108,11 @@ async def test_the_signed_trigger_creates_a_run_once_and_refuses_bad_signatures(
     assert replay.status == 200
     assert (await replay.json())["protocol_run_id"] == created["protocol_run_id"]
     [run] = await runs_of(database, project.id)
-    assert (run.id, run.title, run.description) == (created["protocol_run_id"], "Nightly audit", "Check the deps.")
+    assert (run.id, run.title, run.description) == (
+        created["protocol_run_id"],
+        "Nightly audit",
+        "Check the deps.",
+    )
 
     no_title = json.dumps({"description": "x"}).encode()
     refused = await client.post(path, **_signed(secret, no_title))
@@ -113,3 +124,21 @@ async def test_the_signed_trigger_creates_a_run_once_and_refuses_bad_signatures(
     # A new secret replaces the old one.
     await client.post(f"/projects/{project.id}/triggers/webhook/secret")
     assert (await client.post(path, **_signed(secret, body))).status == 401
+
+
+async def test_a_ready_projects_triggered_run_starts_planning(database, client):
+    project = await intake_project(database)
+    async with database.transaction() as conn:
+        await projects.set_status(conn, project.id, ProjectStatus.READY, expected_version=project.version)
+    secret = (await (await client.post(f"/projects/{project.id}/triggers/webhook/secret")).json())["secret"]
+    body = json.dumps({"title": "Nightly audit"}).encode()
+    assert (
+        await client.post(f"/projects/{project.id}/triggers/webhook", **_signed(secret, body))
+    ).status == 201
+    [run] = await runs_of(database, project.id)
+    assert run.status == "planning"
+    async with database.read() as conn:
+        queued = await conn.scalar(
+            text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'plan_protocol_job'")
+        )
+    assert queued == 1
