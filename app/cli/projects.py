@@ -23,6 +23,7 @@ from app.cli.remote_follow import events_after, follow_setup_over_http
 from app.config import Settings
 from app.domain.records import Event, Project
 from app.domain.refnames import check_branch_name
+from app.domain.visible import check_visible_text
 from app.errors import ConflictError, InvalidInputError
 from app.services import project_actions
 from app.services import projects as project_service
@@ -222,7 +223,9 @@ def edit(
     """Change PROJECT's settings; a new base branch offers to run its setup again."""
     ref = parse_project(project_ref)
     given = {"base_branch": base_branch, "ci_provider": ci_provider, "forge_repo": forge_repo}
-    given |= {"intake_label": intake_label, "intake_blocked_label": intake_blocked_label}
+    for name, label in (("intake_label", intake_label), ("intake_blocked_label", intake_blocked_label)):
+        if label is not None:
+            given[name] = check_visible_text(label, field=name)
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if fix_ci_attempts is not None:
         changes["fix_ci_attempts"] = fix_ci_attempts
