@@ -148,8 +148,8 @@ def decide(
     cancelled_by_intake: bool,
 ) -> Decision:
     """What the issue's state asks of its run (see the module's rules)."""
-    labelled = _has(issue.labels, label)
-    blocked = blocked_label is not None and _has(issue.labels, blocked_label)
+    labelled = has_label(issue.labels, label)
+    blocked = blocked_label is not None and has_label(issue.labels, blocked_label)
     has_run = run_status is not None and not (run_status is ProtocolStatus.CANCELLED and cancelled_by_intake)
     unfinished = run_status is not None and run_status not in FINISHED
     if not issue.open or not labelled:
@@ -164,7 +164,7 @@ def decide(
     return Decision(IntakeAction.CREATE, f"an open issue labelled {label!r}")
 
 
-def _has(labels: tuple[str, ...], wanted: str) -> bool:
+def has_label(labels: tuple[str, ...], wanted: str) -> bool:
     return any(label.casefold() == wanted.casefold() for label in labels)
 
 

@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.ci import DeliveryOutcome, Provider, serves_repository
-from app.domain.intake import DEFAULT_BLOCKED_LABEL, Decision, IntakeAction, IntakeIssue, Issue, decide
+from app.domain.intake import (
+    DEFAULT_BLOCKED_LABEL,
+    Decision,
+    IntakeAction,
+    IntakeIssue,
+    Issue,
+    decide,
+    has_label,
+)
 from app.domain.records import Project
 from app.errors import ConflictError, IllegalTransitionError, StaleWriteError
 from app.logs import get_logger
@@ -176,7 +184,7 @@ async def _reconcile_listed(svc: Services, project: Project, listed: list[Issue]
         if complete:  # an issue the full list lacks is closed or unlabelled now
             seen = {issue.number for issue in listed}
             for number, row in known.items():
-                if number not in seen and row.open and project.intake_label in row.labels:
+                if number not in seen and row.open and has_label(tuple(row.labels), project.intake_label):
                     gone = _gone(row, project.intake_label)
                     await _reconcile(conn, svc, project, gone, outcome, via="poll")
     await _cancel(svc, outcome)
@@ -195,3 +203,10 @@ def _gone(row: IntakeIssue, label: str) -> Issue:
         open=True,
         labels=labels,
     )
+
+
+async def issues_of(svc: Services, project_id: int) -> list[IntakeIssue]:
+    """The issues the project took in (or is watching), with the run each became."""
+    async with svc.database.read() as conn:
+        await projects.get(conn, project_id)
+        return await issues.list_for_project(conn, project_id)

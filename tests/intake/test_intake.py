@@ -266,3 +266,17 @@ async def test_the_intake_label_is_set_through_the_api(database_url, database, a
     issue = forge.add_issue("github", REPO, 1, labels=("agent",))
     assert (await deliver(client, "github", github_issue_event(issue), "d-1"))[0] == 202
     assert len(await runs_of(database, project.id)) == 1
+
+
+async def test_the_taken_in_issues_are_listed_with_their_runs(database_url, database, aiohttp_client, forge):
+    project = await intake_project(database)
+    client = await intake_client(aiohttp_client, database_url, forge)
+    await deliver(
+        client, "github", github_issue_event(forge.add_issue("github", REPO, 2, labels=(LABEL,))), "d-1"
+    )
+    [run] = await runs_of(database, project.id)
+    listed = await (await client.get(f"/projects/{project.id}/intake/issues")).json()
+    [issue] = listed["items"]
+    assert (issue["number"], issue["url"], issue["protocol_run_id"], issue["open"]) == (
+        2, f"https://github.com/{REPO}/issues/2", run.id, True,
+    )  # fmt: skip

@@ -1,14 +1,16 @@
-"""A project's triggers: cron schedules (list, add, delete) and the trigger webhook's secret."""
+"""A project's triggers: cron schedules (list, add, delete), the trigger webhook's secret, and the
+issues it took in."""
 
 from __future__ import annotations
 
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool
 
+from app.domain.intake import IntakeIssue
 from app.domain.schedules import Schedule
 from app.domain.scopes import tenant
 from app.errors import InvalidInputError
-from app.services import schedules, triggers
+from app.services import intake, schedules, triggers
 from app.web.api.common import services
 from app.web.api.models import Page, Strict
 from app.web.api.registry import Api
@@ -30,6 +32,19 @@ class TriggerSecret(BaseModel):
     secret: str = Field(description="Shown once: sign each body with HMAC-SHA256 under it")
     header: str
     path: str
+
+
+@api.route(
+    "GET",
+    "/projects/{project_id}/intake/issues",
+    summary="The forge issues a project took in: their last known state and the run each became",
+    tag="triggers",
+    scope=tenant(),
+    response=Page[IntakeIssue],
+    errors=(404,),
+)
+async def list_intake_issues(request: web.Request, project_id: int) -> dict:
+    return {"items": await intake.issues_of(services(request), project_id), "next_cursor": None}
 
 
 @api.route(
