@@ -67,17 +67,15 @@ async def _post_for(svc: Services, candidate: IntakeIssue) -> int:
             for milestone in due:
                 await forge.comment_issue(row.number, milestone.text)
                 done.append(milestone.key)
+        except Exception:
+            # What was posted stays posted (kept below); the rest waits for the next pass.
+            log.exception("the forge refused a progress comment", issue=row.number, run=run.name)
         finally:
             await forge.close()
-            await issues.update_fields(conn, row.id, posted=done)
-            for key in done[len(row.posted) :]:
-                await record(
-                    conn,
-                    project.id,
-                    "intake.commented",
-                    f"issue #{row.number}: commented {key}",
-                    run=run,
-                    issue=row.number,
-                    milestone=key,
-                )
-    return len(due)
+        await issues.update_fields(conn, row.id, posted=done)
+        for key in done[len(row.posted) :]:
+            await record(
+                conn, project.id, "intake.commented", f"issue #{row.number}: commented {key}",
+                run=run, issue=row.number, milestone=key,
+            )  # fmt: skip
+    return len(done) - len(row.posted)

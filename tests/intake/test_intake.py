@@ -280,3 +280,19 @@ async def test_the_taken_in_issues_are_listed_with_their_runs(database_url, data
     assert (issue["number"], issue["url"], issue["protocol_run_id"], issue["open"]) == (
         2, f"https://github.com/{REPO}/issues/2", run.id, True,
     )  # fmt: skip
+
+
+async def test_a_comment_the_forge_refuses_waits_for_the_next_pass(
+    database_url, database, aiohttp_client, forge
+):
+    project = await intake_project(database, provider="gitlab")
+    client = await intake_client(aiohttp_client, database_url, forge)
+    svc = client.app[SERVICES]
+    issue = forge.add_issue("gitlab", REPO, 5, labels=(LABEL,))
+    await deliver(client, "gitlab", gitlab_issue_event(issue), "d-1")
+    del forge.issues[(REPO, 5)]  # the forge answers 404 for now
+    assert await intake_progress.post_progress(svc) == 0
+    assert (await issue_row(database, project.id, 5)).posted == []
+    forge.issues[(REPO, 5)] = issue
+    assert await intake_progress.post_progress(svc) == 1
+    assert len(forge.issue_comments[(REPO, 5)]) == 1
