@@ -131,7 +131,8 @@ async def _reconcile(
         outcome.cancel.append((run.id, decision.reason))
         outcome.protocol_run_id = run.id
     elif decision.action is IntakeAction.WAIT and WAITING not in row.posted:
-        await issues.update_fields(conn, row.id, posted=[WAITING])  # said once, not at every poll
+        # Said once, not at every poll; what was commented for an earlier run stays known.
+        await issues.update_fields(conn, row.id, posted=[*row.posted, WAITING])
         await record(
             conn, project.id, "intake.waiting", _said(issue, decision), reason=decision.reason, **about
         )

@@ -296,3 +296,28 @@ async def test_a_comment_the_forge_refuses_waits_for_the_next_pass(
     forge.issues[(REPO, 5)] = issue
     assert await intake_progress.post_progress(svc) == 1
     assert len(forge.issue_comments[(REPO, 5)]) == 1
+
+
+async def test_a_reopened_issue_that_is_blocked_waits_without_repeating_old_comments(
+    database_url, database, aiohttp_client, forge
+):
+    project = await intake_project(database)
+    client = await intake_client(aiohttp_client, database_url, forge)
+    svc = client.app[SERVICES]
+    await deliver(
+        client, "github", github_issue_event(forge.add_issue("github", REPO, 6, labels=(LABEL,))), "d-1"
+    )
+    await deliver(
+        client, "github", github_issue_event(_relabel(forge, "github", 6, (LABEL,), open=False)), "d-2"
+    )
+    assert await intake_progress.post_progress(svc) == 2  # taken in, cancelled
+    blocked = _relabel(forge, "github", 6, (LABEL, "blocked"))
+    await deliver(client, "github", github_issue_event(blocked, "reopened"), "d-3")
+    assert len(await runs_of(database, project.id)) == 1
+    assert await intake_progress.post_progress(svc) == 0
+    await deliver(
+        client, "github", github_issue_event(_relabel(forge, "github", 6, (LABEL,)), "unlabeled"), "d-4"
+    )
+    assert len(await runs_of(database, project.id)) == 2
+    assert await intake_progress.post_progress(svc) == 1
+    assert len(forge.issue_comments[(REPO, 6)]) == 3
