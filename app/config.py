@@ -85,12 +85,6 @@ class Settings(BaseSettings):
         "and the CLI (but serve, worker, migrate, config) acts through its API, not a local database.",
     )
     max_request_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted, in bytes.")
-    api_cache_entries: int = Field(
-        20_000,
-        ge=0,
-        description="GET answers for protocol runs kept in memory, each dropped as soon as a row behind it "
-        "changes (LISTEN/NOTIFY); 0 turns the cache off.",
-    )
 
     # --- security ------------------------------------------------------------------------------
     api_token: SecretStr | None = Field(
@@ -151,16 +145,7 @@ class Settings(BaseSettings):
             "steps): a divisor of 60, or whole minutes dividing an hour (cron ticks)."
         ),
     )
-    intake_poll_seconds: int = Field(
-        300,
-        ge=1,
-        le=3600,
-        description=(
-            "How often each project taking in issues lists its labelled open issues on its forge and "
-            "reconciles them (the safety net for lost issue webhooks): a divisor of 60, or whole minutes "
-            "dividing an hour."
-        ),
-    )
+    intake_poll_seconds: int = Field(300, ge=1, le=3600, description="Seconds between issue intake polls.")
     setup_discovery: bool = Field(
         False, description="Project setup runs a read-only agent that describes the repository."
     )
@@ -200,6 +185,18 @@ class Settings(BaseSettings):
     claude_bin: str = Field("claude", min_length=1, description="Claude Code CLI executable.")
     agent_timeout_seconds: int = Field(
         3600, ge=1, description="Wall-clock limit of one agent run; the process group is killed."
+    )
+    worktree_retention_hours: int = Field(
+        168,
+        ge=0,
+        description="A finished run's worktree is removed from each machine's disk this long after the "
+        "run finished; its branch stays (0: keep worktrees).",
+    )
+    agent_silence_seconds: int = Field(
+        900,
+        ge=0,
+        description="An agent that prints nothing for this long is stalled: killed and retried with the "
+        "reason, while a long run that keeps talking goes on (0: no limit).",
     )
     agent_max_output_bytes: int = Field(
         16 * 1024 * 1024, ge=65536, description="Most output kept from one agent run; the rest is cut."
@@ -302,6 +299,30 @@ class Settings(BaseSettings):
     fix_ci_attempts: int = Field(
         0, ge=0, le=10, description="Automatic fix-CI runs of a step (per project too)."
     )
+    ci_log_tail_chars: int = Field(
+        8000, ge=0, le=200_000,
+        description="How much of a failed CI job's log (its end) the fix-CI prompt gets; 0 fetches none.",
+    )  # fmt: skip
+    review_rounds: int = Field(
+        3, ge=0, le=20,
+        description="Review-comment fix rounds per run; past it the run blocks for a person.",
+    )  # fmt: skip
+    review_text_max_chars: int = Field(
+        12_000, ge=500, le=200_000,
+        description="How much of reviewers' comments (all of one round) a fix prompt gets.",
+    )  # fmt: skip
+
+    # --- notifications -------------------------------------------------------------------------
+    public_url: str | None = Field(None, description="The service's address in notification links.")
+    notify_allow_private_urls: bool = Field(False, description="Allow webhooks on private addresses.")
+    notify_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Limit of one sending.")
+    notify_max_attempts: int = Field(5, ge=1, le=20, description="Tries of one notification.")
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port (`tls`: often 465).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field("starttls", description="SMTP TLS.")
+    smtp_user: str | None = Field(None, description="SMTP login (unset: no login).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_from: str | None = Field(None, description="From address of e-mail notifications.")
 
     @field_validator("database_url")
     @classmethod
@@ -311,19 +332,13 @@ class Settings(BaseSettings):
     @field_validator("local_path_roots")
     @classmethod
     def _absolute_roots(cls, value: list[Path] | None) -> list[Path] | None:
-        relative = [str(root) for root in value or () if not root.is_absolute()]
-        if relative:
-            raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
-        return value
+        return checks.absolute_folders(value)
 
     @field_validator("api_token", "session_secret", "webhook_token", "github_webhook_secret",
                      "gitlab_webhook_token", "secret_key")  # fmt: skip
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty value would silently mean "no token" (an open API, an unsigned console): refuse it.
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
-        return value
+        return checks.strong_secret(value, MIN_SECRET_LENGTH)
 
     @field_validator("agent_env_passthrough", "claude_allowed_tools", "local_path_roots", mode="before")
     @classmethod
@@ -355,14 +370,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _ordered(self) -> Settings:
-        if self.stalled_after_seconds <= 2 * self.worker_heartbeat_seconds:
-            raise ValueError(
-                f"{ENV_PREFIX}STALLED_AFTER_SECONDS must exceed twice {ENV_PREFIX}WORKER_HEARTBEAT_SECONDS"
-            )
-        if self.retry_backoff_max_seconds < self.retry_backoff_seconds:
-            raise ValueError(
-                f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS must be at least {ENV_PREFIX}RETRY_BACKOFF_SECONDS"
-            )
+        checks.ordered(self, ENV_PREFIX)
         return self
 
     @property

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
@@ -47,3 +49,25 @@ def describe(exc: ValidationError, env_name: Callable[[str], str]) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if field else message)
     return "invalid setting " + "; ".join(problems)
+
+
+def absolute_folders(value: list[Path] | None) -> list[Path] | None:
+    relative = [str(root) for root in value or () if not root.is_absolute()]
+    if relative:
+        raise ValueError(f"must be absolute folders, not {', '.join(relative)}")
+    return value
+
+
+def strong_secret(value: SecretStr | None, min_length: int) -> SecretStr | None:
+    """An empty value would silently mean "no token" (an open API, an unsigned console): refused."""
+    if value is not None and len(value.get_secret_value()) < min_length:
+        raise ValueError(f"must be at least {min_length} characters (e.g. `openssl rand -hex 32`)")
+    return value
+
+
+def ordered(settings: Any, prefix: str) -> None:
+    """Settings that only make sense in a given order of size."""
+    if settings.stalled_after_seconds <= 2 * settings.worker_heartbeat_seconds:
+        raise ValueError(f"{prefix}STALLED_AFTER_SECONDS must exceed twice {prefix}WORKER_HEARTBEAT_SECONDS")
+    if settings.retry_backoff_max_seconds < settings.retry_backoff_seconds:
+        raise ValueError(f"{prefix}RETRY_BACKOFF_MAX_SECONDS must be at least {prefix}RETRY_BACKOFF_SECONDS")

@@ -19,6 +19,13 @@ Everything is measured in one run, on one fresh database (created here, dropped 
    (d) as (a) at concurrency 1 (`--serial-protocols`), git and agent wall time measured per call so
        they can be subtracted exactly: what is left per step is our orchestration (database, queue
        hops, Python); "orchestration only" is the step rate that alone would allow.
+   The floor (f), measured in the same rounds: per step, only what a step cannot avoid, with no
+   orchestration: two queue hops (two Procrastinate jobs on a bare app, the second deferred by the
+   first, the next step's first by the second), two spawns of the same instant agent (execution,
+   then QA), and the git work of the change (`git add`, `git commit`, `git push` to the local bare
+   origin); same projects, protocols, steps and concurrency. Each pipeline variant's rate is given as
+   a ratio of the floor's (goal: (a) >= 0.7x), and (a)'s per-step counts (git commands by subcommand,
+   SQL statements and transactions, Procrastinate's queries, worker CPU) beside their goals.
 3. Enqueue-to-start latency: jobs deferred one at a time to an idle worker, from just before
    `defer_async` to the first line of the task; on a bare Procrastinate app, and on our worker
    (deferred with lock + queueing lock, as app/jobs/queue.py does). p50 and p99.
@@ -89,15 +96,19 @@ from app.store.jobs import QUEUE
 
 AGENT = HERE / "instant_agent.sh"
 RAW_QUEUE = "bench_raw"
+FLOOR_QUEUE = "bench_floor"
 LATENCY_QUEUE = "bench_latency"
 PROBE_TASK = "bench_probe_job"
-TARGET_RATIO = 0.40
+TARGET_RATIO = 0.70  # pipeline (a) steps/s over the floor's
+# Goals per step of pipeline (a) (issue 18): what it may cost beyond the floor's work.
+GOALS = {"git commands": 7.0, "SQL statements": 15.0, "SQL transactions": 5.0, "worker CPU ms": 30.0}
 TARGET_P99_MS = 50.0
 WAIT_SECONDS = 300.0
 POLL_SECONDS = 0.02
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MEASURES = (
     "raw queue: no-op jobs drained",
+    "floor (f): git add/commit/push + 2 agents + 2 hops",
     "pipeline (a): command agent + git",
     "pipeline (a): command agent + git, jobs",
     "pipeline (b): in-process agent + git",
@@ -359,6 +370,11 @@ def count_job_queries(connector: Any, calls: Calls) -> None:
         setattr(connector, name, counted)
 
 
+def unit_of(conn: Any) -> str:
+    """ "read" for a connection in autocommit (Database.read: no BEGIN/COMMIT), else "transaction"."""
+    return "read" if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT" else "transaction"
+
+
 @contextlib.contextmanager
 def child_watcher(kind: str) -> Iterator[None]:
     """Python 3.11's default (a thread per child) or the pidfd one (3.12's default where available)."""
@@ -576,7 +592,7 @@ async def run_pipeline(
             async with open_runtime(settings, url, environ=environ, engines=engines) as (app, svc):
                 engine = svc.database.engine.sync_engine
                 event.listen(engine, "before_cursor_execute", lambda *_: counters.sql_statements.add("sql"))
-                event.listen(engine, "begin", lambda *_: counters.sql_transactions.add("begin"))
+                event.listen(engine, "begin", lambda conn: counters.sql_transactions.add(unit_of(conn)))
                 count_job_queries(app.connector, counters.job_queries)
                 worker = start_worker(app, svc, name=f"bench-{label}")
                 try:
@@ -608,6 +624,97 @@ async def run_pipeline(
     finally:
         await poller.close()
     return PipelineRun(label, protocols, steps, concurrency, seconds, counters, cpu)
+
+
+# --- the floor ----------------------------------------------------------------------------------------
+
+
+async def run_floor(url: str, root: Path, *, protocols: int, steps: int, concurrency: int) -> PipelineRun:
+    """Per step, what a step cannot avoid and nothing else: two queue hops (an execution job that
+    defers a QA job, which defers the next step's execution job), the instant agent spawned in each,
+    and `git add`, `git commit`, `git push` of the execution agent's change; chains run side by side."""
+    root.mkdir(parents=True)  # noqa: ASYNC240 - set-up, before the clock
+    paths = [make_repos(root / f"repo-{i}") for i in range(protocols)]
+    database = urlsplit(url).path.lstrip("/")
+    counters = Counters()
+    base = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(root), "LC_ALL": "C"}
+    git_env = {**base, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+    identity = ["-c", "user.name=Bench", "-c", "user.email=bench@example.test"]
+    failures: list[BaseException] = []
+    remaining = protocols
+    finished = asyncio.Event()
+
+    async def spawn(argv: list[str], cwd: Path, env: dict[str, str], calls: Calls, name: str) -> None:
+        started = time.perf_counter()
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await process.communicate()
+        calls.add(name, time.perf_counter() - started)
+        if process.returncode != 0:
+            raise RuntimeError(f"{name} exited {process.returncode}: {stderr.decode(errors='replace')}")
+
+    async def agent(cwd: Path, stage: str) -> None:
+        env = {**base, "AGENT_STAGE": stage}
+        await spawn(["/bin/sh", str(AGENT)], cwd, env, counters.agent, stage)
+
+    async def git(cwd: Path, *args: str) -> None:
+        command = next(a for a in args if not a.startswith("-") and "=" not in a)
+        await spawn(["git", *args], cwd, git_env, counters.git, command)
+
+    def failed(error: BaseException) -> None:
+        failures.append(error)
+        finished.set()
+
+    with timed_spawns(counters.spawns):
+        async with bare_worker(url, concurrency, FLOOR_QUEUE) as (app, start_bare_worker):
+            count_job_queries(app.connector, counters.job_queries)
+
+            @app.task(name="bench_floor_execute", queue=FLOOR_QUEUE)
+            async def execute(chain: int, step: int) -> None:
+                try:
+                    cwd = paths[chain]
+                    await agent(cwd, "execution")
+                    await git(cwd, "add", "--all")
+                    await git(cwd, *identity, "commit", "--quiet", "-m", f"step {step}")
+                    await git(cwd, "push", "--quiet", "origin", f"HEAD:refs/heads/floor-{chain}")
+                    await qa.defer_async(chain=chain, step=step)
+                except Exception as exc:
+                    failed(exc)
+
+            @app.task(name="bench_floor_qa", queue=FLOOR_QUEUE)
+            async def qa(chain: int, step: int) -> None:
+                nonlocal remaining
+                try:
+                    await agent(paths[chain], "qa")
+                    if step < steps:
+                        await execute.defer_async(chain=chain, step=step + 1)
+                        return
+                    remaining -= 1
+                    if remaining == 0:
+                        finished.set()
+                except Exception as exc:
+                    failed(exc)
+
+            start_bare_worker()
+            await asyncio.sleep(0.3)  # the worker is up, listening, idle
+            counters.reset()
+            before = Cpu.now(database)
+            started = time.perf_counter()
+            for chain in range(protocols):
+                await execute.defer_async(chain=chain, step=1)
+            async with asyncio.timeout(WAIT_SECONDS):
+                await finished.wait()
+            seconds = time.perf_counter() - started
+            cpu = Cpu.now(database) - before
+    if failures:
+        raise SystemExit(f"floor: {failures[0]!r}")
+    return PipelineRun("f", protocols, steps, concurrency, seconds, counters, cpu)
 
 
 # --- 3. latency ----------------------------------------------------------------------------------------
@@ -711,18 +818,20 @@ def print_breakdown(runs: list[PipelineRun]) -> None:
             lambda r: None if r.cpu.postgres is None else r.per_step(r.cpu.postgres),
         ),
         line("SQL statements (SQLAlchemy)", lambda r: r.per_step(r.counters.sql_statements.count, 1)),
+        line("SQL transactions (and reads)", lambda r: r.per_step(r.counters.sql_transactions.count, 1)),
         line(
-            "SQL transactions (each + pre-ping)", lambda r: r.per_step(r.counters.sql_transactions.count, 1)
+            "  of which autocommit reads",
+            lambda r: r.per_step(r.counters.sql_transactions.by_name["read"], 1),
         ),
         line("Procrastinate queries", lambda r: r.per_step(r.counters.job_queries.count, 1)),
     ]
     print("\nper step (planning and publishing shared out over the steps):")
     print_table(["", *(f"({r.label}) c={r.concurrency}" for r in runs)], rows)
-    first = runs[0]
-    commands = ", ".join(
-        f"{name} {n / first.total_steps:.1f}" for name, n in first.counters.git.by_name.most_common()
-    )
-    print(f"git commands per step in ({first.label}): {commands}")
+    for run in runs[:2]:
+        commands = ", ".join(
+            f"{name} {n / run.total_steps:.1f}" for name, n in run.counters.git.by_name.most_common()
+        )
+        print(f"git commands per step in ({run.label}): {commands}")
     for run in runs:
         spawns = run.counters.spawns
         print(
@@ -734,6 +843,32 @@ def print_breakdown(runs: list[PipelineRun]) -> None:
         "starting processes = the event loop blocked in fork + exec and the child watcher's set-up; part\n"
         "of git + agent ms. CPU: os.times() of this process and its reaped children; postgres:\n"
         "/proc of this database's backends (local server only)."
+    )
+
+
+def print_goals(run: PipelineRun, floor: PipelineRun, ratio: float) -> None:
+    """Pipeline (a) per step beside the floor's and the goals (issue 18)."""
+    figures = {
+        "git commands": (
+            run.per_step(run.counters.git.count, 1),
+            floor.per_step(floor.counters.git.count, 1),
+        ),
+        "SQL statements": (run.per_step(run.counters.sql_statements.count, 1), 0.0),
+        "SQL transactions": (run.per_step(run.counters.sql_transactions.count, 1), 0.0),
+        "worker CPU ms": (run.per_step(run.cpu.own), floor.per_step(floor.cpu.own)),
+    }
+    rows = [["steps/s, ratio to the floor", f"{ratio:.2f}", "1.00", f"≥ {TARGET_RATIO:.1f}",
+             "met" if ratio >= TARGET_RATIO else "missed"]]  # fmt: skip
+    for name, (value, at_floor) in figures.items():
+        goal = GOALS[name]
+        rows.append([name, fmt(value), fmt(at_floor), f"≤ {goal:g}", "met" if value <= goal else "missed"])
+    print(f"\ngoals per step, pipeline ({run.label}) beside the floor ({floor.label}):")
+    print_table(["", f"({run.label})", f"({floor.label})", "goal", ""], rows, text_last=True)
+    print(
+        "SQL: SQLAlchemy's statements and transactions (an autocommit read counts as one); the queue's own\n"
+        f"queries apart: {run.per_step(run.counters.job_queries.count, 1):.1f} per step in ({run.label}), "
+        f"{floor.per_step(floor.counters.job_queries.count, 1):.1f} in ({floor.label}). Worker CPU: this "
+        "process's CPU time / steps."
     )
 
 
@@ -776,11 +911,15 @@ async def measure(args: argparse.Namespace, url: str, where: str, scratch: Path)
     c = args.concurrency
     profile = cProfile.Profile() if args.profile else None
     raw_rates: list[float] = []
+    floors: list[PipelineRun] = []
     variants: dict[str, list[PipelineRun]] = {"a": [], "b": [], "c": [], "d": []}
     for n in range(args.rounds):  # interleaved, so a slow moment of the machine hits every measure alike
         await vacuum(url)
         raw_rates.append(await raw_throughput(url, args.jobs, args.batch, c))
         shape: dict[str, Any] = {"protocols": args.protocols, "steps": args.steps, "concurrency": c}
+        await vacuum(url)
+        floors.append(await run_floor(url, scratch / f"f{n}", **shape))
+        await asyncio.to_thread(shutil.rmtree, scratch / f"f{n}", ignore_errors=True)
         for label, options in (
             ("a", {"profile": profile if n == 0 else None}),
             ("b", {"agent": "in-process"}),
@@ -798,16 +937,19 @@ async def measure(args: argparse.Namespace, url: str, where: str, scratch: Path)
     raw_samples = await raw_latency(url, args.latency_jobs, c)
     our_samples = await our_latency(url, scratch / "latency", args.latency_jobs, c)
     baseline = statistics.median(raw_rates)
+    floor_rate = statistics.median(run.steps_per_second for run in floors)
     full, inproc, pidfd, serial = (functools.reduce(operator.add, runs) for runs in variants.values())
+    floor = functools.reduce(operator.add, floors)
 
     def median_rate(label: str) -> float:
         return statistics.median(run.steps_per_second for run in variants[label])
 
-    def vs(rate: float) -> str:
-        ratio = rate / baseline
-        return (
-            f"{ratio:.3f} × raw ({'meets' if ratio >= TARGET_RATIO else 'below'} target ≥ {TARGET_RATIO:.2f})"
-        )
+    def vs(rate: float, *, goal: bool = False) -> str:
+        ratio = rate / floor_rate
+        said = f"{ratio:.2f} × floor"
+        if goal:
+            said += f" ({'meets' if ratio >= TARGET_RATIO else 'below'} goal ≥ {TARGET_RATIO:.1f})"
+        return said
 
     def p99(samples: list[float]) -> str:
         met = percentile(samples, 0.99) < TARGET_P99_MS
@@ -816,9 +958,10 @@ async def measure(args: argparse.Namespace, url: str, where: str, scratch: Path)
     orchestration_rate = statistics.median(r.total_steps / r.orchestration_seconds for r in variants["d"])
     jobs_rate = statistics.median(r.jobs / r.seconds for r in variants["a"])
     values: list[tuple[float, str, str]] = [
-        (baseline, "jobs/s", "baseline"),
-        (median_rate("a"), "steps/s", vs(median_rate("a"))),
-        (jobs_rate, "jobs/s", vs(jobs_rate)),
+        (baseline, "jobs/s", "reference: no-op jobs"),
+        (floor_rate, "steps/s", "baseline (1.00 × floor)"),
+        (median_rate("a"), "steps/s", vs(median_rate("a"), goal=True)),
+        (jobs_rate, "jobs/s", f"{jobs_rate / baseline:.3f} × raw queue"),
         (median_rate("b"), "steps/s", vs(median_rate("b"))),
         (median_rate("c"), "steps/s", f"{vs(median_rate('c'))}; what-if"),
         (orchestration_rate, "steps/s", f"{vs(orchestration_rate)}; serial wall − git − agent"),
@@ -840,13 +983,15 @@ async def measure(args: argparse.Namespace, url: str, where: str, scratch: Path)
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"medians of {args.rounds} rounds; each round: raw {', '.join(f'{r:.0f}' for r in raw_rates)} jobs/s",
+        f"medians of {args.rounds} rounds; each round: raw {', '.join(f'{r:.0f}' for r in raw_rates)} jobs/s"
+        f"; (f) {', '.join(f'{r.steps_per_second:.1f}' for r in floors)}",
         end="",
     )
     for label, runs in variants.items():
         print(f"; ({label}) {', '.join(f'{r.steps_per_second:.1f}' for r in runs)}", end="")
     print(" steps/s")
-    print_breakdown([full, inproc, pidfd, serial])
+    print_breakdown([floor, full, inproc, pidfd, serial])
+    print_goals(full, floor, median_rate("a") / floor_rate)
     if args.profile:
         print_profile(args.profile, variants["a"][0])
 

@@ -7,6 +7,7 @@ migrated once into a template database; each test gets a fresh clone of it (a fi
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import sys
@@ -15,16 +16,19 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from app.engines.agent_user import open_for_traversal
 from app.store import migrate
-from app.store.database import Database
+from app.store.database import Database, with_driver
 from app.store.embedded import EmbeddedPostgres
 from app.store.scratch import create_database, drop_database
 
 pytest_plugins = ["tests.support.agent_clis", "tests.support.fake_openai", "tests.support.fake_anthropic"]
 
+ROOT = Path(__file__).resolve().parents[1]
 TEST_DATABASE_ENV = "TASKSGODZILLA_TEST_DATABASE_URL"
 # Read before any test clears the environment.
 EXTERNAL_SERVER_URL = os.environ.get(TEST_DATABASE_ENV)
@@ -33,10 +37,22 @@ EXTERNAL_SERVER_URL = os.environ.get(TEST_DATABASE_ENV)
 def pytest_configure(config: pytest.Config) -> None:
     """A temporary folder of this session's own: pytest's shared `pytest-of-<user>/pytest-N` folders
     are pruned to the newest three, so a second session on the machine (a helper's, a CI pass) could
-    delete this one's embedded database from under it."""
+    delete this one's embedded database from under it. (Parallel workers get folders inside it.)"""
     if config.option.basetemp is None:
         config.option.basetemp = tempfile.mkdtemp(prefix="tasksgodzilla-tests-")
         config.stash[_OWN_BASETEMP] = config.option.basetemp
+    if not hasattr(config, "workerinput"):  # once, in the process that starts the workers
+        # The tests start hundreds of `tasksgodzilla` processes. Where PYTHONDONTWRITEBYTECODE is set
+        # (as on CI) each would compile app/'s ~170 modules from source: seconds per process on a
+        # loaded machine. Bytecode written once here is read by all of them.
+        compileall.compile_dir(ROOT / "app", quiet=1)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject's default): one worker per core, at least three (much of a test's time is
+    spent waiting on PostgreSQL, git and agent processes, so a 2-core machine keeps three busy), at
+    most eight (each worker runs its own embedded PostgreSQL)."""
+    return max(3, min(os.cpu_count() or 1, 8))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -56,7 +72,7 @@ def agents_reach_the_interpreter() -> None:
     if os.geteuid() == 0:
         open_for_traversal(Path(sys.executable).resolve().parent)
         open_for_traversal(Path(sys.executable).parent)
-        open_for_traversal(Path(__file__).resolve().parents[1])
+        open_for_traversal(ROOT)
 
 
 @pytest.fixture(autouse=True)
@@ -78,9 +94,19 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         return
     server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres") / "data").start()
     try:
+        _without_durability(server.url())
         yield server.url()
     finally:
         server.stop()
+
+
+def _without_durability(url: str) -> None:
+    """This session's own throwaway server need not survive a power cut: without fsync, making a
+    database for each test costs a quarter of the time (the copy's checkpoints wait on the disk)."""
+    with psycopg.connect(with_driver(url, None), autocommit=True) as conn:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+        conn.execute("SELECT pg_reload_conf()")
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,8 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except TasksGodzillaError as exc:
             click.echo(f"error: {printable(exc.message)}", err=True)
             sys.exit(spec_for(exc).exit_code)
+        except click.ClickException:
+            raise  # a usage error: click prints it and exits 2
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -25,10 +25,25 @@ StepAction = Callable[[Services, StepRun], Awaitable[StepRun]]
 RunAction = Callable[[Services, ProtocolRun], Awaitable[ProtocolRun]]
 
 
-def _on_step(step_ref: str, action: StepAction, done: str, remote: tuple[str, dict[str, Any] | None]) -> None:
+def _on_step(
+    step_ref: str,
+    action: StepAction,
+    done: str,
+    remote: tuple[str, dict[str, Any] | None],
+    *,
+    by: str | None = None,
+) -> None:
+    """`done` may name `{who}`: the --by name (default the OS user) locally; over HTTP the server
+    records the token's holder, so --by is refused there and `{who}` says so."""
     ref = parse_step(step_ref)
     settings = operator_settings()
     if (server := remote_of(settings)) is not None:
+        if by is not None:
+            raise click.UsageError(
+                "--by is for commands on this machine's database: over HTTP the server records the "
+                "holder of TASKSGODZILLA_API_TOKEN as who acted; drop --by"
+            )
+        done = done.format(who="this token's holder")
 
         async def act_remotely(api: ApiClient) -> str:
             project, run, step = await step_at(api, ref)
@@ -38,6 +53,8 @@ def _on_step(step_ref: str, action: StepAction, done: str, remote: tuple[str, di
 
         click.echo(over_http(server, act_remotely))
         return
+
+    done = done.format(who=by or os_user())
 
     async def act(session: Session) -> None:
         async with session.services.database.transaction() as conn:
@@ -86,14 +103,14 @@ def qa(step_ref: str) -> None:
 def approve(step_ref: str, note: str, by: str | None) -> None:
     """Pass STEP by hand (waiting for QA, failed or blocked); its run moves on if nothing else blocks it."""
     check_visible_text(note, field="note", multiline=True)
-    who = by or os_user()
     _on_step(
         step_ref,
         lambda svc, step: quality.approve_step(
-            svc, step.id, by=who, note=note, expected_version=step.version
+            svc, step.id, by=by or os_user(), note=note, expected_version=step.version
         ),
-        f"approved by {who}",
+        "approved by {who}",
         ("approve", {"note": note}),
+        by=by,
     )
 
 
@@ -105,14 +122,14 @@ def approve(step_ref: str, note: str, by: str | None) -> None:
 def critical(step_ref: str, off: bool, by: str | None) -> None:
     """Mark STEP critical: its QA takes a second opinion (another engine or model), and a disagreement
     blocks it for a person. Refused when no second QA choice differs from its first."""
-    who = by or os_user()
     _on_step(
         step_ref,
         lambda svc, step: quality.mark_critical(
-            svc, step.id, critical=not off, by=who, expected_version=step.version
+            svc, step.id, critical=not off, by=by or os_user(), expected_version=step.version
         ),
-        f"{'no longer ' if off else ''}marked critical by {who}",
+        f"{'no longer ' if off else ''}marked critical by {{who}}",
         ("mark_critical", {"critical": not off}),
+        by=by,
     )
 
 

@@ -11,6 +11,7 @@ from app.cli.audit import audit
 from app.cli.budgets import budget
 from app.cli.common import forget_environment, reports_errors, settings_for_command
 from app.cli.evals import evaluate
+from app.cli.notify import notify
 from app.cli.organisations import org
 from app.cli.policy import policy
 from app.cli.projects import project
@@ -111,6 +112,7 @@ cli.add_command(audit)
 cli.add_command(tui)
 cli.add_command(evaluate)
 cli.add_command(usage)
+cli.add_command(notify)
 cli.add_command(schedule)
 
 

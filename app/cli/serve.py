@@ -9,6 +9,7 @@ import time
 from aiohttp import web
 
 from app.config import Settings
+from app.engines import spawn
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.logs import get_logger
 from app.store import migrate
@@ -30,11 +31,13 @@ def run_server(settings: Settings) -> None:
             location=str(settings.embedded_pgdata) if embedded else "TASKSGODZILLA_DATABASE_URL",
         )
         if settings.migrate_on_start:
-            migrate.upgrade(url)
-            log.info("migrations applied", revision=migrate.head_revision())
+            migrate.upgrade_apart(url)  # the server's memory keeps no Alembic
+            log.info("migrations applied")
         app = create_app(settings, url)
         log.info("listening", url=f"http://{settings.host}:{settings.port}")
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+        # Children (git, agents) are forked off the loop the API answers from (app/engines/spawn.py).
+        loop = spawn.new_event_loop()
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, loop=loop)
     log.info("stopped")
 
 
@@ -43,7 +46,8 @@ def run_worker_process(settings: Settings, *, name: str | None = None) -> None:
     with provision_database(settings) as url:
         if settings.migrate_on_start:
             migrate.upgrade(url)
-        asyncio.run(_work(settings, url, name))
+        with asyncio.Runner(loop_factory=spawn.new_event_loop) as runner:
+            runner.run(_work(settings, url, name))
     log.info("worker stopped")
 
 

@@ -25,6 +25,8 @@ class AgentRequest(BaseModel):
     # JSON Schema the final answer must satisfy (strict: additionalProperties false, all required).
     output_schema: dict[str, Any] | None = None
     timeout_seconds: float = Field(3600, gt=0)
+    # A run that prints nothing for this long is stalled: killed (and retried as a timeout). None: no limit.
+    silence_seconds: float | None = Field(None, gt=0)
     # What the tightest USD budget has left (enforced budgets only): an engine that can stop itself
     # there is given it (Claude Code's --max-budget-usd); the others stop at their end.
     max_budget_usd: Decimal | None = Field(None, gt=0)

@@ -81,8 +81,51 @@ class IgnoredSignal(_Signal):
     repository: str | None = None
 
 
-Signal = Annotated[CiSignal | MergeSignal | IgnoredSignal, Field(discriminator="kind")]
-SIGNAL: TypeAdapter[CiSignal | MergeSignal | IgnoredSignal] = TypeAdapter(Signal)
+class ReviewComment(BaseModel):
+    """One reviewer's comment: an inline review comment, a review's body, or a GitLab note. `body` is
+    the reviewer's text as the forge sent it (capped, hidden characters shown as code points)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int  # the forge's id: review comment, review, or note
+    kind: Literal["review_comment", "review", "note"]
+    body: str
+    path: str | None = None
+    line: int | None = None
+    discussion_id: str | None = None  # GitLab: the thread a reply goes to
+
+
+class ReviewSignal(_Signal):
+    """A person reviewed the PR/MR `pr_number` of `branch`: changes requested, or comments to address.
+    `association` is GitHub's author_association; GitLab's access is asked of its members API."""
+
+    kind: Literal["review"] = "review"
+    repository: str
+    branch: str
+    pr_number: int
+    author: str
+    author_id: int | None = None
+    association: str | None = None
+    state: str  # changes_requested, commented, note
+    comments: tuple[ReviewComment, ...]
+    url: str | None = None
+
+
+class RunCiSignal(_Signal):
+    """The original project's scripts/ci/report.sh: a result for `?protocol_run_id=`, with no commit SHA
+    and no repository. It is applied to the run's head step, and recorded as mapped so."""
+
+    kind: Literal["run_ci"] = "run_ci"
+    protocol_run_id: int
+    result: CiResult
+    branch: str | None = None
+    url: str | None = None
+    repository: str | None = None
+
+
+AnySignal = CiSignal | MergeSignal | IgnoredSignal | ReviewSignal | RunCiSignal
+Signal = Annotated[AnySignal, Field(discriminator="kind")]
+SIGNAL: TypeAdapter[AnySignal] = TypeAdapter(Signal)
 
 
 def clean_text(text: object, limit: int = SUMMARY_MAX) -> str:

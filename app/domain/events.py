@@ -88,6 +88,12 @@ _KINDS = [
         "out) before its commit (`files`: path → setting names, never values).",
         ("files",),
     ),
+    EventKind(
+        "worktree.removed",
+        "A finished run's worktree was removed from a machine's disk after the retention (its branch "
+        "stays; a later job rebuilds the worktree).",
+        ("machine", "finished_at"),
+    ),
     EventKind("step.run_requested", "A person queued a step's execution.", ("step_index",)),
     EventKind("qa.requested", "A person queued QA of a step.", ("step_index",)),
     EventKind("pr.requested", "A person queued publishing (push and PR/MR) before the last step.", ()),
@@ -211,8 +217,49 @@ _KINDS = [
     ),
     EventKind(
         "ci.fix_requested",
-        "A CI failure sent the step back to its agent, with the failure as context.",
-        ("attempt", "limit", "sha"),
+        "A CI failure sent the step back to its agent, with the failure as context: the failed job's "
+        "name and the end of its log (capped, secrets redacted) when the forge gave them.",
+        ("attempt", "limit", "sha", "failed_job", "job_url", "log_tail", "log_problem"),
+    ),
+    EventKind(
+        "ci.mapped_to_head",
+        "The original project's report.sh gave no commit: its result was applied to the run's head step.",
+        ("provider", "protocol_run_id", "sha", "delivery"),
+    ),
+    EventKind(
+        "review.received",
+        "A reviewer with write access commented on (or requested changes to) the run's PR/MR.",
+        ("provider", "number", "author", "state", "comments", "url", "delivery"),
+    ),
+    EventKind(
+        "review.ignored",
+        "A review of the run's PR/MR was not acted on, and why (no write access, the run's state).",
+        ("provider", "number", "author", "reason", "delivery"),
+    ),
+    EventKind(
+        "review.fix_requested",
+        "Review comments sent the run's head step back to its agent (round `round` of `limit`).",
+        ("provider", "number", "round", "limit"),
+    ),
+    EventKind(
+        "review.limit_reached",
+        "The run had its review rounds (TASKSGODZILLA_REVIEW_ROUNDS): it waits for a person.",
+        ("provider", "number", "limit"),
+    ),
+    EventKind(
+        "review.answered",
+        "The agent's answer to each review comment it was given (done, clarification, disagreement).",
+        ("replies", "unanswered", "received", "sha", "provider", "number"),
+    ),
+    EventKind(
+        "review.replied",
+        "The agent's answer to one review comment was posted on the PR/MR.",
+        ("provider", "number", "comment_id", "key", "answer", "answered"),
+    ),
+    EventKind(
+        "review.reply_failed",
+        "Posting the agent's answers on the PR/MR gave up.",
+        ("reason",),
     ),
     EventKind(
         "pr.opened", "A PR/MR was opened for the protocol branch.", ("provider", "number", "url", "sha")
@@ -235,6 +282,28 @@ _KINDS = [
         "Auto-merge at `sha` was refused (`reason`: the forge's words, or why the job gave up); the "
         "PR/MR waits for a person's merge.",
         ("provider", "number", "sha", "reason"),
+    ),
+    # notifications
+    EventKind(
+        "notification.sent",
+        "A notification of `kind` about event `event_id` reached channel `channel` (its host only).",
+        ("channel", "channel_type", "kind", "event_id", "delivery", "attempt", "host"),
+    ),
+    EventKind(
+        "notification.failed",
+        "A notification's try failed (`final`: no try is left); `error` never holds the URL or a secret.",
+        ("channel", "channel_type", "kind", "event_id", "delivery", "attempt", "host", "error", "final"),
+    ),
+    EventKind(
+        "notification.channel_added",
+        "A person added a notification channel for `kinds`.",
+        ("channel", "channel_type", "kinds", "host"),
+    ),
+    EventKind("notification.channel_deleted", "A person deleted a notification channel.", ("channel",)),
+    EventKind(
+        "notification.tested",
+        "A person sent a test message on a channel (`error`: why it did not arrive, never a secret).",
+        ("channel", "delivered", "error"),
     ),
     EventKind(
         "webhook.ignored",

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from app.domain.records import AgentRun, Stage
+from app.domain.records import Stage
 
 
 class UsageGroup(StrEnum):
@@ -96,20 +96,6 @@ def totals_of(
     )
 
 
-def totals_of_run(run: AgentRun) -> Totals:
-    """One finished agent run's totals (its cost unknown when it has none)."""
-    return totals_of(
-        runs=1,
-        unknown_cost_runs=int(run.cost_usd is None),
-        input_tokens=run.input_tokens,
-        cached_input_tokens=run.cached_input_tokens,
-        output_tokens=run.output_tokens,
-        reasoning_tokens=run.reasoning_tokens,
-        known_cost=run.cost_usd,
-        duration_ms=run.duration_ms or 0,
-    )
-
-
 def sum_totals(items: Iterable[Totals]) -> Totals:
     total = Totals()
     for item in items:
@@ -118,16 +104,35 @@ def sum_totals(items: Iterable[Totals]) -> Totals:
 
 
 class ProtocolUsage(BaseModel):
-    """A protocol run's usage: all its agent runs together, and per stage (every stage listed)."""
+    """A protocol run's usage: all its agent runs together, per stage (every stage listed), and per
+    step (a step's execution and QA together; a step no agent has finished on is absent)."""
 
     protocol_run_id: int
     total: Totals
     by_stage: dict[Stage, Totals]
+    by_step: dict[int, Totals] = Field(default_factory=dict, description="Keyed by step id")
 
 
-def protocol_usage(protocol_run_id: int, by_stage: dict[Stage, Totals]) -> ProtocolUsage:
+def protocol_usage(
+    protocol_run_id: int,
+    by_stage: dict[Stage, Totals],
+    by_step_stage: dict[tuple[int, Stage], Totals] | None = None,
+) -> ProtocolUsage:
     stages = {stage: by_stage.get(stage, Totals()) for stage in Stage}
-    return ProtocolUsage(protocol_run_id=protocol_run_id, total=sum_totals(stages.values()), by_stage=stages)
+    return ProtocolUsage(
+        protocol_run_id=protocol_run_id,
+        total=sum_totals(stages.values()),
+        by_stage=stages,
+        by_step=per_step(by_step_stage or {}),
+    )
+
+
+def per_step(by_step_stage: dict[tuple[int, Stage], Totals]) -> dict[int, Totals]:
+    """Each step's stages added up (unknown cost kept apart, never counted as $0)."""
+    steps: dict[int, Totals] = {}
+    for (step_id, _), totals in by_step_stage.items():
+        steps[step_id] = steps.get(step_id, Totals()) + totals
+    return steps
 
 
 class UsageRow(BaseModel):

@@ -24,6 +24,8 @@ class JobName(StrEnum):
     OPEN_PR = "open_pr_job"
     AUTO_MERGE = "auto_merge_job"
     APPLY_WEBHOOK = "apply_webhook_job"
+    DELIVER_NOTIFICATION = "deliver_notification_job"
+    REVIEW_REPLIES = "review_replies_job"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ def auto_merge_work(protocol_run_id: int) -> Work:
     return _work(JobName.AUTO_MERGE, "merge", "protocol_run_id", protocol_run_id)
 
 
+def review_replies_work(protocol_run_id: int) -> Work:
+    """Post the agent's answers to review comments as replies on the run's PR/MR."""
+    return _work(JobName.REVIEW_REPLIES, "replies", "protocol_run_id", protocol_run_id)
+
+
 def webhook_work(delivery_id: int, repository: str) -> Work:
     """Apply one webhook delivery; deliveries about one repository are applied one at a time."""
     return Work(
@@ -89,7 +96,12 @@ def webhook_work(delivery_id: int, repository: str) -> Work:
 
 def protocol_locks(protocol_run_id: int, step_ids: Sequence[int]) -> list[str]:
     """Every lock a job of this protocol run may hold (to abort them all on cancel)."""
-    locks = [f"plan:{protocol_run_id}", f"pr:{protocol_run_id}", f"merge:{protocol_run_id}"]
+    locks = [
+        f"plan:{protocol_run_id}",
+        f"pr:{protocol_run_id}",
+        f"merge:{protocol_run_id}",
+        f"replies:{protocol_run_id}",
+    ]
     return locks + [f"{kind}:{step_id}" for step_id in step_ids for kind in ("execute", "qa")]
 
 

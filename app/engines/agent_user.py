@@ -31,6 +31,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ GIT_SAFE_DIRECTORY = {
     "GIT_CONFIG_KEY_0": "safe.directory",
     "GIT_CONFIG_VALUE_0": "*",
 }
+
+USERADD_ATTEMPTS = 10
+# useradd's exit codes for "could not update the password / group file", e.g. another useradd's lock.
+USERADD_BUSY = {1, 10}
 
 
 @dataclass(frozen=True)
@@ -104,15 +109,23 @@ def agent_user_for(setting: str | None, *, home: Path) -> AgentUser | None:
 def _create_user(name: str) -> pwd.struct_passwd:
     """A system user with a group of its own, no password, and no home of its own (we give it one)."""
     useradd = shutil.which("useradd", path=USERADD_PATH) or "useradd"
-    done = subprocess.run(  # noqa: S603 - an argument list of our own, no shell
-        [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-         "--shell", "/bin/bash", name],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
+    # Processes starting together (a fleet's workers, a parallel test run) race here: the loser finds
+    # /etc/passwd locked and tries again, or finds the user the winner made.
+    for attempt in range(USERADD_ATTEMPTS):
+        done = subprocess.run(  # noqa: S603 - an argument list of our own, no shell
+            [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/bin/bash", name],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+        if done.returncode not in USERADD_BUSY:
+            break
+        time.sleep(0.1 * (attempt + 1))
     try:
-        return pwd.getpwnam(name)  # also when another process created it meanwhile
+        return pwd.getpwnam(name)
     except KeyError:
         raise ConfigError(
             f"could not create the agent user {name!r} ({done.stderr.strip() or done.returncode}); "

@@ -98,10 +98,22 @@ def stderr_tail(stderr: str) -> str:
     return stderr.strip()[-STDERR_TAIL_CHARS:]
 
 
+def out_of_time(agent: str, request: AgentRequest, outcome: ProcessOutcome) -> str | None:
+    """Why a run was killed for time (its wall-clock limit, or a silence past its limit); else None."""
+    if outcome.timed_out:
+        return f"{agent} did not finish within {request.timeout_seconds:g} s"
+    if outcome.silent:
+        return (
+            f"{agent} was stalled: no output for {request.silence_seconds:g} s "
+            "(TASKSGODZILLA_AGENT_SILENCE_SECONDS), so it was stopped"
+        )
+    return None
+
+
 def refused_to_start(engine: str, outcome: ProcessOutcome, setting: str) -> ConfigError | None:
     """For a CLI that always prints its event stream once started: one that exited with an error
     before printing anything did not start (wrong executable, unknown option, refused as root ...)."""
-    if outcome.timed_out or outcome.exit_code is None or outcome.exit_code <= 0:
+    if outcome.timed_out or outcome.silent or outcome.exit_code is None or outcome.exit_code <= 0:
         return None  # killed by a signal (< 0) is not the CLI refusing us
     if any(line.strip() for line in outcome.stdout_lines):
         return None

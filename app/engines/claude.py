@@ -24,6 +24,7 @@ from app.domain.usage import ModelPrice
 from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
     agent_result,
+    out_of_time,
     price_usage,
     refused_to_start,
     stderr_tail,
@@ -123,6 +124,7 @@ class ClaudeEngine:
                 env={**self._env, **request.environment},
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout_seconds=request.timeout_seconds,
+                silence_seconds=request.silence_seconds,
                 max_output_bytes=self._max_output_bytes,
                 # Every line, also past the cap (the result line comes last); stopped at a token budget.
                 on_line=_capped(stream, request.max_tokens),
@@ -175,8 +177,8 @@ def verdict(
     """Success only on a clean `result` line, exit code 0, and the structured output if one was asked."""
     if outcome.stopped is not None:
         return AgentRunStatus.FAILED, outcome.stopped
-    if outcome.timed_out:
-        return AgentRunStatus.TIMED_OUT, f"claude did not finish within {request.timeout_seconds:g} s"
+    if (late := out_of_time("claude", request, outcome)) is not None:
+        return AgentRunStatus.TIMED_OUT, late
     if not parsed.has_result:
         detail = stderr_tail(outcome.stderr) or "no output"
         return AgentRunStatus.FAILED, f"claude exited ({outcome.exit_code}) without a result: {detail}"

@@ -35,6 +35,7 @@ from app.domain.usage import ModelPrice
 from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
     agent_result,
+    out_of_time,
     price_usage,
     refused_to_start,
     schema_file,
@@ -127,6 +128,7 @@ class CodexEngine:
                 env={**self._env, **request.environment},
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout_seconds=request.timeout_seconds,
+                silence_seconds=request.silence_seconds,
                 max_output_bytes=self._max_output_bytes,
                 on_line=parser.feed,  # every line, also past the cap: usage and the answer come last
                 setting=SETTING,
@@ -164,8 +166,8 @@ def verdict(
     request: AgentRequest, outcome: ProcessOutcome, summary: CodexSummary, final: str | None
 ) -> tuple[AgentRunStatus, str | None, dict[str, Any] | None]:
     """Status, error and structured output: success needs exit 0, a completed turn and no failed one."""
-    if outcome.timed_out:
-        return AgentRunStatus.TIMED_OUT, f"codex did not finish within {request.timeout_seconds:g} s", None
+    if (late := out_of_time("codex", request, outcome)) is not None:
+        return AgentRunStatus.TIMED_OUT, late, None
     if summary.failure is not None:
         return AgentRunStatus.FAILED, f"codex turn failed: {summary.failure[:DETAIL_CHARS]}", None
     if outcome.exit_code != 0:

@@ -30,6 +30,7 @@ from app.domain.usage import CENT_FRACTION, ModelPrice, TokenUsage
 from app.engines.agent_user import AgentUser, lent_workdir, prepare_user
 from app.engines.base import (
     agent_result,
+    out_of_time,
     price_usage,
     schema_file,
     stderr_tail,
@@ -113,6 +114,7 @@ class CommandEngine:
                 env=env,
                 stdin_data=request.prompt.encode("utf-8"),
                 timeout_seconds=request.timeout_seconds,
+                silence_seconds=request.silence_seconds,
                 max_output_bytes=self._max_output_bytes,
                 on_line=remember,
                 setting=SETTING,
@@ -145,11 +147,8 @@ def verdict(
     request: AgentRequest, outcome: ProcessOutcome, output: CommandOutput
 ) -> tuple[AgentRunStatus, str | None]:
     """Exit code 0, a well-formed result, and the structured output when a schema was given."""
-    if outcome.timed_out:
-        return (
-            AgentRunStatus.TIMED_OUT,
-            f"the agent command did not finish within {request.timeout_seconds:g} s",
-        )
+    if (late := out_of_time("the agent command", request, outcome)) is not None:
+        return AgentRunStatus.TIMED_OUT, late
     if outcome.exit_code != 0:
         detail = stderr_tail(outcome.stderr)
         message = f"the agent command exited with code {outcome.exit_code}"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.engines import spawn
 from app.engines.agent_user import AgentUser
 from app.engines.process_tree import kill_processes_in, kill_tree, signal_group
 from app.errors import AgentError, ConfigError
@@ -55,6 +56,7 @@ class ProcessOutcome:
     stdout_lines: list[str] = field(default_factory=list)
     stderr: str = ""  # the last STDERR_KEEP_BYTES: where a failing CLI says why
     timed_out: bool = False
+    silent: bool = False  # killed after `silence_seconds` without a byte of output
     stopped: str | None = None  # why an `on_line` callback stopped it (StopRun)
     truncated: bool = False
     duration_ms: int = 0
@@ -71,6 +73,7 @@ async def run_process(
     on_line: Callable[[str], None] | None = None,
     setting: str | None = None,
     user: AgentUser | None = None,
+    silence_seconds: float | None = None,
 ) -> ProcessOutcome:
     """Run `argv` (never through a shell) with exactly `env`, and collect its stdout line by line;
     as `user` (its own group only, no supplementary groups) when one is given.
@@ -78,7 +81,8 @@ async def run_process(
     `stdin_data=None` gives the child no stdin. An executable that is missing or cannot be run is a
     ConfigError naming `setting` (the variable that chose it): trying again would not help. A missing
     `cwd` is an AgentError. A cancelled caller gets CancelledError once the child and its descendants
-    are gone.
+    are gone. With `silence_seconds`, a child that prints nothing (stdout or stderr) for that long is
+    stalled: killed as on a timeout, `ProcessOutcome.silent` set; a long run that keeps talking goes on.
     """
     started = time.monotonic()
     process, exited = await _spawn(
@@ -87,20 +91,26 @@ async def run_process(
     outcome = ProcessOutcome(exit_code=None)
     assert process.stdout is not None
     assert process.stderr is not None
+    heard = _Heard()
     io = [
-        _read_stdout(process.stdout, outcome, max_output_bytes, on_line),
-        _read_stderr(process.stderr, outcome),
+        _read_stdout(process.stdout, outcome, max_output_bytes, on_line, heard),
+        _read_stderr(process.stderr, outcome, heard),
     ]
     if stdin_data is not None:
         assert process.stdin is not None
         io.append(_feed(process.stdin, stdin_data))
     readers = asyncio.ensure_future(asyncio.gather(*io))
+    watch = asyncio.ensure_future(heard.silence(silence_seconds)) if silence_seconds else None
     try:
         async with asyncio.timeout(timeout_seconds):
-            await _until_exit(exited, readers)
+            await _until_exit(exited, readers, watch)
             await _drain(process, exited, readers)
     except TimeoutError:
         outcome.timed_out = True
+        await _kill_tree_off_loop(process.pid)
+        await _settle(exited, readers)
+    except _Silent:
+        outcome.silent = True
         await _kill_tree_off_loop(process.pid)
         await _settle(exited, readers)
     except StopRun as stop:
@@ -111,10 +121,36 @@ async def run_process(
         await _kill_tree_off_loop(process.pid)  # cancelled: never leave the agent running
         await _settle(exited, readers)
         raise
+    finally:
+        if watch is not None:
+            watch.cancel()
     signal_group(process.pid, signal.SIGKILL)  # background leftovers of a finished run
     outcome.exit_code = process.returncode
     outcome.duration_ms = int((time.monotonic() - started) * 1000)
     return outcome
+
+
+class _Silent(Exception):
+    """The child printed nothing for its silence limit."""
+
+
+class _Heard:
+    """Output from the child, and the watch that ends a silence longer than a limit."""
+
+    def __init__(self) -> None:
+        self._spoke = asyncio.Event()
+
+    def now(self) -> None:
+        self._spoke.set()
+
+    async def silence(self, limit: float) -> None:
+        """Return never; raise _Silent once `limit` seconds pass without output."""
+        while True:
+            self._spoke.clear()
+            try:
+                await asyncio.wait_for(self._spoke.wait(), limit)
+            except TimeoutError:
+                raise _Silent from None
 
 
 class _ExitNotifyingProtocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -156,7 +192,7 @@ async def _spawn(
     piped_stdin: bool,
     setting: str | None,
     user: AgentUser | None,
-) -> tuple[asyncio.subprocess.Process, asyncio.Event]:
+) -> tuple[asyncio.subprocess.Process | spawn.Child, asyncio.Event]:
     loop = asyncio.get_running_loop()
     fix = f" (check {setting})" if setting else ""
     as_user: dict[str, Any] = {}
@@ -164,18 +200,24 @@ async def _spawn(
         # The credentials change before `preexec_fn` runs, so the parent-death signal it sets survives.
         as_user = {"user": user.uid, "group": user.gid, "extra_groups": []}
         fix = f" by user {user.name}{fix}"
+    options: dict[str, Any] = {
+        "cwd": cwd,
+        "env": dict(env),
+        "stdin": asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
+        "start_new_session": True,
+        "preexec_fn": _dying_with(os.getpid()),
+        **as_user,
+    }
     try:
+        if spawn.AVAILABLE:  # forked off the event loop (app/engines/spawn.py)
+            child = await spawn.spawn(argv, **options)
+            return child, child.exited
         transport, protocol = await loop.subprocess_exec(
             lambda: _ExitNotifyingProtocol(loop),
             *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_dying_with(os.getpid()),
-            **as_user,
+            **options,
         )
     except (FileNotFoundError, NotADirectoryError) as exc:
         if exc.filename is not None and Path(exc.filename) == cwd:
@@ -231,6 +273,7 @@ async def _read_stdout(
     outcome: ProcessOutcome,
     max_bytes: int,
     on_line: Callable[[str], None] | None,
+    heard: _Heard,
 ) -> None:
     splitter = _LineSplitter(max_bytes)
     kept = 0
@@ -247,6 +290,7 @@ async def _read_stdout(
             on_line(line)
 
     while chunk := await stream.read(CHUNK_BYTES):
+        heard.now()
         if on_line is None and outcome.truncated:
             continue  # nobody wants more lines: drain so the child never blocks on a full pipe
         for raw in splitter.feed(chunk):
@@ -256,9 +300,10 @@ async def _read_stdout(
     outcome.truncated = outcome.truncated or splitter.cut_any
 
 
-async def _read_stderr(stream: asyncio.StreamReader, outcome: ProcessOutcome) -> None:
+async def _read_stderr(stream: asyncio.StreamReader, outcome: ProcessOutcome, heard: _Heard) -> None:
     kept = b""
     while chunk := await stream.read(CHUNK_BYTES):
+        heard.now()
         kept = (kept + chunk)[-STDERR_KEEP_BYTES:]
         outcome.stderr = kept.decode("utf-8", errors="replace")
 
@@ -273,20 +318,26 @@ async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
         stream.close()
 
 
-async def _until_exit(exited: asyncio.Event, readers: asyncio.Future[Any]) -> None:
-    """Wait for the child to exit; a reader's own failure (a bug in `on_line`) is raised at once."""
+async def _until_exit(
+    exited: asyncio.Event, readers: asyncio.Future[Any], watch: asyncio.Future[None] | None
+) -> None:
+    """Wait for the child to exit; a reader's own failure (a bug in `on_line`) and the end of the
+    silence watch (_Silent) are raised at once."""
     waiter = asyncio.ensure_future(exited.wait())
     try:
-        done, _ = await asyncio.wait({waiter, readers}, return_when=asyncio.FIRST_COMPLETED)
+        watched = {waiter, readers} if watch is None else {waiter, readers, watch}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if readers in done:
             await readers
+        if watch is not None and watch in done:
+            await watch
         await waiter
     finally:
         waiter.cancel()
 
 
 async def _drain(
-    process: asyncio.subprocess.Process, exited: asyncio.Event, readers: asyncio.Future[Any]
+    process: asyncio.subprocess.Process | spawn.Child, exited: asyncio.Event, readers: asyncio.Future[Any]
 ) -> None:
     """Read what is left after the leader exited; children still holding the pipes are killed."""
     await asyncio.wait({readers}, timeout=DRAIN_SECONDS)

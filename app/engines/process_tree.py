@@ -79,6 +79,14 @@ def _tree(leader: int, known: set[int]) -> set[int]:
     return found
 
 
+def _pids() -> list[int]:
+    """Every process id in /proc; empty where there is none."""
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+
+
 def _process_table() -> list[tuple[int, int, int]]:
     """(pid, parent pid, process group) of every process; empty where there is no /proc."""
     try:
@@ -104,16 +112,19 @@ def kill_processes_in(folder: Path) -> int:
     Jobs of one protocol never overlap, so whatever runs in its worktree when a job starts is left
     over from a dead one, and would keep editing files under the next attempt's feet.
     """
-    root = folder.resolve()
+    root = str(folder.resolve())
+    inside = root.rstrip("/") + "/"
     found = set()
-    for pid, _parent, _group in _process_table():
+    # Every job start sweeps /proc: one readlink per process, compared as text (no stat file read,
+    # no Path per process).
+    for pid in _pids():
         if pid == os.getpid():
             continue
         try:
-            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue  # gone, or not ours to look at
-        if cwd == root or root in cwd.parents:
+        if cwd == root or cwd.startswith(inside):
             found.add(pid)
     for sig in (signal.SIGSTOP, signal.SIGKILL):
         for pid in found:

@@ -49,6 +49,15 @@ class MergeAnswer:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class FailedJob:
+    """A CI job that failed on a commit: its name, a link, and the end of its log (raw, unredacted)."""
+
+    name: str
+    log_tail: str
+    url: str | None = None
+
+
 class Forge(Protocol):
     """A forge's PR/MR API for one repository."""
 
@@ -68,6 +77,16 @@ class Forge(Protocol):
 
     async def merge(self, number: int, sha: str) -> MergeAnswer:
         """Merge the PR/MR only if its head is still `sha`; a refusal is an answer, not an error."""
+        ...
+
+    async def reply(
+        self, number: int, *, comment_id: int, kind: str, discussion_id: str | None, body: str
+    ) -> None:
+        """Answer a reviewer's comment (`kind`: review_comment, review or note) in its own thread."""
+        ...
+
+    async def failed_job(self, sha: str, tail_bytes: int) -> FailedJob | None:
+        """The first failed CI job on `sha` with the last `tail_bytes` of its log; None if none."""
         ...
 
     async def close(self) -> None: ...
@@ -122,6 +141,32 @@ class RestClient:
         if isinstance(payload, dict) and payload.get("merged") is False:  # GitHub's 200 without a merge
             return MergeAnswer(merged=False, reason=_explanation(payload) or "not merged")
         return MergeAnswer(merged=True)
+
+    async def text_tail(
+        self, url: str, tail_bytes: int, *, authenticated: bool = True
+    ) -> tuple[int, str, str]:
+        """GET a text document (a CI log): its status, its redirect target (for a 3xx) and its last
+        `tail_bytes`, streamed (a log of any size is read once, never held whole). A redirect is not
+        followed: the caller fetches its target with `authenticated=False`, from a bare session, so
+        the forge's token never goes to the storage host a log lives on."""
+        absolute = url.startswith(("http://", "https://"))
+        target = URL(url if absolute else self._base + url, encoded=True)
+        bare = None if authenticated else aiohttp.ClientSession(timeout=self._session.timeout)
+        session = self._session if bare is None else bare
+        kept = b""
+        try:
+            async with session.get(target, allow_redirects=False) as response:
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    kept = (kept + chunk)[-tail_bytes:]
+                status, location = response.status, response.headers.get("Location", "")
+        except TimeoutError:
+            raise CIError(f"GET {target.path}: the forge did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise CIError(f"GET {target.path}: {type(exc).__name__}") from None
+        finally:
+            if bare is not None:
+                await bare.close()
+        return status, location, kept.decode("utf-8", "replace")
 
     async def _send(
         self, method: str, path: str, *, query: dict[str, str] | None = None, body: Any = None

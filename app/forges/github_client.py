@@ -1,5 +1,5 @@
-"""GitHub's REST API for pull requests (find, open, update, comment on, read, merge) and issues (list the
-labelled ones, comment on one)."""
+"""GitHub's REST API for pull requests: find, open, update, comment on, read, merge; reply to review
+comments; read a failed Actions job's log; list labelled issues and comment on one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from urllib.parse import quote
 from app.domain.ci import Provider
 from app.domain.intake import Issue, parse_github_issue
 from app.errors import CIError
-from app.forges.client import ISSUE_PAGE, MAX_ISSUE_PAGES, MergeAnswer, PullRequest, RestClient
+from app.forges.client import (
+    ISSUE_PAGE,
+    MAX_ISSUE_PAGES,
+    FailedJob,
+    MergeAnswer,
+    PullRequest,
+    RestClient,
+)
 
 API_VERSION = "2022-11-28"
 # GitHub's refusals of a merge: 405 not mergeable (a conflict, a required check or review missing),
@@ -80,6 +87,51 @@ class GitHubClient(RestClient):
     async def merge(self, number: int, sha: str) -> MergeAnswer:
         path = f"{self._repo_path}/pulls/{int(number)}/merge"
         return await self.refusable("PUT", path, body={"sha": sha}, refusals=MERGE_REFUSALS)
+
+    async def reply(
+        self, number: int, *, comment_id: int, kind: str, discussion_id: str | None, body: str
+    ) -> None:
+        if kind == "review_comment":  # in the comment's own thread on the diff
+            path = f"{self._repo_path}/pulls/{int(number)}/comments/{int(comment_id)}/replies"
+            await self.call("POST", path, body={"body": body})
+        else:  # a review's body has no thread: the PR's conversation
+            await self.comment(number, body)
+
+    async def failed_job(self, sha: str, tail_bytes: int) -> FailedJob | None:
+        """The first failed job of the first failed Actions workflow run on `sha`, with its log's end
+        (GET …/actions/jobs/{id}/logs answers a redirect to the log, fetched without our token)."""
+        found = await self.call("GET", f"{self._repo_path}/actions/runs", query={"head_sha": sha})
+        runs = found.get("workflow_runs") if isinstance(found, dict) else None
+        for run in runs if isinstance(runs, list) else []:
+            if (
+                not isinstance(run, dict)
+                or run.get("conclusion") not in FAILED
+                or not isinstance(run.get("id"), int)
+            ):
+                continue
+            listed = await self.call("GET", f"{self._repo_path}/actions/runs/{run['id']}/jobs")
+            jobs = listed.get("jobs") if isinstance(listed, dict) else None
+            for job in jobs if isinstance(jobs, list) else []:
+                if (
+                    isinstance(job, dict)
+                    and job.get("conclusion") in FAILED
+                    and isinstance(job.get("id"), int)
+                ):
+                    return await self._job_log(job, tail_bytes)
+        return None
+
+    async def _job_log(self, job: dict[str, Any], tail_bytes: int) -> FailedJob:
+        path = f"{self._repo_path}/actions/jobs/{job['id']}/logs"
+        status, location, text = await self.text_tail(path, tail_bytes)
+        if status in (301, 302, 303, 307, 308) and location.startswith(("https://", "http://")):
+            status, _, text = await self.text_tail(location, tail_bytes, authenticated=False)
+        if status >= 300:
+            text = f"(the log could not be read: HTTP {status})"
+        url = job.get("html_url")
+        return FailedJob(str(job.get("name") or "job"), text, url if isinstance(url, str) else None)
+
+
+FAILED = frozenset({"failure", "timed_out", "startup_failure"})
 
 
 def _pull(data: Any) -> PullRequest:

@@ -1,5 +1,6 @@
-"""GitLab's REST API (v4) for merge requests (find, open, update, comment on (a note), read, merge) and
-issues (list the labelled ones, add a note to one)."""
+"""GitLab's REST API (v4) for merge requests: find, open, update, comment on (a note), read, merge;
+reply in a discussion; a member's access level; a failed job's trace; list labelled issues and add a
+note to one."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from urllib.parse import quote
 
 from app.domain.ci import Provider
 from app.domain.intake import Issue, parse_gitlab_issue
-from app.errors import CIError
-from app.forges.client import ISSUE_PAGE, MAX_ISSUE_PAGES, MergeAnswer, PullRequest, RestClient
+from app.errors import CIError, NotFoundError
+from app.forges.client import (
+    ISSUE_PAGE,
+    MAX_ISSUE_PAGES,
+    FailedJob,
+    MergeAnswer,
+    PullRequest,
+    RestClient,
+)
 
 STATES = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}
 # GitLab's refusals of a merge: 405 it cannot be accepted (draft, closed, a pipeline that must succeed
@@ -78,6 +86,48 @@ class GitLabClient(RestClient):
     async def merge(self, number: int, sha: str) -> MergeAnswer:
         path = f"{self._project}/merge_requests/{int(number)}/merge"
         return await self.refusable("PUT", path, body={"sha": sha}, refusals=MERGE_REFUSALS)
+
+    async def reply(
+        self, number: int, *, comment_id: int, kind: str, discussion_id: str | None, body: str
+    ) -> None:
+        if discussion_id is None:  # a note outside any thread: a new note on the MR
+            await self.comment(number, body)
+            return
+        path = (
+            f"{self._project}/merge_requests/{int(number)}/discussions/{quote(discussion_id, safe='')}/notes"
+        )
+        await self.call("POST", path, body={"body": body})
+
+    async def access_level(self, user_id: int) -> int | None:
+        """The user's access level on the project, inherited ones included (`members/all`); None
+        for someone who is not a member."""
+        try:
+            member = await self.call("GET", f"{self._project}/members/all/{int(user_id)}")
+        except NotFoundError:
+            return None
+        level = member.get("access_level") if isinstance(member, dict) else None
+        return level if isinstance(level, int) else None
+
+    async def failed_job(self, sha: str, tail_bytes: int) -> FailedJob | None:
+        """The first failed job of the newest failed pipeline on `sha`, with its trace's end."""
+        found = await self.call("GET", f"{self._project}/pipelines", query={"sha": sha, "status": "failed"})
+        for pipeline in found if isinstance(found, list) else []:
+            if not isinstance(pipeline, dict) or not isinstance(pipeline.get("id"), int):
+                continue
+            path = f"{self._project}/pipelines/{pipeline['id']}/jobs"
+            jobs = await self.call("GET", path, query={"scope[]": "failed"})
+            for job in jobs if isinstance(jobs, list) else []:
+                if isinstance(job, dict) and isinstance(job.get("id"), int):
+                    status, _, text = await self.text_tail(
+                        f"{self._project}/jobs/{job['id']}/trace", tail_bytes
+                    )
+                    if status >= 300:
+                        text = f"(the log could not be read: HTTP {status})"
+                    url = job.get("web_url")
+                    return FailedJob(
+                        str(job.get("name") or "job"), text, url if isinstance(url, str) else None
+                    )
+        return None
 
 
 def _merge_request(data: Any) -> PullRequest:

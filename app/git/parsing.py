@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 
@@ -164,3 +165,53 @@ def parse_ls_tree_long(out: bytes) -> list[TreeEntry]:
         mode, kind, sha, size = meta.decode("ascii").split()
         entries.append(TreeEntry(mode, kind, sha, int(size) if size.isdigit() else None, os.fsdecode(path)))
     return entries
+
+
+@dataclass(frozen=True)
+class WorktreeState:
+    """`git status --porcelain=v2 --branch`: the commit HEAD is on (None before the first commit) and
+    whether anything is uncommitted (staged, modified, unmerged or untracked)."""
+
+    head: str | None
+    clean: bool
+
+
+def parse_status_v2(data: bytes) -> WorktreeState:
+    """`git status --porcelain=v2 --branch -z`: `# branch.oid <sha>` among the headers; any record that
+    is not a header is a change."""
+    head: str | None = None
+    clean = True
+    for record in data.split(b"\0"):
+        if record.startswith(b"# branch.oid "):
+            oid = record[len(b"# branch.oid ") :].decode("ascii", "replace")
+            head = None if oid == "(initial)" else oid
+        elif record and not record.startswith(b"# "):
+            clean = False
+    return WorktreeState(head, clean)
+
+
+def bundle_refs(data: bytes) -> dict[str, str]:
+    """The refs (name → sha) a git bundle's header lists (v2 and v3 headers; prerequisites and
+    capabilities skipped); empty when `data` is not a bundle."""
+    header, _, _ = data.partition(b"\n\n")
+    lines = header.split(b"\n")
+    if not lines or not lines[0].startswith(b"# v") or not lines[0].endswith(b" git bundle"):
+        return {}
+    refs = {}
+    for line in lines[1:]:
+        if line.startswith((b"-", b"@")) or b" " not in line:
+            continue
+        sha, name = line.split(b" ", 1)
+        refs[name.decode("utf-8", "replace")] = sha.decode("ascii", "replace")
+    return refs
+
+
+# `git commit`'s summary line: `[<branch>[ (root-commit)] <sha>] <subject>` (a branch name has no
+# space; a detached HEAD reads `detached HEAD`). Anchored at the start, so a subject cannot fake it.
+_COMMIT_SUMMARY = re.compile(rb"\[(?:detached HEAD|[^\s\]]\S*)(?: \(root-commit\))? ([0-9a-f]{40})\] ")
+
+
+def committed_sha(stdout: bytes) -> str | None:
+    """The full sha `git commit -c core.abbrev=40` printed for the commit it made; None if unread."""
+    found = _COMMIT_SUMMARY.match(stdout)
+    return found.group(1).decode("ascii") if found else None

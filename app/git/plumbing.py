@@ -53,6 +53,7 @@ class RepositoryPlumbing:
         self._credentials = credentials
         # Checks (and pins) the remote before every command that talks to it: see app.git.remote_guard.
         self.remote_guard = remote_guard or RemoteGuard(allow_local=allow_local_remotes)
+        self._lock_key: Path | None = None  # the common dir, once found (see _locked)
 
     def sibling(self, path: Path) -> Self:
         """Another path of the same repository (a worktree), with the same settings."""
@@ -108,6 +109,10 @@ class RepositoryPlumbing:
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
         # The common dir is the main clone's .git for every worktree: they all share one lock. The
-        # config check finds it without running git (and refuses a repository git must not enter).
-        async with repository_lock(check_repository(self.path).dirs.common_dir):
+        # config check finds it without running git (and refuses a repository git must not enter);
+        # found once per object: the lock only orders this process's commands, and each command
+        # checks the config again before git runs.
+        if self._lock_key is None:
+            self._lock_key = check_repository(self.path).dirs.common_dir
+        async with repository_lock(self._lock_key):
             yield

@@ -18,26 +18,31 @@ from app.domain.commits import parse_step_tag, step_tag
 from app.domain.refnames import check_branch_name
 from app.errors import ConflictError, InvalidInputError
 from app.git.clone_dest import prepare_clone_dest, remove_clone_debris
-from app.git.config_guard import (
-    check_nested_repositories,
-)
+from app.git.config_guard import check_nested_repositories, check_repository
 from app.git.credentials import CredentialSource, constant_source, split_credentials
 from app.git.locks import repository_lock
 from app.git.parsing import (
     DiffStats,
     TreeEntry,
     Worktree,
+    WorktreeState,
+    committed_sha,
     parse_log_subjects,
     parse_ls_tree_long,
     parse_numstat,
     parse_status_paths,
+    parse_status_v2,
     parse_worktrees,
 )
 from app.git.remote_guard import RemoteGuard
 from app.git.remotes import RemoteOperations
+from app.git.runner import GitResult
 from app.git.scrubbing import IndexScrubbing, Scrub
 from app.git.travel import BranchTravel
 from app.git.validation import check_remote_name, check_revision
+
+# What git leaves in a working tree's git dir while an operation waits (reset --hard ends each).
+_IN_PROGRESS = ("MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD")
 
 
 def _real(path: Path) -> Path:
@@ -181,11 +186,11 @@ class GitRepository(RemoteOperations, BranchTravel, IndexScrubbing):
             return await self._branch_exists(branch)
 
     async def has_remote(self, remote: str = "origin") -> bool:
-        """Whether a remote of that name is configured."""
+        """Whether a remote of that name has a URL: read from the repository's config, checked as
+        before any git command (no git process: the config guard has parsed it already)."""
         check_remote_name(remote)
         async with self._locked():
-            result = await self._git("remote", "get-url", "--end-of-options", remote, ok_codes=(0, 2, 128))
-        return result.exit_code == 0
+            return bool(check_repository(self.path).values(f"remote.{remote}.url"))
 
     async def _branch_exists(self, branch: str) -> bool:
         result = await self._git(
@@ -204,27 +209,65 @@ class GitRepository(RemoteOperations, BranchTravel, IndexScrubbing):
         (a step that rightly changed nothing still leaves its tagged commit). Given `scrub`, each
         staged file passes it first (app/git/scrubbing.py).
         """
+        sha, _ = await self.commit_all_with_stats(message, empty_message=empty_message, scrub=scrub)
+        return sha
+
+    async def commit_all_with_stats(
+        self, message: str, *, empty_message: str | None = None, scrub: Scrub | None = None
+    ) -> tuple[str | None, DiffStats]:
+        """commit_all, and what the commit changed (as `diff_stats` of it against its parent would
+        say: the staged diff, read once, tells both whether to commit and what)."""
         if not message.strip() or (empty_message is not None and not empty_message.strip()):
             raise InvalidInputError("a commit message is required", field="message")
         identity = [("user.name", self.author_name), ("user.email", self.author_email)]
         async with self._locked():
             await self._check_nested_repositories()
             await self._git("add", "--all", "--end-of-options")
-            if scrub is not None:
-                await self._scrub_index(scrub)
-            staged = await self._git("diff", "--cached", "--quiet", "--no-ext-diff", ok_codes=(0, 1))
-            options = ["--no-verify", "--quiet", "--file=-"]
-            if staged.exit_code == 0:
+            staged = await self._staged_numstat()
+            # Scrubbed from the staged diff's paths; read again only when scrubbing changed a file.
+            if scrub is not None and staged.stdout:
+                paths = parse_numstat(staged.stdout).paths
+                if await self._scrub_index(scrub, paths):
+                    staged = await self._staged_numstat()
+            options = ["--no-verify", "--file=-"]
+            if not staged.stdout:
                 if empty_message is None:
-                    return None
+                    return None, DiffStats()
                 message, options = empty_message, [*options, "--allow-empty"]
-            await self._git("commit", *options, stdin=message.encode(), config=identity)
-            return await self._head_sha()
+            # Unabbreviated, the summary line names the new commit: no rev-parse after it.
+            said = await self._git(
+                "commit", *options, stdin=message.encode(), config=[*identity, ("core.abbrev", "40")]
+            )
+            sha = committed_sha(said.stdout)
+            if sha is None or check_repository(self.path).values("extensions.objectformat") not in (
+                [],
+                ["sha1"],
+            ):
+                sha = await self._head_sha()  # a summary we cannot read, or longer object names
+            return sha, parse_numstat(staged.stdout)
+
+    async def _staged_numstat(self) -> GitResult:
+        return await self._git(
+            "diff", "--cached", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", "--"
+        )
 
     async def _check_nested_repositories(self) -> None:
         """`git add` runs `git status` inside every checked-out submodule (a repository an agent may
         have made and staged in the worktree): their config must pass the same check as ours."""
         check_nested_repositories(self.path, (await self._git("ls-files", "--stage", "-z")).stdout)
+
+    async def state(self) -> WorktreeState:
+        """HEAD's commit and whether anything is uncommitted, from one `git status`; a merge,
+        cherry-pick or revert left in progress counts as uncommitted (discard_changes ends it)."""
+        async with self._locked():
+            result = await self._git(
+                "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", "--no-renames"
+            )
+            found = parse_status_v2(result.stdout)
+            git_dir = check_repository(self.path).dirs.git_dir
+        if found.clean and any((git_dir / name).exists() for name in _IN_PROGRESS):
+            return WorktreeState(found.head, clean=False)
+        return found
 
     async def discard_changes(self) -> None:
         """Drop uncommitted changes and untracked files: what an interrupted agent left goes.

@@ -22,15 +22,23 @@ Scrub = Callable[[str, bytes], bytes | None]
 class IndexScrubbing(RepositoryPlumbing):
     """The scrubbing step of a commit (GitRepository inherits it; its caller holds the lock)."""
 
-    async def _scrub_index(self, scrub: Scrub) -> None:
+    async def _scrub_index(self, scrub: Scrub, staged: list[str] | None = None) -> bool:
         """Pass every added or modified staged file through `scrub`; re-stage what it rewrote; what it
-        refused is left as HEAD has it (a new file is deleted)."""
-        listed = await self._git(
-            "diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=d", "--no-ext-diff"
-        )
-        paths = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+        refused is left as HEAD has it (a new file is deleted). Whether anything changed.
+
+        `staged`: the paths of the staged diff when the caller has them (a deleted one is skipped:
+        nothing is there to scrub), else they are asked of git."""
+        if staged is None:
+            listed = await self._git(
+                "diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=d", "--no-ext-diff"
+            )
+            paths = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+        else:
+            paths = staged
+        changed = False
         for path in paths:
             outcome = await asyncio.to_thread(_scrub_file, self.path, path, scrub)
+            changed |= outcome != "kept"
             if outcome == "rewritten":
                 await self._git("add", "--end-of-options", path)
             elif outcome == "refused":  # the file goes back to what HEAD holds (or away, if new)
@@ -38,13 +46,17 @@ class IndexScrubbing(RepositoryPlumbing):
                 before = await self._git("cat-file", "blob", f"HEAD:{path}", ok_codes=(0, 128))
                 if before.exit_code == 0:
                     await asyncio.to_thread((self.path / path).write_bytes, before.stdout)
+        return changed
 
 
 def _scrub_file(root: Path, path: str, scrub: Scrub) -> str:
     """ "kept", "rewritten" or "refused". Links are read as links (their target is what git stores),
     never followed; anything that is neither a file nor a link (a submodule) is kept."""
     full = root / path
-    info = os.lstat(full)
+    try:
+        info = os.lstat(full)
+    except FileNotFoundError:  # a staged deletion: nothing to scrub
+        return "kept"
     if stat.S_ISLNK(info.st_mode):
         target = os.fsencode(os.readlink(full))
         cleaned = scrub(path, target)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from app.errors import ConflictError
 from app.git.config_guard import check_repository
+from app.git.parsing import bundle_refs
 from app.git.plumbing import RepositoryPlumbing
 from app.git.validation import check_revision
 
@@ -41,9 +42,19 @@ class BranchTravel(RepositoryPlumbing):
         return found.text.strip()
 
     async def bundle(self, tip: str, since: str) -> bytes:
-        """The objects from `since` (excluded, the bundle's prerequisite) to `tip`, as a git bundle."""
+        """The objects from `since` (excluded, the bundle's prerequisite) to `tip`, as a git bundle.
+
+        `git bundle` packs refs, not bare shas: HEAD, when the bundle made of it says HEAD is `tip`
+        (a commit just made: one git command), else a ref of our own set for the moment."""
         check_revision(tip, field="tip")
         check_revision(since, field="since")
+        async with self._locked():
+            if _is_sha(tip):
+                created = await self._git(
+                    "bundle", "create", "--quiet", "-", "HEAD", f"^{since}", ok_codes=(0, 128)
+                )
+                if created.exit_code == 0 and bundle_refs(created.stdout).get("HEAD") == tip:
+                    return created.stdout
         ref = f"{_TRAVEL_REF}-{uuid.uuid4().hex}"
         async with self._locked():
             await self._git("update-ref", "--end-of-options", ref, f"{tip}^{{commit}}")
@@ -75,6 +86,10 @@ class BranchTravel(RepositoryPlumbing):
             if ahead.exit_code != 0:
                 raise ConflictError(f"{sha[:12]} is not ahead of this branch: it cannot be fast-forwarded")
             await self._git("reset", "--hard", "--quiet", f"{sha}^{{commit}}", "--")
+
+
+def _is_sha(rev: str) -> bool:
+    return len(rev) in (40, 64) and all(c in "0123456789abcdef" for c in rev)
 
 
 def _write_private(path: Path, data: bytes) -> None:

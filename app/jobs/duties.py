@@ -25,7 +25,7 @@ from procrastinate import JobContext
 from app.domain.cron import interval_cron
 from app.jobs.tasks import services_of
 from app.logs import correlation_scope, get_logger
-from app.services import intake, intake_progress, scheduler, schedules
+from app.services import intake, intake_progress, notify_delivery, scheduler, schedules
 from app.services.agents import close_abandoned_runs
 from app.services.context import Services
 
@@ -35,9 +35,10 @@ DUTY_QUEUE = "duties"
 SCHEDULES_CRON = "* * * * *"  # every minute: the finest a schedule's cron line can say
 RETENTION_CRON = "17 * * * *"  # hourly: what it removes is kept for a day or more
 FINISHED_DUTIES_KEEP_HOURS = 1
-FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays visible (GET /queue) for a week
-# Work jobs: the runs, steps and events keep the history; the queue keeps a finished job a week for
-# GET /queue and a failed or aborted one a month, so the jobs table stays the size of recent work.
+FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays in Procrastinate's table a week, to look at
+# Work jobs: the runs, steps and events keep the history; the queue keeps a finished job a week and
+# a failed or aborted one a month, so the jobs table stays the size of recent work (GET /queue and
+# /metrics count only the live ones; finished tries are /metrics' job-duration histogram).
 FINISHED_JOBS_KEEP_HOURS = 7 * 24
 FAILED_JOBS_KEEP_HOURS = 30 * 24
 
@@ -135,6 +136,8 @@ def duties(scan_seconds: int, intake_poll_seconds: int = 300) -> list[Duty]:
         Duty("requeue_missing_work", every, lambda _, s: scheduler.requeue_missing_work(s)),
         Duty("fail_stuck_steps", every, lambda _, s: scheduler.fail_stuck_steps(s)),
         Duty("close_abandoned_agent_runs", every, lambda _, s: close_abandoned_runs(s)),
+        Duty("route_notifications", every, lambda _, s: notify_delivery.route_new_events(s)),
+        Duty("fold_metric_counts", every, lambda _, s: scheduler.fold_metric_counts(s)),
         Duty(
             "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
         ),

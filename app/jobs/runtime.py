@@ -32,6 +32,8 @@ from app.config import Settings
 from app.engines.base import Engine
 from app.jobs.duties import DUTY_QUEUE, duties, register_duties
 from app.jobs.fencing import FencedJobManager
+from app.jobs.housekeeping import tidy_this_machine
+from app.jobs.notify import register_notifications
 from app.jobs.queue import ProcrastinateQueue
 from app.jobs.retry import RetryPolicy
 from app.jobs.tasks import SERVICES_KEY, register_tasks
@@ -108,6 +110,12 @@ def create_job_app(settings: Settings, database_url: str, **pool_options: Any) -
         cap_seconds=settings.retry_backoff_max_seconds,
     )
     register_tasks(app, policy)
+    notify_retry = RetryPolicy(
+        max_attempts=settings.notify_max_attempts,
+        base_seconds=settings.retry_backoff_seconds,
+        cap_seconds=settings.retry_backoff_max_seconds,
+    )
+    register_notifications(app, notify_retry)
     register_duties(app, settings.scheduler_interval_seconds, settings.intake_poll_seconds)
     return app
 
@@ -248,6 +256,7 @@ async def run_worker(
             options = {"name": worker_name, "queues": queues, "concurrency": concurrency[queue], **common}
             make = functools.partial(Worker, app=app, **{**app.worker_defaults, **options})
             workers.create_task(keep_working(make, name=worker_name, stopping=stopping))
+        workers.create_task(tidy_this_machine(svc, stopping))
 
 
 def listened_queues(settings: Settings) -> list[str]:

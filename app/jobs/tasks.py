@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 
 import procrastinate
@@ -15,11 +16,14 @@ from app.errors import IllegalTransitionError, StaleWriteError, TasksGodzillaErr
 from app.jobs.fencing import holds
 from app.jobs.retry import RetryPolicy
 from app.logs import correlation_scope, get_logger
-from app.services import auto_merge, execution, planning, projects, publishing, quality, webhooks
+from app.services import auto_merge, execution, planning, projects, publishing, quality, reviews, webhooks
 from app.services.agents import running_job
 from app.services.context import Services
 from app.services.failures import record_gave_up, record_retry
+from app.services.job_memo import job_memo
 from app.store import protocols
+from app.store.database import Database
+from app.store.protocols import RunIdentity
 from app.tracing import RunKey, trace_id_hex
 
 log = get_logger(__name__)
@@ -85,10 +89,7 @@ async def guarded(
     job = context.job
     assert job.id is not None
     kind, entity_id = subject
-    found = None
-    if kind in _RUN_OF:
-        async with svc.database.read() as conn:
-            found = await protocols.identity(conn, **{_RUN_OF[kind]: entity_id})
+    found = await _identity(svc, kind, entity_id)
     run = RunKey(found.id, found.created_at) if found is not None and svc.tracing.enabled else None
     with (
         # A run's jobs log (and stamp their events) under its correlation id; with tracing on, their
@@ -101,6 +102,7 @@ async def guarded(
             **({"trace_id": trace_id_hex(run)} if run is not None else {}),
         ),
         running_job(job.id, job.attempts, job.worker_id),
+        job_memo(),  # what the job reads once (a run's recorded policy, a credential)
         svc.tracing.span(
             f"job {job.task_name}",
             run=run,
@@ -133,6 +135,29 @@ async def guarded(
 
 # The subjects that belong to a protocol run, and how its trace key is found from their id.
 _RUN_OF = {"protocol": "protocol_run_id", "step": "step_run_id"}
+# A run's identity (id, creation time, correlation id) never changes: read once per subject and
+# database in this process (a step's QA job finds what its execution job read); bounded, dropped
+# whole when full.
+_IDENTITIES: weakref.WeakKeyDictionary[Database, dict[tuple[str, int], RunIdentity]]
+_IDENTITIES = weakref.WeakKeyDictionary()
+_IDENTITIES_MAX = 10_000
+
+
+async def _identity(svc: Services, kind: str, entity_id: int) -> RunIdentity | None:
+    """The identity of the run a job's subject belongs to (None: not a run's, or gone)."""
+    if kind not in _RUN_OF:
+        return None
+    known = _IDENTITIES.setdefault(svc.database, {})
+    found = known.get((kind, entity_id))
+    if found is None:
+        async with svc.database.read() as conn:
+            found = await protocols.identity(conn, **{_RUN_OF[kind]: entity_id})
+        if found is not None:
+            if len(known) >= _IDENTITIES_MAX:
+                known.clear()
+            known[(kind, entity_id)] = found
+    return found
+
 
 Action = Callable[[Services, int], Awaitable[object]]
 GiveUp = Callable[..., Awaitable[None]]
@@ -146,6 +171,7 @@ JOBS: dict[JobName, tuple[str, str, Action, GiveUp]] = {
     JobName.RUN_QUALITY: ("step_run_id", "step", quality.run_quality, execution.fail_step),
     JobName.OPEN_PR: ("protocol_run_id", "protocol", publishing.open_pr, publishing.fail_publishing),
     JobName.AUTO_MERGE: ("protocol_run_id", "protocol", auto_merge.auto_merge, auto_merge.fail_auto_merge),
+    JobName.REVIEW_REPLIES: ("protocol_run_id", "protocol", reviews.post_replies, reviews.fail_replies),
 }
 
 

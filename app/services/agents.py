@@ -96,6 +96,7 @@ async def run_agent(
                     model=current.model,
                     output_schema=output_schema,
                     timeout_seconds=svc.settings.agent_timeout_seconds,
+                    silence_seconds=svc.settings.agent_silence_seconds or None,
                     # The run's correlation id (the job's scope): an agent's own logs or calls can carry it.
                     environment={CORRELATION_VARIABLE: cid} if (cid := current_correlation_id()) else {},
                 ),
@@ -138,7 +139,8 @@ async def _run_once(
     """One try: one engine and model, one agent run row (added to `recorded` once it exists), started
     only when the budgets can cover it."""
     engine = pick(svc.engines, choice.engine)
-    async with svc.database.transaction() as conn:
+
+    async def close_superseded(conn: AsyncConnection) -> None:
         # Jobs of one subject never overlap: a run of this stage still "running" whose worker or job
         # is gone was abandoned; one whose worker is alive and still on its job is left alone.
         await agent_runs.close_superseded(
@@ -187,6 +189,7 @@ async def _run_once(
         subject.protocol_run_id,
         subject.step_run_id,
         start=begin,
+        prepare=close_superseded,  # in the same transaction: one round of BEGIN/COMMIT less
     )
     request = AgentRequest(**{**dict(request), "max_budget_usd": budget.usd, "max_tokens": budget.tokens})
     try:

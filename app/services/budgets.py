@@ -158,10 +158,12 @@ async def start_within_budget(
     step_run_id: int | None,
     *,
     start: Callable[[AsyncConnection], Awaitable[T]],
+    prepare: Callable[[AsyncConnection], Awaitable[object]] | None = None,
 ) -> tuple[Headroom, T]:
     """check_budget, then `start` (recording the agent run) in the same transaction, under the
     project's budget lock: two agent runs started at once are checked one after the other, and the
-    second counts the first, still running, at its stage's estimate (a reservation)."""
+    second counts the first, still running, at its stage's estimate (a reservation). `prepare` runs
+    first in that transaction, before anything is counted (closing runs that are over)."""
     settings = svc.settings
     applying: list[Ceiling] = []
     if settings.budget_mode is not BudgetMode.OFF:
@@ -175,6 +177,8 @@ async def start_within_budget(
         )
     enforced = settings.budget_mode is BudgetMode.ENFORCE
     async with svc.database.transaction() as conn:
+        if prepare is not None:
+            await prepare(conn)
         standings: list[Standing] = []
         if applying:
             await agent_runs.lock_budget(conn, project_id)

@@ -17,18 +17,22 @@ from app.domain.ci import (
     IgnoredSignal,
     MergeSignal,
     Provider,
+    RunCiSignal,
     WebhookDelivery,
     ci_action,
     ci_target,
     fix_ci_limit,
     merge_refusal,
+    project_repository,
     repeats_a_result,
     serves_repository,
 )
 from app.domain.records import Project, ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus as P
 from app.domain.statuses import StepStatus as S
+from app.errors import NotFoundError
 from app.services.context import Services
+from app.services.delivery_facts import ForgeFacts
 from app.services.events import record
 from app.services.progress import defer_auto_merge
 from app.store import events, projects, protocols, steps
@@ -52,12 +56,17 @@ class Applied:
 async def apply_signal(
     conn: AsyncConnection,
     svc: Services,
-    signal: CiSignal | MergeSignal | IgnoredSignal,
+    signal: CiSignal | MergeSignal | IgnoredSignal | RunCiSignal,
     delivery: WebhookDelivery,
+    facts: ForgeFacts | None = None,
 ) -> Applied:
-    """Apply one delivery's signal inside the caller's transaction."""
+    """Apply one delivery's signal inside the caller's transaction (`facts`: what the forge said,
+    asked before it)."""
+    facts = facts or ForgeFacts()
     if isinstance(signal, IgnoredSignal):
         return Applied(DeliveryOutcome.IGNORED, signal.reason)
+    if isinstance(signal, RunCiSignal):
+        return await _apply_run_ci(conn, svc, signal, delivery, facts)
     owners = await _projects_for(conn, signal.provider, signal.repository)
     if not owners:
         return Applied(
@@ -65,7 +74,7 @@ async def apply_signal(
         )
     if isinstance(signal, MergeSignal):
         return await _apply_merge(conn, owners, signal, delivery)
-    return await _apply_ci(conn, svc, owners, signal, delivery)
+    return await _apply_ci(conn, svc, owners, signal, delivery, facts)
 
 
 async def _projects_for(conn: AsyncConnection, provider: Provider, repository: str) -> dict[int, Project]:
@@ -86,6 +95,7 @@ async def _apply_ci(
     owners: dict[int, Project],
     signal: CiSignal,
     delivery: WebhookDelivery,
+    facts: ForgeFacts,
 ) -> Applied:
     runs = await protocols.on_branches(conn, list(owners), list(signal.branches), pr_number=signal.pr_number)
     if not runs:
@@ -95,11 +105,67 @@ async def _apply_ci(
         plan = await steps.list_for_protocol(conn, run.id)
         target = ci_target(run, plan, signal.sha)
         if target.step is not None:
-            return await _apply_result(conn, svc, owners[run.project_id], run, target.step, signal, delivery)
+            project = owners[run.project_id]
+            log = facts.ci_logs.get(project.id, {})
+            return await _apply_result(conn, svc, project, run, target.step, signal, delivery, log)
         first_reason = first_reason or target.reason
     # Recorded on the run it was nearest to, so an operator sees why CI had no effect.
     await _ignored_event(conn, runs[0], delivery, first_reason, sha=signal.sha)
     return Applied(DeliveryOutcome.IGNORED, first_reason, runs[0].project_id, runs[0].id)
+
+
+async def _apply_run_ci(
+    conn: AsyncConnection, svc: Services, signal: RunCiSignal, delivery: WebhookDelivery, facts: ForgeFacts
+) -> Applied:
+    """The original project's report.sh: no commit, so the result goes to the run's head step (the
+    step whose commit is the run's head), and the event says it was mapped so."""
+    try:
+        run = await protocols.get(conn, signal.protocol_run_id)
+    except NotFoundError:
+        return Applied(DeliveryOutcome.IGNORED, f"no protocol run {signal.protocol_run_id}")
+    project = await projects.get(conn, run.project_id)
+    if project.ci_provider not in (None, signal.provider.value):
+        reason = f"{run.name}'s project reports CI from {project.ci_provider or 'no forge'}"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    if signal.branch is not None and signal.branch != run.branch_name:
+        reason = f"branch {signal.branch} is not {run.name}'s branch {run.branch_name}"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    plan = await steps.list_for_protocol(conn, run.id)
+    head = [s for s in plan if run.head_sha and s.commit_sha == run.head_sha]
+    if not head:
+        reason = f"{run.name} has no committed head step to apply CI to"
+        await _ignored_event(conn, run, delivery, reason, sha=None)
+        return Applied(DeliveryOutcome.IGNORED, reason, run.project_id, run.id)
+    step = max(head, key=lambda s: s.step_index)
+    sha = run.head_sha or ""
+    await record(
+        conn,
+        project.id,
+        "ci.mapped_to_head",
+        f"the original report.sh gave no commit: its {signal.result} is applied to step "
+        f"{step.step_index}, the run's head at {sha[:12]}",
+        step=step,
+        provider=str(signal.provider),
+        protocol_run_id=run.id,
+        sha=sha,
+        delivery=delivery.delivery_id,
+    )
+    as_ci = CiSignal(
+        provider=signal.provider,
+        repository=project_repository(project) or "",
+        branches=(run.branch_name,) if run.branch_name else (),
+        sha=sha,
+        result=signal.result,
+        source="origin-report",
+        name="report.sh (protocol_run_id)",
+        summary=f"the original report.sh reported {signal.result}",
+        url=signal.url,
+    )
+    return await _apply_result(
+        conn, svc, project, run, step, as_ci, delivery, facts.ci_logs.get(project.id, {})
+    )
 
 
 async def _apply_result(
@@ -110,6 +176,7 @@ async def _apply_result(
     step: StepRun,
     signal: CiSignal,
     delivery: WebhookDelivery,
+    log: dict[str, Any],
 ) -> Applied:
     action = ci_action(step, signal.result, qa_on_ci=svc.settings.auto_qa_on_ci)
     facts: dict[str, Any] = {
@@ -128,7 +195,7 @@ async def _apply_result(
             note = f"CI {signal.result} ({signal.name}) on {signal.sha[:12]} was recorded already"
             return replace(applied, outcome=DeliveryOutcome.IGNORED, detail=note)
     if action is CiAction.BLOCK:
-        return await _block(conn, svc, project, run, step, signal, facts, applied)
+        return await _block(conn, svc, project, run, step, signal, facts, applied, log)
     step = await steps.update_fields(
         conn, step.id, expected_version=step.version, ci_status=str(signal.result)
     )
@@ -160,6 +227,7 @@ async def _block(
     signal: CiSignal,
     facts: dict[str, Any],
     applied: Applied,
+    log: dict[str, Any],
 ) -> Applied:
     """CI failed on the step's head commit: block the step and its run; maybe send it back to fix it."""
     failure = (
@@ -185,15 +253,22 @@ async def _block(
         reason=f"CI failed on step {step.step_index}",
         changes={"last_error": failure[:2000]},
     )
-    if await _request_fix(conn, svc, project, run, step, signal.sha):
+    if await _request_fix(conn, svc, project, run, step, signal.sha, log):
         return replace(applied, detail=f"{note}; the step runs again to fix it", next_work=True)
     return replace(applied, detail=f"{note}; step and run blocked")
 
 
 async def _request_fix(
-    conn: AsyncConnection, svc: Services, project: Project, run: ProtocolRun, step: StepRun, sha: str
+    conn: AsyncConnection,
+    svc: Services,
+    project: Project,
+    run: ProtocolRun,
+    step: StepRun,
+    sha: str,
+    log: dict[str, Any],
 ) -> bool:
-    """Send the step back to its agent, with the failure as context, if fix-CI runs remain."""
+    """Send the step back to its agent, with the failure (and `log`, the failed job's name and log
+    end, for app.services.execution to read back) as context, if fix-CI runs remain."""
     limit = fix_ci_limit(project, svc.settings.fix_ci_attempts)
     done = len(await events.list_page(conn, step_run_id=step.id, event_types=[FIX_REQUESTED], limit=500))
     if done >= limit:
@@ -212,6 +287,7 @@ async def _request_fix(
         attempt=attempt,
         limit=limit,
         sha=sha,
+        **log,
     )
     return True
 

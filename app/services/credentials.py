@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.records import Project
 from app.git.credentials import CredentialSource, GitCredential
 from app.services.context import Services
+from app.services.job_memo import forget, memoised, prefetch
 from app.store import secrets
 from app.store.secrets import SecretBox, secret_box
 
@@ -37,12 +38,28 @@ async def store_git_credential(
         {"host": credential.host, "username": credential.username, "password": credential.password}
     )
     await secrets.save(conn, project_id, GIT_CREDENTIAL, box_of(svc).encrypt(plaintext))
+    forget((GIT_CREDENTIAL, project_id))
 
 
 async def git_credential(svc: Services, project_id: int) -> GitCredential | None:
-    """The project's stored git credential, decrypted; None for a project registered without one."""
-    async with svc.database.read() as conn:
-        stored = await secrets.load(conn, project_id, GIT_CREDENTIAL)
+    """The project's stored git credential, decrypted; None for a project registered without one.
+    Read once per job (app.services.job_memo): its redactor and its pushes share it."""
+
+    async def load() -> GitCredential | None:
+        async with svc.database.read() as conn:
+            return await _read_git_credential(svc, conn, project_id)
+
+    return await memoised((GIT_CREDENTIAL, project_id), load)
+
+
+async def prefetch_git_credential(svc: Services, conn: AsyncConnection, project_id: int) -> None:
+    """Within a job, read the project's credential on the caller's connection, for the job's later
+    `git_credential` calls (its redactor, its pushes)."""
+    await prefetch((GIT_CREDENTIAL, project_id), lambda: _read_git_credential(svc, conn, project_id))
+
+
+async def _read_git_credential(svc: Services, conn: AsyncConnection, project_id: int) -> GitCredential | None:
+    stored = await secrets.load(conn, project_id, GIT_CREDENTIAL)
     if stored is None:
         return None
     fields = json.loads(box_of(svc).decrypt(stored))

@@ -235,6 +235,7 @@ async def _run_agent(
         workdir=repo,
         model=variant.model,
         timeout_seconds=evaluator.settings.agent_timeout_seconds,
+        silence_seconds=evaluator.settings.agent_silence_seconds or None,
     )
     try:
         result = await pick(evaluator.engines, variant.engine.value).run(request)

@@ -23,6 +23,7 @@ from app.errors import InvalidInputError, NotFoundError
 from app.git import GitRepository
 from app.services.context import Services
 from app.services.events import record, record_action
+from app.services.job_memo import memoised, prefetch
 from app.store import policy_packs, projects, protocols
 
 DEFAULT_PACK = "default"
@@ -76,25 +77,53 @@ async def policy_for_project(svc: Services, project_id: int) -> RunPolicy:
 
 async def policy_for_run(svc: Services, run_id: int) -> RunPolicy:
     """The policy the run recorded when it was planned; before that, its project's central policy now.
-    `strict` is always the project's current mode."""
-    async with svc.database.read() as conn:
-        return await run_policy(conn, run_id)
+    `strict` is always the project's current mode (as the job read it first: a recorded policy never
+    changes, and a job reads it once, app.services.job_memo)."""
+
+    async def load() -> tuple[RunPolicy, bool]:
+        async with svc.database.read() as conn:
+            return await _run_policy(conn, run_id)
+
+    found, _ = await memoised(("run_policy", run_id), load, keep=lambda found: found[1])
+    return found
+
+
+async def prefetch_run_policy(conn: AsyncConnection, run_id: int) -> None:
+    """Within a job, read the run's recorded policy on the caller's connection, for the job's later
+    `policy_for_run` calls."""
+    await prefetch(("run_policy", run_id), lambda: _run_policy(conn, run_id), keep=lambda found: found[1])
 
 
 async def run_policy(conn: AsyncConnection, run_id: int) -> RunPolicy:
     """policy_for_run, read on the caller's connection (inside its transaction)."""
+    return (await _run_policy(conn, run_id))[0]
+
+
+async def _run_policy(conn: AsyncConnection, run_id: int) -> tuple[RunPolicy, bool]:
+    """The run's policy, and whether it is the one the run recorded (else its project's now)."""
+    found = await policy_packs.recorded_for_run(conn, run_id)
+    if found is not None and None not in (found.policy, found.pack_key, found.pack_version):
+        recorded_policy = RunPolicy(
+            policy=found.policy,
+            hash=found.hash or policy_hash(found.policy),
+            strict=found.strict,
+            pack_key=found.pack_key,
+            pack_version=found.pack_version,
+        )
+        return recorded_policy, True
     run = await protocols.get(conn, run_id)
     project = await projects.get(conn, run.project_id)
     recorded = await policy_packs.recorded_policy(conn, run_id)
     if recorded is None or run.policy_pack_key is None or run.policy_pack_version is None:
-        return _resolved(project, await pack_of(conn, project))
-    return RunPolicy(
+        return _resolved(project, await pack_of(conn, project)), False
+    found = RunPolicy(
         policy=recorded,
         hash=run.policy_effective_hash or policy_hash(recorded),
         strict=project.policy_strict,
         pack_key=run.policy_pack_key,
         pack_version=run.policy_pack_version,
     )
+    return found, True
 
 
 async def read_repo_policy(repo: GitRepository, commit: str) -> tuple[dict[str, Any] | None, list[Problem]]:

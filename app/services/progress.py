@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.ci import auto_merge_blocker, awaits_merge
+from app.domain.records import ProtocolRun
 from app.domain.workflow import auto_merge_work, next_work
 from app.services.context import Services
 from app.services.policy import run_policy
@@ -14,10 +15,14 @@ from app.store import events, jobs, protocols, steps
 AUTO_MERGE_EVENTS = ["pr.auto_merge_requested", "pr.auto_merge_refused"]
 
 
-async def defer_next_work(svc: Services, conn: AsyncConnection, protocol_run_id: int) -> int:
+async def defer_next_work(
+    svc: Services, conn: AsyncConnection, protocol_run_id: int, *, run: ProtocolRun | None = None
+) -> int:
     """Queue the next job of a running protocol inside the caller's transaction, so the job commits
-    with the change that needs it; how many were queued (0 when it waits or one is queued already)."""
-    run = await protocols.get(conn, protocol_run_id)
+    with the change that needs it; how many were queued (0 when it waits or one is queued already).
+    `run`: the run as read or written in this transaction already (else it is read)."""
+    if run is None or run.id != protocol_run_id:
+        run = await protocols.get(conn, protocol_run_id)
     plan = await steps.list_for_protocol(conn, protocol_run_id)
     queued = 0
     for work in next_work(

@@ -10,7 +10,7 @@ from app.errors import InvalidInputError
 from app.services.context import Services
 from app.services.execution import block_run, push_branch, record_push
 from app.services.forges import has_forge, publish_pull_request
-from app.services.workspace import ensure_worktree
+from app.services.workspace import worktree_at_head
 from app.store import projects, protocols, steps
 from app.store.transitions import move_protocol
 
@@ -22,9 +22,10 @@ async def open_pr(svc: Services, run_id: int) -> ProtocolRun:
         project = await projects.get(conn, run.project_id)
     if run.status in (P.CANCELLED, P.FAILED, P.COMPLETED):
         return run
-    worktree = await ensure_worktree(svc, project, run, discard=False)  # reads or pushes commits only
+    # Reads or pushes commits only: no reset; where HEAD is, as the check of the worktree read it.
+    worktree, head = await worktree_at_head(svc, project, run, discard=False)
     pushed = await push_branch(svc, worktree, run)
-    sha = await worktree.head_sha()
+    sha = head or await worktree.head_sha()
     with_forge = has_forge(svc.settings, project)
     async with svc.database.transaction() as conn:
         run = await protocols.get(conn, run.id)

@@ -26,7 +26,7 @@ from app.services.agents import run_step_agent
 from app.services.choices import engine_for
 from app.services.context import Services
 from app.services.events import record
-from app.services.execution import block_run
+from app.services.execution import block_run, prefetch_job_reads
 from app.services.findings import blocked_reason, record_findings
 from app.services.policy import RunPolicy, policy_for_run
 from app.services.progress import defer_next_work
@@ -52,12 +52,11 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
     and its run for a person. A guardrail finding on a pass blocks it too in strict mode, when the
     pack lists its code under `findings.blocking`; otherwise it is a warning shown with the verdict.
     """
-    async with svc.database.transaction() as conn:
-        step = await steps.get(conn, step_id)
-        run = await protocols.get(conn, step.protocol_run_id)
-        project = await projects.get(conn, run.project_id)
-    if step.status is not S.NEEDS_QA or run.status in (P.CANCELLED, P.FAILED, P.COMPLETED):
-        return step
+    async with svc.database.read() as conn:
+        step, run, project = await steps.get_in_context(conn, step_id)
+        if step.status is not S.NEEDS_QA or run.status in (P.CANCELLED, P.FAILED, P.COMPLETED):
+            return step
+        await prefetch_job_reads(svc, conn, run.id, project.id)
     worktree = await ensure_worktree(svc, project, run, discard=False)  # reads or pushes commits only
     sha = step.commit_sha or await worktree.head_sha()
     stats = await worktree.diff_stats(f"{sha}^", sha)
@@ -65,7 +64,7 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
     judge = _Judge(svc, project, run, step, worktree, stats, qa_requirements(policy.policy))
     opinions, unavailable = await _opinions(svc, judge, step, policy)
     async with svc.database.transaction() as conn:
-        step = await steps.get(conn, step.id)
+        step, current_run, _ = await steps.get_in_context(conn, step.id)
         for position, opinion in enumerate(opinions):
             await _record_verdict(conn, project.id, step, opinion, _opinion_name(position, len(opinions)))
         guardrails = [f for o in opinions for f in o.guardrails]
@@ -81,13 +80,20 @@ async def run_quality(svc: Services, step_id: int) -> StepRun:
         if target is S.BLOCKED:
             changes["last_error"] = reason[:2000]
         step = await move_step(
-            conn, step.id, target, expected_version=step.version, reason=reason, changes=changes
+            conn,
+            step.id,
+            target,
+            expected_version=step.version,
+            reason=reason,
+            changes=changes,
+            project_id=project.id,
         )
         if target is not S.COMPLETED:
             await block_run(
                 conn, run.id, f"QA failed step {step.step_index}" if target is S.FAILED else reason
             )
-        await defer_next_work(svc, conn, run.id)
+        # The run as read above, unless blocking it just moved it (then defer_next_work reads it).
+        await defer_next_work(svc, conn, run.id, run=current_run if target is S.COMPLETED else None)
     return step
 
 

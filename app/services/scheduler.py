@@ -17,7 +17,7 @@ from app.logs import get_logger
 from app.services.context import Services
 from app.services.events import record
 from app.services.execution import block_run
-from app.store import deliveries, idempotency, jobs, protocols, steps
+from app.store import deliveries, idempotency, jobs, metric_counts, protocols, steps
 from app.store.transitions import move_step
 
 log = get_logger(__name__)
@@ -27,14 +27,15 @@ SCAN_LIMIT = 500
 
 async def requeue_missing_work(svc: Services) -> int:
     """Defer what running and planning runs need when no job for it waits or runs; how many were
-    queued. Every active run is looked at, a page of SCAN_LIMIT at a time (two queries a page)."""
+    queued. Every active run is looked at, a page of SCAN_LIMIT at a time: its runs, the one step of
+    each that decides what comes next (one set query), and which of those jobs wait already."""
     queued, after_id = 0, 0
     while True:
         async with svc.database.transaction() as conn:
             active = await protocols.list_by_status(
                 conn, [P.RUNNING, P.PLANNING], after_id=after_id, limit=SCAN_LIMIT
             )
-            plans = await steps.list_for_protocols(conn, [r.id for r in active if r.status is P.RUNNING])
+            plans = await steps.next_of(conn, [r.id for r in active if r.status is P.RUNNING])
         if not active:
             return queued
         after_id = active[-1].id
@@ -118,3 +119,10 @@ async def forget_old_deliveries(svc: Services, *, now: datetime | None = None) -
     """Webhook deliveries are kept a month, then their dedupe records go."""
     async with svc.database.transaction() as conn:
         return await deliveries.forget_before(conn, (now or datetime.now(UTC)) - DELIVERIES_KEEP)
+
+
+async def fold_metric_counts(svc: Services) -> int:
+    """Fold the counts' deltas into their totals, so what a scrape or the projects page reads stays a
+    few hundred rows even when nothing scrapes (app/store/metric_counts.py)."""
+    async with svc.database.transaction() as conn:
+        return int(await metric_counts.fold(conn, metric_counts.JOB_BUCKETS))

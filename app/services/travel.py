@@ -66,17 +66,19 @@ async def bring_head(svc: Services, repo: GitRepository, run: ProtocolRun) -> No
         )
 
 
-async def catch_up(svc: Services, worktree: GitRepository, run: ProtocolRun) -> None:
+async def catch_up(svc: Services, worktree: GitRepository, run: ProtocolRun, current: str) -> str:
     """A worktree behind the run's recorded head (an earlier step's, left on this machine while
-    another worker went on) is moved forward to it; one at or ahead of it is left as it is."""
+    another worker went on) is moved forward to it; one at or ahead of it is left as it is. `current`
+    is where its HEAD is; where it is after is returned."""
     head = run.head_sha
     assert head is not None
-    current = await worktree.head_sha()
     if current == head or (await worktree.has_commit(head) and await worktree.is_ancestor(head, current)):
-        return
+        return current
     await bring_head(svc, worktree, run)
     if await worktree.is_ancestor(current, head):
         await worktree.fast_forward(head)
+        return head
+    return current
 
 
 async def _fetch(repo: GitRepository) -> None:

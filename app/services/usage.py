@@ -16,7 +16,8 @@ async def for_protocol(svc: Services, protocol_id: int) -> ProtocolUsage:
     """A protocol run's tokens and cost, in total and per stage (NotFoundError for an unknown run)."""
     async with svc.database.read() as conn:
         await protocols.get(conn, protocol_id)
-        return protocol_usage(protocol_id, await usage_store.by_stage(conn, protocol_id))
+        by_stage = await usage_store.by_stage(conn, protocol_id)
+        return protocol_usage(protocol_id, by_stage, await usage_store.by_step(conn, protocol_id))
 
 
 async def for_project(

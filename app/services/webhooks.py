@@ -12,13 +12,15 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.domain.ci import SIGNAL, CiSignal, DeliveryOutcome, IgnoredSignal, MergeSignal, Provider
+from app.domain.ci import SIGNAL, AnySignal, DeliveryOutcome, IgnoredSignal, Provider, ReviewSignal
 from app.domain.workflow import webhook_work
 from app.errors import ConflictError
 from app.logs import get_logger
 from app.services.ci import Applied, apply_signal
 from app.services.context import Services
+from app.services.delivery_facts import forge_facts
 from app.services.progress import defer_next_work
+from app.services.reviews import apply_review
 from app.services.traces import run_key
 from app.store import deliveries, jobs
 
@@ -45,7 +47,7 @@ async def receive(
     provider: Provider,
     delivery_id: str,
     event: str,
-    signal: CiSignal | MergeSignal | IgnoredSignal,
+    signal: AnySignal,
 ) -> Received:
     """Record a verified delivery once and queue its application."""
     ignored = isinstance(signal, IgnoredSignal)
@@ -73,7 +75,7 @@ async def receive(
     return Received(row_id, Receipt.QUEUED)
 
 
-def _scope(signal: CiSignal | MergeSignal | IgnoredSignal) -> str:
+def _scope(signal: AnySignal) -> str:
     return f"{signal.provider}:{signal.repository or ''}"
 
 
@@ -82,13 +84,23 @@ async def apply_delivery(svc: Services, delivery_id: int) -> DeliveryOutcome | N
     run it applied to (known only once applied)."""
     started_ns = time.time_ns()
     applied: Applied | None = None
+    async with svc.database.read() as conn:
+        recorded = await deliveries.get(conn, delivery_id)
+    if recorded.outcome is not None:
+        return None
+    # The forge is asked before the transaction: a slow forge never holds the run's rows locked.
+    facts = await forge_facts(svc, SIGNAL.validate_python(recorded.signal))
     for attempt in range(1, RACE_RETRIES + 1):
         try:
             async with svc.database.transaction() as conn:
                 delivery = await deliveries.claim_unapplied(conn, delivery_id)
                 if delivery is None:
                     return None
-                applied = await apply_signal(conn, svc, SIGNAL.validate_python(delivery.signal), delivery)
+                signal = SIGNAL.validate_python(delivery.signal)
+                if isinstance(signal, ReviewSignal):
+                    applied = await apply_review(conn, svc, signal, delivery, facts)
+                else:
+                    applied = await apply_signal(conn, svc, signal, delivery, facts)
                 await deliveries.finish(
                     conn,
                     delivery.id,

@@ -130,13 +130,24 @@ def branch_for(svc: Services, project: Project, run: ProtocolRun) -> str:
 async def ensure_worktree(
     svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
 ) -> GitRepository:
+    """The run's worktree, ready (worktree_at_head)."""
+    worktree, _ = await worktree_at_head(svc, project, run, discard=discard)
+    return worktree
+
+
+async def worktree_at_head(
+    svc: Services, project: Project, run: ProtocolRun, *, discard: bool = True
+) -> tuple[GitRepository, str | None]:
     """The run's worktree on its branch at (or ahead of) the run's recorded head: made from the base
     branch, re-attached after a restart, or rebuilt on any machine from the bundles the database keeps
     (app.services.travel).
 
     Changes left uncommitted by an interrupted job are discarded (`discard`): the branch is the state
     that counts, and no commit on it is ever dropped. Jobs that only read or push the committed branch
-    may skip that reset. A branch that lost the run's recorded head is a ConflictError.
+    may skip that reset. A branch that lost the run's recorded head is a ConflictError. One `git
+    status` says both where HEAD is and whether anything is left to discard (reset and clean run
+    only then); without `discard`, one `rev-parse`. Returned with the commit HEAD is on, when it was
+    read (None: no recorded head to check, nothing to discard).
     """
     path = protocol_worktree_path(svc.settings.resolved_projects_root, project.name, run.name)
     branch = run.branch_name or branch_for(svc, project, run)
@@ -151,19 +162,23 @@ async def ensure_worktree(
     orphans = await asyncio.to_thread(kill_processes_in, worktree.path)
     if orphans:
         log.warning("killed processes left in the worktree by a dead job", count=orphans, run=run.name)
+    head: str | None = None
     if discard:
-        await worktree.discard_changes()
+        state = await worktree.state()
+        if not state.clean:
+            await worktree.discard_changes()  # the working tree only: HEAD stays where it is
+        head = state.head
     if run.head_sha:
-        await catch_up(svc, worktree, run)
-        await _check_head(worktree, run)
-    return worktree
+        head = await catch_up(svc, worktree, run, head or await worktree.head_sha())
+        await _check_head(worktree, run, head)
+    return worktree, head
 
 
-async def _check_head(worktree: GitRepository, run: ProtocolRun) -> None:
-    """The branch must hold the run's recorded head: it may be ahead (a step committed, then its job
-    died before recording it), never behind or beside it, or work would be built on a lost commit."""
+async def _check_head(worktree: GitRepository, run: ProtocolRun, head: str) -> None:
+    """The branch (at `head`) must hold the run's recorded head: it may be ahead (a step committed,
+    then its job died before recording it), never behind or beside it, or work would be built on a
+    lost commit."""
     assert run.head_sha is not None
-    head = await worktree.head_sha()
     if head != run.head_sha and not await worktree.is_ancestor(run.head_sha, head):
         raise ConflictError(
             f"branch {run.branch_name} is at {head[:12]}, which does not contain the run's recorded "

@@ -7,14 +7,17 @@ when it is checked out, so the first transaction after such an event does not fa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from app.errors import UnavailableError
 
@@ -30,6 +33,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, InterfaceError, OperationalError)):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _leaves_connection_unknown(exc: BaseException) -> bool:
+    """After `exc` in a driver read, is the connection's state unknown (a reply may be in flight, the
+    socket broken)? An SQL error leaves it usable; a cancellation or connection failure does not."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return isinstance(exc, asyncpg.PostgresConnectionError)
+    return isinstance(exc, (asyncio.CancelledError, OSError, asyncpg.InterfaceError))
 
 
 def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -48,8 +59,11 @@ class Database:
         self.url = with_driver(url, "asyncpg")
         self.engine: AsyncEngine = create_async_engine(
             self.url,
-            pool_size=pool_size,
-            max_overflow=pool_size,
+            # Up to twice `pool_size` connections, as many as busy moments need, each kept once opened:
+            # an "overflow" connection would be closed on its return and opened again on the next
+            # burst (a connect and a type introspection each time, most of a read's cost under load).
+            pool_size=2 * pool_size,
+            max_overflow=0,
             # No pre-ping: it costs three round trips per checkout. A connection the server closed is
             # replaced at checkout for free (_refuse_closed); one that died unseen (a network cut)
             # surfaces as a connection failure (UnavailableError) that the next request recovers from.
@@ -83,6 +97,32 @@ class Database:
             if _is_connection_failure(exc):
                 raise UnavailableError("the database cannot be reached") from exc
             raise
+
+    @asynccontextmanager
+    async def driver_read(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection as the driver gives it, in autocommit, for the hottest reads.
+
+        No SQLAlchemy connection, statement or result around it (most of a one-row read's CPU): the
+        caller runs hand-written SQL with `$n` parameters, which asyncpg prepares once per connection
+        and caches. A connection that fails or is interrupted mid-read is discarded, not pooled again.
+        """
+        try:
+            fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        except Exception as exc:
+            if _is_connection_failure(exc):
+                raise UnavailableError("the database cannot be reached") from exc
+            raise
+        try:
+            yield fairy.driver_connection
+        except BaseException as exc:
+            if not _leaves_connection_unknown(exc):
+                await greenlet_spawn(fairy.close)
+                raise
+            await greenlet_spawn(fairy.invalidate)
+            if isinstance(exc, Exception):
+                raise UnavailableError("the database cannot be reached") from exc
+            raise
+        await greenlet_spawn(fairy.close)
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[AsyncConnection]:

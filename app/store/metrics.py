@@ -1,8 +1,10 @@
-"""What `/metrics` reports: aggregates over the whole service (every worker), read from the database.
+"""What `/metrics` reports: figures over the whole service (every worker), read from the database.
 
-Derived from the rows rather than counted in one process, so any API process answers for all of them
-and a restart loses nothing. Each function returns `(labels, values)` rows; a histogram's values are
-its count, its sum, then how many are at most each bound of `buckets` (cumulative, as Prometheus has them).
+Kept in the database rather than counted in one process, so any API process answers for all of them
+and a restart loses nothing; counts are kept as the rows change (app/store/metric_counts.py), so a
+scrape reads a few hundred rows whatever the size of the tables. Each function returns `(labels,
+values)` rows; a histogram's values are its count, its sum, then how many are at most each bound
+(cumulative, as Prometheus has them).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Float, Text, cast, func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.store.tables import agent_runs, events, projects, protocol_runs, step_runs, webhook_deliveries
+from app.store import metric_counts
+from app.store.tables import projects
 
 Row = tuple[tuple[str, ...], tuple[float, ...]]
 
@@ -25,60 +28,26 @@ def _rows(result: Sequence[Any], labels: int) -> list[Row]:
     ]
 
 
-async def protocol_runs_by_status(conn: AsyncConnection) -> list[Row]:
-    query = (
-        select(projects.c.name, protocol_runs.c.status, func.count())
-        .join(projects, projects.c.id == protocol_runs.c.project_id)
-        .group_by(projects.c.name, protocol_runs.c.status)
-    )
-    return _rows((await conn.execute(query)).all(), 2)
-
-
-async def step_runs_by_status(conn: AsyncConnection) -> list[Row]:
-    query = (
-        select(projects.c.name, step_runs.c.status, step_runs.c.qa_verdict, func.count())
-        .join(protocol_runs, protocol_runs.c.id == step_runs.c.protocol_run_id)
-        .join(projects, projects.c.id == protocol_runs.c.project_id)
-        .group_by(projects.c.name, step_runs.c.status, step_runs.c.qa_verdict)
-    )
-    return _rows((await conn.execute(query)).all(), 3)
-
-
-async def agent_usage(conn: AsyncConnection) -> list[Row]:
-    """Per project, stage, engine, model and outcome: runs, tokens by kind, cost, seconds."""
-    a = agent_runs.c
-    query = (
-        select(
-            projects.c.name,
-            a.stage,
-            a.engine,
-            a.model,
-            a.status,
-            func.count(),
-            func.sum(a.input_tokens),
-            func.sum(a.cached_input_tokens),
-            func.sum(a.output_tokens),
-            func.sum(a.reasoning_tokens),
-            func.sum(a.cost_usd),
-            func.sum(a.duration_ms) / 1000.0,
-        )
-        .join(projects, projects.c.id == a.project_id)
-        .group_by(projects.c.name, a.stage, a.engine, a.model, a.status)
-    )
-    return _rows((await conn.execute(query)).all(), 5)
-
-
-async def webhook_outcomes(conn: AsyncConnection) -> list[Row]:
-    d = webhook_deliveries.c
-    query = select(d.provider, d.outcome, func.count()).group_by(d.provider, d.outcome)
-    return _rows((await conn.execute(query)).all(), 2)
+async def counts(conn: AsyncConnection, job_bounds: Sequence[float]) -> metric_counts.Counted:
+    """The kept counts (app/store/metric_counts.py), each project's id replaced by its name (the
+    counts of a project gone meanwhile are left out)."""
+    counted = await metric_counts.read(conn, job_bounds)
+    names = {str(i): name for i, name in (await conn.execute(select(projects.c.id, projects.c.name))).all()}
+    for family in metric_counts.PER_PROJECT:
+        counted[family] = [
+            ((names[labels[0]], *labels[1:]), values)
+            for labels, values in counted.get(family, [])
+            if labels[0] in names
+        ]
+    return counted
 
 
 async def jobs_by_status(conn: AsyncConnection) -> list[Row]:
-    """Procrastinate's jobs by task and status (its own table, in the same database)."""
+    """Procrastinate's live jobs (waiting or running) by task and status (its own table, in the same
+    database; a partial index of it holds just those). Finished tries are the job-duration histogram's."""
     query = text(
-        "SELECT task_name, status::text, count(*) FROM procrastinate_jobs GROUP BY task_name, status "
-        "ORDER BY task_name, status"
+        "SELECT task_name, status::text, count(*) FROM procrastinate_jobs "
+        "WHERE status IN ('todo', 'doing') GROUP BY task_name, status ORDER BY task_name, status"
     )
     return _rows((await conn.execute(query)).all(), 2)
 
@@ -103,57 +72,3 @@ async def hosts(conn: AsyncConnection) -> list[str]:
     """The machines some project lives on (registered by local path there)."""
     query = select(projects.c.host).where(projects.c.host.is_not(None)).distinct().order_by(projects.c.host)
     return list((await conn.execute(query)).scalars())
-
-
-def _buckets(value: ColumnElement[Any], buckets: Sequence[float]) -> list[ColumnElement[Any]]:
-    return [func.count().filter(value <= bound) for bound in buckets]
-
-
-async def agent_durations(conn: AsyncConnection, buckets: Sequence[float]) -> list[Row]:
-    """Per stage, engine and model: a histogram of finished agent runs' wall time, in seconds."""
-    a = agent_runs.c
-    seconds = cast(a.duration_ms, Float) / 1000.0
-    query = (
-        select(a.stage, a.engine, a.model, func.count(), func.sum(seconds), *_buckets(seconds, buckets))
-        .where(a.duration_ms.is_not(None))
-        .group_by(a.stage, a.engine, a.model)
-    )
-    return _rows((await conn.execute(query)).all(), 3)
-
-
-async def job_durations(conn: AsyncConnection, buckets: Sequence[float]) -> list[Row]:
-    """Per task and outcome (succeeded, failed, deferred_for_retry, aborted): a histogram of each
-    try's time from its start to its end, from the transitions Procrastinate stamps in its events
-    table (written by every worker, in the statement that moves the job; a try whose worker died is
-    ended by the stalled-job retry, as deferred_for_retry)."""
-    tries = (
-        text(
-            "SELECT j.task_name, e.type::text AS outcome, lag(e.type) OVER w = 'started' AS ended, "
-            "extract(epoch FROM e.at - lag(e.at) OVER w)::float8 AS seconds "
-            "FROM procrastinate_events e JOIN procrastinate_jobs j ON j.id = e.job_id "
-            "WHERE e.type IN ('started', 'succeeded', 'failed', 'deferred_for_retry', 'aborted') "
-            "WINDOW w AS (PARTITION BY e.job_id ORDER BY e.id)"
-        )
-        .columns(task_name=Text, outcome=Text, ended=Boolean, seconds=Float)
-        .subquery("tries")
-    )
-    t = tries.c
-    query = (
-        select(t.task_name, t.outcome, func.count(), func.sum(t.seconds), *_buckets(t.seconds, buckets))
-        .where(t.ended, t.outcome != "started")
-        .group_by(t.task_name, t.outcome)
-        .order_by(t.task_name, t.outcome)
-    )
-    return _rows((await conn.execute(query)).all(), 2)
-
-
-async def qa_verdicts(conn: AsyncConnection) -> list[Row]:
-    """Per project and verdict: every QA verdict given (a step judged again counts again)."""
-    verdict = events.c.payload["verdict"].astext
-    query = (
-        select(projects.c.name, verdict, func.count())
-        .join(projects, projects.c.id == events.c.project_id)
-        .where(events.c.event_type == "qa.verdict")
-        .group_by(projects.c.name, verdict)
-    )
-    return _rows((await conn.execute(query)).all(), 2)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.records import PolicyPack
 from app.errors import ConflictError, NotFoundError
 from app.store.rows import fetch_all, fetch_one, to_record
-from app.store.tables import policy_packs, protocol_runs
+from app.store.tables import policy_packs, projects, protocol_runs
 
 ACTIVE = "active"
 
@@ -73,6 +73,24 @@ async def create(
             raise ConflictError(f"policy pack {key}@{version} exists already", field="version") from None
         raise
     return to_record(PolicyPack, row)
+
+
+async def recorded_for_run(conn: AsyncConnection, run_id: int) -> Any:
+    """In one statement: the policy a run recorded (`policy`, `hash`, `pack_key`, `pack_version`,
+    all None before it is planned) and its project's `strict` mode now; None when there is no run."""
+    runs = protocol_runs.c
+    query = (
+        select(
+            runs.policy_effective.label("policy"),
+            runs.policy_effective_hash.label("hash"),
+            runs.policy_pack_key.label("pack_key"),
+            runs.policy_pack_version.label("pack_version"),
+            projects.c.policy_strict.label("strict"),
+        )
+        .select_from(protocol_runs.join(projects, projects.c.id == runs.project_id))
+        .where(runs.id == run_id)
+    )
+    return (await conn.execute(query)).first()
 
 
 async def recorded_policy(conn: AsyncConnection, run_id: int) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, insert, or_, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.commits import MAX_PROTOCOL_NUMBER
@@ -14,8 +14,10 @@ from app.domain.records import ProtocolRun
 from app.domain.statuses import ProtocolStatus
 from app.errors import ConflictError, StaleWriteError
 from app.logs import current_correlation_id, new_correlation_id
+from app.store import metric_counts
 from app.store import projects as project_store
 from app.store.rows import compare_and_set, fetch_all, fetch_one, page_size, to_record, writable_changes
+from app.store.tables import projects as projects_table
 from app.store.tables import protocol_runs, step_runs
 
 
@@ -83,17 +85,14 @@ async def list_for_project(
 
 
 async def status_counts(conn: AsyncConnection, project_ids: list[int]) -> dict[int, dict[str, int]]:
-    """How many runs each project has in each status (projects without runs are absent)."""
+    """How many runs each project has in each status (projects without runs are absent), from the
+    counts kept as runs change (app/store/metric_counts.py): never a count over the runs."""
     if not project_ids:
         return {}
-    query = (
-        select(protocol_runs.c.project_id, protocol_runs.c.status, func.count())
-        .where(protocol_runs.c.project_id.in_(project_ids))
-        .group_by(protocol_runs.c.project_id, protocol_runs.c.status)
-    )
+    counted = await metric_counts.read(conn, project_ids=project_ids)
     counts: dict[int, dict[str, int]] = {}
-    for project_id, status, count in (await conn.execute(query)).all():
-        counts.setdefault(project_id, {})[status] = int(count)
+    for (project_id, status), (count,) in counted.get("protocol_runs", []):
+        counts.setdefault(int(project_id), {})[status] = int(count)
     return counts
 
 
@@ -187,3 +186,19 @@ async def identity(
         query = query.where(columns.id == protocol_run_id)
     row = (await conn.execute(query)).first()
     return None if row is None else RunIdentity(row.id, row.created_at, row.correlation_id)
+
+
+async def finished_before(
+    conn: AsyncConnection, project_name: str, run_names: list[str], before: datetime
+) -> list[ProtocolRun]:
+    """Of the runs named `run_names` in the project named `project_name`, those finished before `before`."""
+    query = (
+        select(protocol_runs)
+        .join(projects_table, projects_table.c.id == protocol_runs.c.project_id)
+        .where(
+            projects_table.c.name == project_name,
+            protocol_runs.c.name.in_(run_names),
+            protocol_runs.c.finished_at < before,
+        )
+    )
+    return await fetch_all(conn, query, ProtocolRun)

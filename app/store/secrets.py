@@ -15,7 +15,6 @@ import secrets
 import stat
 from pathlib import Path
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +31,9 @@ class SecretBox:
     """Encrypts and decrypts short strings with one key; `where` says which key, for error messages."""
 
     def __init__(self, secret: str, where: str) -> None:
+        # Imported here: `cryptography` costs ~6 MB of memory that only a service using secrets needs.
+        from cryptography.fernet import Fernet
+
         digest = hashlib.sha256(_DERIVATION + secret.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(digest))
         self.where = where
@@ -40,6 +42,8 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, ciphertext: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken:

@@ -127,7 +127,6 @@ projects = Table(
     Column("forge_repo", Text),
     Column("fix_ci_attempts", Integer),
     Column("host", Text),
-    # Issue intake: open issues with this label become runs; with the blocked label they wait.
     Column("intake_label", Text),
     Column("intake_blocked_label", Text),
     Column("organisation_id", BigInteger, ForeignKey("organisations.id"), nullable=False),
@@ -182,6 +181,7 @@ protocol_runs = Table(
     Index(None, "project_id", "status", "id"),
     Index(None, "status", "id"),
     Index(None, "project_id", "branch_name"),
+    # (and trigram indexes of title and name for search: app/store/search_indexes.py)
 )
 
 step_runs = Table(
@@ -229,7 +229,8 @@ events = Table(
     Column("project_id", BigInteger, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("protocol_run_id", BigInteger),
     Column("step_run_id", BigInteger),
-    Column("event_type", Text, nullable=False),
+    # Compared byte by byte, so a type prefix (`step.`) is a range of its index: app/store/events.py.
+    Column("event_type", Text(collation="C"), nullable=False),
     Column("message", Text, nullable=False, server_default=""),
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("correlation_id", Text),

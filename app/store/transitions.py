@@ -104,18 +104,21 @@ async def move_step(
     reason: str | None = None,
     changes: Mapping[str, Any] | None = None,
     payload: Mapping[str, Any] | None = None,
+    project_id: int | None = None,
 ) -> StepRun:
     """Move a step run to `target`, writing `changes` alongside and appending `step.<target>`.
 
-    Moving to `running` counts an attempt.
+    Moving to `running` counts an attempt. `project_id`, when the caller knows the step's project,
+    saves looking it up.
     """
     extra = dict(changes or {})
     if target is StepStatus.RUNNING:
         extra["attempts"] = step_runs.c.attempts + 1
     row, source = await _move(conn, STEP, step_id, target, expected_version, extra)
     step = to_record(StepRun, row)
-    query = select(protocol_runs.c.project_id).where(protocol_runs.c.id == step.protocol_run_id)
-    project_id: int = (await conn.execute(query)).scalar_one()
+    if project_id is None:
+        query = select(protocol_runs.c.project_id).where(protocol_runs.c.id == step.protocol_run_id)
+        project_id = int((await conn.execute(query)).scalar_one())
     await _record(conn, project_id, step.protocol_run_id, step.id, STEP, source, target, reason, payload)
     return step
 

@@ -12,15 +12,13 @@ from typing import Any
 
 from app.api_client import ApiClient, StreamedEvent
 from app.domain.actions import RunAction, StepAction, allowed_run_actions, allowed_step_actions
-from app.domain.records import AgentRun, ProtocolRun, StepRun
+from app.domain.records import ProtocolRun, StepRun
 from app.domain.statuses import ProtocolStatus
 from app.domain.totals import (
     ProjectUsage,
     ProtocolUsage,
     Totals,
     UsageGroup,
-    sum_totals,
-    totals_of_run,
 )
 
 HISTORY_KEPT = 200
@@ -62,14 +60,9 @@ class TuiApi:
             self.client.get(f"/protocols/{run_id}/usage"),
         )
         steps = sorted((StepRun.model_validate(s) for s in page["items"]), key=lambda s: s.step_index)
-        agent_runs = await asyncio.gather(*(self.client.get(f"/steps/{s.id}/agent_runs") for s in steps))
-        by_step = {
-            step.id: sum_totals(
-                totals_of_run(AgentRun.model_validate(r)) for r in runs["items"] if r["status"] != "running"
-            )
-            for step, runs in zip(steps, agent_runs, strict=True)
-        }
-        return RunView(ProtocolRun.model_validate(run), steps, ProtocolUsage.model_validate(usage), by_step)
+        totals = ProtocolUsage.model_validate(usage)
+        by_step = {step.id: totals.by_step.get(step.id, Totals()) for step in steps}
+        return RunView(ProtocolRun.model_validate(run), steps, totals, by_step)
 
     async def project_usage(self, project_id: int, group: UsageGroup) -> ProjectUsage:
         """The project's tokens and cost, by UTC month or day, engine or model."""

@@ -18,6 +18,7 @@ from app.web.api import (
     budgets,
     events,
     findings,
+    notifications,
     organisations,
     policy,
     projects,
@@ -29,10 +30,10 @@ from app.web.api import (
 from app.web.api.openapi import build_spec
 from app.web.api.registry import Endpoint
 from app.web.auth import authentication
-from app.web.cache import ResponseCache
 from app.web.console import install_console
 from app.web.health import health
-from app.web.keys import CACHE, CHANGES, DATABASE, SERVICES, SETTINGS
+from app.web.keys import CHANGES, DATABASE, LIVE, SERVICES, SETTINGS
+from app.web.live import LiveHub
 from app.web.metrics import metrics_page
 from app.web.middlewares import request_middleware
 from app.web.scope import declare_resource, scoped, seal
@@ -44,7 +45,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 def install_api(app: web.Application) -> list[Endpoint]:
     """Every JSON endpoint, routed; returns their declarations (for OpenAPI)."""
     endpoints = []
-    modules = (
+    for module in (
         organisations,
         projects,
         policy,
@@ -55,9 +56,9 @@ def install_api(app: web.Application) -> list[Endpoint]:
         findings,
         budgets,
         usage,
+        notifications,
         triggers,
-    )
-    for module in modules:
+    ):
         module.api.install(app)
         endpoints += module.api.endpoints
     return endpoints
@@ -75,7 +76,6 @@ def create_app(
 
     Every route declares its scope (app/web/scope.py): start-up fails if one does not."""
     token = settings.api_token.get_secret_value() if settings.api_token else None
-    cache = ResponseCache(settings.api_cache_entries)
     app = web.Application(
         middlewares=[
             telemetry_middleware,
@@ -85,7 +85,6 @@ def create_app(
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
-    app[CACHE] = cache
     app[HTTP_LATENCY] = latency_histogram()
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -94,14 +93,15 @@ def create_app(
             app[SERVICES] = services
             app[DATABASE] = services.database
             feed = app[CHANGES] = ChangeFeed(database_url)
-            feed.subscribe(lambda change: cache.on_change(change, connected=feed.connected))
             await feed.start()
+            live = app[LIVE] = LiveHub(services.database, feed)
             worker = start_worker(job_app, services) if settings.run_worker else None
             try:
                 yield
             finally:
                 if worker is not None:
                     await stop_worker(worker)
+                await live.stop()
                 await feed.stop()
 
     app.cleanup_ctx.append(runtime_ctx)

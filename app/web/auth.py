@@ -40,8 +40,7 @@ async def principal_for_token(database: Database, offered: str) -> Principal | N
     of a dummy's hash when nothing usable was offered."""
     usable = 0 < len(offered) <= MAX_TOKEN_LENGTH
     digest = token_hash(offered if usable else _NO_TOKEN)
-    async with database.read() as conn:
-        found = await tenancy.principal_for_token_hash(conn, digest)
+    found = await tenancy.principal_for_token_hash(database, digest)
     return found if usable else None
 
 
@@ -68,6 +67,7 @@ def authentication(token: str | None) -> Callable:
     handler acting for that caller (app/acting.py). Routes of a sub-application (the console) are
     left to its own middleware, which does the same."""
     expected = f"Bearer {token}".encode() if token else None
+    operator = actor_for(OPERATOR, Via.API, service_token=token)  # the same for every request: once
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -77,7 +77,12 @@ def authentication(token: str | None) -> Callable:
         principal = None if public else await api_principal(request, expected)
         await resolve(request, principal)
         # Every event the request writes names who authenticated it (public routes act for no one).
-        actor = None if principal is None else actor_for(principal, Via.API, service_token=token)
+        if principal is None:
+            actor = None
+        elif principal is OPERATOR:
+            actor = operator
+        else:
+            actor = actor_for(principal, Via.API, service_token=token)
         with acting_as(actor):
             return await handler(request)
 

@@ -8,10 +8,10 @@ from app.config import Settings
 from app.services.context import Services
 from app.store.changes import ChangeFeed
 from app.store.database import Database
-from app.web.cache import ResponseCache
+from app.web.live import LiveHub
 
 SETTINGS = web.AppKey("settings", Settings)
 DATABASE = web.AppKey("database", Database)
 SERVICES = web.AppKey("services", Services)
 CHANGES = web.AppKey("changes", ChangeFeed)
-CACHE = web.AppKey("cache", ResponseCache)
+LIVE = web.AppKey("live", LiveHub)  # the SSE streams' one reader of new events

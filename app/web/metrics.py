@@ -1,9 +1,10 @@
 """`GET /metrics`: the service in the Prometheus text format (needs the API token when one is set).
 
 Every figure but one is read from the database at scrape time (app/store/metrics.py), so it covers all
-workers and survives restarts: runs and steps by status and QA verdict, QA verdicts given, agent
+workers and survives restarts; counts the database keeps as rows change, so a scrape costs the same
+at any size: runs and steps by status and QA verdict, QA verdicts given, agent
 runs, tokens and cost by project, stage, engine and model (failed runs by model are the error rate),
-agent and job durations, jobs by task and status, the jobs waiting per queue and the age of the oldest
+agent and job durations, live jobs by task and status, the jobs waiting per queue and the age of the oldest
 (what a worker autoscaler reads), webhook deliveries by outcome. The exception is HTTP latency: a
 histogram of this process (app/web/telemetry.py), as each API process answers its own requests.
 """
@@ -18,17 +19,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from app.jobs.runtime import QUEUES
-from app.store import metrics
+from app.store import metric_counts, metrics
 from app.store.jobs import host_queue
+from app.store.metric_counts import AGENT_BUCKETS, JOB_BUCKETS
 from app.web.keys import SERVICES
 from app.web.telemetry import HTTP_LATENCY
 
 PREFIX = "tasksgodzilla_"
 AGENT_LABELS = ["project", "stage", "engine", "model", "status"]
 TOKEN_KINDS = ("input", "cached_input", "output", "reasoning")
-# Agents take seconds to an hour (TASKSGODZILLA_AGENT_TIMEOUT_SECONDS); jobs wrap them, or take less.
-AGENT_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0)
-JOB_BUCKETS = (0.1, 0.5, 1.0, *AGENT_BUCKETS[1:], 7200.0)
 
 
 class Snapshot(Collector):
@@ -98,16 +97,21 @@ def _queue_families(rows: list[metrics.Row]) -> list[Metric]:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    async with request.app[SERVICES].database.snapshot() as conn:
-        runs = await metrics.protocol_runs_by_status(conn)
-        steps = await metrics.step_runs_by_status(conn)
-        agents = await metrics.agent_usage(conn)
+    database = request.app[SERVICES].database
+    async with database.transaction() as conn:  # bounded: what was written since the last fold
+        await metric_counts.fold(conn, JOB_BUCKETS)
+    async with database.snapshot() as conn:
+        counted = await metrics.counts(conn, JOB_BUCKETS)
         jobs = await metrics.jobs_by_status(conn)
         waiting = await metrics.jobs_waiting(conn, [*QUEUES, *map(host_queue, await metrics.hosts(conn))])
-        deliveries = await metrics.webhook_outcomes(conn)
-        verdicts = await metrics.qa_verdicts(conn)
-        agent_times = await metrics.agent_durations(conn, AGENT_BUCKETS)
-        job_times = await metrics.job_durations(conn, JOB_BUCKETS)
+    runs, steps, agents = (
+        counted.get("protocol_runs", []),
+        counted.get("step_runs", []),
+        counted.get("agent_runs", []),
+    )
+    verdicts, deliveries = counted.get("qa_verdicts", []), counted.get("webhook_deliveries", [])
+    agent_times = metric_counts.histogram(counted.get("agent_durations", []), AGENT_BUCKETS)
+    job_times = metric_counts.histogram(counted.get("job_durations", []), JOB_BUCKETS)
     families: list[Metric] = [
         _gauge("protocol_runs", "Protocol runs by status", ["project", "status"], runs),
         _gauge("step_runs", "Step runs by status and QA verdict", ["project", "status", "qa_verdict"], steps),
@@ -127,7 +131,7 @@ async def metrics_page(request: web.Request) -> web.Response:
             JOB_BUCKETS,
             job_times,
         ),
-        _gauge("jobs", "Queued jobs by task and status", ["task", "status"], jobs),
+        _gauge("jobs", "Jobs waiting or running, by task and status", ["task", "status"], jobs),
         *_queue_families(waiting),
         _gauge(
             "webhook_deliveries", "Webhook deliveries kept, by outcome", ["provider", "outcome"], deliveries

@@ -156,12 +156,12 @@ def resolved(request: web.Request) -> Resolved:
 async def _check_reach(request: web.Request, principal: Principal, ids: dict[str, int]) -> None:
     if principal.level is Level.OPERATOR or not ids:
         return
-    async with request.config_dict[SERVICES].database.read() as conn:
-        for name, entity_id in ids.items():
-            owner = await tenancy.owner_of(conn, RESOURCE_PARAMS[name], entity_id)
-            if owner is None or not principal.reaches(owner):
-                other = "organisation" if principal.level is Level.ORGANISATION else "project"
-                raise PermissionDeniedError(f"this token is for another {other}", field=name)
+    database = request.config_dict[SERVICES].database
+    owners = await tenancy.owners_of(database, [(RESOURCE_PARAMS[name], id_) for name, id_ in ids.items()])
+    for name, owner in zip(ids, owners, strict=True):
+        if owner is None or not principal.reaches(owner):
+            other = "organisation" if principal.level is Level.ORGANISATION else "project"
+            raise PermissionDeniedError(f"this token is for another {other}", field=name)
 
 
 def _query(request: web.Request, multi: frozenset[str]) -> tuple[dict[str, str], dict[str, list[str]]]:

@@ -6,6 +6,8 @@ In order: no secret configured → 503 (never accept-all); a body past TASKSGODZ
 → 413 (read with our own cap, before anything else looks at it); a missing, malformed or wrong
 signature → 401, before the body is parsed. A verified delivery is recorded once under its delivery id
 and its effect queued: 202. A redelivery is 200 and does nothing; so is one that can change nothing.
+Review deliveries (app.forges.reviews) and the original project's report.sh (app.forges.origin_report:
+accepted with `?protocol_run_id=`, else a 422 saying how to switch) are read before the CI parsers.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from urllib.parse import parse_qs
 from aiohttp import web
 from pydantic import SecretStr
 
-from app.domain.ci import CiSignal, IgnoredSignal, MergeSignal, Provider
+from app.domain.ci import AnySignal, Provider
 from app.domain.scopes import PUBLIC
 from app.errors import InvalidInputError, NotConfiguredError, PayloadTooLargeError
 from app.forges.github import parse_github
 from app.forges.gitlab import parse_gitlab
+from app.forges.origin_report import origin_signal
+from app.forges.reviews import parse_review
 from app.forges.signatures import (
     GITHUB_SIGNATURE_HEADER,
     GITLAB_TOKEN_HEADER,
@@ -34,7 +38,7 @@ from app.services import webhooks
 from app.web.api.registry import unique_keys
 from app.web.intake_hooks import is_issue_event, receive_issue
 from app.web.keys import SERVICES, SETTINGS
-from app.web.scope import scoped
+from app.web.scope import resolved, scoped
 
 GITHUB_PATH = "/webhooks/github"
 GITLAB_PATH = "/webhooks/gitlab"
@@ -62,9 +66,14 @@ async def github(request: web.Request) -> web.Response:
     verify_github_signature(secrets, body, request.headers.get(GITHUB_SIGNATURE_HEADER))
     event = _event(request.headers.get("X-GitHub-Event"), "X-GitHub-Event")
     delivery = _delivery_id(body, request.headers.get("X-GitHub-Delivery"))
+    data = _payload(request, body)
     if is_issue_event(Provider.GITHUB, event):  # issue intake
-        return await receive_issue(request, Provider.GITHUB, delivery, event, _payload(request, body))
-    signal = parse_github(event, _payload(request, body))
+        return await receive_issue(request, Provider.GITHUB, delivery, event, data)
+    signal = (
+        origin_signal(Provider.GITHUB, event, data, resolved(request).query)
+        or parse_review(Provider.GITHUB, event, data)
+        or parse_github(event, data)
+    )
     return await _receive(request, Provider.GITHUB, delivery, event, signal)
 
 
@@ -82,9 +91,14 @@ async def gitlab(request: web.Request) -> web.Response:
     # GitLab keeps Idempotency-Key across its retries of one delivery; older versions send only the UUID.
     offered = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
     delivery = _delivery_id(body, offered)
+    data = _payload(request, body)
     if is_issue_event(Provider.GITLAB, event):  # issue intake
-        return await receive_issue(request, Provider.GITLAB, delivery, event, _payload(request, body))
-    signal = parse_gitlab(event, _payload(request, body))
+        return await receive_issue(request, Provider.GITLAB, delivery, event, data)
+    signal = (
+        origin_signal(Provider.GITLAB, event, data, resolved(request).query)
+        or parse_review(Provider.GITLAB, event, data)
+        or parse_gitlab(event, data)
+    )
     return await _receive(request, Provider.GITLAB, delivery, event, signal)
 
 
@@ -141,7 +155,7 @@ async def _receive(
     provider: Provider,
     delivery: str,
     event: str,
-    signal: CiSignal | MergeSignal | IgnoredSignal,
+    signal: AnySignal,
 ) -> web.Response:
     received = await webhooks.receive(
         request.app[SERVICES], provider=provider, delivery_id=delivery, event=event, signal=signal

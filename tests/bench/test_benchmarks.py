@@ -15,14 +15,16 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 API_MEASURES = (
     "ceiling: bare aiohttp, constant JSON",
     "reference: bare aiohttp + asyncpg, one row",
+    "reference: bare aiohttp + asyncpg, 50 rows",
     "GET /protocols/{id}",
+    "GET /protocols/{id}, If-None-Match: 304",
+    "GET /protocols/{id}, project token",
     "GET /projects/{id}/protocols, first page",
     "GET /projects/{id}/protocols, deep page",
-    "GET /protocols/{id}, cache off",
-    "GET /projects/{id}/protocols, cache off",
 )
 QUEUE_MEASURES = (
     "raw queue: no-op jobs drained",
+    "floor (f): git add/commit/push + 2 agents + 2 hops",
     "pipeline (a): command agent + git",
     "pipeline (a): command agent + git, jobs",
     "pipeline (b): in-process agent + git",
@@ -33,21 +35,37 @@ QUEUE_MEASURES = (
     "latency p50, our worker",
     "latency p99, our worker",
 )
+SCALE_MEASURES = (
+    "runs, deep page",
+    "runs, title search (no hit)",
+    "console activity, type watchdog.",
+    "GET /metrics",
+    "GET /queue",
+    "scan: requeue_missing_work",
+    "scan: fold_metric_counts",
+)
+SERVE_LOAD_MEASURES = (
+    "GET /protocols/{id}, serve idle",
+    "GET /protocols/{id}, serve running the pipeline",
+)
+SSE_MEASURES = ("hub", "per-client")
 CONSOLE_MEASURES = (
     "GET /console/projects/{id}, first page",
     "GET /projects/{id}/protocols?limit=50",
-    "GET /projects/{id}/protocols?limit=50, cache off",
 )
 
 
 @pytest.mark.parametrize(
     ("script", "measures", "closing"),
     [
-        ("api.py", API_MEASURES, "targets ("),
+        ("api.py", API_MEASURES, "targets: "),
         ("queue.py", QUEUE_MEASURES, "per step"),
         ("console.py", CONSOLE_MEASURES, "target (console page"),
+        ("serve_load.py", SERVE_LOAD_MEASURES, "target (p99 < 50 ms"),
+        ("sse.py", SSE_MEASURES, "goal (every event to every client"),
+        ("scale.py", SCALE_MEASURES, "goals (growth <="),
     ],
-    ids=["api", "queue", "console"],
+    ids=["api", "queue", "console", "serve_load", "sse", "scale"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
     done = subprocess.run(
@@ -77,3 +95,17 @@ def test_workers_quick_run_prints_the_scaling_table_and_the_travel_cost(postgres
     table = done.stdout.split("workers   steps/s   ratio")[1].split("travel per step")[0]
     assert [line.split()[0] for line in table.strip().splitlines()[1:]] == ["1", "2"]
     assert "travel per step: " in done.stdout
+
+
+def test_notify_quick_run_routes_every_notifying_event_to_every_channel(postgres_server_url, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "notify.py"), "--quick", "--database-url", postgres_server_url],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| baseline: read the watched events |" in done.stdout
+    assert "| routing pass (rules, deliveries, jobs, cursor) |" in done.stdout
+    assert "deliveries routed: 1,000 " in done.stdout  # 500 notifying events x 2 channels

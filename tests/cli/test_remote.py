@@ -172,6 +172,10 @@ async def test_protocol_org_budget_and_audit_commands_over_http(remote, tmp_path
     assert cancelled.code == 75, cancelled  # the server's IllegalTransitionError, as in local mode
     assert "cannot go from completed to cancelled" in cancelled.stderr
     assert (await tg(remote, "protocol", "status", "demo/0009")).code == 66
+    # Over HTTP the server records the token's holder as who acted: a name of the caller's is refused.
+    claimed = await tg(remote, "protocol", "approve", "demo/0001/01", "--by", "alice")
+    assert claimed.code == 2, claimed
+    assert "--by is for commands on this machine's database" in claimed.stderr
 
     assert "organisation acme created" in await ok(remote, "org", "add", "Acme", "--slug", "acme")
     assert "acme" in await ok(remote, "org", "list")

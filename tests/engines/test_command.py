@@ -151,6 +151,25 @@ async def test_timeout_kills_the_agent_and_its_children(workdir, tmp_path):
     assert processes_in(workdir) == []
 
 
+async def test_a_silent_agent_is_stopped_as_stalled_long_before_its_deadline(workdir, tmp_path):
+    agent = script(
+        tmp_path,
+        """
+        import time
+        print("thinking", flush=True)
+        time.sleep(60)
+        """,
+    )
+    result = await engine([str(agent)]).run(request(workdir, timeout_seconds=60, silence_seconds=1))
+    assert result.status is AgentRunStatus.TIMED_OUT
+    assert result.error == (
+        "the agent command was stalled: no output for 1 s (TASKSGODZILLA_AGENT_SILENCE_SECONDS), "
+        "so it was stopped"
+    )
+    assert result.duration_ms < 30_000
+    assert processes_in(workdir) == []
+
+
 @pytest.mark.parametrize("stage", list(Stage))
 async def test_stage_variable_and_no_settings_of_ours(workdir, tmp_path, stage):
     agent = script(

@@ -88,6 +88,26 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert survivors(marker, pgid=int(outcome.stdout_lines[0])) == []
 
 
+async def test_a_silent_child_is_stalled_and_killed_before_its_deadline(tmp_path: Path) -> None:
+    marker = sleep_marker()
+    outcome = await run(f"echo $$; sleep {marker}", tmp_path, timeout_seconds=60, silence_seconds=1)
+    assert outcome.silent
+    assert not outcome.timed_out
+    assert outcome.exit_code is not None
+    assert survivors(marker, pgid=int(outcome.stdout_lines[0])) == []
+
+
+async def test_a_long_run_that_keeps_talking_is_not_stalled(tmp_path: Path) -> None:
+    # Longer than the silence limit in all, never silent that long: on stdout, then on stderr only.
+    script = (
+        "for i in $(seq 8); do echo $i; sleep 0.2; done; for i in $(seq 8); do echo $i >&2; sleep 0.2; done"
+    )
+    outcome = await run(script, tmp_path, silence_seconds=2.5)
+    assert not outcome.silent
+    assert outcome.exit_code == 0
+    assert outcome.stdout_lines == [str(i) for i in range(1, 9)]
+
+
 async def test_timeout_reaches_children_in_a_session_of_their_own(tmp_path: Path) -> None:
     marker = sleep_marker()
     outcome = await run(f"setsid sleep {marker} & wait", tmp_path, timeout_seconds=0.5)
@@ -303,17 +323,22 @@ def test_kill_processes_in_kills_only_what_works_inside_the_folder(tmp_path):
     inside.mkdir(parents=True)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
+    beside = tmp_path / "worktree-2"  # its path starts with the folder's: still outside it
+    beside.mkdir()
     orphan = subprocess.Popen(["sleep", "60"], cwd=inside, start_new_session=True)
-    bystander = subprocess.Popen(["sleep", "60"], cwd=outside, start_new_session=True)
+    bystanders = [
+        subprocess.Popen(["sleep", "60"], cwd=where, start_new_session=True) for where in (outside, beside)
+    ]
     try:
         time.sleep(0.1)
         assert kill_processes_in(tmp_path / "worktree") == 1
         assert orphan.wait(timeout=5) == -9
-        assert bystander.poll() is None
+        assert [bystander.poll() for bystander in bystanders] == [None, None]
     finally:
-        bystander.kill()
+        for bystander in bystanders:
+            bystander.kill()
+            bystander.wait()
         orphan.kill()
-        bystander.wait()
 
 
 async def test_the_tree_is_killed_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

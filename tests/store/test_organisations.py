@@ -36,13 +36,13 @@ async def test_a_token_hash_names_its_project_or_organisation(database):
             conn, name="shop", local_path="/srv/shop", organisation_id=org.id
         )
         await project_store.set_token_hash(conn, project.id, "project-hash")
-        assert await tenancy.principal_for_token_hash(conn, "org-hash") == Principal(
-            Level.ORGANISATION, organisation_id=org.id
-        )
-        assert await tenancy.principal_for_token_hash(conn, "project-hash") == Principal(
-            Level.PROJECT, organisation_id=org.id, project_id=project.id
-        )
-        assert await tenancy.principal_for_token_hash(conn, "nobody") is None
+    assert await tenancy.principal_for_token_hash(database, "org-hash") == Principal(
+        Level.ORGANISATION, organisation_id=org.id
+    )
+    assert await tenancy.principal_for_token_hash(database, "project-hash") == Principal(
+        Level.PROJECT, organisation_id=org.id, project_id=project.id
+    )
+    assert await tenancy.principal_for_token_hash(database, "nobody") is None
 
 
 async def test_every_resource_knows_its_owner(database):
@@ -56,11 +56,13 @@ async def test_every_resource_knows_its_owner(database):
             conn, run.id, [{"step_index": 1, "name": "one", "step_file": "01.md"}]
         )
         agent_run = await seed.agent_run(conn, run, step, status=AgentRunStatus.SUCCEEDED)
-        owner = Owner(org.id, project.id)
-        assert await tenancy.owner_of(conn, Kind.ORGANISATION, org.id) == Owner(org.id, None)
-        assert await tenancy.owner_of(conn, Kind.PROJECT, project.id) == owner
-        assert await tenancy.owner_of(conn, Kind.PROTOCOL, run.id) == owner
-        assert await tenancy.owner_of(conn, Kind.STEP, step.id) == owner
-        assert await tenancy.owner_of(conn, Kind.AGENT_RUN, agent_run.id) == owner
-        for kind in Kind:
-            assert await tenancy.owner_of(conn, kind, 999_999) is None
+    owner = Owner(org.id, project.id)
+    resources = [
+        (Kind.ORGANISATION, org.id),
+        (Kind.PROJECT, project.id),
+        (Kind.PROTOCOL, run.id),
+        (Kind.STEP, step.id),
+        (Kind.AGENT_RUN, agent_run.id),
+    ]
+    assert await tenancy.owners_of(database, resources) == [Owner(org.id, None)] + [owner] * 4
+    assert await tenancy.owners_of(database, [(kind, 999_999) for kind in Kind]) == [None] * len(Kind)

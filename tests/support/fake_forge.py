@@ -27,6 +27,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support.fake_forge_extras import ForgeExtras
+
 GITHUB_TOKEN = "ghp_fake_token_0123456789"
 GITLAB_TOKEN = "glpat-fake-token-0123456789"
 
@@ -56,6 +58,8 @@ class FakeForge:
     # PRs/MRs whose branch conflicts with its target: merges are refused.
     conflicts: set[tuple[str, int]] = field(default_factory=set)
     url: str = ""
+    # Review replies, members, CI jobs and their logs (tests/support/fake_forge_extras.py).
+    extras: ForgeExtras = field(default_factory=ForgeExtras)
     _numbers: Any = field(default_factory=lambda: itertools.count(1))
 
     # --- what tests look at --------------------------------------------------------------------
@@ -130,6 +134,7 @@ class FakeForge:
         app.router.add_put(f"{project}/merge_requests/{{iid:\\d+}}/merge", self.gitlab_merge)
         app.router.add_get(f"{project}/issues", self.gitlab_issues)
         app.router.add_post(f"{project}/issues/{{iid:\\d+}}/notes", self.gitlab_issue_note)
+        self.extras.install(app)
         return app
 
     @web.middleware
@@ -386,6 +391,7 @@ async def running_fake_forge(head_sha: Callable[[str], str | None] | None = None
     await server.start_server()
     forge.url = str(server.make_url("")).rstrip("/")
     try:
-        yield forge
+        async with forge.extras.storage():
+            yield forge
     finally:
         await server.close()

@@ -2,8 +2,9 @@
 """A tiny command-line agent for tests and benchmarks, speaking the `command` engine's contract.
 
 Planning: answers a two-step plan (or AGENT_PLAN_STEPS steps). Execution: writes `work/NN.txt` in the
-worktree ("step N", or "step N fixed" when its prompt carries QA's failed verdict or an operator's
-note) and appends to log.md; steps listed in AGENT_NO_CHANGE change nothing. QA: passes, unless the
+worktree ("step N", or "step N fixed" when its prompt carries QA's failed verdict, an operator's
+note or review comments: its answer then gives one `done` reply per comment id) and appends to
+log.md; steps listed in AGENT_NO_CHANGE change nothing. QA: passes, unless the
 step's number is in AGENT_QA_FAIL (comma-separated) and its work is not "fixed".
 AGENT_SLEEP makes execution slow (seconds), for crash tests. AGENT_FAIL_STAGE makes that stage exit 1.
 AGENT_PROMPT_LOG names a file each prompt is appended to (as one JSON line with its stage and the
@@ -91,7 +92,9 @@ elif stage == "execution":
     if listed("AGENT_NO_CHANGE", number):
         answer(message=f"step {number}: nothing needed changing")
         sys.exit(0)
-    fixed = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
+    reviewed = re.findall(r'<reviewer-comment id="([a-z]+-\d+)">', prompt)
+    reworked = "## QA failed the previous commit" in prompt or "## The operator's note" in prompt
+    fixed = reworked or bool(reviewed)
     Path("work").mkdir(exist_ok=True)
     leak = os.environ.get("AGENT_LEAK_FILES", "")
     Path("work", f"{number}.txt").write_text(f"step {number}{' fixed' if fixed else ''}\n{leak}")
@@ -99,7 +102,8 @@ elif stage == "execution":
         Path("work", f"{number}.bin").write_bytes(b"\xff\0" + leak.encode() + b"\0")
     with open(f".protocols/{folder}/log.md", "a") as log:
         log.write(f"- step {number} done\n")
-    answer(message=f"step {number} written")
+    replies = [{"comment_id": i, "answer": "done", "text": f"changed as asked in {i}"} for i in reviewed]
+    answer({"replies": replies} if reviewed else None, message=f"step {number} written")
 elif stage == "discovery":
     print(f"# Repository\n\nFiles: {', '.join(sorted(p.name for p in Path('.').iterdir()))}")
 elif stage == "qa":

@@ -64,6 +64,17 @@ async def test_a_protocol_runs_usage_adds_planning_execution_and_qa(world) -> No
         Decimal("3"),
     )
     assert total["cached_input_tokens"] == 100
+    [second_id] = set(body["by_step"]) - {str(a.step.id)}
+    first, second = body["by_step"][str(a.step.id)], body["by_step"][second_id]
+    # A step's execution and QA together; the tenant's own unpriced run is the first step's.
+    assert (second["runs"], second["unknown_cost_runs"], second["tokens"], _cost(second)) == (
+        2,
+        1,
+        2900,
+        Decimal("1.25"),
+    )
+    assert second["duration_ms"] == 9000
+    assert (first["runs"], first["unknown_cost_runs"]) == (3, 2)
 
 
 async def test_a_projects_usage_by_day_month_engine_and_model(world) -> None:

@@ -41,7 +41,14 @@ STEP_PATH = {S.PENDING: [], S.NEEDS_QA: [S.RUNNING, S.NEEDS_QA], S.FAILED: [S.RU
 @pytest.fixture
 async def client(database_url, aiohttp_client, tmp_path):
     settings = Settings(
-        run_worker=False, api_token=TOKEN, data_dir=tmp_path / "data", git_allow_local_remotes=True
+        run_worker=False,
+        api_token=TOKEN,
+        data_dir=tmp_path / "data",
+        git_allow_local_remotes=True,
+        # E-mail channels need a server named; nothing listens there, so a test message does not arrive.
+        smtp_host="127.0.0.1",
+        smtp_port=9,
+        smtp_from="tasksgodzilla@example.com",
     )
     return await aiohttp_client(create_app(settings, database_url))
 
@@ -173,6 +180,19 @@ async def _project_call(w: World, method: str, suffix: str, body: Any = None) ->
     return await w.client.request(method, f"/projects/{project['id']}{suffix}", json=body, headers=AUTH)
 
 
+MAIL_CHANNEL = {"name": "mail", "channel_type": "email", "recipients": ["dev@example.com"]}
+
+
+async def _channel_call(w: World, method: str, suffix: str) -> Any:
+    project = await w.project()
+    added = await w.client.post(f"/projects/{project['id']}/notifications", json=MAIL_CHANNEL, headers=AUTH)
+    assert added.status == 201, await added.text()
+    channel = (await added.json())["id"]
+    return await w.client.request(
+        method, f"/projects/{project['id']}/notifications/{channel}{suffix}", headers=AUTH
+    )
+
+
 # Every mutating API route, with one successful call and the event it must record. A route missing
 # here fails the test below: a new route is audited from its first commit.
 RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
@@ -254,6 +274,18 @@ RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
     ),
     ("POST", "/protocols/{protocol_id}/budget/raise"): ("budget.raised", _run_raise),
     ("POST", "/steps/{step_id}/budget/raise"): ("budget.raised", _step_raise),
+    ("POST", "/projects/{project_id}/notifications"): (
+        "notification.channel_added",
+        lambda w: _project_call(w, "POST", "/notifications", MAIL_CHANNEL),
+    ),
+    ("DELETE", "/projects/{project_id}/notifications/{channel}"): (
+        "notification.channel_deleted",
+        lambda w: _channel_call(w, "DELETE", ""),
+    ),
+    ("POST", "/projects/{project_id}/notifications/{channel}/test"): (
+        "notification.tested",  # no SMTP server configured: recorded as not arrived, still the actor's
+        lambda w: _channel_call(w, "POST", "/test"),
+    ),
 }
 
 

@@ -256,3 +256,18 @@ async def test_http_latency_is_labelled_by_route_pattern_never_the_raw_path(data
     assert samples[("tasksgodzilla_http_request_duration_seconds_count", webdav)] == 1
     health = {"route": "/health", "method": "GET"}
     assert _bucket(samples, "tasksgodzilla_http_request_duration_seconds", health, "+Inf") == 2
+
+
+async def test_the_queue_counts_live_jobs_only(database_url, client):
+    """Finished jobs stay a week (the retention duty): counting them would read a week of work per call."""
+    async with client.app[SERVICES].database.transaction() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) VALUES "
+            "('default', 'run_qa_job', '{}', 'todo'), ('default', 'run_qa_job', '{}', 'doing'), "
+            "('default', 'run_qa_job', '{}', 'succeeded'), ('default', 'plan_protocol_job', '{}', 'failed')"
+        )
+    queue = await (await client.get("/queue", headers=AUTH)).json()
+    assert queue["jobs"] == {"run_qa_job": {"todo": 1, "doing": 1}}
+    samples = _samples(await (await client.get("/metrics", headers=AUTH)).text())
+    jobs = {dict(labels)["status"] for (name, labels), _ in samples.items() if name == "tasksgodzilla_jobs"}
+    assert jobs == {"todo", "doing"}

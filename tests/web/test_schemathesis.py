@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,7 +210,6 @@ def _counts(output: str) -> tuple[int, int, int]:
 
 
 def test_the_live_api_conforms_to_its_openapi_document(live_server: LiveServer, tmp_path: Path) -> None:
-    started = time.monotonic()
     code, output, problems = _schemathesis(
         live_server, tmp_path / "main", "--exclude-operation-id", DELETE_PROJECT
     )
@@ -226,4 +224,3 @@ def test_the_live_api_conforms_to_its_openapi_document(live_server: LiveServer, 
     )
     assert (code, problems) == (0, []), output[-20_000:]
     assert _counts(output)[::2] == (1, 1)
-    assert time.monotonic() - started < 90

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 from sqlalchemy import event
@@ -83,13 +84,20 @@ async def test_a_repeated_json_key_is_refused(client):
     assert hook.status == 422, await hook.text()
 
 
-async def test_a_missing_and_a_wrong_token_cost_the_same_lookup(client):
+async def test_a_missing_and_a_wrong_token_cost_the_same_lookup(client, monkeypatch):
     mine, token = await _project(client, "mine")
     statements: list[str] = []
 
     def seen(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append(statement)
 
+    fetchrow = asyncpg.connection.Connection.fetchrow
+
+    async def driver_seen(self, query, *args, **kwargs):  # reads through the driver (Database.driver_read)
+        statements.append(query)
+        return await fetchrow(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "fetchrow", driver_seen)
     engine = client.app[SERVICES].database.engine.sync_engine
     event.listen(engine, "before_cursor_execute", seen)
     try:

@@ -58,8 +58,11 @@ async def test_a_repository_turned_hostile_after_registration_fails_setup_for_go
         git("config", "filter.evil.smudge", f"touch {marker}; cat", cwd=repos.local)
 
         async def failed():
+            """The project failed and its job said why (the job's event follows the status change)."""
             async with svc.database.transaction() as conn:
-                return (await project_store.get(conn, made.id)).status is ProjectStatus.FAILED
+                project = await project_store.get(conn, made.id)
+                said = await events.list_page(conn, project_id=made.id, event_types=["job.gave_up"])
+            return project.status is ProjectStatus.FAILED and len(said) > 0
 
         await wait_for(failed, what="setup to refuse the repository")
         async with svc.database.transaction() as conn:

@@ -7,7 +7,6 @@ has finished (app/store/events.py): a cursor never passes an event that could st
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp_sse import EventSourceResponse, sse_response
 
 from app.domain.records import Event
 from app.domain.scopes import tenant
@@ -16,8 +15,9 @@ from app.store import projects, protocols, steps
 from app.web.api.common import services
 from app.web.api.models import EventQuery, Page, StreamQuery, decode_event_cursor, encode_event_cursor
 from app.web.api.registry import Api
-from app.web.keys import CHANGES
-from app.web.live import event_batches
+from app.web.keys import LIVE
+from app.web.live import Interest
+from app.web.live_stream import message, send_batches
 from app.web.scope import resolved
 
 api = Api()
@@ -133,30 +133,22 @@ async def stream_events(request: web.Request, query: StreamQuery) -> web.StreamR
         if resumed
         else decode_event_cursor(query.after, field="after")
     )
-    database = services(request).database
-    async with database.read() as conn:  # before answering: the stream covers all that follows
+    async with services(
+        request
+    ).database.read() as conn:  # before answering: the stream covers all that follows
         after = await store.start_at(conn, given, from_now=True)
-    async with sse_response(request) as stream:
-        batches = event_batches(
-            database,
-            request.app.get(CHANGES),
-            after=after,
-            event_types=query.type,
-            project_id=checked.ids.get("project_id", within.get("project_id")),
-            protocol_run_id=checked.ids.get("protocol_id"),
-            step_run_id=checked.ids.get("step_id"),
-            organisation_id=within.get("organisation_id"),
-        )
-        async for batch in batches:
-            if not _connected(request, stream):
-                break
-            for placed in batch:
-                event = placed.event
-                await stream.send(
-                    event.model_dump_json(), id=encode_event_cursor(placed.position), event=event.event_type
-                )
-    return stream
+    interest = Interest(
+        organisation_id=within.get("organisation_id"),
+        project_id=checked.ids.get("project_id", within.get("project_id")),
+        protocol_run_id=checked.ids.get("protocol_id"),
+        step_run_id=checked.ids.get("step_id"),
+        event_types=frozenset(query.type or ()),
+    )
+    batches = request.app[LIVE].follow(interest, after=after)
+    return await send_batches(request, batches, lambda entry: entry.frame("api", _message))
 
 
-def _connected(request: web.Request, stream: EventSourceResponse) -> bool:
-    return stream.is_connected() and request.transport is not None and not request.transport.is_closing()
+def _message(placed: store.Placed) -> bytes:
+    """An event as the API stream sends it: its JSON, named by its type, with its cursor as id."""
+    event = placed.event
+    return message(event.model_dump_json(), id=encode_event_cursor(placed.position), event=event.event_type)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from app import __version__
 from app.domain.scopes import MAX_ID, Access
@@ -47,6 +47,12 @@ HEADERS: dict[str, dict[str, Any]] = {
     "If-Match": {
         "description": "The ETag read before: the write happens only if nobody wrote since (else 409).",
         "schema": {"type": "string", "maxLength": 40},
+        "example": '"3"',
+    },
+    "If-None-Match": {
+        "description": "The ETag (or ETags, comma-separated) of the copy you hold: 304 with no body while "
+        "it is current. Weak (`W/`) and strong tags compare alike.",
+        "schema": {"type": "string", "maxLength": 200},
         "example": '"3"',
     },
     "Idempotency-Key": {
@@ -142,9 +148,20 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
             if prop.get("type") == "array":
                 query |= {"style": "form", "explode": True}
             parameters.append(query)
-    for header in endpoint.headers:
+    for header in (*endpoint.headers, *(("If-None-Match",) if sends_etag(endpoint) else ())):
         parameters.append({"name": header, "in": "header", "required": False, **HEADERS[header]})
     return parameters
+
+
+def sends_etag(endpoint: Endpoint) -> bool:
+    """A read of one versioned resource: its answer carries an ETag, honoured by If-None-Match."""
+    model = endpoint.response
+    return (
+        endpoint.method == "GET"
+        and isinstance(model, type)
+        and issubclass(model, BaseModel)
+        and {"id", "version"} <= model.model_fields.keys()
+    )
 
 
 def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
@@ -158,6 +175,8 @@ def _responses(endpoint: Endpoint, components: dict[str, Any]) -> dict[str, Any]
         }
     else:
         responses[str(endpoint.status)] = {"description": "OK", "content": _content(endpoint, components)}
+    if sends_etag(endpoint):
+        responses["304"] = {"description": "Not modified: If-None-Match names the current ETag (no body)"}
     error = {"content": {JSON: {"schema": {"$ref": REF.format(model="Error")}}}}
     statuses = {*endpoint.errors, 422}
     if endpoint.scope.access is not Access.PUBLIC:

@@ -7,12 +7,13 @@ from aiohttp import web
 from app.domain.records import ProtocolRun, StepRun
 from app.domain.scopes import tenant
 from app.domain.statuses import ProtocolStatus
-from app.errors import IllegalTransitionError, StaleWriteError
+from app.errors import IllegalTransitionError, NotFoundError, StaleWriteError
 from app.services import controls, planning, quality
+from app.store import run_reads
 from app.web import views
 from app.web.api.common import if_match, services
 from app.web.api.models import Approval, Critical, Page, ProtocolCreate, ProtocolPageQuery, Retry
-from app.web.api.registry import Api
+from app.web.api.registry import Api, respond_page, respond_row
 from app.web.idempotency import claim_of
 
 api = Api()
@@ -62,10 +63,18 @@ async def create_protocol(request: web.Request, project_id: int, body: ProtocolC
     query=ProtocolPageQuery,
     response=Page[ProtocolRun],
     errors=(404,),
-    cache=lambda ids: [("project_protocols", ids["project_id"])],
 )
-async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> dict:
-    return await views.protocol_list(services(request), project_id, query)
+async def list_protocols(request: web.Request, project_id: int, query: ProtocolPageQuery) -> web.Response:
+    # The hottest reads: rows to JSON through the driver (app/store/run_reads.py), no records.
+    rows = await run_reads.page_rows(
+        services(request).database,
+        project_id,
+        statuses=query.status,
+        before_id=query.position(),
+        limit=query.limit,
+        search=query.q or None,
+    )
+    return respond_page(rows, query.limit)
 
 
 @api.route(
@@ -76,10 +85,12 @@ async def list_protocols(request: web.Request, project_id: int, query: ProtocolP
     scope=tenant(),
     response=ProtocolRun,
     errors=(404,),
-    cache=lambda ids: [("protocol", ids["protocol_id"])],
 )
-async def get_protocol(request: web.Request, protocol_id: int) -> ProtocolRun:
-    return await views.protocol_run(services(request), protocol_id)
+async def get_protocol(request: web.Request, protocol_id: int) -> web.Response:
+    row = await run_reads.run_row(services(request).database, protocol_id)
+    if row is None:
+        raise NotFoundError(f"protocol run {protocol_id} not found")
+    return respond_row(row)
 
 
 @api.route(

@@ -20,11 +20,11 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
+from app.domain.conditional import none_match
 from app.domain.scopes import Scope
 from app.errors import InvalidInputError
-from app.web.cache import Tag
+from app.web.api.models import encode_cursor
 from app.web.idempotency import idempotent
-from app.web.keys import CACHE
 from app.web.scope import RESOLVED, scoped
 
 Handler = Callable[..., Awaitable[Any]]
@@ -51,9 +51,6 @@ class Endpoint:
     # ...) when the handler returns a web.Response of its own, one media type per kind it may send.
     media_types: tuple[str, ...] = (JSON,)
     headers: tuple[str, ...] = ()  # request headers it honours: If-Match, Idempotency-Key, Last-Event-ID
-    # GET answers kept in the response cache (app/web/cache.py), tagged by the rows they show: a hit
-    # skips validation and the database (only answers to requests that were valid are ever kept).
-    cache: Callable[[dict[str, Any]], list[Tag]] | None = None
     examples: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -95,19 +92,26 @@ def _wrapped(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Stream
     """The endpoint's handler, inside what its kind needs: reads pay for nothing of the writes'."""
     handle = _adapt(endpoint)
     if endpoint.method == "GET":
-        return handle
+        return functools.partial(_conditional, handler=handle)
     if "Idempotency-Key" in endpoint.headers:
-        return functools.partial(idempotent, handler=functools.partial(_invalidating, handler=handle))
-    return functools.partial(_invalidating, handler=handle)
+        return functools.partial(idempotent, handler=handle)
+    return handle
 
 
-async def _invalidating(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer a write, then empty the read cache (read-your-writes within this process; writes
-    elsewhere are heard through the change feed)."""
-    try:
-        return await handler(request)
-    finally:
-        request.app[CACHE].clear()
+async def _conditional(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A read: 304 Not Modified, with the ETag and no body, when If-None-Match names its ETag."""
+    response = await handler(request)
+    offered = request.headers.get("If-None-Match")
+    if offered is None or response.status != 200:
+        return response
+    etag = response.headers.get("ETag")
+    if etag is None or not none_match(offered, etag):
+        return response
+    return not_modified(etag)
+
+
+def not_modified(etag: str) -> web.Response:
+    return web.Response(status=304, headers={"ETag": etag})
 
 
 def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -117,20 +121,6 @@ def _adapt(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
             name: checked.ids[name] if name in checked.ids else _text(checked.path[name], name)
             for name in endpoint.path_params
         }
-        if endpoint.cache is None:
-            return await answer(request, kwargs)
-        cache = request.app[CACHE]
-        key = (endpoint.path, *kwargs.values(), request.query_string)
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-        since = cache.generation
-        response = await answer(request, kwargs)
-        if isinstance(response, web.Response):
-            cache.put(key, endpoint.cache(kwargs), response, since=since)
-        return response
-
-    async def answer(request: web.Request, kwargs: dict[str, Any]) -> web.StreamResponse:
         if endpoint.query is not None:
             values = {**request[RESOLVED].query, **request[RESOLVED].many}
             kwargs["query"] = _validated(endpoint.query, values, "query")
@@ -154,6 +144,20 @@ def respond(result: Any, *, status: int = 200, headers: dict[str, str] | None = 
         response.headers["ETag"] = f'"{version}"'
     response.headers.update(headers or {})
     return response
+
+
+def respond_row(row: dict[str, Any]) -> web.Response:
+    """JSON of a row read as a dict (app/store/run_reads.py), with its version as the ETag: the
+    same bytes as its record through `respond`, without building the record."""
+    response = web.Response(body=to_json(row), content_type="application/json")
+    response.headers["ETag"] = f'"{row["version"]}"'
+    return response
+
+
+def respond_page(rows: list[dict[str, Any]], limit: int) -> web.Response:
+    """A page of rows read as dicts, as `page_of` pages records."""
+    cursor = encode_cursor(rows[-1]["id"]) if rows and len(rows) == limit else None
+    return web.Response(body=to_json({"items": rows, "next_cursor": cursor}), content_type="application/json")
 
 
 def _text(value: str, name: str) -> str:

@@ -7,20 +7,19 @@ rendered by the same template as the page's first rendering.
 
 from __future__ import annotations
 
-import contextlib
-
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp_sse import sse_response
 
 from app.domain.events import EVENT_KINDS
 from app.domain.scopes import parse_id, tenant
 from app.errors import InvalidInputError
 from app.store import events, projects
+from app.store.events import Placed
 from app.web.api.models import decode_event_cursor, encode_event_cursor
 from app.web.console.base import params, render, services, stream_start
-from app.web.keys import CHANGES
-from app.web.live import event_batches
+from app.web.keys import LIVE
+from app.web.live import Interest
+from app.web.live_stream import message, send_batches
 from app.web.scope import scoped
 
 routes = web.RouteTableDef()
@@ -85,27 +84,22 @@ async def stream(request: web.Request) -> web.StreamResponse:
     else:
         given = decode_event_cursor(checked.query.get("after"), field="after")
     prefix = checked.query.get("type", "")[:60] or None
-    database = services(request).database
-    async with database.read() as conn:
+    async with services(request).database.read() as conn:
         after = await events.start_at(conn, given, from_now=True)
-    async with sse_response(request) as sse:
-        with contextlib.suppress(ConnectionResetError):
-            async for batch in event_batches(
-                database,
-                request.config_dict.get(CHANGES),
-                after=after,
-                project_id=checked.ids.get("project_id", within.get("project_id")),
-                protocol_run_id=checked.ids.get("protocol_id"),
-                step_run_id=checked.ids.get("step_id"),
-                organisation_id=within.get("organisation_id"),
-            ):
-                if not sse.is_connected() or request.transport is None or request.transport.is_closing():
-                    break
-                for placed in batch:
-                    event = placed.event
-                    if prefix and not event.event_type.startswith(prefix):
-                        continue
-                    row = aiohttp_jinja2.render_string("console/_event_row.html", request, {"event": event})
-                    await sse.send(row, event="feed", id=encode_event_cursor(placed.position))
-                    await sse.send(event.event_type, event="change")
-    return sse
+    interest = Interest(
+        organisation_id=within.get("organisation_id"),
+        project_id=checked.ids.get("project_id", within.get("project_id")),
+        protocol_run_id=checked.ids.get("protocol_id"),
+        step_run_id=checked.ids.get("step_id"),
+        type_prefix=prefix,
+    )
+    environment = aiohttp_jinja2.get_env(request.app)
+
+    def row(placed: Placed) -> bytes:
+        """The event's feed row (the page's own template) and the `change` signal after it."""
+        html = environment.get_template("console/_event_row.html").render(event=placed.event)
+        feed = message(html, id=encode_event_cursor(placed.position), event="feed")
+        return feed + message(placed.event.event_type, event="change")
+
+    batches = request.config_dict[LIVE].follow(interest, after=after)
+    return await send_batches(request, batches, lambda entry: entry.frame("console", row))

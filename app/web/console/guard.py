@@ -73,8 +73,7 @@ async def _token_valid(request: web.Request, current: Session) -> bool:
     token signs out."""
     if not current.token_hash:
         return False
-    async with services(request).database.read() as conn:
-        found = await tenancy.principal_for_token_hash(conn, current.token_hash)
+    found = await tenancy.principal_for_token_hash(services(request).database, current.token_hash)
     if found is None:
         return False
     if found.level is Level.PROJECT:

@@ -10,7 +10,7 @@ from aiohttp import web
 from app.domain.actions import allowed_run_actions
 from app.domain.records import ProtocolRun
 from app.domain.scopes import tenant
-from app.domain.totals import Totals
+from app.domain.totals import per_step
 from app.errors import NotFoundError, TasksGodzillaError
 from app.services import controls, planning
 from app.services.artifacts import read_artifact
@@ -72,9 +72,7 @@ async def _live_view(request: web.Request) -> dict[str, Any]:
         plan = await steps.list_for_protocol(conn, run.id)
         project = await projects.get(conn, run.project_id)
         by_step = await usage_store.by_step(conn, run.id)
-    usage: dict[int, Totals] = {}
-    for (step_id, _), totals in by_step.items():  # execution and QA together, unknown cost kept apart
-        usage[step_id] = usage.get(step_id, Totals()) + totals
+    usage = per_step(by_step)
     ci = next((s.ci_status for s in reversed(plan) if s.ci_status), None)
     allowed = allowed_run_actions(run.status, plan, has_branch=bool(run.branch_name))
     offered = {a.value: ACTIONS[a.value][0] for a in allowed}

@@ -1,8 +1,8 @@
 """Issue intake and triggers: a project's intake labels, the issues it took in, cron schedules with
 their firings (one per due time), and the generic trigger webhook's deliveries.
 
-Revision ID: 0020_intake
-Revises: 0019
+Revision ID: 0022
+Revises: 0021
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0020_intake"
-down_revision: str | None = "0019"
+revision: str = "0022"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
