@@ -145,6 +145,7 @@ class Settings(BaseSettings):
             "steps): a divisor of 60, or whole minutes dividing an hour (cron ticks)."
         ),
     )
+    intake_poll_seconds: int = Field(300, ge=1, le=3600, description="Seconds between issue intake polls.")
     setup_discovery: bool = Field(
         False, description="Project setup runs a read-only agent that describes the repository."
     )
@@ -356,7 +357,7 @@ class Settings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         return checks.http_url(value)
 
-    @field_validator("scheduler_interval_seconds")
+    @field_validator("scheduler_interval_seconds", "intake_poll_seconds")
     @classmethod
     def _cron_interval(cls, value: int) -> int:
         interval_cron(value)  # raises ValueError naming the intervals a cron line can keep

@@ -17,6 +17,7 @@ from app.cli.policy import policy
 from app.cli.projects import project
 from app.cli.protocols import protocol
 from app.cli.remote import SERVER
+from app.cli.schedules import schedule
 from app.cli.tui import tui
 from app.cli.usage import usage
 from app.config import load_settings
@@ -112,6 +113,7 @@ cli.add_command(tui)
 cli.add_command(evaluate)
 cli.add_command(usage)
 cli.add_command(notify)
+cli.add_command(schedule)
 
 
 def main() -> None:

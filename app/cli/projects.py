@@ -23,6 +23,7 @@ from app.cli.remote_follow import events_after, follow_setup_over_http
 from app.config import Settings
 from app.domain.records import Event, Project
 from app.domain.refnames import check_branch_name
+from app.domain.visible import check_visible_text
 from app.errors import ConflictError, InvalidInputError
 from app.services import project_actions
 from app.services import projects as project_service
@@ -200,6 +201,8 @@ def answer(project_ref: str, answers: tuple[str, ...], by: str) -> None:
 @click.option("--ci-provider", type=click.Choice(["github", "gitlab"]), help="CI that reports on branches.")
 @click.option("--forge-repo", help="The forge's name of the repository (owner/name) for PRs and CI.")
 @click.option("--fix-ci-attempts", type=int, help="Times an agent may fix a failing CI run.")
+@click.option("--intake-label", help="Open forge issues with this label become protocol runs.")
+@click.option("--intake-blocked-label", help="Labelled issues with this label too wait (default: blocked).")
 @click.option(
     "--setup/--no-setup",
     "run_setup",
@@ -213,11 +216,16 @@ def edit(
     ci_provider: str | None,
     forge_repo: str | None,
     fix_ci_attempts: int | None,
+    intake_label: str | None,
+    intake_blocked_label: str | None,
     run_setup: bool | None,
 ) -> None:
     """Change PROJECT's settings; a new base branch offers to run its setup again."""
     ref = parse_project(project_ref)
     given = {"base_branch": base_branch, "ci_provider": ci_provider, "forge_repo": forge_repo}
+    for name, label in (("intake_label", intake_label), ("intake_blocked_label", intake_blocked_label)):
+        if label is not None:
+            given[name] = check_visible_text(label, field=name)
     changes: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if fix_ci_attempts is not None:
         changes["fix_ci_attempts"] = fix_ci_attempts

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.intake_events import INTAKE_EVENT_KINDS
 from app.domain.statuses import ProtocolStatus, StepStatus
 
 
@@ -199,7 +200,12 @@ _KINDS = [
         ("model",),
     ),
     EventKind("watchdog.stuck", "A step ran past the stuck limit.", ("seconds",)),
-    EventKind("protocol.created", "A protocol run was requested.", ("number", "name")),
+    EventKind(
+        "protocol.created",
+        "A protocol run was requested (by an operator, or by `source`: intake, schedule, trigger).",
+        ("number", "name", "source"),
+    ),
+    *(EventKind(name, summary, payload) for name, summary, payload in INTAKE_EVENT_KINDS),
     # CI and forges
     EventKind(
         "ci.passed", "CI passed on a step's commit.", ("provider", "source", "name", "sha", "url", "delivery")

@@ -82,6 +82,9 @@ class Project(Record):
     fix_ci_attempts: int | None = None
     # The machine a project registered by local path lives on (its jobs run there); None: any.
     host: str | None = None
+    # Issue intake: open issues with `intake_label` become runs; with `intake_blocked_label` they wait.
+    intake_label: str | None = None
+    intake_blocked_label: str | None = None
     created_at: datetime
     updated_at: datetime
     version: int

@@ -17,9 +17,12 @@ import aiohttp
 from yarl import URL
 
 from app.domain.ci import Provider, clean_text
+from app.domain.intake import Issue
 from app.errors import CIError, InvalidInputError, NotFoundError, PermissionDeniedError
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+ISSUE_PAGE = 100
+MAX_ISSUE_PAGES = 10  # a poll reads at most 1,000 labelled issues; past that, it cancels nothing
 USER_AGENT = "TasksGodzilla"
 
 
@@ -87,6 +90,14 @@ class Forge(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    async def comment_issue(self, number: int, body: str) -> None:
+        """A comment on the issue `number` (GitHub's issue comment, GitLab's issue note)."""
+        ...
+
+    async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
+        """The open issues carrying `label`, and whether that is all of them (pages are capped)."""
+        ...
 
 
 class RestClient:

@@ -1,5 +1,5 @@
 """GitHub's REST API for pull requests: find, open, update, comment on, read, merge; reply to review
-comments; read a failed Actions job's log."""
+comments; read a failed Actions job's log; list labelled issues and comment on one."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.ci import Provider
+from app.domain.intake import Issue, parse_github_issue
 from app.errors import CIError
-from app.forges.client import FailedJob, MergeAnswer, PullRequest, RestClient
+from app.forges.client import (
+    ISSUE_PAGE,
+    MAX_ISSUE_PAGES,
+    FailedJob,
+    MergeAnswer,
+    PullRequest,
+    RestClient,
+)
 
 API_VERSION = "2022-11-28"
 # GitHub's refusals of a merge: 405 not mergeable (a conflict, a required check or review missing),
@@ -54,6 +62,24 @@ class GitHubClient(RestClient):
     async def comment(self, number: int, body: str) -> None:
         # PR conversation comments live on the issue that every PR is.
         await self.call("POST", f"{self._repo_path}/issues/{int(number)}/comments", body={"body": body})
+
+    async def comment_issue(self, number: int, body: str) -> None:
+        await self.comment(number, body)  # the same endpoint: every PR is an issue
+
+    async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
+        found: list[Issue] = []
+        for page in range(1, MAX_ISSUE_PAGES + 1):
+            query = {"labels": label, "state": "open", "per_page": str(ISSUE_PAGE), "page": str(page)}
+            entries = await self.call("GET", f"{self._repo_path}/issues", query=query)
+            if not isinstance(entries, list):
+                raise CIError("GET issues: GitHub answered something other than a list")
+            for entry in entries:  # the list holds pull requests too: those are skipped
+                issue = parse_github_issue(entry)
+                if issue is not None:
+                    found.append(issue.model_copy(update={"repository": self.repository}))
+            if len(entries) < ISSUE_PAGE:
+                return found, True
+        return found, False
 
     async def get(self, number: int) -> PullRequest:
         return _pull(await self.call("GET", f"{self._repo_path}/pulls/{int(number)}"))

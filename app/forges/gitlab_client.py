@@ -1,5 +1,6 @@
 """GitLab's REST API (v4) for merge requests: find, open, update, comment on (a note), read, merge;
-reply in a discussion; a member's access level; a failed job's trace."""
+reply in a discussion; a member's access level; a failed job's trace; list labelled issues and add a
+note to one."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ from typing import Any
 from urllib.parse import quote
 
 from app.domain.ci import Provider
+from app.domain.intake import Issue, parse_gitlab_issue
 from app.errors import CIError, NotFoundError
-from app.forges.client import FailedJob, MergeAnswer, PullRequest, RestClient
+from app.forges.client import (
+    ISSUE_PAGE,
+    MAX_ISSUE_PAGES,
+    FailedJob,
+    MergeAnswer,
+    PullRequest,
+    RestClient,
+)
 
 STATES = {"opened": "open", "merged": "merged", "closed": "closed", "locked": "open"}
 # GitLab's refusals of a merge: 405 it cannot be accepted (draft, closed, a pipeline that must succeed
@@ -52,6 +61,24 @@ class GitLabClient(RestClient):
 
     async def comment(self, number: int, body: str) -> None:
         await self.call("POST", f"{self._project}/merge_requests/{int(number)}/notes", body={"body": body})
+
+    async def comment_issue(self, number: int, body: str) -> None:
+        await self.call("POST", f"{self._project}/issues/{int(number)}/notes", body={"body": body})
+
+    async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
+        found: list[Issue] = []
+        for page in range(1, MAX_ISSUE_PAGES + 1):
+            query = {"labels": label, "state": "opened", "per_page": str(ISSUE_PAGE), "page": str(page)}
+            entries = await self.call("GET", f"{self._project}/issues", query=query)
+            if not isinstance(entries, list):
+                raise CIError("GET issues: GitLab answered something other than a list")
+            for entry in entries:
+                issue = parse_gitlab_issue(entry)
+                if issue is not None:
+                    found.append(issue.model_copy(update={"repository": self.repository}))
+            if len(entries) < ISSUE_PAGE:
+                return found, True
+        return found, False
 
     async def get(self, number: int) -> PullRequest:
         return _merge_request(await self.call("GET", f"{self._project}/merge_requests/{int(number)}"))

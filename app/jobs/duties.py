@@ -25,13 +25,14 @@ from procrastinate import JobContext
 from app.domain.cron import interval_cron
 from app.jobs.tasks import services_of
 from app.logs import correlation_scope, get_logger
-from app.services import notify_delivery, scheduler
+from app.services import intake, intake_progress, notify_delivery, scheduler, schedules
 from app.services.agents import close_abandoned_runs
 from app.services.context import Services
 
 log = get_logger(__name__)
 
 DUTY_QUEUE = "duties"
+SCHEDULES_CRON = "* * * * *"  # every minute: the finest a schedule's cron line can say
 RETENTION_CRON = "17 * * * *"  # hourly: what it removes is kept for a day or more
 FINISHED_DUTIES_KEEP_HOURS = 1
 FAILED_DUTIES_KEEP_HOURS = 7 * 24  # a failed pass stays in Procrastinate's table a week, to look at
@@ -121,10 +122,14 @@ class Duty:
     call: DutyCall
 
 
-def duties(scan_seconds: int) -> list[Duty]:
+def duties(scan_seconds: int, intake_poll_seconds: int = 300) -> list[Duty]:
     """Every duty and when it runs; each returns how much it did."""
     every = interval_cron(scan_seconds)
     return [
+        # Triggers and issue intake (app/services/schedules.py, intake.py, intake_progress.py).
+        Duty("fire_schedules", SCHEDULES_CRON, lambda _, s: schedules.fire_due(s)),
+        Duty("poll_issues", interval_cron(intake_poll_seconds), lambda _, s: intake.poll_issues(s)),
+        Duty("comment_issue_progress", every, lambda _, s: intake_progress.post_progress(s)),
         Duty(
             "retry_stalled_jobs", every, lambda a, s: retry_stalled_jobs(a, s.settings.stalled_after_seconds)
         ),
@@ -146,9 +151,9 @@ def duty_task_name(duty: Duty) -> str:
     return f"duty_{duty.name}"
 
 
-def register_duties(app: procrastinate.App, scan_seconds: int) -> int:
+def register_duties(app: procrastinate.App, scan_seconds: int, intake_poll_seconds: int = 300) -> int:
     """Attach every duty to `app` as a periodic task; how many (the duties worker's concurrency)."""
-    found = duties(scan_seconds)
+    found = duties(scan_seconds, intake_poll_seconds)
     for duty in found:
         name = duty_task_name(duty)
         task = app.task(name=name, queue=DUTY_QUEUE, queueing_lock=name, pass_context=True)(_run(duty))

@@ -116,7 +116,7 @@ def create_job_app(settings: Settings, database_url: str, **pool_options: Any) -
         cap_seconds=settings.retry_backoff_max_seconds,
     )
     register_notifications(app, notify_retry)
-    register_duties(app, settings.scheduler_interval_seconds)
+    register_duties(app, settings.scheduler_interval_seconds, settings.intake_poll_seconds)
     return app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from app.store import (  # noqa: F401 (each defines its tables on `metadata`)
     audit_table,
+    intake_tables,
     metric_counts,
     notification_tables,
     search_indexes,

@@ -127,6 +127,8 @@ projects = Table(
     Column("forge_repo", Text),
     Column("fix_ci_attempts", Integer),
     Column("host", Text),
+    Column("intake_label", Text),
+    Column("intake_blocked_label", Text),
     Column("organisation_id", BigInteger, ForeignKey("organisations.id"), nullable=False),
     *_timestamps(),
     _version(),

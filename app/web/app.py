@@ -12,7 +12,7 @@ from app.domain.scopes import PUBLIC, SERVICE
 from app.jobs.runtime import open_runtime, start_worker, stop_worker
 from app.store.changes import ChangeFeed
 from app.tracing import Tracing
-from app.web import webhooks
+from app.web import trigger_hook, webhooks
 from app.web.api import (
     audit,
     budgets,
@@ -24,6 +24,7 @@ from app.web.api import (
     projects,
     protocols,
     runs,
+    triggers,
     usage,
 )
 from app.web.api.openapi import build_spec
@@ -56,6 +57,7 @@ def install_api(app: web.Application) -> list[Endpoint]:
         budgets,
         usage,
         notifications,
+        triggers,
     ):
         module.api.install(app)
         endpoints += module.api.endpoints
@@ -109,6 +111,7 @@ def create_app(
     app.router.add_get("/health", scoped(PUBLIC)(health))
     app.router.add_get("/metrics", scoped(SERVICE)(metrics_page))
     webhooks.install(app)
+    trigger_hook.install(app)
     endpoints = install_api(app)
     spec = build_spec(endpoints, secured=token is not None)
 

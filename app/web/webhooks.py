@@ -36,6 +36,7 @@ from app.forges.signatures import (
 )
 from app.services import webhooks
 from app.web.api.registry import unique_keys
+from app.web.intake_hooks import is_issue_event, receive_issue
 from app.web.keys import SERVICES, SETTINGS
 from app.web.scope import resolved, scoped
 
@@ -66,6 +67,8 @@ async def github(request: web.Request) -> web.Response:
     event = _event(request.headers.get("X-GitHub-Event"), "X-GitHub-Event")
     delivery = _delivery_id(body, request.headers.get("X-GitHub-Delivery"))
     data = _payload(request, body)
+    if is_issue_event(Provider.GITHUB, event):  # issue intake
+        return await receive_issue(request, Provider.GITHUB, delivery, event, data)
     signal = (
         origin_signal(Provider.GITHUB, event, data, resolved(request).query)
         or parse_review(Provider.GITHUB, event, data)
@@ -89,6 +92,8 @@ async def gitlab(request: web.Request) -> web.Response:
     offered = request.headers.get("Idempotency-Key") or request.headers.get("X-Gitlab-Event-UUID")
     delivery = _delivery_id(body, offered)
     data = _payload(request, body)
+    if is_issue_event(Provider.GITLAB, event):  # issue intake
+        return await receive_issue(request, Provider.GITLAB, delivery, event, data)
     signal = (
         origin_signal(Provider.GITLAB, event, data, resolved(request).query)
         or parse_review(Provider.GITLAB, event, data)

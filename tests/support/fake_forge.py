@@ -1,4 +1,4 @@
-"""A local stand-in for GitHub's and GitLab's REST APIs (pull/merge requests only), for tests.
+"""A local stand-in for GitHub's and GitLab's REST APIs (pull/merge requests and issues), for tests.
 
 It speaks their wire format as documented: GitHub's `/repos/{owner}/{repo}/pulls…` and
 `/issues/{n}/comments` with `Authorization: Bearer`, answering `number`, `html_url`, `state`, `merged`,
@@ -8,7 +8,10 @@ token gets each forge's 401; opening a second PR/MR for a branch gets each forge
 (`PUT …/pulls/{n}/merge`, `PUT …/merge_requests/{iid}/merge`, with an optional `sha` guard) answers as
 each forge does: GitHub's 200 `{"sha", "merged": true, "message"}`, or 405 (not open, a conflict, a
 required check) and 409 (the head moved); GitLab's 200 with the merged MR, or 405 (not open, a pipeline
-that must succeed), 406 (a conflict) and 409 (the SHA is not the head). Every request is recorded
+that must succeed), 406 (a conflict) and 409 (the SHA is not the head). Issues: GitHub's
+`GET /repos/{o}/{r}/issues?labels=&state=open` and `POST …/issues/{n}/comments`; GitLab's
+`GET /projects/:id/issues?labels=&state=opened` and `POST …/issues/{iid}/notes`, paged by
+`per_page`/`page`. Every request is recorded
 (method, raw path, query, headers, JSON body) so tests can check what was sent.
 """
 
@@ -47,6 +50,9 @@ class FakeForge:
     received: list[Received] = field(default_factory=list)
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (repo, number) -> PR/MR
     comments: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    # Issues, in each forge's own shape (GitHub: `number`, GitLab: `iid`), and the comments on them.
+    issues: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    issue_comments: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     # Checks the target branch's protection requires and that have not passed: merges are refused.
     required_checks: tuple[str, ...] = ()
     # PRs/MRs whose branch conflicts with its target: merges are refused.
@@ -70,6 +76,43 @@ class FakeForge:
             pull.update(state="closed", merged=True, merged_at="2024-05-01T12:00:00Z")
         return pull
 
+    def add_issue(
+        self,
+        provider: str,
+        repo: str,
+        number: int,
+        *,
+        title: str = "Fix the login",
+        body: str = "It breaks.",
+        labels: tuple[str, ...] = (),
+        open: bool = True,
+    ) -> dict[str, Any]:
+        """An issue on the forge, as its REST API shows it (and as its webhook payload carries it)."""
+        if provider == "github":
+            issue = {
+                "id": 9000 + number,
+                "number": number,
+                "title": title,
+                "body": body,
+                "state": "open" if open else "closed",
+                "html_url": f"https://github.com/{repo}/issues/{number}",
+                "labels": [{"id": i, "name": name, "color": "ededed"} for i, name in enumerate(labels)],
+            }
+        else:
+            issue = {
+                "id": 7000 + number,
+                "iid": number,
+                "project_id": 42,
+                "title": title,
+                "description": body,
+                "state": "opened" if open else "closed",
+                "web_url": f"https://gitlab.example.test/{repo}/-/issues/{number}",
+                "labels": list(labels),
+                "references": {"full": f"{repo}#{number}"},
+            }
+        self.issues[(repo, number)] = issue
+        return issue
+
     # --- the server ----------------------------------------------------------------------------
 
     def app(self) -> web.Application:
@@ -81,6 +124,7 @@ class FakeForge:
         app.router.add_patch(f"{repo}/pulls/{{number:\\d+}}", self.github_update)
         app.router.add_post(f"{repo}/issues/{{number:\\d+}}/comments", self.github_comment)
         app.router.add_put(f"{repo}/pulls/{{number:\\d+}}/merge", self.github_merge)
+        app.router.add_get(f"{repo}/issues", self.github_issues)
         project = "/api/v4/projects/{project}"
         app.router.add_get(f"{project}/merge_requests", self.gitlab_list)
         app.router.add_post(f"{project}/merge_requests", self.gitlab_create)
@@ -88,6 +132,8 @@ class FakeForge:
         app.router.add_put(f"{project}/merge_requests/{{iid:\\d+}}", self.gitlab_update)
         app.router.add_post(f"{project}/merge_requests/{{iid:\\d+}}/notes", self.gitlab_note)
         app.router.add_put(f"{project}/merge_requests/{{iid:\\d+}}/merge", self.gitlab_merge)
+        app.router.add_get(f"{project}/issues", self.gitlab_issues)
+        app.router.add_post(f"{project}/issues/{{iid:\\d+}}/notes", self.gitlab_issue_note)
         self.extras.install(app)
         return app
 
@@ -181,7 +227,25 @@ class FakeForge:
         pull["head"]["sha"] = self.head_sha(pull["head"]["ref"])
         return web.json_response(pull)
 
+    async def github_issues(self, request: web.Request) -> web.Response:
+        """GET /repos/{owner}/{repo}/issues?labels=a,b&state=open&per_page&page (PRs are listed too)."""
+        repo, wanted = self._github_repo(request), request.query.get("labels", "")
+        state = request.query.get("state", "open")
+        found = [
+            issue for (r, _), issue in sorted(self.issues.items())
+            if r == repo and "number" in issue and state in ("all", issue["state"])
+            and all(w in {label["name"] for label in issue["labels"]} for w in wanted.split(",") if w)
+        ]  # fmt: skip
+        return web.json_response(_page(request, found))
+
     async def github_comment(self, request: web.Request) -> web.Response:
+        key = (self._github_repo(request), int(request.match_info["number"]))
+        if key in self.issues and "number" in self.issues[key]:
+            data = await request.json()
+            self.issue_comments.setdefault(key, []).append(data["body"])
+            comment_id = len(self.issue_comments[key])
+            html = f"{self.issues[key]['html_url']}#issuecomment-{comment_id}"
+            return web.json_response({"id": comment_id, "html_url": html, "body": data["body"]}, status=201)
         pull, data = self._github_pull(request), await request.json()
         key = (self._github_repo(request), pull["number"])
         self.comments.setdefault(key, []).append(data["body"])
@@ -279,6 +343,26 @@ class FakeForge:
             {"id": len(self.comments[key]), "body": data["body"], "noteable_iid": mr["iid"]}, status=201
         )
 
+    async def gitlab_issues(self, request: web.Request) -> web.Response:
+        """GET /projects/:id/issues?labels=a,b&state=opened&per_page&page."""
+        repo, wanted = self._gitlab_repo(request), request.query.get("labels", "")
+        state = request.query.get("state", "all")
+        found = [
+            issue for (r, _), issue in sorted(self.issues.items())
+            if r == repo and "iid" in issue and state in ("all", issue["state"])
+            and all(w in issue["labels"] for w in wanted.split(",") if w)
+        ]  # fmt: skip
+        return web.json_response(_page(request, found))
+
+    async def gitlab_issue_note(self, request: web.Request) -> web.Response:
+        key = (self._gitlab_repo(request), int(request.match_info["iid"]))
+        if key not in self.issues or "iid" not in self.issues[key]:
+            raise web.HTTPNotFound(text='{"message": "404 Issue Not Found"}', content_type="application/json")
+        data = await request.json()
+        self.issue_comments.setdefault(key, []).append(data["body"])
+        body = {"id": len(self.issue_comments[key]), "body": data["body"], "noteable_type": "Issue"}
+        return web.json_response(body, status=201)
+
     async def gitlab_merge(self, request: web.Request) -> web.Response:
         mr = self._gitlab_mr(request)
         data = await request.json() if request.body_exists else {}
@@ -292,6 +376,11 @@ class FakeForge:
             return web.json_response({"message": moved}, status=409)
         self.merge(*key)
         return web.json_response(mr)
+
+
+def _page(request: web.Request, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    size, page = int(request.query.get("per_page", "30")), int(request.query.get("page", "1"))
+    return found[(page - 1) * size : page * size]
 
 
 @contextlib.asynccontextmanager

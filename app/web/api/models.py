@@ -73,6 +73,15 @@ class ProjectPatch(EngineChoices):
     ci_provider: Literal["github", "gitlab"] | None = None
     forge_repo: str | None = ForgeRepo
     fix_ci_attempts: int | None = FixCiAttempts
+    intake_label: VisibleLine | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Open forge issues with this label become protocol runs (null: no intake)",
+    )
+    intake_blocked_label: VisibleLine | None = Field(
+        None, min_length=1, max_length=100, description="Issues with this label wait (null: `blocked`)"
+    )
 
 
 class ProtocolCreate(EngineChoices):
