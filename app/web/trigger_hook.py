@@ -30,7 +30,7 @@ from app.services import triggers
 from app.web.api.models import Strict
 from app.web.api.registry import unique_keys
 from app.web.keys import SERVICES, SETTINGS
-from app.web.scope import scoped
+from app.web.scope import resolved, scoped
 from app.web.webhooks import read_capped
 
 SIGNATURE_HEADER = "X-TasksGodzilla-Signature"
@@ -85,7 +85,7 @@ async def trigger(request: web.Request) -> web.Response:
 
 async def _secret_holder(request: web.Request) -> int | None:
     """The project id named in the path, if it is a whole number of a project that exists."""
-    text = request.match_info["project"]
+    text = resolved(request).path["project"]
     if not _PROJECT.fullmatch(text):
         return None
     try:

@@ -180,6 +180,17 @@ async def _project_call(w: World, method: str, suffix: str, body: Any = None) ->
     return await w.client.request(method, f"/projects/{project['id']}{suffix}", json=body, headers=AUTH)
 
 
+WEEKLY = {"cron": "0 6 * * 1", "title": "Update dependencies"}
+
+
+async def _schedule_deleted(w: World) -> Any:
+    project = await w.project()
+    added = await w.client.post(f"/projects/{project['id']}/schedules", json=WEEKLY, headers=AUTH)
+    assert added.status == 201, await added.text()
+    schedule = (await added.json())["id"]
+    return await w.client.delete(f"/projects/{project['id']}/schedules/{schedule}", headers=AUTH)
+
+
 MAIL_CHANNEL = {"name": "mail", "channel_type": "email", "recipients": ["dev@example.com"]}
 
 
@@ -274,6 +285,15 @@ RECIPES: dict[tuple[str, str], tuple[str, Recipe]] = {
     ),
     ("POST", "/protocols/{protocol_id}/budget/raise"): ("budget.raised", _run_raise),
     ("POST", "/steps/{step_id}/budget/raise"): ("budget.raised", _step_raise),
+    ("POST", "/projects/{project_id}/schedules"): (
+        "schedule.created",
+        lambda w: _project_call(w, "POST", "/schedules", WEEKLY),
+    ),
+    ("DELETE", "/projects/{project_id}/schedules/{schedule}"): ("schedule.deleted", _schedule_deleted),
+    ("POST", "/projects/{project_id}/triggers/webhook/secret"): (
+        "trigger.secret_set",
+        lambda w: _project_call(w, "POST", "/triggers/webhook/secret"),
+    ),
     ("POST", "/projects/{project_id}/notifications"): (
         "notification.channel_added",
         lambda w: _project_call(w, "POST", "/notifications", MAIL_CHANNEL),
