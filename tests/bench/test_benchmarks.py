@@ -5,6 +5,8 @@ Never a speed assertion: the figures depend on the machine and on whatever else 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,27 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def quick_run(
+    script: str, database_url: str, cwd: Path, *, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`script --quick` in a process group of its own: on a timeout the bench's servers and workers
+    go with it (killing the bench alone left them running after the session)."""
+    argv = [sys.executable, script, "--quick", "--database-url", database_url]
+    with subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as bench:
+        try:
+            stdout, stderr = bench.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(bench.pid, signal.SIGKILL)
+            stdout, stderr = bench.communicate()
+            said = f"{stdout[-3000:]}{stderr[-3000:]}"
+            raise AssertionError(f"{script} --quick took over {timeout} s\n{said}") from None
+    return subprocess.CompletedProcess(argv, bench.returncode, stdout, stderr)
+
+
 API_MEASURES = (
     "ceiling: bare aiohttp, constant JSON",
     "reference: bare aiohttp + asyncpg, one row",
@@ -68,13 +91,7 @@ CONSOLE_MEASURES = (
     ids=["api", "queue", "console", "serve_load", "sse", "scale"],
 )
 def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, measures, closing):
-    done = subprocess.run(
-        [sys.executable, str(BENCH / script), "--quick", "--database-url", postgres_server_url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = quick_run(str(BENCH / script), postgres_server_url, tmp_path, timeout=180)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     for measure in measures:
@@ -84,13 +101,7 @@ def test_quick_run_prints_every_measure(postgres_server_url, tmp_path, script, m
 
 
 def test_workers_quick_run_prints_the_scaling_table_and_the_travel_cost(postgres_server_url, tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "workers.py"), "--quick", "--database-url", postgres_server_url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = quick_run(str(BENCH / "workers.py"), postgres_server_url, tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = done.stdout.split("workers   steps/s   ratio")[1].split("travel per step")[0]
     assert [line.split()[0] for line in table.strip().splitlines()[1:]] == ["1", "2"]
@@ -98,13 +109,7 @@ def test_workers_quick_run_prints_the_scaling_table_and_the_travel_cost(postgres
 
 
 def test_notify_quick_run_routes_every_notifying_event_to_every_channel(postgres_server_url, tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "notify.py"), "--quick", "--database-url", postgres_server_url],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = quick_run(str(BENCH / "notify.py"), postgres_server_url, tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| baseline: read the watched events |" in done.stdout
     assert "| routing pass (rules, deliveries, jobs, cursor) |" in done.stdout
