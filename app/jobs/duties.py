@@ -142,6 +142,7 @@ def duties(scan_seconds: int, intake_poll_seconds: int = 300) -> list[Duty]:
             "forget_idempotency_keys", RETENTION_CRON, lambda _, s: scheduler.forget_old_idempotency_keys(s)
         ),
         Duty("forget_deliveries", RETENTION_CRON, lambda _, s: scheduler.forget_old_deliveries(s)),
+        Duty("forget_notifications", RETENTION_CRON, lambda _, s: scheduler.forget_old_notifications(s)),
         Duty("forget_finished_duties", RETENTION_CRON, lambda a, _: forget_finished_duties(a)),
         Duty("forget_finished_jobs", RETENTION_CRON, lambda a, _: forget_finished_jobs(a)),
     ]

@@ -18,6 +18,7 @@ from app.services.context import Services
 from app.services.events import record
 from app.services.progress import block_run
 from app.store import deliveries, idempotency, jobs, metric_counts, protocols, steps
+from app.store import notifications as notification_store
 from app.store.transitions import move_step
 
 log = get_logger(__name__)
@@ -119,6 +120,15 @@ async def forget_old_deliveries(svc: Services, *, now: datetime | None = None) -
     """Webhook deliveries are kept a month, then their dedupe records go."""
     async with svc.database.transaction() as conn:
         return await deliveries.forget_before(conn, (now or datetime.now(UTC)) - DELIVERIES_KEEP)
+
+
+async def forget_old_notifications(svc: Services, *, now: datetime | None = None) -> int:
+    """Notification deliveries sent or failed are kept a month, like webhook deliveries: the cursor
+    has long passed their events, so no routing pass can add them again."""
+    async with svc.database.transaction() as conn:
+        return await notification_store.forget_finished_before(
+            conn, (now or datetime.now(UTC)) - DELIVERIES_KEEP
+        )
 
 
 async def fold_metric_counts(svc: Services) -> int:

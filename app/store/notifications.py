@@ -149,6 +149,18 @@ async def deliveries_of(conn: AsyncConnection, channel_id: int) -> list[Delivery
     return [_delivery(row) for row in (await conn.execute(query)).all()]
 
 
+async def forget_finished_before(conn: AsyncConnection, before: datetime) -> int:
+    """Deliveries sent or failed for good before `before` go (their events stay in the log); how many.
+    Pending ones stay whatever their age: their job may still try them."""
+    gone = await conn.execute(
+        delete(notification_deliveries).where(
+            notification_deliveries.c.status.in_(("sent", "failed")),
+            notification_deliveries.c.updated_at < before,
+        )
+    )
+    return int(gone.rowcount or 0)
+
+
 async def record_attempt(conn: AsyncConnection, delivery_id: int, *, status: str, error: str | None) -> None:
     """One more attempt, its outcome (`sent`, `pending` to try again, `failed` for good)."""
     await conn.execute(

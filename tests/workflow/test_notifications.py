@@ -5,6 +5,7 @@ stop between the event and the send."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from app.domain.events import NewEvent
 from app.domain.records import ProtocolRun, StepRun
 from app.jobs.runtime import open_runtime
-from app.services import notify_channels, notify_delivery
+from app.services import notify_channels, notify_delivery, scheduler
 from app.services.context import Services
 from app.store import events, projects, protocols, steps
 from app.store import notifications as store
@@ -253,6 +254,14 @@ async def test_a_receiver_that_fails_twice_gets_it_on_the_third_try(
         assert (delivery.status, delivery.attempts) == ("sent", 3)
         assert receiver.calls == 3
         assert len(receiver.received) == 1
+
+        # Sent or failed deliveries are kept a month; a pending one stays whatever its age.
+        async with svc.database.transaction() as conn:
+            [pending] = await store.add_deliveries(conn, [(channel.id, 10**12, "run.blocked")])
+        assert await scheduler.forget_old_notifications(svc) == 0
+        later = datetime.now(UTC) + timedelta(days=32)
+        assert await scheduler.forget_old_notifications(svc, now=later) == 1
+        assert [d.id for d in await deliveries(svc, channel.id)] == [pending]
 
 
 async def test_an_email_the_server_defers_twice_is_sent_on_the_third_try(
