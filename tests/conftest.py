@@ -51,7 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto` (pyproject's default): one worker per core, at least three (much of a test's time is
     spent waiting on PostgreSQL, git and agent processes, so a 2-core machine keeps three busy), at
-    most eight (each worker runs its own embedded PostgreSQL)."""
+    most eight (each worker runs its own embedded PostgreSQL). On one external server, one worker:
+    the event log orders by transaction id, which is server-wide, so tests side by side on one server
+    would hold back each other's events."""
+    if EXTERNAL_SERVER_URL:
+        return 1
     return max(3, min(os.cpu_count() or 1, 8))
 
 
