@@ -9,6 +9,7 @@ the forge's own explanation, never the token.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
@@ -128,6 +129,29 @@ class RestClient:
         """One request; the decoded JSON answer, or a typed error."""
         status, raw = await self._send(method, path, query=query, body=body)
         return _answer(f"{method} {path}", status, raw)
+
+    async def issue_pages(
+        self,
+        path: str,
+        query: dict[str, str],
+        parse: Callable[[Any], Issue | None],
+        *,
+        forge: str,
+        repository: str,
+    ) -> tuple[list[Issue], bool]:
+        """Every issue of a paged list (`parse`: None for an entry that is no issue), each naming
+        `repository`, and whether the list was read to its end (at most MAX_ISSUE_PAGES pages)."""
+        found: list[Issue] = []
+        for page in range(1, MAX_ISSUE_PAGES + 1):
+            paged = {**query, "per_page": str(ISSUE_PAGE), "page": str(page)}
+            entries = await self.call("GET", path, query=paged)
+            if not isinstance(entries, list):
+                raise CIError(f"GET issues: {forge} answered something other than a list")
+            issues = (parse(entry) for entry in entries)
+            found += [i.model_copy(update={"repository": repository}) for i in issues if i is not None]
+            if len(entries) < ISSUE_PAGE:
+                return found, True
+        return found, False
 
     async def refusable(self, method: str, path: str, *, body: Any, refusals: frozenset[int]) -> MergeAnswer:
         """A merge request: merged when the forge accepts it; a status in `refusals` is the forge's

@@ -10,8 +10,6 @@ from app.domain.ci import Provider
 from app.domain.intake import Issue, parse_github_issue
 from app.errors import CIError
 from app.forges.client import (
-    ISSUE_PAGE,
-    MAX_ISSUE_PAGES,
     FailedJob,
     MergeAnswer,
     PullRequest,
@@ -67,19 +65,12 @@ class GitHubClient(RestClient):
         await self.comment(number, body)  # the same endpoint: every PR is an issue
 
     async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
-        found: list[Issue] = []
-        for page in range(1, MAX_ISSUE_PAGES + 1):
-            query = {"labels": label, "state": "open", "per_page": str(ISSUE_PAGE), "page": str(page)}
-            entries = await self.call("GET", f"{self._repo_path}/issues", query=query)
-            if not isinstance(entries, list):
-                raise CIError("GET issues: GitHub answered something other than a list")
-            for entry in entries:  # the list holds pull requests too: those are skipped
-                issue = parse_github_issue(entry)
-                if issue is not None:
-                    found.append(issue.model_copy(update={"repository": self.repository}))
-            if len(entries) < ISSUE_PAGE:
-                return found, True
-        return found, False
+        # The list holds pull requests too: parse_github_issue skips them.
+        query = {"labels": label, "state": "open"}
+        path = f"{self._repo_path}/issues"
+        return await self.issue_pages(
+            path, query, parse_github_issue, forge="GitHub", repository=self.repository
+        )
 
     async def get(self, number: int) -> PullRequest:
         return _pull(await self.call("GET", f"{self._repo_path}/pulls/{int(number)}"))

@@ -11,8 +11,6 @@ from app.domain.ci import Provider
 from app.domain.intake import Issue, parse_gitlab_issue
 from app.errors import CIError, NotFoundError
 from app.forges.client import (
-    ISSUE_PAGE,
-    MAX_ISSUE_PAGES,
     FailedJob,
     MergeAnswer,
     PullRequest,
@@ -66,19 +64,11 @@ class GitLabClient(RestClient):
         await self.call("POST", f"{self._project}/issues/{int(number)}/notes", body={"body": body})
 
     async def labelled_issues(self, label: str) -> tuple[list[Issue], bool]:
-        found: list[Issue] = []
-        for page in range(1, MAX_ISSUE_PAGES + 1):
-            query = {"labels": label, "state": "opened", "per_page": str(ISSUE_PAGE), "page": str(page)}
-            entries = await self.call("GET", f"{self._project}/issues", query=query)
-            if not isinstance(entries, list):
-                raise CIError("GET issues: GitLab answered something other than a list")
-            for entry in entries:
-                issue = parse_gitlab_issue(entry)
-                if issue is not None:
-                    found.append(issue.model_copy(update={"repository": self.repository}))
-            if len(entries) < ISSUE_PAGE:
-                return found, True
-        return found, False
+        query = {"labels": label, "state": "opened"}
+        path = f"{self._project}/issues"
+        return await self.issue_pages(
+            path, query, parse_gitlab_issue, forge="GitLab", repository=self.repository
+        )
 
     async def get(self, number: int) -> PullRequest:
         return _merge_request(await self.call("GET", f"{self._project}/merge_requests/{int(number)}"))
