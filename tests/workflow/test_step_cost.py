@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import event
@@ -20,6 +21,7 @@ from app.services import planning, projects
 from app.services.credentials import git_credential
 from app.services.job_memo import job_memo
 from app.services.policy import policy_for_run
+from app.store.database import Database
 from tests.support.workflow import (
     make_repos,
     project_ready,
@@ -92,10 +94,14 @@ async def test_a_job_reads_a_recorded_policy_and_a_credential_once(database_url,
     repos = make_repos(tmp_path)
     monkeypatch.setenv("AGENT_PLAN_STEPS", "1")
     settings = workflow_settings(tmp_path)
-    async with running_worker(settings, database_url, environ=dict(os.environ)) as svc:
+    async with running_worker(settings, database_url, environ=dict(os.environ)) as worker_svc:
+        # The reads are counted on a database of their own: the worker's duties keep querying its own.
+        own = Database(database_url, pool_size=2)
+        svc = replace(worker_svc, database=own)
         statements: list[str] = []
-        engine = svc.database.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        event.listen(
+            own.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2])
+        )
         project = await projects.register_project(svc, name="demo", local_path=str(repos.local))
         await wait_for(lambda: project_ready(svc, project.id), what="project setup")
         run_ = await planning.create_protocol(svc, project.id, title="One part")
@@ -127,3 +133,4 @@ async def test_a_job_reads_a_recorded_policy_and_a_credential_once(database_url,
             await policy_for_run(svc, run_.id)
 
         assert await reads(outside_a_job) == 2  # no job, nothing kept
+        await own.dispose()
