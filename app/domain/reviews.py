@@ -59,6 +59,17 @@ def shown(text: str, limit: int = COMMENT_MAX) -> str:
     return "".join(f"<U+{ord(c):04X}>" if hidden_character(c, multiline=True) else c for c in capped)
 
 
+def one_line(text: str, limit: int) -> str:
+    """`shown`, on one line: for a heading made of someone else's words (a path, a login, a job)."""
+    return " ".join(shown(text, limit).split())
+
+
+def fenced_body(text: str) -> str:
+    """A comment's text (already `shown` when it was recorded), its own closing tag defused: it
+    cannot end the fence it stands in."""
+    return text.replace("</reviewer-comment", "<\\/reviewer-comment")
+
+
 def may_review_on_github(association: str | None) -> bool:
     return (association or "").upper() in WRITE_ASSOCIATIONS
 
@@ -77,10 +88,12 @@ def review_instructions(comments: Sequence[Mapping[str, Any]], *, limit: int) ->
     in all (later comments are left out, and the agent is told so), and the answer asked for."""
     parts, used, left_out = [], 0, 0
     for comment in comments:
-        where = f" on `{comment['path']}`" + (f" line {comment['line']}" if comment.get("line") else "")
+        path = one_line(str(comment.get("path") or ""), 300)
+        where = f" on `{path}`" + (f" line {comment['line']}" if comment.get("line") else "") if path else ""
+        author = one_line(str(comment["author"]), 100)
         block = (
-            f"### Comment {comment['key']} by @{comment['author']}{where if comment.get('path') else ''}\n\n"
-            f'<reviewer-comment id="{comment["key"]}">\n{comment["body"]}\n</reviewer-comment>'
+            f"### Comment {comment['key']} by @{author}{where}\n\n"
+            f'<reviewer-comment id="{comment["key"]}">\n{fenced_body(comment["body"])}\n</reviewer-comment>'
         )
         if used + len(block) > limit:
             left_out += 1
