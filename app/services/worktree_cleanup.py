@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.domain.workspace import WORKTREES_DIR, protocol_worktree_path
+from app.errors import ConflictError
 from app.logs import get_logger
 from app.services.context import Services
 from app.services.events import record
@@ -51,7 +52,11 @@ async def remove_finished_worktrees(svc: Services, *, now: datetime | None = Non
             project = await projects.get(conn, finished[0].project_id) if finished else None
         if project is None:
             continue
-        clone = existing_repository(svc, project)
+        try:
+            clone = existing_repository(svc, project)
+        except ConflictError:  # its clone is gone from this disk: nothing here can remove them
+            log.warning("worktrees of a project without its clone left in place", project=project.name)
+            continue
         for run in finished:
             path = protocol_worktree_path(root, project.name, run.name)
             async with svc.database.advisory_lock(f"repo:{clone.path}"):
