@@ -1,6 +1,8 @@
-"""Running an agent CLI as a child process: argument list, own process group, deadline, output cap.
+"""Running an agent CLI as a child process: argument list, own process group, deadline, silence
+limit, output cap.
 
-The child leads a new session. On timeout or cancellation its whole tree is frozen, then killed:
+The child leads a new session. On timeout, a silence past its limit, or cancellation its whole tree
+is frozen, then killed:
 SIGSTOP to its process group and every descendant, swept again until no new process appears (a
 stopped parent can neither fork nor die, so none of its children is orphaned out of sight), then
 SIGKILL to all. There is no graceful SIGTERM first: a dying agent can fork one last child that
